@@ -1,0 +1,431 @@
+"""Data model: job specs, jobs, workers, metrics, queries — and validation of every user field.
+
+Times are UTC seconds since the epoch (floats) everywhere inside opsjobs; they are turned into
+ISO-8601 strings only at the edges (CLI, REST API, dashboard).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+from .errors import ValidationError
+
+__all__ = [
+    "ACTIVE_STATES",
+    "FAILED_STATES",
+    "SORT_COLUMNS",
+    "TERMINAL_STATES",
+    "Job",
+    "JobSpec",
+    "JobState",
+    "Metric",
+    "Mode",
+    "ResultQuery",
+    "Stats",
+    "WorkerInfo",
+    "iso",
+    "validate_job_id",
+    "validate_queue",
+]
+
+
+class JobState(str, Enum):
+    """Where a job is in its life: ``queued → running → succeeded | failed | cancelled |
+    timed_out | lost``."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+    LOST = "lost"
+
+    @classmethod
+    def parse(cls, value: str | JobState) -> JobState:
+        if isinstance(value, JobState):
+            return value
+        try:
+            return cls(str(value).strip().lower())
+        except ValueError:
+            names = ", ".join(s.value for s in cls)
+            raise ValidationError(f"unknown state {value!r} (expected one of: {names})") from None
+
+
+TERMINAL_STATES = frozenset(
+    {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.TIMED_OUT, JobState.LOST}
+)
+ACTIVE_STATES = frozenset({JobState.QUEUED, JobState.RUNNING})
+#: States counted as failures in statistics.
+FAILED_STATES = frozenset({JobState.FAILED, JobState.TIMED_OUT, JobState.LOST})
+
+
+class Mode(str, Enum):
+    """Where a job runs. The seed's names are accepted as aliases."""
+
+    INLINE = "inline"  # seed: MainLoop — in the worker's main loop; blocks it
+    THREAD = "thread"  # seed: Runspace — a pool thread in the worker's process
+    PROCESS = "process"  # seed: BackgroundJob — a child process, killed with its tree
+
+    @property
+    def seed_name(self) -> str:
+        return _SEED_NAMES[self]
+
+    @classmethod
+    def parse(cls, value: str | Mode) -> Mode:
+        if isinstance(value, Mode):
+            return value
+        key = str(value).strip().lower()
+        mode = _MODE_ALIASES.get(key)
+        if mode is None:
+            raise ValidationError(
+                f"unknown mode {value!r} (expected inline, thread or process; "
+                "or the seed's MainLoop, Runspace, BackgroundJob)"
+            )
+        return mode
+
+
+_SEED_NAMES = {Mode.INLINE: "MainLoop", Mode.THREAD: "Runspace", Mode.PROCESS: "BackgroundJob"}
+_MODE_ALIASES = {m.value: m for m in Mode} | {v.lower(): k for k, v in _SEED_NAMES.items()}
+
+_QUEUE_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,120}$")
+_KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+MAX_NAME = 200
+MAX_DESCRIPTION = 4000
+MAX_TIMEOUT = 7 * 24 * 3600.0
+MAX_RETRIES = 100
+MAX_PAYLOAD_BYTES = 1 << 20
+
+
+def validate_job_id(value: object) -> str:
+    """Return the canonical form of a job id, or raise :class:`ValidationError`.
+
+    Ids are UUIDs; this is checked before any lookup or file path is built from them.
+    """
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if not isinstance(value, str) or len(value) > 40:
+        raise ValidationError(f"malformed job id {str(value)[:60]!r} (expected a UUID)")
+    try:
+        return str(uuid.UUID(value.strip()))
+    except ValueError:
+        raise ValidationError(f"malformed job id {value[:60]!r} (expected a UUID)") from None
+
+
+def validate_queue(value: object) -> str:
+    if not isinstance(value, str) or not _QUEUE_RE.match(value):
+        raise ValidationError(
+            f"invalid queue {str(value)[:60]!r}: 1-120 characters of letters, digits and _.:@-"
+        )
+    return value
+
+
+def _text(value: object, what: str, max_len: int, *, required: bool) -> str:
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise ValidationError(f"{what} must be a string")
+    value = value.strip()
+    if required and not value:
+        raise ValidationError(f"{what} is required")
+    if len(value) > max_len:
+        raise ValidationError(f"{what} is longer than {max_len} characters")
+    if _CONTROL_RE.search(value):
+        raise ValidationError(f"{what} contains control characters")
+    return value
+
+
+def _number(value: object, what: str, lo: float, hi: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValidationError(f"{what} must be a number")
+    if not math.isfinite(value) or not lo <= value <= hi:
+        raise ValidationError(f"{what} must be between {lo:g} and {hi:g}")
+    return float(value)
+
+
+def _integer(value: object, what: str, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(f"{what} must be an integer")
+    if not lo <= value <= hi:
+        raise ValidationError(f"{what} must be between {lo} and {hi}")
+    return value
+
+
+def json_size_checked(value: object, what: str) -> str:
+    """Serialise ``value`` as JSON, raising :class:`ValidationError` when it cannot be."""
+    try:
+        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"{what} is not JSON-serialisable: {exc}") from None
+    if len(text) > MAX_PAYLOAD_BYTES:
+        raise ValidationError(f"{what} is larger than {MAX_PAYLOAD_BYTES} bytes")
+    return text
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What to run: everything a user supplies when submitting a job.
+
+    ``payload`` depends on ``kind``: ``call`` → ``{"target": "pkg.mod:func", "kwargs": {...}}``,
+    ``command`` → ``{"source": "..."}``, ``argv`` → ``{"argv": [...]}``; each kind validates its
+    own payload (see :mod:`opsjobs.runners.kinds`).
+    """
+
+    name: str
+    kind: str
+    payload: Mapping[str, Any]
+    mode: Mode = Mode.THREAD
+    queue: str = "default"
+    description: str = ""
+    owner: str = ""
+    priority: int = 0
+    timeout: float | None = None
+    retries: int = 0
+    schedule_id: str | None = None
+
+    def validated(self) -> JobSpec:
+        """Return a copy with every field checked and normalised (raises ValidationError)."""
+        if not isinstance(self.kind, str) or not _KIND_RE.match(self.kind):
+            raise ValidationError(f"invalid kind {str(self.kind)[:40]!r}")
+        if not isinstance(self.payload, Mapping):
+            raise ValidationError("payload must be a JSON object")
+        json_size_checked(dict(self.payload), "payload")
+        timeout = self.timeout
+        if timeout is not None:
+            timeout = _number(timeout, "timeout", 0.001, MAX_TIMEOUT)
+        return dataclasses.replace(
+            self,
+            name=_text(self.name, "name", MAX_NAME, required=True),
+            description=_text(self.description, "description", MAX_DESCRIPTION, required=False),
+            owner=_text(self.owner, "owner", 320, required=False),
+            mode=Mode.parse(self.mode),
+            queue=validate_queue(self.queue),
+            priority=_integer(self.priority, "priority", -1000, 1000),
+            timeout=timeout,
+            retries=_integer(self.retries, "retries", 0, MAX_RETRIES),
+            payload=dict(self.payload),
+            schedule_id=self.schedule_id,
+        )
+
+
+@dataclass
+class Job:
+    """A job as stored: its spec plus everything that happened to it."""
+
+    id: str
+    spec: JobSpec
+    state: JobState
+    submitted_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    runtime: float | None = None
+    worker_id: str | None = None
+    host: str | None = None
+    attempt: int = 0
+    lease_until: float | None = None
+    cancel_requested: bool = False
+    exit_code: int | None = None
+    output: str = ""
+    result: Any = None
+    error: str | None = None
+
+    # Convenience views of the spec, so callers can write job.name, job.mode, ...
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def mode(self) -> Mode:
+        return self.spec.mode
+
+    @property
+    def kind(self) -> str:
+        return self.spec.kind
+
+    @property
+    def owner(self) -> str:
+        return self.spec.owner
+
+    @property
+    def queue(self) -> str:
+        return self.spec.queue
+
+    @property
+    def finished(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict with every field (times as ISO-8601 UTC strings)."""
+        spec = self.spec
+        return {
+            "id": self.id,
+            "name": spec.name,
+            "description": spec.description,
+            "owner": spec.owner,
+            "kind": spec.kind,
+            "payload": dict(spec.payload),
+            "mode": spec.mode.value,
+            "queue": spec.queue,
+            "priority": spec.priority,
+            "timeout": spec.timeout,
+            "retries": spec.retries,
+            "schedule_id": spec.schedule_id,
+            "state": self.state.value,
+            "submitted_at": iso(self.submitted_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+            "runtime": self.runtime,
+            "worker_id": self.worker_id,
+            "host": self.host,
+            "attempt": self.attempt,
+            "cancel_requested": self.cancel_requested,
+            "exit_code": self.exit_code,
+            "output": self.output,
+            "result": self.result,
+            "error": self.error,
+        }
+
+
+@dataclass
+class WorkerInfo:
+    """A worker's entry in the registry (the seed's "Runspaces" view)."""
+
+    id: str
+    host: str
+    pid: int
+    queues: list[str]
+    threads: int
+    started_at: float
+    heartbeat_at: float
+    lease_seconds: float
+    stopped_at: float | None = None
+    busy: int = 0
+
+    def alive(self, now: float) -> bool:
+        return self.stopped_at is None and now - self.heartbeat_at <= self.lease_seconds
+
+    def to_dict(self, now: float) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        for key in ("started_at", "heartbeat_at", "stopped_at"):
+            data[key] = iso(data[key])
+        data["alive"] = self.alive(now)
+        return data
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One named numeric measurement recorded by a job."""
+
+    name: str
+    value: float
+    labels: Mapping[str, str] = field(default_factory=dict)
+    at: float = 0.0
+    job_id: str | None = None
+    worker_id: str | None = None
+    host: str | None = None
+
+    def validated(self) -> Metric:
+        name = _text(self.name, "metric name", 120, required=True)
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_.:]*$", name):
+            raise ValidationError(f"invalid metric name {name!r}")
+        value = _number(self.value, "metric value", -math.inf, math.inf)
+        labels = {str(k): str(v) for k, v in self.labels.items()}
+        json_size_checked(labels, "metric labels")
+        return dataclasses.replace(self, name=name, value=value, labels=labels)
+
+
+#: Columns the results listing can be sorted by (API name → store column).
+SORT_COLUMNS = {
+    "name": "name",
+    "state": "state",
+    "status": "state",
+    "submitted": "submitted_at",
+    "submitted_at": "submitted_at",
+    "started": "started_at",
+    "started_at": "started_at",
+    "finished": "finished_at",
+    "finished_at": "finished_at",
+    "runtime": "runtime",
+    "mode": "mode",
+    "host": "host",
+    "queue": "queue",
+    "owner": "owner",
+    "kind": "kind",
+}
+
+
+@dataclass(frozen=True)
+class ResultQuery:
+    """A filter, sort and page over jobs.
+
+    ``sort`` is a column name from :data:`SORT_COLUMNS`, with a leading ``-`` for descending.
+    ``name`` matches job names containing the text (case-insensitive).
+    """
+
+    owner: str | None = None
+    states: tuple[JobState, ...] = ()
+    name: str | None = None
+    queue: str | None = None
+    sort: str = "-submitted_at"
+    limit: int = 100
+    offset: int = 0
+
+    def validated(self) -> ResultQuery:
+        column = self.sort.lstrip("-+")
+        if column not in SORT_COLUMNS:
+            raise ValidationError(
+                f"cannot sort by {column!r} (one of: {', '.join(sorted(SORT_COLUMNS))})"
+            )
+        return dataclasses.replace(
+            self,
+            states=tuple(JobState.parse(s) for s in self.states),
+            limit=_integer(self.limit, "limit", 0, 10_000),
+            offset=_integer(self.offset, "offset", 0, 10**9),
+            name=_text(self.name, "name filter", MAX_NAME, required=False) or None,
+            queue=validate_queue(self.queue) if self.queue else None,
+        )
+
+    @property
+    def sort_column(self) -> str:
+        return SORT_COLUMNS[self.sort.lstrip("-+")]
+
+    @property
+    def descending(self) -> bool:
+        return self.sort.startswith("-")
+
+
+@dataclass(frozen=True)
+class Stats:
+    """The seed's stat cards: Total / Successful / Failed / Avg Runtime."""
+
+    total: int
+    succeeded: int
+    failed: int
+    running: int
+    queued: int
+    avg_runtime: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def iso(ts: float | None) -> str | None:
+    """UTC ISO-8601 text of an epoch timestamp (``None`` stays ``None``)."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def parse_states(values: Iterable[str]) -> tuple[JobState, ...]:
+    return tuple(JobState.parse(v) for v in values)

@@ -1,0 +1,45 @@
+"""Job stores: one interface (:class:`Store`), several backends chosen by URL.
+
+``memory://`` — in-process; ``sqlite:///abs/path.db``, ``sqlite:relative.db`` or a bare path
+ending in ``.db`` — embedded SQLite; ``postgresql://…`` — PostgreSQL (extra ``postgres``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import ConfigError
+from .base import Finish, Recovered, Store, Waiter
+
+__all__ = ["Finish", "Recovered", "Store", "Waiter", "open_store"]
+
+
+def open_store(url: str, *, runtime_dir: str | None = None) -> Store:
+    """Open (and migrate) the store named by ``url``."""
+    url = (url or "").strip()
+    if url in ("memory://", "memory:", "memory"):
+        from .memory import MemoryStore
+
+        return MemoryStore()
+    if url.startswith(("postgresql://", "postgres://")):
+        try:
+            from .postgres import PostgresStore
+        except ImportError as exc:
+            raise ConfigError(
+                f"PostgreSQL support needs the 'postgres' extra: pip install 'opsjobs[postgres]' ({exc})"
+            ) from exc
+        return PostgresStore(url)
+    path: str | None = None
+    if url.startswith("sqlite://"):
+        path = url[len("sqlite://") :]
+    elif url.startswith("sqlite:"):
+        path = url[len("sqlite:") :]
+    elif url.endswith((".db", ".sqlite", ".sqlite3")) and "://" not in url:
+        path = url
+    if path:
+        from .sqlite import SQLiteStore
+
+        return SQLiteStore(Path(path), runtime_dir=runtime_dir)
+    raise ConfigError(
+        f"unknown store URL {url!r} (use sqlite:///path/to/file.db, postgresql://... or memory://)"
+    )

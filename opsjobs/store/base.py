@@ -1,0 +1,147 @@
+"""The :class:`Store` interface: every backend (memory, SQLite, PostgreSQL) implements it.
+
+The store is a narrow persistence layer. It knows states and transactions, not policy: the
+worker decides when to claim, renew and recover; the store makes each transition atomic and
+refuses transitions that are not allowed (a finish from a worker or attempt that no longer owns
+the job, a delete of an active job).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..model import Job, JobSpec, JobState, Metric, ResultQuery, Stats, WorkerInfo
+
+__all__ = ["Finish", "Recovered", "Store", "Waiter"]
+
+
+@dataclass(frozen=True)
+class Finish:
+    """The outcome of a run as the worker reports it."""
+
+    state: JobState
+    output: str = ""
+    result_json: str | None = None
+    error: str | None = None
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """A running job whose lease lapsed: re-queued (``requeued``) or marked ``lost``."""
+
+    job_id: str
+    worker_id: str | None
+    requeued: bool
+
+
+class Waiter(abc.ABC):
+    """Lets an idle worker sleep until a job is submitted (or cancelled), without polling."""
+
+    @abc.abstractmethod
+    def wait(self, timeout: float) -> bool:
+        """Block until woken or ``timeout`` seconds passed. True when woken."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+
+class Store(abc.ABC):
+    """Persistence of jobs, workers and metrics. Thread-safe; each method is one transaction."""
+
+    url: str
+
+    # -- jobs ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def submit(self, spec: JobSpec, *, now: float) -> Job:
+        """Insert a queued job for an already validated ``spec`` and wake idle workers."""
+
+    @abc.abstractmethod
+    def get(self, job_id: str) -> Job:
+        """The job with this id; :class:`~opsjobs.errors.JobNotFound` if there is none."""
+
+    @abc.abstractmethod
+    def claim(
+        self, worker_id: str, host: str, queues: Sequence[str], *, now: float, lease: float
+    ) -> Job | None:
+        """Atomically move the best queued job of ``queues`` to running, owned by the worker."""
+
+    @abc.abstractmethod
+    def finish(self, job_id: str, worker_id: str, attempt: int, outcome: Finish, *, now: float) -> bool:
+        """End a running job. Accepted (True) only from the worker and attempt that own it."""
+
+    @abc.abstractmethod
+    def request_cancel(self, job_id: str, *, now: float) -> Job:
+        """Cancel a job: queued → cancelled at once; running inline/thread → cancelled at once
+        with the cancel flag set (the code is told cooperatively); running process → flag set,
+        the owning worker kills it and marks it. Finished jobs are returned unchanged."""
+
+    @abc.abstractmethod
+    def delete(self, job_id: str) -> None:
+        """Delete a finished job; :class:`~opsjobs.errors.Conflict` if it is queued or running."""
+
+    @abc.abstractmethod
+    def results(self, query: ResultQuery) -> list[Job]:
+        """Jobs matching ``query``, sorted and paged in the store."""
+
+    @abc.abstractmethod
+    def count(self, query: ResultQuery) -> int:
+        """How many jobs match ``query`` (ignoring its limit and offset)."""
+
+    @abc.abstractmethod
+    def stats(self, query: ResultQuery) -> Stats:
+        """Totals and average runtime of the jobs matching ``query``, computed in the store."""
+
+    @abc.abstractmethod
+    def purge(self, finished_before: float) -> list[str]:
+        """Delete finished jobs that ended before the cut-off; return their ids."""
+
+    # -- leases and workers ---------------------------------------------------------------
+    @abc.abstractmethod
+    def heartbeat(
+        self, worker_id: str, held: Sequence[str], *, now: float, lease: float
+    ) -> list[str]:
+        """Renew the worker's registry entry and the leases of its running jobs.
+
+        ``held`` are the ids the worker is running. Returns those among them it should stop:
+        cancelled (or cancel requested), timed out, or no longer its own.
+        """
+
+    @abc.abstractmethod
+    def recover_expired(self, *, now: float) -> list[Recovered]:
+        """Running jobs whose lease lapsed: re-queue while retries remain, else mark lost."""
+
+    @abc.abstractmethod
+    def register_worker(self, info: WorkerInfo) -> None: ...
+
+    @abc.abstractmethod
+    def stop_worker(self, worker_id: str, *, now: float) -> None: ...
+
+    @abc.abstractmethod
+    def workers(self) -> list[WorkerInfo]: ...
+
+    # -- metrics --------------------------------------------------------------------------
+    @abc.abstractmethod
+    def record_metrics(self, metrics: Sequence[Metric]) -> None: ...
+
+    @abc.abstractmethod
+    def metrics(
+        self, name: str, *, since: float | None = None, job_id: str | None = None, limit: int = 10_000
+    ) -> list[Metric]:
+        """Points of one metric, oldest first."""
+
+    # -- wake-up --------------------------------------------------------------------------
+    @abc.abstractmethod
+    def waiter(self, worker_id: str) -> Waiter:
+        """A :class:`Waiter` woken by submits and cancels on this store."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

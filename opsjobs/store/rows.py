@@ -1,0 +1,122 @@
+"""Mapping between store rows and model objects, shared by the SQL backends."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from ..model import Job, JobSpec, JobState, Metric, Mode, WorkerInfo
+
+__all__ = ["job_params", "metric_params", "row_to_job", "row_to_metric", "row_to_worker"]
+
+
+def job_params(job_id: str, spec: JobSpec, now: float) -> dict[str, Any]:
+    """Bind parameters for inserting a queued job."""
+    return {
+        "id": job_id,
+        "name": spec.name,
+        "description": spec.description,
+        "owner": spec.owner,
+        "kind": spec.kind,
+        "payload": json.dumps(dict(spec.payload), separators=(",", ":")),
+        "mode": spec.mode.value,
+        "queue": spec.queue,
+        "priority": spec.priority,
+        "timeout": spec.timeout,
+        "retries": spec.retries,
+        "schedule_id": spec.schedule_id,
+        "now": now,
+    }
+
+
+def _json(value: Any) -> Any:
+    if value is None or isinstance(value, dict | list):
+        return value  # PostgreSQL's jsonb arrives decoded
+    return json.loads(value)
+
+
+def row_to_job(row: Mapping[str, Any]) -> Job:
+    spec = JobSpec(
+        name=row["name"],
+        kind=row["kind"],
+        payload=_json(row["payload"]) or {},
+        mode=Mode(row["mode"]),
+        queue=row["queue"],
+        description=row["description"],
+        owner=row["owner"],
+        priority=row["priority"],
+        timeout=row["timeout"],
+        retries=row["retries"],
+        schedule_id=row["schedule_id"],
+    )
+    return Job(
+        id=str(row["id"]),
+        spec=spec,
+        state=JobState(row["state"]),
+        submitted_at=row["submitted_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        runtime=row["runtime"],
+        worker_id=row["worker_id"],
+        host=row["host"],
+        attempt=row["attempt"],
+        lease_until=row["lease_until"],
+        cancel_requested=bool(row["cancel_requested"]),
+        exit_code=row["exit_code"],
+        output=row["output"] or "",
+        result=_json(row["result"]),
+        error=row["error"],
+    )
+
+
+def worker_params(info: WorkerInfo) -> dict[str, Any]:
+    return {
+        "id": info.id,
+        "host": info.host,
+        "pid": info.pid,
+        "queues": json.dumps(list(info.queues)),
+        "threads": info.threads,
+        "started_at": info.started_at,
+        "heartbeat_at": info.heartbeat_at,
+        "lease_seconds": info.lease_seconds,
+    }
+
+
+def row_to_worker(row: Mapping[str, Any]) -> WorkerInfo:
+    return WorkerInfo(
+        id=row["id"],
+        host=row["host"],
+        pid=row["pid"],
+        queues=list(_json(row["queues"])),
+        threads=row["threads"],
+        started_at=row["started_at"],
+        heartbeat_at=row["heartbeat_at"],
+        lease_seconds=row["lease_seconds"],
+        stopped_at=row["stopped_at"],
+        busy=row["busy"],
+    )
+
+
+def metric_params(metric: Metric) -> dict[str, Any]:
+    return {
+        "name": metric.name,
+        "value": metric.value,
+        "labels": json.dumps(dict(metric.labels), sort_keys=True),
+        "at": metric.at,
+        "job_id": metric.job_id,
+        "worker_id": metric.worker_id,
+        "host": metric.host,
+    }
+
+
+def row_to_metric(row: Mapping[str, Any]) -> Metric:
+    return Metric(
+        name=row["name"],
+        value=row["value"],
+        labels=_json(row["labels"]) or {},
+        at=row["at"],
+        job_id=row["job_id"],
+        worker_id=row["worker_id"],
+        host=row["host"],
+    )

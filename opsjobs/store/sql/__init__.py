@@ -1,0 +1,34 @@
+"""SQL text of the stores: one folder per dialect with ``queries.sql`` (named blocks) and
+``migrations/NNNN_*.sql`` (applied in order on open)."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib import resources
+
+__all__ = ["load_migrations", "load_queries"]
+
+_NAME = re.compile(r"^-- name: (\w+)\s*$", re.M)
+
+
+@cache
+def load_queries(dialect: str) -> dict[str, str]:
+    """The named statements of ``dialect`` (blocks introduced by ``-- name: NAME``)."""
+    text = resources.files(__package__).joinpath(dialect, "queries.sql").read_text("utf-8")
+    parts = _NAME.split(text)
+    queries = {}
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+        queries[name] = body.strip().rstrip(";").strip()
+    return queries
+
+
+def load_migrations(dialect: str) -> list[tuple[int, str, str]]:
+    """``(version, file name, sql)`` of every migration of ``dialect``, in order."""
+    folder = resources.files(__package__).joinpath(dialect, "migrations")
+    found = []
+    for entry in folder.iterdir():
+        match = re.match(r"^(\d{4})_\w+\.sql$", entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.name, entry.read_text("utf-8")))
+    return sorted(found)

@@ -1,0 +1,91 @@
+-- Named statements of the SQLite store. Parameters are always bound (:name).
+-- Dynamic parts (claim over N queues, result filters and sort column) are assembled in
+-- sqlite.py from whitelisted pieces only.
+
+-- name: insert_job
+INSERT INTO jobs (id, name, description, owner, kind, payload, mode, queue, priority, timeout,
+                  retries, schedule_id, state, submitted_at)
+VALUES (:id, :name, :description, :owner, :kind, :payload, :mode, :queue, :priority, :timeout,
+        :retries, :schedule_id, 'queued', :now);
+
+-- name: get_job
+SELECT * FROM jobs WHERE id = :id;
+
+-- name: claim_update
+UPDATE jobs
+   SET state = 'running', worker_id = :worker_id, host = :host, attempt = attempt + 1,
+       started_at = :now, lease_until = :lease_until
+ WHERE id = ({pick}) AND state = 'queued'
+RETURNING *;
+
+-- name: claim_pick_one
+SELECT id, priority, submitted_at FROM jobs
+ WHERE state = 'queued' AND queue = :q{i}
+ ORDER BY priority DESC, submitted_at LIMIT 1
+
+-- name: finish
+UPDATE jobs
+   SET state = :state, finished_at = :now, runtime = max(:now - started_at, 0.0),
+       output = :output, result = :result, error = :error, exit_code = :exit_code,
+       lease_until = NULL
+ WHERE id = :id AND state = 'running' AND worker_id = :worker_id AND attempt = :attempt;
+
+-- name: cancel_queued
+UPDATE jobs SET state = 'cancelled', finished_at = :now, runtime = 0.0, cancel_requested = 1,
+                error = 'cancelled before it started'
+ WHERE id = :id AND state = 'queued';
+
+-- name: cancel_running_cooperative
+UPDATE jobs SET state = 'cancelled', finished_at = :now, runtime = max(:now - started_at, 0.0),
+                cancel_requested = 1, lease_until = NULL, error = 'cancelled while running'
+ WHERE id = :id AND state = 'running' AND mode IN ('inline', 'thread');
+
+-- name: cancel_running_process
+UPDATE jobs SET cancel_requested = 1
+ WHERE id = :id AND state = 'running' AND mode NOT IN ('inline', 'thread');
+
+-- name: delete_finished
+DELETE FROM jobs WHERE id = :id AND state NOT IN ('queued', 'running');
+
+-- name: purge_select
+SELECT id FROM jobs WHERE state NOT IN ('queued', 'running') AND finished_at < :before;
+
+-- name: purge_delete
+DELETE FROM jobs WHERE state NOT IN ('queued', 'running') AND finished_at < :before;
+
+-- name: renew_leases
+UPDATE jobs SET lease_until = :lease_until WHERE worker_id = :worker_id AND state = 'running';
+
+-- name: worker_heartbeat
+UPDATE workers SET heartbeat_at = :now, lease_seconds = :lease, busy = :busy, stopped_at = NULL
+ WHERE id = :worker_id;
+
+-- name: expired_select
+SELECT id, worker_id, attempt, retries FROM jobs WHERE state = 'running' AND lease_until < :now;
+
+-- name: expired_requeue
+UPDATE jobs SET state = 'queued', worker_id = NULL, host = NULL, started_at = NULL,
+                lease_until = NULL,
+                error = 'attempt ' || attempt || ' lost its worker; re-queued'
+ WHERE id = :id AND state = 'running' AND lease_until < :now AND attempt <= retries;
+
+-- name: expired_lose
+UPDATE jobs SET state = 'lost', finished_at = :now, runtime = max(:now - started_at, 0.0),
+                lease_until = NULL,
+                error = 'the worker running it stopped responding (lease expired)'
+ WHERE id = :id AND state = 'running' AND lease_until < :now AND attempt > retries;
+
+-- name: register_worker
+INSERT INTO workers (id, host, pid, queues, threads, started_at, heartbeat_at, lease_seconds, busy)
+VALUES (:id, :host, :pid, :queues, :threads, :started_at, :heartbeat_at, :lease_seconds, 0)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, stopped_at = NULL;
+
+-- name: stop_worker
+UPDATE workers SET stopped_at = :now, busy = 0 WHERE id = :id;
+
+-- name: list_workers
+SELECT * FROM workers ORDER BY started_at DESC;
+
+-- name: insert_metric
+INSERT INTO metrics (name, value, labels, at, job_id, worker_id, host)
+VALUES (:name, :value, :labels, :at, :job_id, :worker_id, :host);

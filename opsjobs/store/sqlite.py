@@ -1,0 +1,361 @@
+"""The embedded SQLite store: one file (``data/opsjobs.db`` by default), WAL, short write
+transactions, one connection per thread, a doorbell for idle workers on this host."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import Conflict, JobNotFound, StoreError
+from ..model import Job, JobSpec, JobState, Metric, ResultQuery, Stats, WorkerInfo
+from .base import Finish, Recovered, Store, Waiter
+from .doorbell import Doorbell
+from .rows import job_params, metric_params, row_to_job, row_to_metric, row_to_worker, worker_params
+from .sql import load_migrations, load_queries
+
+__all__ = ["SQLiteStore"]
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+class SQLiteStore(Store):
+    """Jobs, workers and metrics in one SQLite file.
+
+    Parameters
+    ----------
+    path
+        The database file; its folder is created if needed.
+    runtime_dir
+        Where the doorbell sockets live (default: ``$TMPDIR/opsjobs-<uid>``).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, runtime_dir: str | None = None) -> None:
+        self.path = Path(path).resolve()
+        self.url = f"sqlite://{self.path}"
+        self._q = load_queries("sqlite")
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        self._closed = False
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the store folder {self.path.parent}: {exc}") from exc
+        self._doorbell = Doorbell(str(self.path), runtime_dir)
+        self._migrate()
+
+    # -- connections and transactions -----------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._closed:
+                raise StoreError("the store is closed")
+            try:
+                conn = sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+                )
+                conn.row_factory = sqlite3.Row
+                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+                conn.execute("PRAGMA foreign_keys = ON")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open the SQLite store {self.path}: {exc}") from exc
+            self._local.conn = conn
+            with self._conns_lock:
+                self._conns.append(conn)
+        return conn
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One short write transaction (``BEGIN IMMEDIATE`` takes the write lock up front, so
+        there is no upgrade deadlock and the busy timeout applies)."""
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"store is busy or unavailable: {exc}") from exc
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise StoreError(f"commit failed: {exc}") from exc
+
+    def _read(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
+        try:
+            return self._conn().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"store read failed: {exc}") from exc
+
+    def _write(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        try:
+            with self._tx() as conn:
+                return conn.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise StoreError(f"store write failed: {exc}") from exc
+
+    def _migrate(self) -> None:
+        try:
+            with self._tx() as conn:
+                current = conn.execute("PRAGMA user_version").fetchone()[0]
+                for version, name, sql in load_migrations("sqlite"):
+                    if version <= current:
+                        continue
+                    for statement in _statements(sql):
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {int(version)}")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot migrate the SQLite store {self.path}: {exc}") from exc
+
+    def schema_version(self) -> int:
+        return int(self._read("PRAGMA user_version")[0][0])
+
+    # -- jobs ------------------------------------------------------------------------------
+    def submit(self, spec: JobSpec, *, now: float) -> Job:
+        job_id = str(uuid.uuid4())
+        params = job_params(job_id, spec, now)
+        self._write(self._q["insert_job"], params)
+        self._doorbell.ring()
+        return Job(id=job_id, spec=spec, state=JobState.QUEUED, submitted_at=now)
+
+    def get(self, job_id: str) -> Job:
+        rows = self._read(self._q["get_job"], {"id": job_id})
+        if not rows:
+            raise JobNotFound(f"no job with id {job_id}")
+        return row_to_job(rows[0])
+
+    def claim(
+        self, worker_id: str, host: str, queues: Sequence[str], *, now: float, lease: float
+    ) -> Job | None:
+        if not queues:
+            return None
+        picks = [self._q["claim_pick_one"].replace("{i}", str(i)) for i in range(len(queues))]
+        pick = " UNION ALL ".join(f"SELECT * FROM ({p})" for p in picks)
+        pick = f"SELECT id FROM ({pick}) ORDER BY priority DESC, submitted_at LIMIT 1"
+        sql = self._q["claim_update"].replace("{pick}", pick)
+        params: dict[str, Any] = {f"q{i}": q for i, q in enumerate(queues)}
+        params.update(worker_id=worker_id, host=host, now=now, lease_until=now + lease)
+        try:
+            with self._tx() as conn:
+                row = conn.execute(sql, params).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"claim failed: {exc}") from exc
+        return row_to_job(row) if row is not None else None
+
+    def finish(
+        self, job_id: str, worker_id: str, attempt: int, outcome: Finish, *, now: float
+    ) -> bool:
+        params = {
+            "id": job_id,
+            "worker_id": worker_id,
+            "attempt": attempt,
+            "state": outcome.state.value,
+            "now": now,
+            "output": outcome.output,
+            "result": outcome.result_json,
+            "error": outcome.error,
+            "exit_code": outcome.exit_code,
+        }
+        return self._write(self._q["finish"], params).rowcount == 1
+
+    def request_cancel(self, job_id: str, *, now: float) -> Job:
+        params = {"id": job_id, "now": now}
+        try:
+            with self._tx() as conn:
+                for name in ("cancel_queued", "cancel_running_cooperative", "cancel_running_process"):
+                    if conn.execute(self._q[name], params).rowcount:
+                        break
+                row = conn.execute(self._q["get_job"], params).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cancel failed: {exc}") from exc
+        if row is None:
+            raise JobNotFound(f"no job with id {job_id}")
+        self._doorbell.ring()
+        return row_to_job(row)
+
+    def delete(self, job_id: str) -> None:
+        try:
+            with self._tx() as conn:
+                if conn.execute(self._q["delete_finished"], {"id": job_id}).rowcount:
+                    return
+                row = conn.execute(self._q["get_job"], {"id": job_id}).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"delete failed: {exc}") from exc
+        if row is None:
+            raise JobNotFound(f"no job with id {job_id}")
+        raise Conflict(f"job {job_id} is {row['state']}: cancel it before deleting it")
+
+    def _where(self, query: ResultQuery) -> tuple[str, dict[str, Any]]:
+        clauses: list[str] = []
+        params: dict[str, Any] = {}
+        if query.owner is not None:
+            clauses.append("owner = :owner")
+            params["owner"] = query.owner
+        if query.states:
+            names = [f":s{i}" for i in range(len(query.states))]
+            clauses.append(f"state IN ({', '.join(names)})")
+            params.update({f"s{i}": s.value for i, s in enumerate(query.states)})
+        if query.name:
+            clauses.append("name LIKE :name ESCAPE '\\'")
+            params["name"] = "%" + _like_escape(query.name) + "%"
+        if query.queue:
+            clauses.append("queue = :queue")
+            params["queue"] = query.queue
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+    def results(self, query: ResultQuery) -> list[Job]:
+        where, params = self._where(query)
+        direction = "DESC" if query.descending else "ASC"
+        # sort_column comes from the SORT_COLUMNS whitelist; NULLs (not started yet) go last.
+        column = query.sort_column
+        order = f"{column} IS NULL, {column} {direction}, submitted_at {direction}"
+        params.update(limit=query.limit, offset=query.offset)
+        sql = f"SELECT * FROM jobs{where} ORDER BY {order} LIMIT :limit OFFSET :offset"
+        return [row_to_job(r) for r in self._read(sql, params)]
+
+    def count(self, query: ResultQuery) -> int:
+        where, params = self._where(query)
+        return int(self._read(f"SELECT count(*) FROM jobs{where}", params)[0][0])
+
+    def stats(self, query: ResultQuery) -> Stats:
+        where, params = self._where(query)
+        sql = (
+            "SELECT count(*), "
+            "coalesce(sum(state = 'succeeded'), 0), "
+            "coalesce(sum(state IN ('failed', 'timed_out', 'lost')), 0), "
+            "coalesce(sum(state = 'running'), 0), "
+            "coalesce(sum(state = 'queued'), 0), "
+            f"avg(runtime) FROM jobs{where}"
+        )
+        row = self._read(sql, params)[0]
+        return Stats(int(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]), row[5])
+
+    def purge(self, finished_before: float) -> list[str]:
+        params = {"before": finished_before}
+        try:
+            with self._tx() as conn:
+                ids = [r[0] for r in conn.execute(self._q["purge_select"], params)]
+                conn.execute(self._q["purge_delete"], params)
+        except sqlite3.Error as exc:
+            raise StoreError(f"purge failed: {exc}") from exc
+        return ids
+
+    # -- leases and workers ---------------------------------------------------------------
+    def heartbeat(
+        self, worker_id: str, held: Sequence[str], *, now: float, lease: float
+    ) -> list[str]:
+        params = {"worker_id": worker_id, "now": now, "lease": lease, "lease_until": now + lease}
+        params["busy"] = len(held)
+        try:
+            with self._tx() as conn:
+                conn.execute(self._q["renew_leases"], params)
+                conn.execute(self._q["worker_heartbeat"], params)
+            if not held:
+                return []
+            marks = ", ".join(f":h{i}" for i in range(len(held)))
+            rows = self._conn().execute(
+                f"SELECT id, state, worker_id, cancel_requested FROM jobs WHERE id IN ({marks})",
+                {f"h{i}": job_id for i, job_id in enumerate(held)},
+            )
+            keep = {
+                r["id"]
+                for r in rows
+                if r["state"] == "running" and r["worker_id"] == worker_id and not r["cancel_requested"]
+            }
+        except sqlite3.Error as exc:
+            raise StoreError(f"heartbeat failed: {exc}") from exc
+        return [job_id for job_id in held if job_id not in keep]
+
+    def recover_expired(self, *, now: float) -> list[Recovered]:
+        out: list[Recovered] = []
+        try:
+            with self._tx() as conn:
+                for row in conn.execute(self._q["expired_select"], {"now": now}).fetchall():
+                    params = {"id": row["id"], "now": now}
+                    requeued = bool(conn.execute(self._q["expired_requeue"], params).rowcount)
+                    if not requeued:
+                        conn.execute(self._q["expired_lose"], params)
+                    out.append(Recovered(row["id"], row["worker_id"], requeued))
+        except sqlite3.Error as exc:
+            raise StoreError(f"lease recovery failed: {exc}") from exc
+        if any(r.requeued for r in out):
+            self._doorbell.ring()
+        return out
+
+    def register_worker(self, info: WorkerInfo) -> None:
+        self._write(self._q["register_worker"], worker_params(info))
+
+    def stop_worker(self, worker_id: str, *, now: float) -> None:
+        self._write(self._q["stop_worker"], {"id": worker_id, "now": now})
+
+    def workers(self) -> list[WorkerInfo]:
+        return [row_to_worker(r) for r in self._read(self._q["list_workers"])]
+
+    # -- metrics --------------------------------------------------------------------------
+    def record_metrics(self, metrics: Sequence[Metric]) -> None:
+        if not metrics:
+            return
+        try:
+            with self._tx() as conn:
+                conn.executemany(self._q["insert_metric"], [metric_params(m) for m in metrics])
+        except sqlite3.Error as exc:
+            raise StoreError(f"recording metrics failed: {exc}") from exc
+
+    def metrics(
+        self, name: str, *, since: float | None = None, job_id: str | None = None, limit: int = 10_000
+    ) -> list[Metric]:
+        sql = "SELECT * FROM metrics WHERE name = :name"
+        params: dict[str, Any] = {"name": name, "limit": limit}
+        if since is not None:
+            sql += " AND at >= :since"
+            params["since"] = since
+        if job_id is not None:
+            sql += " AND job_id = :job_id"
+            params["job_id"] = job_id
+        sql += " ORDER BY at DESC, id DESC LIMIT :limit"
+        return [row_to_metric(r) for r in reversed(self._read(sql, params))]
+
+    # -- wake-up and lifetime -------------------------------------------------------------
+    def waiter(self, worker_id: str) -> Waiter:
+        return self._doorbell.waiter(worker_id)
+
+    def close(self) -> None:
+        self._closed = True
+        with self._conns_lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        self._local = threading.local()
+        self._doorbell.close()
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a migration script into complete statements."""
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        if not buffer and line.lstrip().startswith("--"):
+            continue
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            yield buffer.strip()
+            buffer = ""
+    if buffer.strip():
+        yield buffer.strip()
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

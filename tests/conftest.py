@@ -1,0 +1,40 @@
+"""Shared fixtures: settings isolation, stores for the contract suite, a worker harness."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from opsjobs.store import Store, open_store
+
+STORE_BACKENDS = ["memory", "sqlite"]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """Every test gets its own data folder and no OPSJOBS_* from the caller's environment."""
+    for key in list(os.environ):
+        if key.startswith("OPSJOBS_"):
+            monkeypatch.delenv(key)
+    data = tmp_path / "data"
+    monkeypatch.setenv("OPSJOBS_DATA", str(data))
+    monkeypatch.setenv("OPSJOBS_RUNTIME_DIR", str(tmp_path / "run"))
+    yield data
+
+
+def make_store(backend: str, tmp_path: Path) -> Store:
+    if backend == "memory":
+        return open_store("memory://")
+    if backend == "sqlite":
+        return open_store(f"sqlite://{tmp_path / 'store.db'}", runtime_dir=str(tmp_path / "run"))
+    raise ValueError(backend)
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    s = make_store(request.param, tmp_path)
+    yield s
+    s.close()

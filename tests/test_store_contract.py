@@ -1,0 +1,252 @@
+"""The store contract: one suite, run against every backend (the ``store`` fixture)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from opsjobs.errors import Conflict, JobNotFound
+from opsjobs.model import JobSpec, JobState, Metric, Mode, ResultQuery, WorkerInfo
+from opsjobs.store import Finish, Store
+
+T0 = 1_800_000_000.0
+
+
+def spec(name: str = "job", **kw: object) -> JobSpec:
+    base: dict[str, object] = {"kind": "command", "payload": {"source": "pass"}}
+    base.update(kw)
+    return JobSpec(name=name, **base).validated()  # type: ignore[arg-type]
+
+
+def run_to(store: Store, job_id: str, state: JobState, at: float, runtime: float = 1.0) -> None:
+    job = store.claim("w1", "h1", ["default"], now=at, lease=30)
+    assert job is not None and job.id == job_id
+    ok = store.finish(job.id, "w1", job.attempt, Finish(state, output="out"), now=at + runtime)
+    assert ok
+
+
+def test_submit_get_roundtrip(store: Store) -> None:
+    s = spec("hello", description="d", owner="ann", priority=3, timeout=5, retries=2)
+    job = store.submit(s, now=T0)
+    got = store.get(job.id)
+    assert got.spec == s
+    assert got.state is JobState.QUEUED
+    assert got.submitted_at == T0
+    assert got.attempt == 0
+
+
+def test_get_unknown_raises(store: Store) -> None:
+    with pytest.raises(JobNotFound):
+        store.get("00000000-0000-0000-0000-000000000000")
+
+
+def test_claim_order_priority_then_fifo_and_queues(store: Store) -> None:
+    a = store.submit(spec("a"), now=T0)
+    b = store.submit(spec("b", priority=5), now=T0 + 1)
+    c = store.submit(spec("c"), now=T0 + 2)
+    other = store.submit(spec("x", queue="other"), now=T0 - 10)
+    order = []
+    while (job := store.claim("w1", "h1", ["default"], now=T0 + 5, lease=30)) is not None:
+        order.append(job.id)
+        assert job.state is JobState.RUNNING and job.worker_id == "w1" and job.attempt == 1
+        assert job.lease_until == T0 + 35
+    assert order == [b.id, a.id, c.id]
+    assert store.get(other.id).state is JobState.QUEUED
+    got = store.claim("w1", "h1", ["default", "other"], now=T0 + 6, lease=30)
+    assert got is not None and got.id == other.id
+
+
+def test_claim_is_exclusive_across_threads(store: Store) -> None:
+    ids = {store.submit(spec(f"j{i}"), now=T0 + i).id for i in range(200)}
+    claimed: list[str] = []
+    lock = threading.Lock()
+
+    def drain(worker: str) -> None:
+        while (job := store.claim(worker, "h", ["default"], now=T0 + 500, lease=30)) is not None:
+            with lock:
+                claimed.append(job.id)
+
+    threads = [threading.Thread(target=drain, args=(f"w{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(claimed) == sorted(ids)
+
+
+def test_finish_only_from_owner_and_attempt(store: Store) -> None:
+    job = store.submit(spec(), now=T0)
+    claimed = store.claim("w1", "h1", ["default"], now=T0 + 1, lease=30)
+    assert claimed is not None
+    outcome = Finish(JobState.SUCCEEDED, output="hi", result_json='{"a": 1}', exit_code=0)
+    assert not store.finish(job.id, "w2", 1, outcome, now=T0 + 2)
+    assert not store.finish(job.id, "w1", 2, outcome, now=T0 + 2)
+    assert store.finish(job.id, "w1", 1, outcome, now=T0 + 3)
+    assert not store.finish(job.id, "w1", 1, outcome, now=T0 + 4)  # only once
+    done = store.get(job.id)
+    assert done.state is JobState.SUCCEEDED
+    assert done.output == "hi" and done.result == {"a": 1} and done.exit_code == 0
+    assert done.runtime == pytest.approx(2.0)
+    assert done.finished_at == T0 + 3
+
+
+def test_cancel_queued_and_running(store: Store) -> None:
+    queued = store.submit(spec("q"), now=T0)
+    got = store.request_cancel(queued.id, now=T0 + 1)
+    assert got.state is JobState.CANCELLED
+    assert store.claim("w1", "h", ["default"], now=T0 + 2, lease=30) is None
+
+    thread_job = store.submit(spec("t", mode=Mode.THREAD), now=T0 + 3)
+    store.claim("w1", "h", ["default"], now=T0 + 4, lease=30)
+    got = store.request_cancel(thread_job.id, now=T0 + 5)
+    assert got.state is JobState.CANCELLED and got.cancel_requested
+    assert store.heartbeat("w1", [thread_job.id], now=T0 + 6, lease=30) == [thread_job.id]
+
+    proc = store.submit(spec("p", mode=Mode.PROCESS), now=T0 + 7)
+    claimed = store.claim("w1", "h", ["default"], now=T0 + 8, lease=30)
+    assert claimed is not None
+    got = store.request_cancel(proc.id, now=T0 + 9)
+    assert got.state is JobState.RUNNING and got.cancel_requested
+    assert store.heartbeat("w1", [proc.id], now=T0 + 10, lease=30) == [proc.id]
+    assert store.finish(proc.id, "w1", 1, Finish(JobState.CANCELLED), now=T0 + 11)
+    assert store.get(proc.id).state is JobState.CANCELLED
+
+
+def test_cancel_finished_is_a_no_op(store: Store) -> None:
+    job = store.submit(spec(), now=T0)
+    run_to(store, job.id, JobState.SUCCEEDED, T0 + 1)
+    assert store.request_cancel(job.id, now=T0 + 5).state is JobState.SUCCEEDED
+
+
+def test_delete_refuses_active_jobs(store: Store) -> None:
+    job = store.submit(spec(), now=T0)
+    with pytest.raises(Conflict):
+        store.delete(job.id)
+    run_to(store, job.id, JobState.FAILED, T0 + 1)
+    store.delete(job.id)
+    with pytest.raises(JobNotFound):
+        store.get(job.id)
+    with pytest.raises(JobNotFound):
+        store.delete(job.id)
+
+
+def test_heartbeat_renews_leases_and_recovery(store: Store) -> None:
+    store.register_worker(WorkerInfo("w1", "h", 1, ["default"], 4, T0, T0, 10))
+    once = store.submit(spec("once"), now=T0)
+    twice = store.submit(spec("twice", retries=1), now=T0 + 0.5)
+    a = store.claim("w1", "h", ["default"], now=T0 + 1, lease=10)
+    b = store.claim("w1", "h", ["default"], now=T0 + 1, lease=10)
+    assert a is not None and b is not None
+    assert store.heartbeat("w1", [a.id, b.id], now=T0 + 8, lease=10) == []
+    assert store.recover_expired(now=T0 + 15) == []  # renewed to T0 + 18
+    recovered = {r.job_id: r for r in store.recover_expired(now=T0 + 19)}
+    assert set(recovered) == {once.id, twice.id}
+    assert not recovered[once.id].requeued and recovered[twice.id].requeued
+    lost = store.get(once.id)
+    assert lost.state is JobState.LOST and lost.finished_at == T0 + 19 and "lease" in (lost.error or "")
+    again = store.get(twice.id)
+    assert again.state is JobState.QUEUED and again.worker_id is None
+    # The old owner's late completion is refused; the new attempt owns the job.
+    assert not store.finish(twice.id, "w1", 1, Finish(JobState.SUCCEEDED), now=T0 + 20)
+    c = store.claim("w2", "h", ["default"], now=T0 + 21, lease=10)
+    assert c is not None and c.id == twice.id and c.attempt == 2
+    assert store.heartbeat("w1", [twice.id], now=T0 + 22, lease=10) == [twice.id]
+    assert store.finish(twice.id, "w2", 2, Finish(JobState.SUCCEEDED), now=T0 + 23)
+
+
+def test_workers_registry(store: Store) -> None:
+    store.register_worker(WorkerInfo("w1", "h1", 11, ["default", "worker:w1"], 4, T0, T0, 10))
+    store.register_worker(WorkerInfo("w2", "h2", 12, ["q"], 2, T0 + 1, T0 + 1, 10))
+    store.heartbeat("w1", ["x"], now=T0 + 30, lease=10)
+    store.stop_worker("w2", now=T0 + 31)
+    workers = {w.id: w for w in store.workers()}
+    assert workers["w1"].queues == ["default", "worker:w1"] and workers["w1"].pid == 11
+    assert workers["w1"].heartbeat_at == T0 + 30 and workers["w1"].busy == 1
+    assert workers["w1"].alive(T0 + 35) and not workers["w1"].alive(T0 + 45)
+    assert workers["w2"].stopped_at == T0 + 31 and not workers["w2"].alive(T0 + 31)
+
+
+def _fill(store: Store) -> dict[str, str]:
+    ids = {}
+    for i, (name, owner, state, runtime) in enumerate(
+        [
+            ("backup", "ann", JobState.SUCCEEDED, 4.0),
+            ("backup", "bob", JobState.FAILED, 1.0),
+            ("memory-analysis", "ann", JobState.SUCCEEDED, 2.0),
+            ("cleanup_100%", "ann", JobState.TIMED_OUT, 9.0),
+        ]
+    ):
+        job = store.submit(spec(name, owner=owner), now=T0 + i * 10)
+        run_to(store, job.id, state, T0 + i * 10 + 1, runtime)
+        ids[f"{name}/{owner}"] = job.id
+    ids["queued"] = store.submit(spec("pending", owner="ann"), now=T0 + 100).id
+    return ids
+
+
+def test_results_filter_sort_page(store: Store) -> None:
+    ids = _fill(store)
+    ann = ResultQuery(owner="ann").validated()
+    assert store.count(ann) == 4
+    newest_first = [j.id for j in store.results(ann)]
+    assert newest_first[0] == ids["queued"]
+    by_runtime = store.results(ResultQuery(owner="ann", sort="-runtime").validated())
+    assert [j.runtime for j in by_runtime] == [9.0, 4.0, 2.0, None]  # not-run last
+    asc = store.results(ResultQuery(sort="runtime").validated())
+    assert [j.runtime for j in asc][:4] == [1.0, 2.0, 4.0, 9.0]
+    page = store.results(ResultQuery(sort="runtime", limit=2, offset=1).validated())
+    assert [j.runtime for j in page] == [2.0, 4.0]
+    names = store.results(ResultQuery(name="BACK").validated())
+    assert {j.name for j in names} == {"backup"}
+    literal = store.results(ResultQuery(name="100%").validated())
+    assert [j.name for j in literal] == ["cleanup_100%"]
+    assert store.results(ResultQuery(name="k_p").validated()) == []  # _ is no wildcard
+    failed = ResultQuery(states=(JobState.FAILED, JobState.TIMED_OUT)).validated()
+    assert {j.id for j in store.results(failed)} == {ids["backup/bob"], ids["cleanup_100%/ann"]}
+    by_name = store.results(ResultQuery(sort="name").validated())
+    assert [j.name for j in by_name][:2] == ["backup", "backup"]
+
+
+def test_stats_in_store(store: Store) -> None:
+    _fill(store)
+    everyone = store.stats(ResultQuery().validated())
+    assert (everyone.total, everyone.succeeded, everyone.failed, everyone.queued) == (5, 2, 2, 1)
+    assert everyone.avg_runtime == pytest.approx(4.0)
+    ann = store.stats(ResultQuery(owner="ann").validated())
+    assert (ann.total, ann.succeeded, ann.failed) == (4, 2, 1)
+    assert ann.avg_runtime == pytest.approx(5.0)
+    nobody = store.stats(ResultQuery(owner="zed").validated())
+    assert nobody.total == 0 and nobody.avg_runtime is None
+
+
+def test_purge_only_old_finished(store: Store) -> None:
+    ids = _fill(store)
+    removed = store.purge(T0 + 25)
+    assert sorted(removed) == sorted([ids["backup/ann"], ids["backup/bob"], ids["memory-analysis/ann"]])
+    left = {j.id for j in store.results(ResultQuery().validated())}
+    assert left == {ids["cleanup_100%/ann"], ids["queued"]}
+
+
+def test_metrics_roundtrip(store: Store) -> None:
+    pts = [
+        Metric("rss_mb", 100.0 + i, {"host": "h1"}, T0 + i, job_id="j", worker_id="w", host="h1")
+        for i in range(5)
+    ]
+    store.record_metrics([*pts, Metric("other", 1.0, {}, T0)])
+    got = store.metrics("rss_mb")
+    assert [m.value for m in got] == [100.0, 101.0, 102.0, 103.0, 104.0]
+    assert got[0].labels == {"host": "h1"} and got[0].job_id == "j" and got[0].host == "h1"
+    assert [m.value for m in store.metrics("rss_mb", since=T0 + 3)] == [103.0, 104.0]
+    assert [m.value for m in store.metrics("rss_mb", limit=2)] == [103.0, 104.0]
+
+
+def test_waiter_is_woken_by_submit(store: Store) -> None:
+    waiter = store.waiter("w-wake")
+    try:
+        assert not waiter.wait(0.01)
+        timer = threading.Timer(0.05, lambda: store.submit(spec(), now=T0))
+        timer.start()
+        assert waiter.wait(5.0)
+        timer.join()
+    finally:
+        waiter.close()
