@@ -1,0 +1,495 @@
+"""The PostgreSQL store: one database shared by workers on many hosts.
+
+Delivery guarantee
+------------------
+- **Claim is exclusive.** A claim is one ``UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED)
+  AND state = 'queued' RETURNING *``: the row lock and the state check (re-evaluated on the locked
+  row) mean two workers never take the same queued job, and concurrent claimers skip each other's
+  rows instead of waiting. ``finish`` is accepted only from the worker *and* attempt that own the
+  running job, so a late report from a previous owner is refused.
+- **A job whose worker dies** keeps its lease until it lapses; :meth:`PostgresStore.recover_expired`
+  then re-queues it while retries remain (*at-least-once*: the code may have run partly, or even
+  fully, before its worker died, and it runs again) or marks it ``lost`` when none remain
+  (*at-most-once*: it is never started again).
+
+Wake-up
+-------
+``submit``, ``request_cancel`` and re-queueing in ``recover_expired`` send ``NOTIFY`` in the same
+transaction, so it is delivered on commit. The channel is ``opsjobs_jobs`` for the ``public``
+schema and ``opsjobs_jobs_<schema>`` for any other (NOTIFY is per database, so stores in different
+schemas of one database must not wake each other). A :class:`PostgresWaiter` ``LISTEN``\\ s on its
+own connection, outside the pool.
+
+Connection loss
+---------------
+The pool checks a connection before lending it (``ConnectionPool.check_connection``), so
+connections killed by ``pg_terminate_backend`` or a server restart are replaced. An operation that
+still meets an :class:`psycopg.OperationalError` is retried once when that is safe: reads, and
+writes that failed before their ``COMMIT`` was sent (the server rolled them back). A failure during
+``COMMIT`` is not retried: whether it committed is unknown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
+
+from ..errors import Conflict, JobNotFound, StoreError
+from ..model import Job, JobSpec, JobState, Metric, ResultQuery, Stats, WorkerInfo
+from .base import Finish, Recovered, Store, Waiter
+from .rows import job_params, metric_params, row_to_job, row_to_metric, row_to_worker, worker_params
+from .sql import load_migrations, load_queries
+
+__all__ = ["PostgresStore", "PostgresWaiter"]
+
+T = TypeVar("T")
+Conn = psycopg.Connection[DictRow]
+
+CHANNEL = "opsjobs_jobs"
+_MAX_IDENTIFIER = 63  # NAMEDATALEN - 1: longer channel names are refused by pg_notify
+#: Columns the results listing may sort by (the values of model.SORT_COLUMNS).
+_SORTABLE = frozenset(
+    {"name", "state", "submitted_at", "started_at", "finished_at", "runtime", "mode", "host"}
+    | {"queue", "owner", "kind"}
+)
+
+
+def channel_for(schema: str) -> str:
+    """The NOTIFY channel of the store living in ``schema``."""
+    if schema == "public":
+        return CHANNEL
+    name = f"{CHANNEL}_{schema}"
+    if len(name.encode("utf-8")) > _MAX_IDENTIFIER:
+        name = f"{CHANNEL}_{hashlib.sha1(schema.encode('utf-8')).hexdigest()[:32]}"
+    return name
+
+
+def redact(url: str) -> str:
+    """``url`` without its password, for messages."""
+    url = re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+    return re.sub(r"(password=)\S+", r"\1***", url)
+
+
+class PostgresStore(Store):
+    """Jobs, workers and metrics in PostgreSQL, through a small connection pool.
+
+    Parameters
+    ----------
+    url
+        A libpq connection URL (``postgresql://user@host:5432/db``); its ``options`` may select a
+        schema (``?options=-csearch_path%3Dmyschema``).
+    min_size, max_size
+        Bounds of the connection pool.
+    timeout
+        Seconds to wait for a pooled connection (and for the pool to open) before failing.
+    connect_timeout
+        Seconds libpq waits for a new connection, unless ``url`` sets its own.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 8,
+        timeout: float = 10.0,
+        connect_timeout: int = 5,
+    ) -> None:
+        self.url = url
+        self._q = load_queries("postgres")
+        try:
+            given = conninfo_to_dict(url)
+        except psycopg.ProgrammingError as exc:
+            raise StoreError(f"invalid PostgreSQL URL {redact(url)}: {exc}") from exc
+        extra: dict[str, Any] = {}
+        if "connect_timeout" not in given:
+            extra["connect_timeout"] = connect_timeout
+        if "application_name" not in given:
+            extra["application_name"] = "opsjobs"
+        self._conninfo = make_conninfo(url, **extra)
+        self._pool: ConnectionPool[Conn] = ConnectionPool(
+            self._conninfo,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=timeout,
+            open=False,
+            check=ConnectionPool.check_connection,
+            kwargs={"autocommit": True, "row_factory": dict_row},
+            name="opsjobs",
+            num_workers=2,
+        )
+        try:
+            self._pool.open(wait=True, timeout=timeout)
+        except psycopg.Error as exc:
+            self._pool.close()
+            raise StoreError(f"cannot connect to PostgreSQL at {redact(url)}: {exc}") from exc
+        try:
+            self.schema = self._migrate()
+        except BaseException:
+            self._pool.close()
+            raise
+        self.channel = channel_for(self.schema)
+
+    # -- connections and transactions -----------------------------------------------------
+    def _run(self, what: str, work: Callable[[Conn], T], *, write: bool = True) -> T:
+        """Run ``work`` on a pooled connection (in one transaction when ``write``).
+
+        Retried once on an operational error unless the error came while committing.
+        """
+        for attempt in (1, 2):
+            committing = False
+            try:
+                with self._pool.connection() as conn:
+                    if not write:
+                        return work(conn)
+                    with conn.transaction():
+                        result = work(conn)
+                        committing = True
+                    return result
+            except PoolClosed as exc:
+                raise StoreError("the store is closed") from exc
+            except PoolTimeout as exc:
+                raise StoreError(f"{what} failed: no database connection ({exc})") from exc
+            except psycopg.OperationalError as exc:
+                if attempt == 1 and not committing:
+                    continue
+                raise StoreError(f"{what} failed: {exc}") from exc
+            except psycopg.Error as exc:
+                raise StoreError(f"{what} failed: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    def _read(self, what: str, query: str, params: Any = None) -> list[DictRow]:
+        return self._run(what, lambda conn: conn.execute(query, params).fetchall(), write=False)
+
+    def _notify(self, conn: Conn) -> None:
+        conn.execute(self._q["notify"], {"channel": self.channel})
+
+    def _migrate(self) -> str:
+        def apply(conn: Conn) -> str:
+            # Several processes may open the store at once: one migrates, the others wait here
+            # and then find the schema current.
+            conn.execute(self._q["migration_lock"])
+            conn.execute(self._q["schema_version_table"])
+            current = _one(conn, self._q["schema_version"])["version"]
+            for version, name, script in load_migrations("postgres"):
+                if version > current:
+                    conn.execute(script)  # no parameters: several statements are allowed
+                    conn.execute(self._q["record_migration"], {"version": version, "name": name})
+            return str(_one(conn, self._q["current_schema"])["schema"])
+
+        return self._run(f"migrating the PostgreSQL store at {redact(self.url)}", apply)
+
+    def schema_version(self) -> int:
+        return int(
+            self._read("reading the schema version", self._q["schema_version"])[0]["version"]
+        )
+
+    # -- jobs ------------------------------------------------------------------------------
+    def submit(self, spec: JobSpec, *, now: float) -> Job:
+        # The id is made once, outside the retry: a retried insert can never duplicate the job.
+        job_id = str(uuid.uuid4())
+        params = job_params(job_id, spec, now)
+
+        def insert(conn: Conn) -> None:
+            conn.execute(self._q["insert_job"], params)
+            self._notify(conn)
+
+        self._run("submit", insert)
+        return Job(id=job_id, spec=spec, state=JobState.QUEUED, submitted_at=now)
+
+    def get(self, job_id: str) -> Job:
+        rows = self._read("get", self._q["get_job"], {"id": job_id})
+        if not rows:
+            raise JobNotFound(f"no job with id {job_id}")
+        return row_to_job(rows[0])
+
+    def claim(
+        self, worker_id: str, host: str, queues: Sequence[str], *, now: float, lease: float
+    ) -> Job | None:
+        if not queues:
+            return None
+        params = {
+            "worker_id": worker_id,
+            "host": host,
+            "queues": list(queues),
+            "now": now,
+            "lease_until": now + lease,
+        }
+        row = self._run("claim", lambda conn: conn.execute(self._q["claim"], params).fetchone())
+        return row_to_job(row) if row is not None else None
+
+    def finish(
+        self, job_id: str, worker_id: str, attempt: int, outcome: Finish, *, now: float
+    ) -> bool:
+        params = {
+            "id": job_id,
+            "worker_id": worker_id,
+            "attempt": attempt,
+            "state": outcome.state.value,
+            "now": now,
+            "output": outcome.output,
+            "result": outcome.result_json,
+            "error": outcome.error,
+            "exit_code": outcome.exit_code,
+        }
+        return (
+            self._run("finish", lambda conn: conn.execute(self._q["finish"], params).rowcount) == 1
+        )
+
+    def request_cancel(self, job_id: str, *, now: float) -> Job:
+        params = {"id": job_id, "now": now}
+
+        def cancel(conn: Conn) -> DictRow | None:
+            for name in ("cancel_queued", "cancel_running_cooperative", "cancel_running_process"):
+                if conn.execute(self._q[name], params).rowcount:
+                    break
+            row = conn.execute(self._q["get_job"], params).fetchone()
+            if row is not None:
+                self._notify(conn)
+            return row
+
+        row = self._run("cancel", cancel)
+        if row is None:
+            raise JobNotFound(f"no job with id {job_id}")
+        return row_to_job(row)
+
+    def delete(self, job_id: str) -> None:
+        params = {"id": job_id}
+
+        def delete(conn: Conn) -> tuple[bool, DictRow | None]:
+            if conn.execute(self._q["delete_finished"], params).rowcount:
+                return True, None
+            return False, conn.execute(self._q["get_job"], params).fetchone()
+
+        deleted, row = self._run("delete", delete)
+        if deleted:
+            return
+        if row is None:
+            raise JobNotFound(f"no job with id {job_id}")
+        raise Conflict(f"job {job_id} is {row['state']}: cancel it before deleting it")
+
+    def _where(self, query: ResultQuery) -> tuple[str, dict[str, Any]]:
+        clauses: list[str] = []
+        params: dict[str, Any] = {}
+        if query.owner is not None:
+            clauses.append("owner = %(owner)s")
+            params["owner"] = query.owner
+        if query.states:
+            clauses.append("state = ANY(%(states)s)")
+            params["states"] = [s.value for s in query.states]
+        if query.name:
+            # ILIKE under COLLATE "C" folds ASCII case only, like SQLite's LIKE.
+            clauses.append("name ILIKE %(name)s ESCAPE '\\'")
+            params["name"] = "%" + _like_escape(query.name) + "%"
+        if query.queue:
+            clauses.append("queue = %(queue)s")
+            params["queue"] = query.queue
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+    def results(self, query: ResultQuery) -> list[Job]:
+        where, params = self._where(query)
+        column = query.sort_column
+        if column not in _SORTABLE:
+            raise StoreError(f"cannot sort by {column!r}")
+        direction = "DESC" if query.descending else "ASC"
+        # NULLs (not started yet) go last in both directions, as in the SQLite store.
+        order = f"{column} {direction} NULLS LAST, submitted_at {direction}"
+        params.update(limit=query.limit, offset=query.offset)
+        text = self._q["results"].replace("{where}", where).replace("{order}", order)
+        return [row_to_job(r) for r in self._read("results", text, params)]
+
+    def count(self, query: ResultQuery) -> int:
+        where, params = self._where(query)
+        return int(self._read("count", self._q["count"].replace("{where}", where), params)[0]["n"])
+
+    def stats(self, query: ResultQuery) -> Stats:
+        where, params = self._where(query)
+        row = self._read("stats", self._q["stats"].replace("{where}", where), params)[0]
+        return Stats(
+            int(row["total"]),
+            int(row["succeeded"]),
+            int(row["failed"]),
+            int(row["running"]),
+            int(row["queued"]),
+            row["avg_runtime"],
+        )
+
+    def purge(self, finished_before: float) -> list[str]:
+        params = {"before": finished_before}
+        rows = self._run("purge", lambda conn: conn.execute(self._q["purge"], params).fetchall())
+        return [r["id"] for r in rows]
+
+    # -- leases and workers ---------------------------------------------------------------
+    def heartbeat(
+        self, worker_id: str, held: Sequence[str], *, now: float, lease: float
+    ) -> list[str]:
+        params: dict[str, Any] = {
+            "worker_id": worker_id,
+            "now": now,
+            "lease": lease,
+            "lease_until": now + lease,
+            "busy": len(held),
+            "held": list(held),
+        }
+
+        def beat(conn: Conn) -> list[DictRow]:
+            conn.execute(self._q["renew_leases"], params)
+            conn.execute(self._q["worker_heartbeat"], params)
+            return conn.execute(self._q["held_jobs"], params).fetchall() if held else []
+
+        keep = {
+            r["id"]
+            for r in self._run("heartbeat", beat)
+            if r["state"] == "running" and r["worker_id"] == worker_id and not r["cancel_requested"]
+        }
+        return [job_id for job_id in held if job_id not in keep]
+
+    def recover_expired(self, *, now: float) -> list[Recovered]:
+        def recover(conn: Conn) -> list[Recovered]:
+            out: list[Recovered] = []
+            for row in conn.execute(self._q["expired_select"], {"now": now}).fetchall():
+                params = {"id": row["id"], "now": now}
+                requeued = bool(conn.execute(self._q["expired_requeue"], params).rowcount)
+                if not requeued:
+                    conn.execute(self._q["expired_lose"], params)
+                out.append(Recovered(row["id"], row["worker_id"], requeued))
+            if any(r.requeued for r in out):
+                self._notify(conn)
+            return out
+
+        return self._run("lease recovery", recover)
+
+    def register_worker(self, info: WorkerInfo) -> None:
+        params = worker_params(info)
+        self._run("register worker", lambda conn: conn.execute(self._q["register_worker"], params))
+
+    def stop_worker(self, worker_id: str, *, now: float) -> None:
+        params = {"id": worker_id, "now": now}
+        self._run("stop worker", lambda conn: conn.execute(self._q["stop_worker"], params))
+
+    def workers(self) -> list[WorkerInfo]:
+        return [row_to_worker(r) for r in self._read("workers", self._q["list_workers"])]
+
+    # -- metrics --------------------------------------------------------------------------
+    def record_metrics(self, metrics: Sequence[Metric]) -> None:
+        if not metrics:
+            return
+        rows = [metric_params(m) for m in metrics]
+
+        def insert(conn: Conn) -> None:
+            with conn.cursor() as cur:
+                cur.executemany(self._q["insert_metric"], rows)
+
+        self._run("recording metrics", insert)
+
+    def metrics(
+        self,
+        name: str,
+        *,
+        since: float | None = None,
+        job_id: str | None = None,
+        limit: int = 10_000,
+    ) -> list[Metric]:
+        filters = ""
+        params: dict[str, Any] = {"name": name, "limit": limit}
+        if since is not None:
+            filters += " AND at >= %(since)s"
+            params["since"] = since
+        if job_id is not None:
+            filters += " AND job_id = %(job_id)s"
+            params["job_id"] = job_id
+        text = self._q["metrics"].replace("{filters}", filters)
+        return [row_to_metric(r) for r in reversed(self._read("metrics", text, params))]
+
+    # -- wake-up and lifetime -------------------------------------------------------------
+    def waiter(self, worker_id: str) -> Waiter:
+        return PostgresWaiter(self._conninfo, self.channel)
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+class PostgresWaiter(Waiter):
+    """``LISTEN`` on a dedicated connection; ``wait`` returns when a notification arrives.
+
+    If the connection breaks, ``wait`` returns True at once (the caller re-checks the queue) and
+    the next call reconnects, returning True again since notifications may have been missed in
+    between. While the server stays unreachable ``wait`` sleeps out its timeout and returns
+    False: the caller's polling is the fallback.
+    """
+
+    def __init__(self, conninfo: str, channel: str) -> None:
+        self._conninfo = conninfo
+        self.channel = channel
+        self._conn: psycopg.Connection[Any] | None = None
+        self._closed = False
+        try:
+            self._conn = self._connect()
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot listen for new jobs: {exc}") from exc
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        conn = psycopg.Connection.connect(self._conninfo, autocommit=True)
+        try:
+            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def wait(self, timeout: float) -> bool:
+        timeout = max(timeout, 0.0)
+        if self._closed:
+            raise StoreError("the waiter is closed")
+        conn = self._conn
+        if conn is None:
+            try:
+                self._conn = self._connect()
+            except psycopg.Error:
+                time.sleep(timeout)
+                return False
+            return True
+        try:
+            woken = False
+            for _ in conn.notifies(timeout=timeout, stop_after=1):
+                woken = True
+            if woken:
+                # One wake-up serves a burst of submits: drop what is already here.
+                for _ in conn.notifies(timeout=0):
+                    pass
+        except psycopg.Error:
+            self._drop()
+            return True
+        return woken
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                conn.close()
+
+    def close(self) -> None:
+        self._closed = True
+        self._drop()
+
+
+def _one(conn: Conn, query: str) -> DictRow:
+    row = conn.execute(query).fetchone()
+    if row is None:
+        raise StoreError(f"no row from {query!r}")
+    return row
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

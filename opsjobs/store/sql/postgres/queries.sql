@@ -1,0 +1,145 @@
+-- Named statements of the PostgreSQL store. Parameters are always bound (%(name)s).
+-- Dynamic parts ({where}, {order}, {filters}) are filled in by postgres.py from whitelisted
+-- pieces only; values still travel as bound parameters.
+
+-- name: schema_version_table
+CREATE TABLE IF NOT EXISTS opsjobs_schema_version (
+    version    integer PRIMARY KEY,
+    name       text NOT NULL,
+    applied_at double precision NOT NULL DEFAULT extract(epoch FROM now())
+);
+
+-- name: migration_lock
+SELECT pg_advisory_xact_lock(hashtext('opsjobs.migrate:' || current_schema()));
+
+-- name: schema_version
+SELECT coalesce(max(version), 0) AS version FROM opsjobs_schema_version;
+
+-- name: record_migration
+INSERT INTO opsjobs_schema_version (version, name) VALUES (%(version)s, %(name)s);
+
+-- name: current_schema
+SELECT current_schema() AS schema;
+
+-- name: notify
+SELECT pg_notify(%(channel)s, '');
+
+-- name: insert_job
+INSERT INTO jobs (id, name, description, owner, kind, payload, mode, queue, priority, timeout,
+                  retries, schedule_id, state, submitted_at)
+VALUES (%(id)s, %(name)s, %(description)s, %(owner)s, %(kind)s, %(payload)s::jsonb, %(mode)s,
+        %(queue)s, %(priority)s, %(timeout)s, %(retries)s, %(schedule_id)s, 'queued', %(now)s);
+
+-- name: get_job
+SELECT * FROM jobs WHERE id = %(id)s;
+
+-- name: claim
+-- One statement: lock the best queued job nobody else holds, then take it. The subselect
+-- walks a partial index over queued jobs; SKIP LOCKED lets concurrent claimers pass each
+-- other, and the state is checked again on the locked row.
+UPDATE jobs
+   SET state = 'running', worker_id = %(worker_id)s, host = %(host)s, attempt = attempt + 1,
+       started_at = %(now)s, lease_until = %(lease_until)s
+ WHERE id = (SELECT id FROM jobs
+              WHERE state = 'queued' AND queue = ANY(%(queues)s)
+              ORDER BY priority DESC, submitted_at
+              LIMIT 1
+                FOR UPDATE SKIP LOCKED)
+   AND state = 'queued'
+RETURNING *;
+
+-- name: finish
+UPDATE jobs
+   SET state = %(state)s, finished_at = %(now)s,
+       runtime = greatest(%(now)s - started_at, 0.0),
+       output = %(output)s, result = %(result)s::jsonb, error = %(error)s,
+       exit_code = %(exit_code)s, lease_until = NULL
+ WHERE id = %(id)s AND state = 'running' AND worker_id = %(worker_id)s AND attempt = %(attempt)s;
+
+-- name: cancel_queued
+UPDATE jobs SET state = 'cancelled', finished_at = %(now)s, runtime = 0.0,
+                cancel_requested = true, error = 'cancelled before it started'
+ WHERE id = %(id)s AND state = 'queued';
+
+-- name: cancel_running_cooperative
+UPDATE jobs SET state = 'cancelled', finished_at = %(now)s,
+                runtime = greatest(%(now)s - started_at, 0.0),
+                cancel_requested = true, lease_until = NULL, error = 'cancelled while running'
+ WHERE id = %(id)s AND state = 'running' AND mode IN ('inline', 'thread');
+
+-- name: cancel_running_process
+UPDATE jobs SET cancel_requested = true
+ WHERE id = %(id)s AND state = 'running' AND mode NOT IN ('inline', 'thread');
+
+-- name: delete_finished
+DELETE FROM jobs WHERE id = %(id)s AND state NOT IN ('queued', 'running');
+
+-- name: results
+SELECT * FROM jobs{where} ORDER BY {order} LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: count
+SELECT count(*) AS n FROM jobs{where};
+
+-- name: stats
+SELECT count(*) AS total,
+       count(*) FILTER (WHERE state = 'succeeded') AS succeeded,
+       count(*) FILTER (WHERE state IN ('failed', 'timed_out', 'lost')) AS failed,
+       count(*) FILTER (WHERE state = 'running') AS running,
+       count(*) FILTER (WHERE state = 'queued') AS queued,
+       avg(runtime) AS avg_runtime
+  FROM jobs{where};
+
+-- name: purge
+DELETE FROM jobs WHERE state NOT IN ('queued', 'running') AND finished_at < %(before)s
+RETURNING id;
+
+-- name: renew_leases
+UPDATE jobs SET lease_until = %(lease_until)s
+ WHERE worker_id = %(worker_id)s AND state = 'running';
+
+-- name: worker_heartbeat
+UPDATE workers SET heartbeat_at = %(now)s, lease_seconds = %(lease)s, busy = %(busy)s,
+                   stopped_at = NULL
+ WHERE id = %(worker_id)s;
+
+-- name: held_jobs
+SELECT id, state, worker_id, cancel_requested FROM jobs WHERE id = ANY(%(held)s);
+
+-- name: expired_select
+-- SKIP LOCKED: two recoverers running at once each handle (and report) a job only once.
+SELECT id, worker_id FROM jobs
+ WHERE state = 'running' AND lease_until < %(now)s
+ ORDER BY lease_until
+   FOR UPDATE SKIP LOCKED;
+
+-- name: expired_requeue
+UPDATE jobs SET state = 'queued', worker_id = NULL, host = NULL, started_at = NULL,
+                lease_until = NULL,
+                error = 'attempt ' || attempt || ' lost its worker; re-queued'
+ WHERE id = %(id)s AND state = 'running' AND lease_until < %(now)s AND attempt <= retries;
+
+-- name: expired_lose
+UPDATE jobs SET state = 'lost', finished_at = %(now)s,
+                runtime = greatest(%(now)s - started_at, 0.0), lease_until = NULL,
+                error = 'the worker running it stopped responding (lease expired)'
+ WHERE id = %(id)s AND state = 'running' AND lease_until < %(now)s AND attempt > retries;
+
+-- name: register_worker
+INSERT INTO workers (id, host, pid, queues, threads, started_at, heartbeat_at, lease_seconds,
+                     busy)
+VALUES (%(id)s, %(host)s, %(pid)s, %(queues)s::jsonb, %(threads)s, %(started_at)s,
+        %(heartbeat_at)s, %(lease_seconds)s, 0)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, stopped_at = NULL;
+
+-- name: stop_worker
+UPDATE workers SET stopped_at = %(now)s, busy = 0 WHERE id = %(id)s;
+
+-- name: list_workers
+SELECT * FROM workers ORDER BY started_at DESC;
+
+-- name: metrics
+SELECT * FROM metrics WHERE name = %(name)s{filters} ORDER BY at DESC, id DESC LIMIT %(limit)s;
+
+-- name: insert_metric
+INSERT INTO metrics (name, value, labels, at, job_id, worker_id, host)
+VALUES (%(name)s, %(value)s, %(labels)s::jsonb, %(at)s, %(job_id)s, %(worker_id)s, %(host)s);
