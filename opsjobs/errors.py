@@ -21,8 +21,8 @@ with ``raise ... from exc`` so the cause stays visible in logs.
 from __future__ import annotations
 
 __all__ = [
-    "Conflict",
     "ConfigError",
+    "Conflict",
     "JobNotFound",
     "NotFound",
     "NotebookExecutionError",

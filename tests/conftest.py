@@ -10,7 +10,7 @@ import pytest
 
 from opsjobs.store import Store, open_store
 
-STORE_BACKENDS = ["memory", "sqlite"]
+STORE_BACKENDS = ["memory", "sqlite", "postgres"]
 
 
 @pytest.fixture(autouse=True)
@@ -30,6 +30,10 @@ def make_store(backend: str, tmp_path: Path) -> Store:
         return open_store("memory://")
     if backend == "sqlite":
         return open_store(f"sqlite://{tmp_path / 'store.db'}", runtime_dir=str(tmp_path / "run"))
+    if backend == "postgres":
+        from pg import schema_store  # its own schema, dropped on close; skips without a server
+
+        return schema_store()
     raise ValueError(backend)
 
 

@@ -144,7 +144,11 @@ def test_heartbeat_renews_leases_and_recovery(store: Store) -> None:
     assert set(recovered) == {once.id, twice.id}
     assert not recovered[once.id].requeued and recovered[twice.id].requeued
     lost = store.get(once.id)
-    assert lost.state is JobState.LOST and lost.finished_at == T0 + 19 and "lease" in (lost.error or "")
+    assert (
+        lost.state is JobState.LOST
+        and lost.finished_at == T0 + 19
+        and "lease" in (lost.error or "")
+    )
     again = store.get(twice.id)
     assert again.state is JobState.QUEUED and again.worker_id is None
     # The old owner's late completion is refused; the new attempt owns the job.
@@ -222,7 +226,9 @@ def test_stats_in_store(store: Store) -> None:
 def test_purge_only_old_finished(store: Store) -> None:
     ids = _fill(store)
     removed = store.purge(T0 + 25)
-    assert sorted(removed) == sorted([ids["backup/ann"], ids["backup/bob"], ids["memory-analysis/ann"]])
+    assert sorted(removed) == sorted(
+        [ids["backup/ann"], ids["backup/bob"], ids["memory-analysis/ann"]]
+    )
     left = {j.id for j in store.results(ResultQuery().validated())}
     assert left == {ids["cleanup_100%/ann"], ids["queued"]}
 

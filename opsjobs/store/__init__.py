@@ -26,7 +26,8 @@ def open_store(url: str, *, runtime_dir: str | None = None) -> Store:
             from .postgres import PostgresStore
         except ImportError as exc:
             raise ConfigError(
-                f"PostgreSQL support needs the 'postgres' extra: pip install 'opsjobs[postgres]' ({exc})"
+                "PostgreSQL support needs the 'postgres' extra: "
+                f"pip install 'opsjobs[postgres]' ({exc})"
             ) from exc
         return PostgresStore(url)
     path: str | None = None

@@ -69,7 +69,9 @@ class Store(abc.ABC):
         """Atomically move the best queued job of ``queues`` to running, owned by the worker."""
 
     @abc.abstractmethod
-    def finish(self, job_id: str, worker_id: str, attempt: int, outcome: Finish, *, now: float) -> bool:
+    def finish(
+        self, job_id: str, worker_id: str, attempt: int, outcome: Finish, *, now: float
+    ) -> bool:
         """End a running job. Accepted (True) only from the worker and attempt that own it."""
 
     @abc.abstractmethod
@@ -128,7 +130,12 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def metrics(
-        self, name: str, *, since: float | None = None, job_id: str | None = None, limit: int = 10_000
+        self,
+        name: str,
+        *,
+        since: float | None = None,
+        job_id: str | None = None,
+        limit: int = 10_000,
     ) -> list[Metric]:
         """Points of one metric, oldest first."""
 

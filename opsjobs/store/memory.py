@@ -217,12 +217,12 @@ class MemoryStore(Store):
                 info.heartbeat_at, info.lease_seconds = now, lease
                 info.busy, info.stopped_at = len(held), None
             for job_id in held:
-                job = self._jobs.get(job_id)
+                mine = self._jobs.get(job_id)
                 if (
-                    job is None
-                    or job.state is not JobState.RUNNING
-                    or job.worker_id != worker_id
-                    or job.cancel_requested
+                    mine is None
+                    or mine.state is not JobState.RUNNING
+                    or mine.worker_id != worker_id
+                    or mine.cancel_requested
                 ):
                     stop.append(job_id)
         return stop
@@ -268,7 +268,12 @@ class MemoryStore(Store):
             self._metrics.extend(metrics)
 
     def metrics(
-        self, name: str, *, since: float | None = None, job_id: str | None = None, limit: int = 10_000
+        self,
+        name: str,
+        *,
+        since: float | None = None,
+        job_id: str | None = None,
+        limit: int = 10_000,
     ) -> list[Metric]:
         with self._lock:
             found = [

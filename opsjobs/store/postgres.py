@@ -95,6 +95,9 @@ class PostgresStore(Store):
         Seconds to wait for a pooled connection (and for the pool to open) before failing.
     connect_timeout
         Seconds libpq waits for a new connection, unless ``url`` sets its own.
+    check
+        Check each pooled connection before lending it (one round trip). Without it, a dead
+        connection costs one failed attempt, which is retried when safe.
     """
 
     def __init__(
@@ -105,6 +108,7 @@ class PostgresStore(Store):
         max_size: int = 8,
         timeout: float = 10.0,
         connect_timeout: int = 5,
+        check: bool = True,
     ) -> None:
         self.url = url
         self._q = load_queries("postgres")
@@ -124,7 +128,7 @@ class PostgresStore(Store):
             max_size=max_size,
             timeout=timeout,
             open=False,
-            check=ConnectionPool.check_connection,
+            check=ConnectionPool.check_connection if check else None,
             kwargs={"autocommit": True, "row_factory": dict_row},
             name="opsjobs",
             num_workers=2,

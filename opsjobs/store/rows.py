@@ -36,7 +36,7 @@ def _json(value: Any) -> Any:
     return json.loads(value)
 
 
-def row_to_job(row: Mapping[str, Any]) -> Job:
+def row_to_job(row: Any) -> Job:
     spec = JobSpec(
         name=row["name"],
         kind=row["kind"],
@@ -83,7 +83,7 @@ def worker_params(info: WorkerInfo) -> dict[str, Any]:
     }
 
 
-def row_to_worker(row: Mapping[str, Any]) -> WorkerInfo:
+def row_to_worker(row: Any) -> WorkerInfo:
     return WorkerInfo(
         id=row["id"],
         host=row["host"],
@@ -110,7 +110,7 @@ def metric_params(metric: Metric) -> dict[str, Any]:
     }
 
 
-def row_to_metric(row: Mapping[str, Any]) -> Metric:
+def row_to_metric(row: Any) -> Metric:
     return Metric(
         name=row["name"],
         value=row["value"],

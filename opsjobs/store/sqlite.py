@@ -58,7 +58,10 @@ class SQLiteStore(Store):
                 raise StoreError("the store is closed")
             try:
                 conn = sqlite3.connect(
-                    self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+                    self.path,
+                    isolation_level=None,
+                    check_same_thread=False,
+                    timeout=BUSY_TIMEOUT_MS / 1000,
                 )
                 conn.row_factory = sqlite3.Row
                 conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -111,7 +114,7 @@ class SQLiteStore(Store):
         try:
             with self._tx() as conn:
                 current = conn.execute("PRAGMA user_version").fetchone()[0]
-                for version, name, sql in load_migrations("sqlite"):
+                for version, _name, sql in load_migrations("sqlite"):
                     if version <= current:
                         continue
                     for statement in _statements(sql):
@@ -175,7 +178,11 @@ class SQLiteStore(Store):
         params = {"id": job_id, "now": now}
         try:
             with self._tx() as conn:
-                for name in ("cancel_queued", "cancel_running_cooperative", "cancel_running_process"):
+                for name in (
+                    "cancel_queued",
+                    "cancel_running_cooperative",
+                    "cancel_running_process",
+                ):
                     if conn.execute(self._q[name], params).rowcount:
                         break
                 row = conn.execute(self._q["get_job"], params).fetchone()
@@ -273,7 +280,9 @@ class SQLiteStore(Store):
             keep = {
                 r["id"]
                 for r in rows
-                if r["state"] == "running" and r["worker_id"] == worker_id and not r["cancel_requested"]
+                if r["state"] == "running"
+                and r["worker_id"] == worker_id
+                and not r["cancel_requested"]
             }
         except sqlite3.Error as exc:
             raise StoreError(f"heartbeat failed: {exc}") from exc
@@ -315,7 +324,12 @@ class SQLiteStore(Store):
             raise StoreError(f"recording metrics failed: {exc}") from exc
 
     def metrics(
-        self, name: str, *, since: float | None = None, job_id: str | None = None, limit: int = 10_000
+        self,
+        name: str,
+        *,
+        since: float | None = None,
+        job_id: str | None = None,
+        limit: int = 10_000,
     ) -> list[Metric]:
         sql = "SELECT * FROM metrics WHERE name = :name"
         params: dict[str, Any] = {"name": name, "limit": limit}

@@ -1,0 +1,56 @@
+"""opsjobs — operations jobs for long-lived Python services.
+
+A job store (SQLite by default, PostgreSQL for several hosts), workers that run jobs inline, in a
+thread or in a child process, schedules, a live memory analyzer, a REST API and a Jupyter
+dashboard. Importing this package opens nothing and starts nothing.
+"""
+
+from __future__ import annotations
+
+from .client import Client, connect
+from .config import Settings
+from .context import JobContext, context, record_metric
+from .errors import (
+    ConfigError,
+    Conflict,
+    JobNotFound,
+    NotFound,
+    OpsJobsError,
+    PermissionDenied,
+    RunnerError,
+    StoreError,
+    ValidationError,
+)
+from .model import Job, JobSpec, JobState, Metric, Mode, Stats, WorkerInfo
+from .worker import Worker, WorkerHandle, embed
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Client",
+    "ConfigError",
+    "Conflict",
+    "Job",
+    "JobContext",
+    "JobNotFound",
+    "JobSpec",
+    "JobState",
+    "Metric",
+    "Mode",
+    "NotFound",
+    "OpsJobsError",
+    "PermissionDenied",
+    "RunnerError",
+    "Settings",
+    "Stats",
+    "StoreError",
+    "ValidationError",
+    "Worker",
+    "WorkerHandle",
+    "WorkerInfo",
+    "__version__",
+    "connect",
+    "context",
+    "embed",
+    "record_metric",
+]

@@ -1,0 +1,7 @@
+"""``python -m opsjobs`` is the ``opsjobs`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,198 @@
+"""Recommendations from a report (and optionally a leak verdict), with tunable thresholds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from opsjobs.analyzer.leaks import LeakVerdict
+from opsjobs.analyzer.model import Report, as_dict
+
+__all__ = ["Recommendation", "Thresholds", "recommend"]
+
+MiB = 1024 * 1024
+Severity = Literal["info", "warning", "critical"]
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Where a figure turns into a recommendation. All sizes in bytes."""
+
+    rss_warning: int = 1024 * MiB
+    cgroup_warning_fraction: float = 0.80
+    cgroup_critical_fraction: float = 0.95
+    full_gc_per_minute: float = 1.0
+    gc_pause_warning_ms: float = 100.0
+    dup_string_waste_info: int = 10 * MiB
+    dup_string_waste_warning: int = 50 * MiB
+    global_share: float = 0.25
+    global_min_bytes: int = 32 * MiB
+    leak_critical_hours: float = 24.0
+    coverage_info_fraction: float = 0.99
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """One finding with a concrete suggestion."""
+
+    severity: Severity
+    code: str
+    message: str
+    suggestion: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict."""
+        return asdict(self)
+
+
+def _mb(n: float) -> str:
+    return f"{n / MiB:.1f} MB"
+
+
+def _memory(r: Mapping[str, Any], th: Thresholds) -> list[Recommendation]:
+    out = []
+    rss, limit = r["process"]["rss"], r["process"]["cgroup_limit"]
+    if limit and rss >= th.cgroup_warning_fraction * limit:
+        sev: Severity = "critical" if rss >= th.cgroup_critical_fraction * limit else "warning"
+        out.append(
+            Recommendation(
+                sev,
+                "near-cgroup-limit",
+                f"RSS {_mb(rss)} is {100 * rss / limit:.0f}% of the cgroup limit {_mb(limit)}",
+                "Find what grows (diff two reports), lower caches, or raise the container limit.",
+            )
+        )
+    elif rss >= th.rss_warning:
+        out.append(
+            Recommendation(
+                "warning",
+                "high-rss",
+                f"RSS {_mb(rss)} is above {_mb(th.rss_warning)}",
+                "Check the largest globals and containers below; bound caches and queues.",
+            )
+        )
+    return out
+
+
+def _gc(r: Mapping[str, Any], th: Thresholds) -> list[Recommendation]:
+    out = []
+    gens = r["gc"]["generations"]
+    minutes = max(r["process"]["uptime_s"] / 60.0, 1.0)
+    if gens:
+        full = gens[-1]["collections"] / minutes
+        if full > th.full_gc_per_minute:
+            out.append(
+                Recommendation(
+                    "warning",
+                    "frequent-full-gc",
+                    f"{full:.1f} full (generation {len(gens) - 1}) collections per minute",
+                    "Many long-lived container objects are being created; reuse them, or raise "
+                    "gc thresholds / call gc.freeze() after start-up.",
+                )
+            )
+    uncollectable = sum(g["uncollectable"] for g in gens) + r["gc"]["garbage"]
+    if uncollectable:
+        out.append(
+            Recommendation(
+                "warning",
+                "uncollectable",
+                f"{uncollectable} uncollectable objects in gc.garbage",
+                "Inspect gc.garbage: objects with failing finalizers in cycles are never freed.",
+            )
+        )
+    pauses = r["gc"]["pauses"]
+    if pauses and pauses["max_ms"] > th.gc_pause_warning_ms:
+        out.append(
+            Recommendation(
+                "warning",
+                "long-gc-pause",
+                f"longest GC pause {pauses['max_ms']:.0f} ms",
+                "Reduce the number of live container objects or freeze the start-up heap.",
+            )
+        )
+    return out
+
+
+def _heap(r: Mapping[str, Any], th: Thresholds) -> list[Recommendation]:
+    out = []
+    strings = r["strings"]
+    if strings and strings["wasted_bytes"] >= th.dup_string_waste_info:
+        sev: Severity = (
+            "warning" if strings["wasted_bytes"] >= th.dup_string_waste_warning else "info"
+        )
+        out.append(
+            Recommendation(
+                sev,
+                "duplicate-strings",
+                f"duplicate strings waste {_mb(strings['wasted_bytes'])}",
+                "Intern repeated values (sys.intern) or share them when parsing input.",
+            )
+        )
+    heap_bytes = r["heap"]["bytes"] or 1
+    for row in r["globals"][:1]:
+        share = row["deep_bytes"] / heap_bytes
+        if share >= th.global_share and row["deep_bytes"] >= th.global_min_bytes:
+            out.append(
+                Recommendation(
+                    "warning",
+                    "dominant-global",
+                    f"global {row['module']}.{row['name']} holds {_mb(row['deep_bytes'])} "
+                    f"({100 * share:.0f}% of the walked heap)",
+                    "Bound it (maxsize, TTL, pruning) or move the data out of process.",
+                )
+            )
+    cov = r["coverage"]
+    if cov["cut_short"] or cov["fraction"] < th.coverage_info_fraction:
+        out.append(
+            Recommendation(
+                "info",
+                "partial-walk",
+                f"heap walk covered {100 * cov['fraction']:.0f}%",
+                "Raise time_budget for a complete picture.",
+            )
+        )
+    return out
+
+
+def _leak(verdict: LeakVerdict, th: Thresholds) -> list[Recommendation]:
+    if not verdict.leaking:
+        return []
+    hours = verdict.hours_to_limit
+    sev: Severity = (
+        "critical" if hours is not None and hours < th.leak_critical_hours else "warning"
+    )
+    when = f"; limit reached in about {hours:.1f} h" if hours is not None else ""
+    return [
+        Recommendation(
+            sev,
+            "sustained-growth",
+            f"memory grows {verdict.growth_per_hour:.1f} MB/h{when}",
+            "Diff two reports taken hours apart to see which type or global grows.",
+        )
+    ]
+
+
+def recommend(
+    report: Report | Mapping[str, Any],
+    thresholds: Thresholds | None = None,
+    verdict: LeakVerdict | None = None,
+) -> list[Recommendation]:
+    """Findings ordered critical first; an empty list means no issues.
+
+    Parameters
+    ----------
+    report
+        A report or its dict form.
+    thresholds
+        Limits to apply; :class:`Thresholds` defaults otherwise.
+    verdict
+        A :func:`~opsjobs.analyzer.leak_verdict` result on this process's memory series.
+    """
+    th = thresholds or Thresholds()
+    r = as_dict(report)
+    found = _memory(r, th) + _gc(r, th) + _heap(r, th)
+    if verdict is not None:
+        found += _leak(verdict, th)
+    order = {"critical": 0, "warning": 1, "info": 2}
+    return sorted(found, key=lambda rec: order[rec.severity])

@@ -1,0 +1,290 @@
+"""The Python API: :func:`connect` gives a :class:`Client` that mirrors the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .config import Settings
+from .errors import ConfigError, OpsJobsError, ValidationError
+from .model import Job, JobSpec, JobState, Mode, ResultQuery, Stats, parse_states, validate_job_id
+from .runners.kinds import KindRegistry, default_registry
+from .store import Store, open_store
+
+if TYPE_CHECKING:
+    import pandas
+
+__all__ = ["Client", "connect", "parse_duration"]
+
+
+class Client:
+    """Submit, inspect, cancel and delete jobs on one store.
+
+    Parameters
+    ----------
+    store
+        An open store (the client closes it on :meth:`close`).
+    settings
+        Data folder (for logs) and the local user recorded as owner.
+    """
+
+    def __init__(self, store: Store, settings: Settings, kinds: KindRegistry | None = None) -> None:
+        self.store = store
+        self.settings = settings
+        self.kinds = kinds or default_registry()
+
+    # -- submitting -----------------------------------------------------------------------
+    def submit(
+        self,
+        name: str,
+        *,
+        command: str | None = None,
+        call: str | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        argv: Sequence[str] | None = None,
+        kind: str | None = None,
+        payload: Mapping[str, Any] | None = None,
+        mode: str | Mode = Mode.THREAD,
+        queue: str = "default",
+        description: str = "",
+        timeout: float | None = None,
+        retries: int = 0,
+        priority: int = 0,
+        owner: str | None = None,
+        schedule_id: str | None = None,
+    ) -> Job:
+        """Queue a job. Give exactly one of ``command``, ``call`` (+ ``kwargs``), ``argv`` or
+        ``kind`` + ``payload``. Raises :class:`~opsjobs.errors.ValidationError` on bad input."""
+        spec = self.build_spec(
+            name,
+            command=command,
+            call=call,
+            kwargs=kwargs,
+            argv=argv,
+            kind=kind,
+            payload=payload,
+            mode=mode,
+            queue=queue,
+            description=description,
+            timeout=timeout,
+            retries=retries,
+            priority=priority,
+            owner=owner,
+            schedule_id=schedule_id,
+        )
+        return self.store.submit(spec, now=time.time())
+
+    def build_spec(
+        self,
+        name: str,
+        *,
+        command: str | None = None,
+        call: str | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        argv: Sequence[str] | None = None,
+        kind: str | None = None,
+        payload: Mapping[str, Any] | None = None,
+        mode: str | Mode = Mode.THREAD,
+        queue: str = "default",
+        description: str = "",
+        timeout: float | None = None,
+        retries: int = 0,
+        priority: int = 0,
+        owner: str | None = None,
+        schedule_id: str | None = None,
+    ) -> JobSpec:
+        """A validated :class:`JobSpec` from the same arguments as :meth:`submit`."""
+        given = [x is not None for x in (command, call, argv, kind)]
+        if sum(given) != 1:
+            raise ValidationError("give exactly one of command, call, argv or kind")
+        if kwargs is not None and call is None:
+            raise ValidationError("kwargs go with call")
+        if command is not None:
+            kind, payload = "command", {"source": command}
+        elif call is not None:
+            kind, payload = "call", {"target": call, "kwargs": dict(kwargs or {})}
+        elif argv is not None:
+            if isinstance(argv, str):
+                raise ValidationError("argv must be a list of strings, not one string")
+            kind, payload = "argv", {"argv": list(argv)}
+        assert kind is not None
+        parsed_mode = Mode.parse(mode)
+        clean = self.kinds.validate(kind, payload or {}, parsed_mode)
+        return JobSpec(
+            name=name,
+            kind=kind,
+            payload=clean,
+            mode=parsed_mode,
+            queue=queue,
+            description=description,
+            owner=self.settings.user if owner is None else owner,
+            priority=priority,
+            timeout=timeout,
+            retries=retries,
+            schedule_id=schedule_id,
+        ).validated()
+
+    # -- reading --------------------------------------------------------------------------
+    def get(self, job_id: str) -> Job:
+        return self.store.get(validate_job_id(job_id))
+
+    def results(
+        self,
+        *,
+        limit: int = 100,
+        offset: int = 0,
+        states: Sequence[str | JobState] = (),
+        name: str | None = None,
+        owner: str | None = None,
+        queue: str | None = None,
+        sort: str = "-submitted_at",
+    ) -> list[Job]:
+        """Jobs, newest first by default; filter and sort in the store."""
+        return self.store.results(self._query(limit, offset, states, name, owner, queue, sort))
+
+    def count(self, **filters: Any) -> int:
+        return self.store.count(
+            self._query(
+                0,
+                0,
+                filters.get("states", ()),
+                filters.get("name"),
+                filters.get("owner"),
+                filters.get("queue"),
+                "name",
+            )
+        )
+
+    def stats(self, *, owner: str | None = None, name: str | None = None) -> Stats:
+        return self.store.stats(ResultQuery(owner=owner, name=name).validated())
+
+    @staticmethod
+    def _query(
+        limit: int,
+        offset: int,
+        states: Sequence[str | JobState],
+        name: str | None,
+        owner: str | None,
+        queue: str | None,
+        sort: str,
+    ) -> ResultQuery:
+        return ResultQuery(
+            owner=owner,
+            states=parse_states(str(s.value if isinstance(s, JobState) else s) for s in states),
+            name=name,
+            queue=queue,
+            sort=sort,
+            limit=limit,
+            offset=offset,
+        ).validated()
+
+    def results_frame(self, **kwargs: Any) -> pandas.DataFrame:
+        """:meth:`results` as a pandas DataFrame (one row per job, every field a column)."""
+        try:
+            import pandas as pd
+        except ImportError as exc:
+            raise ConfigError("results_frame needs pandas: pip install 'opsjobs[pandas]'") from exc
+        rows = [job.to_dict() for job in self.results(**kwargs)]
+        frame = pd.DataFrame(rows)
+        for column in ("submitted_at", "started_at", "finished_at"):
+            if column in frame:
+                frame[column] = pd.to_datetime(frame[column], utc=True)
+        return frame
+
+    def log_path(self, job_id: str) -> Any:
+        """Where the complete output of a job is kept."""
+        return self.settings.logs_dir / f"{validate_job_id(job_id)}.log"
+
+    # -- changing -------------------------------------------------------------------------
+    def cancel(self, job_id: str) -> Job:
+        return self.store.request_cancel(validate_job_id(job_id), now=time.time())
+
+    def delete(self, job_id: str) -> None:
+        """Delete a finished job and its files. Queued or running jobs must be cancelled
+        first (:class:`~opsjobs.errors.Conflict`)."""
+        job_id = validate_job_id(job_id)
+        self.store.delete(job_id)
+        self._remove_files(job_id)
+
+    def purge(self, older_than: float) -> int:
+        """Delete jobs that finished more than ``older_than`` seconds ago; returns how many."""
+        if older_than < 0:
+            raise ValidationError("older_than must not be negative")
+        ids = self.store.purge(time.time() - older_than)
+        for job_id in ids:
+            self._remove_files(job_id)
+        return len(ids)
+
+    def _remove_files(self, job_id: str) -> None:
+        # job_id is a validated UUID, so these paths stay inside the data folder.
+        s = self.settings
+        for path in (
+            s.logs_dir / f"{job_id}.log",
+            s.outputs_dir / f"{job_id}.ipynb",
+            s.outputs_dir / f"{job_id}.html",
+        ):
+            path.unlink(missing_ok=True)
+        for folder in (s.results_dir / job_id, s.jobs_dir / job_id):
+            shutil.rmtree(folder, ignore_errors=True)
+
+    # -- waiting --------------------------------------------------------------------------
+    def wait(
+        self,
+        job_id: str,
+        timeout: float | None = None,
+        *,
+        on_progress: Callable[[Job], None] | None = None,
+        interval: float = 0.1,
+    ) -> Job:
+        """Block until the job finishes; ``on_progress`` is called with each fresh state."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        job_id = validate_job_id(job_id)
+        while True:
+            job = self.store.get(job_id)
+            if on_progress is not None:
+                on_progress(job)
+            if job.finished:
+                return job
+            if deadline is not None and time.monotonic() >= deadline:
+                raise OpsJobsError(f"job {job_id} still {job.state.value} after {timeout:g} s")
+            time.sleep(interval)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def connect(url: str | None = None, *, settings: Settings | None = None) -> Client:
+    """Open the store named by ``url`` (default: ``OPSJOBS_STORE`` or ``data/opsjobs.db``)."""
+    if settings is None:
+        settings = Settings.from_env(store_url=url)
+    elif url is not None:
+        settings = dataclasses.replace(settings, store_url=url)
+    return Client(open_store(settings.store_url, runtime_dir=settings.runtime_dir), settings)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float:
+    """``"30s"``, ``"30m"``, ``"12h"``, ``"7d"``, ``"2w"`` or plain seconds → seconds."""
+    value = str(text).strip().lower()
+    try:
+        if value and value[-1] in _UNITS:
+            number = float(value[:-1])
+            seconds = number * _UNITS[value[-1]]
+        else:
+            seconds = float(value)
+    except ValueError:
+        raise ValidationError(f"invalid duration {text!r} (examples: 90s, 30m, 12h, 7d)") from None
+    if seconds < 0 or seconds != seconds or seconds == float("inf"):
+        raise ValidationError(f"invalid duration {text!r}")
+    return seconds

@@ -1,0 +1,131 @@
+"""Settings: one frozen object built at the edges from ``OPSJOBS_*`` variables and an optional
+``opsjobs.toml``; library code receives it and never reads ``os.environ`` itself.
+
+================================  ========================================  ===================
+variable                          meaning                                   default
+================================  ========================================  ===================
+``OPSJOBS_DATA``                  data folder (store file, logs, outputs)   ``./data``
+``OPSJOBS_STORE``                 store URL                                 ``sqlite:///<data>/opsjobs.db``
+``OPSJOBS_OUTPUT_CAP``            bytes of output kept in the job row       ``1048576``
+``OPSJOBS_LEASE``                 seconds a running job's lease lasts       ``30``
+``OPSJOBS_POLL``                  fallback poll interval of idle workers    ``5``
+``OPSJOBS_RUNTIME_DIR``           folder of the local doorbell sockets      ``/tmp/opsjobs-<uid>``
+``OPSJOBS_USER``                  owner recorded on jobs submitted locally  the login name
+================================  ========================================  ===================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import tomllib
+
+from .errors import ConfigError
+
+__all__ = ["Settings"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of opsjobs in one place."""
+
+    data_dir: Path = Path("data")
+    store_url: str = ""
+    output_cap: int = 1 << 20
+    lease_seconds: float = 30.0
+    poll_interval: float = 5.0
+    runtime_dir: str | None = None
+    user: str = "local"
+
+    def __post_init__(self) -> None:
+        if not self.store_url:
+            object.__setattr__(
+                self, "store_url", f"sqlite://{self.data_dir.resolve() / 'opsjobs.db'}"
+            )
+        if self.output_cap < 1024:
+            raise ConfigError("output cap must be at least 1024 bytes")
+        if not 1.0 <= self.lease_seconds <= 3600:
+            raise ConfigError("lease must be between 1 and 3600 seconds")
+        if not 0.05 <= self.poll_interval <= 600:
+            raise ConfigError("poll interval must be between 0.05 and 600 seconds")
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        toml_path: Path | None = None,
+        **overrides: object,
+    ) -> Settings:
+        """Build settings from ``opsjobs.toml`` (if present), then ``OPSJOBS_*``, then overrides."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        path = toml_path or Path(env.get("OPSJOBS_CONFIG", "opsjobs.toml"))
+        if path.is_file():
+            try:
+                values.update(tomllib.loads(path.read_text("utf-8")).get("opsjobs", {}))
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise ConfigError(f"cannot read {path}: {exc}") from exc
+        names = {
+            "OPSJOBS_DATA": "data_dir",
+            "OPSJOBS_STORE": "store_url",
+            "OPSJOBS_OUTPUT_CAP": "output_cap",
+            "OPSJOBS_LEASE": "lease_seconds",
+            "OPSJOBS_POLL": "poll_interval",
+            "OPSJOBS_RUNTIME_DIR": "runtime_dir",
+            "OPSJOBS_USER": "user",
+        }
+        for var, name in names.items():
+            if env.get(var):
+                values[name] = env[var]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if "user" not in values:
+            try:
+                values["user"] = getpass.getuser()
+            except (KeyError, OSError):
+                values["user"] = "local"
+        return cls._coerce(values)
+
+    @classmethod
+    def _coerce(cls, values: Mapping[str, object]) -> Settings:
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = set(values) - set(fields)
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        kwargs: dict[str, object] = {}
+        for name, raw in values.items():
+            try:
+                if name == "data_dir":
+                    kwargs[name] = Path(str(raw))
+                elif name == "output_cap":
+                    kwargs[name] = int(str(raw))
+                elif name in ("lease_seconds", "poll_interval"):
+                    kwargs[name] = float(str(raw))
+                else:
+                    kwargs[name] = str(raw)
+            except ValueError:
+                raise ConfigError(f"setting {name} has an invalid value {raw!r}") from None
+        return cls(**kwargs)  # type: ignore[arg-type]
+
+    # Folders inside the data folder -----------------------------------------------------
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def jobs_dir(self) -> Path:
+        """Per-job scratch folders of running jobs (result and metrics hand-over)."""
+        return self.data_dir / "jobs"
+
+    @property
+    def outputs_dir(self) -> Path:
+        return self.data_dir / "outputs"
+
+    @property
+    def results_dir(self) -> Path:
+        return self.data_dir / "results"

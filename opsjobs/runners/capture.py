@@ -1,0 +1,186 @@
+"""Output capture: each job's stdout and stderr alone, complete in a log file, capped in the row.
+
+In-process jobs (``inline``, ``thread``) print through :class:`ThreadRouter`, which replaces
+``sys.stdout``/``sys.stderr`` once per process with proxies that send a write to the sink of the
+job running on the *current thread*, and to the original stream otherwise — so other threads'
+prints never leak into a job's output. Child processes write straight into the log file.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import io
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+__all__ = ["OutputSink", "ThreadRouter", "capped_text", "read_capped"]
+
+_OMITTED = "\n… [{n} characters omitted; the full output is in {path}] …\n"
+
+
+def capped_text(head: str, tail: str, omitted: int, path: Path | str) -> str:
+    if not omitted:
+        return head + tail
+    return head + _OMITTED.format(n=omitted, path=path) + tail
+
+
+class OutputSink:
+    """Writes everything to ``path`` and keeps at most ``cap`` characters in memory: the first
+    half and the last half of the output, so both the start and the final error survive."""
+
+    def __init__(self, path: Path, cap: int) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._file = open(path, "w", encoding="utf-8", errors="replace", buffering=1 << 16)  # noqa: SIM115
+        self._lock = threading.Lock()
+        self._head_cap = cap // 2
+        self._tail_cap = cap - self._head_cap
+        self._head: list[str] = []
+        self._head_len = 0
+        self._tail: collections.deque[str] = collections.deque()
+        self._tail_len = 0
+        self._omitted = 0
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            text = str(text)
+        written = len(text)
+        with self._lock:
+            if self._file.closed:
+                return written
+            self._file.write(text)
+            room = self._head_cap - self._head_len
+            if room > 0:
+                part = text[:room]
+                self._head.append(part)
+                self._head_len += len(part)
+                text = text[room:]
+            if text:
+                self._tail.append(text)
+                self._tail_len += len(text)
+                while self._tail_len - len(self._tail[0]) >= self._tail_cap:
+                    dropped = self._tail.popleft()
+                    self._tail_len -= len(dropped)
+                    self._omitted += len(dropped)
+        return written
+
+    def flush(self) -> None:
+        with self._lock:
+            if not self._file.closed:
+                self._file.flush()
+
+    def text(self) -> str:
+        """The capped output so far."""
+        with self._lock:
+            tail = "".join(self._tail)
+            extra = max(len(tail) - self._tail_cap, 0)
+            return capped_text("".join(self._head), tail[extra:], self._omitted + extra, self.path)
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
+def read_capped(path: Path, cap: int) -> str:
+    """The first and last ``cap/2`` characters of a log file written by a child process."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return ""
+    with open(path, "rb") as fh:
+        if size <= cap:
+            return fh.read().decode("utf-8", errors="replace")
+        head = fh.read(cap // 2).decode("utf-8", errors="replace")
+        fh.seek(size - (cap - cap // 2))
+        tail = fh.read().decode("utf-8", errors="replace")
+    return capped_text(head, tail, size - cap, path)
+
+
+class _Proxy(io.TextIOBase):
+    """Stands in for ``sys.stdout`` or ``sys.stderr``."""
+
+    def __init__(self, router: ThreadRouter, original: TextIO) -> None:
+        self._router = router
+        self.original = original
+
+    def write(self, text: str) -> int:
+        sink = self._router.current()
+        if sink is not None:
+            return sink.write(text)
+        return self.original.write(text)
+
+    def flush(self) -> None:
+        sink = self._router.current()
+        if sink is not None:
+            sink.flush()
+        else:
+            self.original.flush()
+
+    def isatty(self) -> bool:
+        return self._router.current() is None and self.original.isatty()
+
+    def fileno(self) -> int:
+        return self.original.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "utf-8"
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.original, name)
+
+
+class ThreadRouter:
+    """Routes ``print`` of a thread to that thread's job sink. Install once per process."""
+
+    _lock = threading.Lock()
+    _users = 0
+    _instance: ThreadRouter | None = None
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._saved: tuple[TextIO, TextIO] | None = None
+
+    @classmethod
+    def acquire(cls) -> ThreadRouter:
+        """The process's router, installing the proxies on first use."""
+        with cls._lock:
+            if cls._instance is None:
+                cls._instance = cls()
+            router = cls._instance
+            if cls._users == 0:
+                router._saved = (sys.stdout, sys.stderr)
+                sys.stdout = _Proxy(router, sys.stdout)
+                sys.stderr = _Proxy(router, sys.stderr)
+            cls._users += 1
+            return router
+
+    @classmethod
+    def release(cls) -> None:
+        """Undo one :meth:`acquire`; the last one restores the original streams if still ours."""
+        with cls._lock:
+            cls._users = max(cls._users - 1, 0)
+            router = cls._instance
+            if cls._users == 0 and router is not None and router._saved is not None:
+                if isinstance(sys.stdout, _Proxy):
+                    sys.stdout = router._saved[0]
+                if isinstance(sys.stderr, _Proxy):
+                    sys.stderr = router._saved[1]
+                router._saved = None
+
+    def current(self) -> OutputSink | None:
+        return getattr(self._local, "sink", None)
+
+    @contextlib.contextmanager
+    def capture(self, sink: OutputSink) -> Iterator[OutputSink]:
+        """Send this thread's prints to ``sink`` for the duration of the block."""
+        previous = self.current()
+        self._local.sink = sink
+        try:
+            yield sink
+        finally:
+            self._local.sink = previous

@@ -1,0 +1,44 @@
+"""Entry point of a ``process``-mode child: ``python -m opsjobs.runners.child <job folder>``.
+
+The worker writes ``job.json`` (kind, payload, ids) into the job folder and points stdout and
+stderr at the job's log file. The child runs the kind with a file-backed job context, writes
+``result.json`` on success and ``error.json`` on failure, and exits 0 or non-zero.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+
+from ..context import file_context
+from .kinds import default_registry
+from .outcome import describe_exception, result_json
+
+
+def main(argv: list[str]) -> int:
+    job_dir = Path(argv[0])
+    meta = json.loads((job_dir / "job.json").read_text("utf-8"))
+    ctx = file_context(job_dir, meta["job_id"], meta.get("worker_id"), meta.get("host"))
+    try:
+        kind = default_registry().get(meta["kind"])
+        value = kind.run(meta["payload"], ctx)
+        if ctx.result_json is None:
+            text = result_json(value)
+            if text is not None:
+                ctx.set_result(json.loads(text))
+    except SystemExit:
+        raise
+    except BaseException as exc:
+        traceback.print_exc()
+        (job_dir / "error.json").write_text(json.dumps({"error": describe_exception(exc)}), "utf-8")
+        return 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

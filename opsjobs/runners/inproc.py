@@ -1,0 +1,59 @@
+"""``inline`` and ``thread`` modes: run a kind in the worker's own process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..context import JobContext, bind
+from ..model import Job, JobState
+from ..store import Finish
+from .capture import OutputSink, ThreadRouter
+from .kinds import Kind
+from .outcome import describe_exception, format_traceback, result_json
+
+__all__ = ["run_in_process"]
+
+
+def run_in_process(
+    kind: Kind, job: Job, ctx: JobContext, sink: OutputSink, router: ThreadRouter
+) -> Finish:
+    """Run ``job`` on the current thread with its output routed to ``sink``.
+
+    Exceptions become a ``failed`` outcome with the traceback in the output; ``sys.exit(0)``
+    counts as success, any other exit code as failure.
+    """
+    value: Any = None
+    try:
+        with router.capture(sink), bind(ctx):
+            try:
+                value = kind.run(job.spec.payload, ctx)
+            except SystemExit as exc:
+                code = exc.code
+                if code in (None, 0):
+                    return Finish(
+                        JobState.SUCCEEDED,
+                        output=_text(sink),
+                        exit_code=0,
+                        result_json=ctx.result_json,
+                    )
+                exit_code = code if isinstance(code, int) else 1
+                if not isinstance(code, int):
+                    sink.write(f"{code}\n")
+                return Finish(
+                    JobState.FAILED,
+                    output=_text(sink),
+                    exit_code=exit_code,
+                    error=f"SystemExit: exit code {exit_code}",
+                )
+            except Exception as exc:
+                sink.write(format_traceback(exc))
+                return Finish(JobState.FAILED, output=_text(sink), error=describe_exception(exc))
+    finally:
+        sink.close()
+    result = ctx.result_json if ctx.result_json is not None else result_json(value)
+    return Finish(JobState.SUCCEEDED, output=_text(sink), result_json=result)
+
+
+def _text(sink: OutputSink) -> str:
+    sink.flush()
+    return sink.text()

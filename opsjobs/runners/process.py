@@ -1,0 +1,111 @@
+"""``process`` mode: a child process per job, killed with its whole tree on timeout or cancel."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+
+from ..context import ENV_JOB_DIR, ENV_JOB_ID, METRICS_FILE, RESULT_FILE
+from ..model import Job, JobState, Metric
+from ..store import Finish
+from .capture import read_capped
+from .kinds import Kind
+
+__all__ = ["collect", "kill_tree", "spawn"]
+
+
+def spawn(
+    kind: Kind, job: Job, job_dir: Path, log_path: Path, worker_id: str, host: str
+) -> subprocess.Popen[bytes]:
+    """Start the child for ``job`` in a new session, stdout and stderr into ``log_path``."""
+    job_dir.mkdir(parents=True, exist_ok=True)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "job_id": job.id,
+        "kind": job.kind,
+        "payload": dict(job.spec.payload),
+        "worker_id": worker_id,
+        "host": host,
+    }
+    (job_dir / "job.json").write_text(json.dumps(meta), "utf-8")
+    argv = kind.program(job.spec.payload)
+    if argv is None:
+        argv = [sys.executable, "-m", "opsjobs.runners.child", str(job_dir)]
+    env = dict(os.environ)
+    env[ENV_JOB_ID] = job.id
+    env[ENV_JOB_DIR] = str(job_dir)
+    env["PYTHONUNBUFFERED"] = "1"
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
+
+
+def kill_tree(pid: int, grace: float = 2.0) -> None:
+    """Terminate ``pid`` and every descendant (found before the parent dies), then kill what
+    is left after ``grace`` seconds."""
+    try:
+        parent = psutil.Process(pid)
+        procs = [parent, *parent.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGTERM)  # the child leads its own session and process group
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            proc.terminate()
+    _, alive = psutil.wait_procs(procs, timeout=grace)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(alive, timeout=grace)
+
+
+def collect(
+    job: Job, returncode: int, job_dir: Path, log_path: Path, cap: int
+) -> tuple[Finish, list[Metric], str | None]:
+    """Read what the child left behind: (outcome, metrics, error reading them)."""
+    output = read_capped(log_path, cap)
+    metrics: list[Metric] = []
+    problem = None
+    try:
+        with open(job_dir / METRICS_FILE, encoding="utf-8") as fh:
+            for line in fh:
+                d = json.loads(line)
+                metrics.append(Metric(d["name"], d["value"], d.get("labels", {}), d["at"]))
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, KeyError) as exc:
+        problem = f"unreadable metrics from the child: {exc}"
+    result = None
+    with contextlib.suppress(FileNotFoundError):
+        result = (job_dir / RESULT_FILE).read_text("utf-8")
+    if returncode == 0:
+        finish = Finish(JobState.SUCCEEDED, output=output, result_json=result, exit_code=0)
+    else:
+        error = None
+        with contextlib.suppress(FileNotFoundError, ValueError, KeyError):
+            error = json.loads((job_dir / "error.json").read_text("utf-8"))["error"]
+        if error is None:
+            error = (
+                f"killed by signal {-returncode}" if returncode < 0 else f"exit code {returncode}"
+            )
+        finish = Finish(
+            JobState.FAILED, output=output, result_json=result, error=error, exit_code=returncode
+        )
+    shutil.rmtree(job_dir, ignore_errors=True)
+    return finish, metrics, problem

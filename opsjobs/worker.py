@@ -1,0 +1,471 @@
+"""The worker: claims jobs, runs them in their mode, renews leases, enforces timeouts and
+cancels, and recovers jobs whose worker died.
+
+Threads of one worker:
+
+* the **main loop** (the thread that calls :meth:`Worker.run`) claims jobs and runs ``inline``
+  ones itself — the seed's MainLoop;
+* a **job pool** of ``threads`` threads runs ``thread`` jobs and watches ``process`` children;
+* the **bell** thread sleeps on the store's waiter and wakes the main loop the moment a job is
+  submitted (a slow poll is only the fallback);
+* the **supervisor** renews leases (heartbeat), stops cancelled and timed-out jobs, and re-queues
+  or marks ``lost`` the jobs of dead workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from subprocess import Popen
+
+from .config import Settings
+from .context import JobContext
+from .errors import OpsJobsError
+from .model import Job, JobState, Metric, Mode, WorkerInfo, validate_queue
+from .runners import process as proc_runner
+from .runners.capture import OutputSink, ThreadRouter
+from .runners.inproc import run_in_process
+from .runners.kinds import KindRegistry, default_registry
+from .runners.outcome import describe_exception
+from .store import Finish, Store, Waiter
+
+__all__ = ["Worker", "WorkerHandle", "embed"]
+
+log = logging.getLogger("opsjobs.worker")
+
+
+@dataclass
+class _Running:
+    job: Job
+    ctx: JobContext
+    deadline: float | None
+    sink: OutputSink | None = None
+    proc: Popen[bytes] | None = None
+    #: Set by the supervisor when it stops the job (timed_out / cancelled / lost).
+    stop_state: JobState | None = None
+    #: True once the store has the final state (written by the supervisor).
+    settled: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Worker:
+    """A worker on ``store`` listening on ``queues`` plus its private queue ``worker:<id>``.
+
+    Parameters
+    ----------
+    store
+        Where jobs come from.
+    settings
+        Data folder, output cap, lease and poll interval.
+    queues
+        Named queues to serve (default ``["default"]``).
+    threads
+        How many ``thread`` and ``process`` jobs may run at once.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        *,
+        queues: Sequence[str] = ("default",),
+        threads: int = 4,
+        kinds: KindRegistry | None = None,
+    ) -> None:
+        if not 1 <= threads <= 256:
+            raise OpsJobsError("threads must be between 1 and 256")
+        self.store = store
+        self.settings = settings
+        self.id = str(uuid.uuid4())
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        self.queues = [validate_queue(q) for q in dict.fromkeys(queues or ["default"])]
+        self.queues.append(f"worker:{self.id}")
+        self.threads = threads
+        self.kinds = kinds or default_registry()
+        self.lease = settings.lease_seconds
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix=f"opsjobs-{self.id[:8]}")
+        self._busy = 0  # thread + process jobs in the pool
+        self._running: dict[str, _Running] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._tick = threading.Event()  # wakes the supervisor (new deadline, cancel, stop)
+        self._beat_soon = False
+        self._stopping = threading.Event()
+        self._router: ThreadRouter | None = None
+
+    # -- lifetime -------------------------------------------------------------------------
+    def run(self) -> None:
+        """Serve jobs on the calling thread until :meth:`stop` (or KeyboardInterrupt)."""
+        now = time.time()
+        self.store.register_worker(
+            WorkerInfo(
+                self.id, self.host, self.pid, self.queues, self.threads, now, now, self.lease
+            )
+        )
+        self._router = ThreadRouter.acquire()
+        waiter = self.store.waiter(self.id)  # listening before the first claim: no ring is missed
+        # The bell owns the waiter and closes it when it sees the stop; it is not joined, since
+        # it may sit in a wait for up to one poll interval.
+        threading.Thread(
+            target=self._bell, args=(waiter,), name="opsjobs-bell", daemon=True
+        ).start()
+        supervisor = threading.Thread(
+            target=self._supervise, name="opsjobs-supervisor", daemon=True
+        )
+        supervisor.start()
+        log.debug("worker %s on %s serving %s", self.id, self.host, ", ".join(self.queues))
+        try:
+            self._loop()
+        finally:
+            self._stopping.set()
+            self._wake.set()
+            self._tick.set()
+            self._shutdown(grace=self.lease / 3)
+            supervisor.join(timeout=5)
+            ThreadRouter.release()
+            self.store.stop_worker(self.id, now=time.time())
+
+    def stop(self) -> None:
+        """Ask the worker to stop; running jobs get a grace period, then are marked failed."""
+        self._stopping.set()
+        self._wake.set()
+        self._tick.set()
+
+    @property
+    def busy(self) -> int:
+        with self._lock:
+            return len(self._running)
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()
+            claimed = False
+            if self._has_slot():
+                try:
+                    job = self.store.claim(
+                        self.id, self.host, self.queues, now=time.time(), lease=self.lease
+                    )
+                except OpsJobsError as exc:
+                    log.warning("claim failed, retrying: %s", exc)
+                    job = None
+                if job is not None:
+                    claimed = True
+                    self._dispatch(job)
+            if not claimed:
+                self._wake.wait(self.settings.poll_interval)
+
+    def _has_slot(self) -> bool:
+        with self._lock:
+            return self._busy < self.threads
+
+    def _bell(self, waiter: Waiter) -> None:
+        try:
+            self._ring_loop(waiter)
+        finally:
+            waiter.close()
+
+    def _ring_loop(self, waiter: Waiter) -> None:
+        while not self._stopping.is_set():
+            try:
+                woken = waiter.wait(self.settings.poll_interval)
+            except (OpsJobsError, OSError) as exc:
+                log.warning("wake-up channel failed: %s", exc)
+                woken = self._stopping.wait(1.0) or True
+            if woken:
+                self._wake.set()
+                if self._has_process_jobs():
+                    self._beat_soon = True  # a cancel may be for one of our children
+                    self._tick.set()
+
+    def _has_process_jobs(self) -> bool:
+        with self._lock:
+            return any(r.proc is not None for r in self._running.values())
+
+    # -- dispatch -------------------------------------------------------------------------
+    def _dispatch(self, job: Job) -> None:
+        try:
+            kind = self.kinds.get(job.kind)
+            kind.check_mode(job.mode)
+        except OpsJobsError as exc:
+            self._finish(job, Finish(JobState.FAILED, error=str(exc)))
+            return
+        timeout = job.spec.timeout
+        ctx = JobContext(job.id, worker_id=self.id, host=self.host, emit_metric=self._emit_metric)
+        rec = _Running(job, ctx, deadline=time.time() + timeout if timeout else None)
+        with self._lock:
+            self._running[job.id] = rec
+            if job.mode is not Mode.INLINE:
+                self._busy += 1
+        if rec.deadline is not None:
+            self._tick.set()  # the supervisor learns the new deadline
+        if job.mode is Mode.INLINE:
+            self._guarded(self._run_in_process, rec)
+        else:
+            target = self._run_in_process if job.mode is Mode.THREAD else self._run_child
+            self._pool.submit(self._guarded, target, rec)
+
+    def _guarded(self, target: object, rec: _Running) -> None:
+        assert callable(target)
+        try:
+            target(rec)
+        except Exception as exc:  # a bug of ours must not leave the job running
+            log.exception("job %s crashed the runner", rec.job.id)
+            self._settle(
+                rec, Finish(JobState.FAILED, error=f"runner error: {describe_exception(exc)}")
+            )
+        except BaseException:  # Ctrl-C during an inline job: record it, then stop the worker
+            self._settle(rec, Finish(JobState.FAILED, error="interrupted: the worker was stopped"))
+            raise
+        finally:
+            with self._lock:
+                self._running.pop(rec.job.id, None)
+                if rec.job.mode is not Mode.INLINE:
+                    self._busy -= 1
+            self._wake.set()
+
+    def _log_path(self, job: Job) -> Path:
+        return self.settings.logs_dir / f"{job.id}.log"
+
+    def _run_in_process(self, rec: _Running) -> None:
+        assert self._router is not None
+        kind = self.kinds.get(rec.job.kind)
+        rec.sink = OutputSink(self._log_path(rec.job), self.settings.output_cap)
+        outcome = run_in_process(kind, rec.job, rec.ctx, rec.sink, self._router)
+        self._settle(rec, outcome)
+
+    def _run_child(self, rec: _Running) -> None:
+        job = rec.job
+        kind = self.kinds.get(job.kind)
+        job_dir = self.settings.jobs_dir / job.id
+        log_path = self._log_path(job)
+        try:
+            with rec.lock:
+                if rec.stop_state is None:
+                    rec.proc = proc_runner.spawn(kind, job, job_dir, log_path, self.id, self.host)
+        except OSError as exc:
+            self._settle(rec, Finish(JobState.FAILED, error=f"cannot start: {exc}"))
+            return
+        if rec.proc is None:
+            return
+        returncode = rec.proc.wait()
+        outcome, metrics, problem = proc_runner.collect(
+            job, returncode, job_dir, log_path, self.settings.output_cap
+        )
+        for m in metrics:
+            self._emit_metric(
+                Metric(
+                    m.name,
+                    m.value,
+                    m.labels,
+                    m.at,
+                    job_id=job.id,
+                    worker_id=self.id,
+                    host=self.host,
+                )
+            )
+        if problem:
+            log.warning("job %s: %s", job.id, problem)
+        if rec.stop_state is not None:
+            reason = "timed out" if rec.stop_state is JobState.TIMED_OUT else "cancelled"
+            outcome = Finish(
+                rec.stop_state,
+                output=outcome.output,
+                error=f"{reason}; process tree killed",
+                exit_code=returncode,
+                result_json=outcome.result_json,
+            )
+        self._settle(rec, outcome)
+
+    def _emit_metric(self, metric: Metric) -> None:
+        self.store.record_metrics([metric])
+
+    def _settle(self, rec: _Running, outcome: Finish) -> None:
+        with rec.lock:
+            if rec.settled:
+                return
+            rec.settled = True
+        self._finish(rec.job, outcome)
+
+    def _finish(self, job: Job, outcome: Finish) -> None:
+        try:
+            accepted = self.store.finish(job.id, self.id, job.attempt, outcome, now=time.time())
+        except OpsJobsError as exc:
+            log.error("could not record the end of job %s: %s", job.id, exc)
+            return
+        if not accepted:
+            log.info(
+                "job %s attempt %s ended after it was taken from this worker", job.id, job.attempt
+            )
+
+    # -- supervision ----------------------------------------------------------------------
+    def _supervise(self) -> None:
+        interval = self.lease / 3
+        next_beat = last_beat = 0.0
+        while not self._stopping.is_set():
+            self._tick.clear()
+            now = time.time()
+            if now >= next_beat or (self._beat_soon and now - last_beat >= 0.1):
+                self._beat_soon = False
+                self._beat(now)
+                last_beat, next_beat = now, now + interval
+            now = time.time()
+            self._enforce_deadlines(now)
+            wait = next_beat - now
+            with self._lock:
+                deadlines = [
+                    r.deadline for r in self._running.values() if r.deadline and not r.settled
+                ]
+            if deadlines:
+                wait = min(wait, min(deadlines) - now)
+            self._tick.wait(max(wait, 0.01))
+
+    def _beat(self, now: float) -> None:
+        with self._lock:
+            held = [job_id for job_id, r in self._running.items() if not r.settled]
+        try:
+            stop = self.store.heartbeat(self.id, held, now=now, lease=self.lease)
+            recovered = self.store.recover_expired(now=now)
+        except OpsJobsError as exc:
+            log.warning("heartbeat failed: %s", exc)
+            return
+        for r in recovered:
+            log.warning(
+                "job %s of worker %s lost its lease: %s",
+                r.job_id,
+                r.worker_id,
+                "re-queued" if r.requeued else "marked lost",
+            )
+        for job_id in stop:
+            self._stop_job(job_id)
+
+    def _stop_job(self, job_id: str) -> None:
+        with self._lock:
+            rec = self._running.get(job_id)
+        if rec is None:
+            return
+        try:
+            current = self.store.get(job_id)
+        except OpsJobsError:
+            current = None
+        rec.ctx.cancel()
+        if (
+            current is not None
+            and current.state is JobState.RUNNING
+            and current.worker_id == self.id
+        ):
+            state = JobState.CANCELLED  # a process job whose cancel was requested
+        else:
+            state = current.state if current is not None else JobState.CANCELLED
+            rec.settled = True  # the store already has its final (or re-queued) state
+        self._kill(rec, state)
+
+    def _enforce_deadlines(self, now: float) -> None:
+        with self._lock:
+            due = [
+                r
+                for r in self._running.values()
+                if r.deadline and r.deadline <= now and not r.settled
+            ]
+        for rec in due:
+            rec.ctx.cancel()
+            if rec.proc is not None or rec.job.mode is Mode.PROCESS:
+                self._kill(rec, JobState.TIMED_OUT)
+            else:
+                # inline/thread code cannot be killed: it is told (ctx.cancelled) and the job
+                # is marked at the deadline; its late completion is then refused by the store.
+                output = rec.sink.text() if rec.sink is not None else ""
+                self._settle(
+                    rec,
+                    Finish(
+                        JobState.TIMED_OUT,
+                        output=output,
+                        error=f"timed out after {rec.job.spec.timeout:g} s",
+                    ),
+                )
+
+    def _kill(self, rec: _Running, state: JobState) -> None:
+        with rec.lock:
+            if rec.stop_state is None:
+                rec.stop_state = state
+            proc = rec.proc
+        if proc is not None and proc.poll() is None:
+            threading.Thread(target=proc_runner.kill_tree, args=(proc.pid,), daemon=True).start()
+
+    def _shutdown(self, grace: float) -> None:
+        deadline = time.time() + grace
+        while self.busy and time.time() < deadline:
+            time.sleep(0.05)
+        with self._lock:
+            left = list(self._running.values())
+        for rec in left:
+            rec.ctx.cancel()
+            if rec.proc is not None:
+                proc_runner.kill_tree(rec.proc.pid)
+            output = rec.sink.text() if rec.sink is not None else ""
+            self._settle(
+                rec,
+                Finish(
+                    JobState.FAILED,
+                    output=output,
+                    error="the worker stopped before the job finished",
+                ),
+            )
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class WorkerHandle:
+    """A worker running on a background thread of this process (see :func:`embed`)."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self._thread = threading.Thread(target=worker.run, name="opsjobs-worker", daemon=True)
+        self._thread.start()
+
+    @property
+    def id(self) -> str:
+        return self.worker.id
+
+    @property
+    def queue(self) -> str:
+        """The private queue that targets this process exactly."""
+        return f"worker:{self.worker.id}"
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the worker and wait for its thread."""
+        self.worker.stop()
+        self._thread.join(timeout)
+
+    def __enter__(self) -> WorkerHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def embed(
+    queues: Sequence[str] = ("default",),
+    threads: int = 4,
+    *,
+    store: Store | None = None,
+    settings: Settings | None = None,
+) -> WorkerHandle:
+    """Start a worker thread inside this program; returns a handle with ``stop()``.
+
+    The worker also listens on ``worker:<id>`` so a job can target this very process — this is
+    how the live memory analyzer looks inside a running service.
+    """
+    settings = settings or Settings.from_env()
+    if store is None:
+        from .store import open_store
+
+        store = open_store(settings.store_url, runtime_dir=settings.runtime_dir)
+    return WorkerHandle(Worker(store, settings, queues=queues, threads=threads))

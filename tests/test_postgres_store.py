@@ -1,0 +1,210 @@
+"""PostgreSQL-only behaviour: concurrent claimers and openers, LISTEN/NOTIFY across stores,
+recovery from killed connections. The shared contract lives in test_store_contract.py."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from pg import BASE_URL, isolated_schema
+
+from opsjobs.errors import StoreError
+from opsjobs.model import JobSpec, JobState
+from opsjobs.store import Finish, open_store
+from opsjobs.store.postgres import PostgresStore, channel_for
+
+pytestmark = pytest.mark.postgres
+
+T0 = 1_800_000_000.0
+
+
+def spec(name: str = "job") -> JobSpec:
+    return JobSpec(name=name, kind="command", payload={"source": "pass"}).validated()
+
+
+@pytest.fixture
+def url() -> Iterator[str]:
+    with isolated_schema() as schema_url:
+        yield schema_url
+
+
+def test_open_store_routes_postgres_urls(url: str) -> None:
+    with open_store(url) as store:
+        assert isinstance(store, PostgresStore)
+        assert store.schema.startswith("opsjobs_t_")
+        assert store.channel == f"opsjobs_jobs_{store.schema}"
+        assert store.schema_version() == 1
+
+
+def test_channel_names() -> None:
+    assert channel_for("public") == "opsjobs_jobs"
+    assert channel_for("a") == "opsjobs_jobs_a"
+    assert len(channel_for("x" * 63)) <= 63
+
+
+def test_concurrent_openers_migrate_once(url: str) -> None:
+    stores: list[PostgresStore] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def open_one() -> None:
+        try:
+            s = PostgresStore(url, max_size=2)
+        except BaseException as exc:
+            with lock:
+                errors.append(exc)
+            return
+        with lock:
+            stores.append(s)
+
+    threads = [threading.Thread(target=open_one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert errors == []
+        assert len(stores) == 4
+        assert {s.schema_version() for s in stores} == {1}
+        rows = stores[0]._read("versions", "SELECT version FROM opsjobs_schema_version")
+        assert [r["version"] for r in rows] == [1]
+    finally:
+        for s in stores:
+            s.close()
+
+
+def test_concurrent_claimers_never_share_a_job(url: str) -> None:
+    with PostgresStore(url) as submitter:
+        ids = {submitter.submit(spec(f"j{i}"), now=T0 + i).id for i in range(500)}
+    claimed: dict[str, list[str]] = {}
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def drain(worker: str) -> None:
+        got: list[str] = []
+        try:
+            with PostgresStore(url, max_size=2) as store:
+                start.wait()
+                while (
+                    job := store.claim(worker, "h", ["default"], now=T0 + 1e3, lease=30)
+                ) is not None:
+                    assert job.worker_id == worker and job.attempt == 1
+                    got.append(job.id)
+        except BaseException as exc:
+            errors.append(exc)
+        claimed[worker] = got
+
+    threads = [threading.Thread(target=drain, args=(f"w{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    everything = [job_id for got in claimed.values() for job_id in got]
+    assert len(everything) == len(set(everything)) == 500
+    assert set(everything) == ids
+    assert sum(1 for got in claimed.values() if got) > 1, "only one claimer got work"
+    with PostgresStore(url) as check:
+        for worker, got in claimed.items():
+            for job_id in got[:5]:
+                job = check.get(job_id)
+                assert job.state is JobState.RUNNING and job.worker_id == worker
+
+
+def test_waiter_wakes_on_submit_from_another_store(url: str) -> None:
+    with PostgresStore(url) as listener, PostgresStore(url) as submitter:
+        waiter = listener.waiter("w1")
+        try:
+            assert not waiter.wait(0.01)
+            timer = threading.Timer(0.1, lambda: submitter.submit(spec(), now=T0))
+            started = time.monotonic()
+            timer.start()
+            assert waiter.wait(5.0)
+            elapsed = time.monotonic() - started
+            timer.join()
+            assert elapsed < 1.0
+            # A burst of submits is one wake-up, not one per job.
+            for i in range(5):
+                submitter.submit(spec(f"b{i}"), now=T0)
+            assert waiter.wait(1.0)
+            assert not waiter.wait(0.05)
+        finally:
+            waiter.close()
+
+
+def test_waiter_is_woken_by_cancel(url: str) -> None:
+    with PostgresStore(url) as store:
+        job = store.submit(spec(), now=T0)
+        waiter = store.waiter("w1")
+        try:
+            assert not waiter.wait(0.01)
+            store.request_cancel(job.id, now=T0 + 1)
+            assert waiter.wait(1.0)
+        finally:
+            waiter.close()
+
+
+def test_stores_in_other_schemas_do_not_wake_each_other(url: str) -> None:
+    with (
+        isolated_schema() as other_url,
+        PostgresStore(url) as mine,
+        PostgresStore(other_url) as other,
+    ):
+        waiter = mine.waiter("w1")
+        try:
+            other.submit(spec(), now=T0)
+            assert not waiter.wait(0.3)
+            assert mine.claim("w1", "h", ["default"], now=T0, lease=30) is None
+        finally:
+            waiter.close()
+
+
+def _terminate(app: str) -> int:
+    """Kill every backend of application ``app`` from a separate connection."""
+    with psycopg.connect(BASE_URL, autocommit=True) as admin:
+        rows = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE application_name = %s AND pid <> pg_backend_pid()",
+            (app,),
+        ).fetchall()
+    return len(rows)
+
+
+@pytest.mark.parametrize("check", [True, False], ids=["pool-check", "retry-only"])
+def test_recovers_from_terminated_connections(url: str, check: bool) -> None:
+    app = f"opsjobs-kill-{check}"
+    with PostgresStore(f"{url}&application_name={app}", check=check) as store:
+        waiter = store.waiter("w1")
+        try:
+            first = store.submit(spec("before"), now=T0)
+            assert store.get(first.id).state is JobState.QUEUED
+            assert _terminate(app) >= 2  # the pool's connection(s) and the waiter's
+
+            job = store.submit(spec("after"), now=T0 + 1)
+            claimed = store.claim("w1", "h", ["default"], now=T0 + 2, lease=30)
+            assert claimed is not None and claimed.id == first.id
+            assert store.get(job.id).state is JobState.QUEUED
+            assert store.finish(first.id, "w1", 1, Finish(JobState.SUCCEEDED), now=T0 + 3)
+
+            # The broken listener reports a wake-up (re-check the queue), then reconnects,
+            # reporting one more (notifications may have been missed meanwhile) ...
+            assert waiter.wait(1.0)
+            assert waiter.wait(1.0)
+            # ... and is back to normal: quiet until a submit, woken by one.
+            assert not waiter.wait(0.05)
+            store.submit(spec("wake"), now=T0 + 4)
+            assert waiter.wait(1.0)
+        finally:
+            waiter.close()
+
+
+def test_errors_are_store_errors(url: str) -> None:
+    with pytest.raises(StoreError, match="cannot connect"):
+        PostgresStore("postgresql://postgres@127.0.0.1:1/test", timeout=0.5, connect_timeout=1)
+    store = PostgresStore(url)
+    store.close()
+    with pytest.raises(StoreError, match="closed"):
+        store.get("x")
