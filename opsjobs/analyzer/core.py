@@ -83,7 +83,7 @@ def analyze(
         skipped.append("holders")
         holders: dict[int, list[str]] = {}
     else:
-        own = {id(targets), id(census.containers), id(census), id(census.types)}
+        own = {id(targets), id(census.containers), id(census.types), id(namespaces)}
         own.update(map(id, census.containers))
         holders = find_holders(targets, modules, own)
     del targets, modules

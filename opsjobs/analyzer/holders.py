@@ -78,7 +78,7 @@ def find_holders(
         if id(holder) in skip:
             continue
         for tid in by_id.keys() & set(map(id, gc.get_referents(holder))):
-            if tid in modules and type(holder) is types.ModuleType:
+            if tid in modules:
                 continue  # already named as the module's namespace
             if len(found[tid]) < per_target:
                 found[tid].append(describe_holder(holder, by_id[tid], modules))
