@@ -25,13 +25,13 @@ import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import pytest
 
 #: The server the tests use (trust auth). Override with TEST_POSTGRES_URL.
 BASE_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-WHERE = "127.0.0.1:5432"
+WHERE = f"{urlsplit(BASE_URL).hostname}:{urlsplit(BASE_URL).port or 5432}"
 
 
 @functools.cache
