@@ -71,7 +71,7 @@ def leak_verdict(
     min_points: int = 6,
     min_growth_per_hour: float = 1.0,
     min_r_squared: float = 0.8,
-    min_total_growth: float = 0.0,
+    min_total_growth: float = 1.0,
     limit: float | None = None,
 ) -> LeakVerdict:
     """Decide whether a memory series (e.g. ``rss_mb`` over time) shows sustained growth.

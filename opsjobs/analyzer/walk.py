@@ -18,7 +18,9 @@ import gc
 import sys
 import time
 from collections.abc import Iterable
-from itertools import compress, filterfalse
+from itertools import chain, compress, filterfalse, repeat
+from operator import is_
+from typing import cast
 
 __all__ = ["CHUNK", "Deadline", "Dedupe", "safe_sizes"]
 
@@ -58,6 +60,12 @@ class Deadline:
         return time.perf_counter() - self.start
 
 
+class _DictTypes(dict[type, bool]):
+    def __missing__(self, key: type) -> bool:
+        self[key] = value = issubclass(key, dict)
+        return value
+
+
 class Dedupe:
     """Expand chunks of objects into their not-yet-seen referents.
 
@@ -71,6 +79,7 @@ class Dedupe:
     def __init__(self, untracked_only: bool) -> None:
         self.untracked_only = untracked_only
         self.seen: set[int] = set()
+        self._is_dict = _DictTypes()
         self.base = 0
         self.base = self._calibrate()
 
@@ -78,6 +87,18 @@ class Dedupe:
         # Calibration goes through this very function, so the number of references our
         # own temporaries add is measured, not guessed for this Python version.
         refs = _get_referents(*chunk)
+        dicts = cast(
+            list[dict[object, object]],
+            list(compress(chunk, map(self._is_dict.__getitem__, map(type, chunk)))),
+        )
+        if dicts:
+            # A dict whose keys are all exact str does not report its keys to the gc
+            # (str cannot form cycles), so they are added here; keys of other dicts are
+            # reported already and any duplicate is caught by the shared-object path.
+            keys: list[object] = list(chain.from_iterable(map(dict.keys, dicts)))
+            refs.extend(compress(keys, map(is_, map(type, keys), repeat(str))))
+            del keys
+        del dicts
         if self.untracked_only:
             refs = list(filterfalse(_is_tracked, refs))
         return refs, list(map(_getrefcount, refs))

@@ -1,0 +1,113 @@
+"""Accuracy on planted problems, each in a real child process that analyses itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from opsjobs.analyzer import diff_reports, leak_verdict, recommend
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+PRELUDE = """
+import json, sys, time
+from opsjobs.analyzer import analyze, report_metrics
+"""
+
+
+def run_child(body: str) -> Any:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    script = PRELUDE + textwrap.dedent(body)
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_duplicate_strings_are_counted() -> None:
+    res = run_child("""
+        PLANTED = ["".join(["dup-", "licated-value-", "0123456789abcdef"]) for _ in range(20000)]
+        r = analyze(deep=True, top_count=10)
+        print(json.dumps(r.to_dict()["strings"]))
+    """)
+    top = res["top"][0]
+    assert top["preview"] == "dup-licated-value-0123456789abcdef"
+    assert abs(top["copies"] - 20000) <= 200
+    assert top["wasted_bytes"] == (top["copies"] - 1) * top["size_each"]
+    assert res["sample_rate"] == 1.0
+
+
+def test_growing_global_is_top_growth_and_a_leak() -> None:
+    res = run_child("""
+        GROW = []
+        reports, series = [], []
+        analyze(top_count=10)  # warm-up: first-use allocations are not growth
+        for step in range(8):
+            GROW.extend("".join(["row-", str(step), "-", str(i), "-" * 40]) for i in range(40000))
+            r = analyze(top_count=10).to_dict()
+            reports.append(r)
+            series.append((time.time(), report_metrics(r)["rss_mb"]))
+            time.sleep(0.05)
+        print(json.dumps({"first": reports[0], "last": reports[-1], "series": series}))
+    """)
+    d = diff_reports(res["first"], res["last"])
+    assert d.globals[0].name == "__main__.GROW"
+    assert d.globals[0].count_delta == 7 * 40000
+    assert d.types[0].name == "str"
+    verdict = leak_verdict([tuple(p) for p in res["series"]])
+    assert verdict.leaking, verdict
+    assert verdict.growth_per_hour > 0
+
+
+def test_large_global_dict_matches_pympler() -> None:
+    pytest.importorskip("pympler")
+    res = run_child("""
+        BIG = {"".join(["key-", str(i)]): ["".join(["v", str(i)]) * 3, i * 7, (i, float(i))]
+               for i in range(50000)}
+        r = analyze(top_count=5).to_dict()
+        from pympler import asizeof
+        print(json.dumps({"top": r["globals"][0], "ref": asizeof.asizeof(BIG)}))
+    """)
+    top = res["top"]
+    assert (top["module"], top["name"], top["type"], top["length"]) == (
+        "__main__",
+        "BIG",
+        "dict",
+        50000,
+    )
+    assert abs(top["deep_bytes"] - res["ref"]) <= 0.10 * res["ref"], res
+
+
+def test_healthy_steady_process_has_no_findings() -> None:
+    res = run_child("""
+        import random
+        STATE = {"config": list(range(1000))}
+        analyze(top_count=10)  # warm-up
+        series, last = [], None
+        for step in range(12):
+            scratch = [{"n": i, "s": str(i) * 5} for i in range(20000)]  # churn, then freed
+            del scratch
+            last = analyze(top_count=10).to_dict()
+            series.append((time.time(), report_metrics(last)["rss_mb"]))
+            time.sleep(0.05)
+        print(json.dumps({"last": last, "series": series}))
+    """)
+    verdict = leak_verdict([tuple(p) for p in res["series"]])
+    assert not verdict.leaking, verdict
+    recs = recommend(res["last"], verdict=verdict)
+    assert all(r.severity == "info" for r in recs), recs
