@@ -145,6 +145,13 @@ def file_context(job_dir: Path, job_id: str, worker_id: str | None, host: str | 
     )
 
 
+def adopt(ctx: JobContext) -> None:
+    """Make ``ctx`` this (child) process's job context for every thread."""
+    global _child
+    with _child_lock:
+        _child = ctx
+
+
 def _child_context() -> JobContext | None:
     # The environment is the channel from the worker to its child: this is the one place
     # library code reads it.

@@ -12,7 +12,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from ..context import file_context
+from ..context import adopt, file_context
 from .kinds import default_registry
 from .outcome import describe_exception, result_json
 
@@ -21,6 +21,7 @@ def main(argv: list[str]) -> int:
     job_dir = Path(argv[0])
     meta = json.loads((job_dir / "job.json").read_text("utf-8"))
     ctx = file_context(job_dir, meta["job_id"], meta.get("worker_id"), meta.get("host"))
+    adopt(ctx)
     try:
         kind = default_registry().get(meta["kind"])
         value = kind.run(meta["payload"], ctx)

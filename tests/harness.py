@@ -1,0 +1,81 @@
+"""Test helpers: settings on a temporary data folder, embedded workers, waiting with deadlines."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from opsjobs import Settings
+from opsjobs.client import Client
+from opsjobs.store import open_store
+
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+T = TypeVar("T")
+
+
+def settings_for(tmp_path: Path, **kw: object) -> Settings:
+    data = tmp_path / "data"
+    base: dict[str, object] = {
+        "data_dir": data,
+        "store_url": f"sqlite://{data / 'opsjobs.db'}",
+        "runtime_dir": str(tmp_path / "run"),
+        "user": "tester",
+    }
+    base.update(kw)
+    return Settings(**base)  # type: ignore[arg-type]
+
+
+def client_for(settings: Settings) -> Client:
+    return Client(open_store(settings.store_url, runtime_dir=settings.runtime_dir), settings)
+
+
+def wait_for(check: Callable[[], T | None], timeout: float = 20.0, what: str = "condition") -> T:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
+
+
+def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSJOBS_")}
+    env.update(
+        OPSJOBS_DATA=str(settings.data_dir),
+        OPSJOBS_STORE=settings.store_url,
+        OPSJOBS_RUNTIME_DIR=str(settings.runtime_dir),
+        PYTHONPATH=os.pathsep.join([str(TESTS), str(ROOT), env.get("PYTHONPATH", "")]),
+    )
+    env.update(extra)
+    return env
+
+
+def run_cli(settings: Settings, *args: str, timeout: float = 60, **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "opsjobs", *args],
+        env=cli_env(settings, **extra),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=settings.data_dir.parent,
+    )
+
+
+def start_worker(settings: Settings, *args: str, **extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "opsjobs", "worker", *args],
+        env=cli_env(settings, **extra),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=settings.data_dir.parent,
+    )

@@ -1,0 +1,55 @@
+"""Callables used as ``call`` targets by the tests (importable in worker children too)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any
+
+import opsjobs
+
+
+def add(a: int, b: int) -> dict[str, Any]:
+    print(f"adding {a} and {b}")
+    return {"sum": a + b, "pid": os.getpid()}
+
+
+def boom(message: str = "boom") -> None:
+    print("about to fail", file=sys.stderr)
+    raise RuntimeError(message)
+
+
+def measured(value: float) -> str:
+    ctx = opsjobs.context()
+    ctx.record_metric("test_value", value, source="jobfuncs")
+    ctx.set_result({"job": ctx.job_id, "value": value})
+    return "ignored: set_result wins"
+
+
+def cooperative_sleep(seconds: float) -> str:
+    ctx = opsjobs.context()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if ctx.cancelled:
+            return "stopped"
+        time.sleep(0.01)
+    return "slept"
+
+
+def spew(megabytes: int) -> int:
+    line = "x" * 1023 + "\n"
+    for _ in range(megabytes * 1024):
+        sys.stdout.write(line)
+    return megabytes
+
+
+def pid_tree(path: str, seconds: float = 60) -> None:
+    """Start a grandchild, write both pids to ``path``, then sleep."""
+    import subprocess
+
+    child = subprocess.Popen([sys.executable, "-c", f"import time; time.sleep({seconds})"])
+    with open(path + ".tmp", "w") as fh:
+        fh.write(f"{os.getpid()} {child.pid}")
+    os.replace(path + ".tmp", path)
+    time.sleep(seconds)

@@ -1,0 +1,278 @@
+"""The worker on a real SQLite file: every mode × kind, failures, timeouts, cancels, output."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from harness import TESTS, client_for, settings_for, wait_for
+
+import opsjobs
+from opsjobs import JobSpec, JobState, Mode
+from opsjobs.client import Client
+from opsjobs.errors import Conflict, ValidationError
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Client, opsjobs.WorkerHandle]]:
+    # children of process-mode jobs must import tests/jobfuncs.py
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+    settings = settings_for(tmp_path, output_cap=64 * 1024, poll_interval=60.0)
+    client = client_for(settings)
+    handle = opsjobs.embed(store=client.store, settings=settings, threads=3)
+    yield client, handle
+    handle.stop()
+    client.close()
+
+
+def run(client: Client, wait: float = 60, **kw: object) -> opsjobs.Job:
+    job = client.submit(kw.pop("name", "t"), **kw)  # type: ignore[arg-type]
+    return client.wait(job.id, timeout=wait)
+
+
+ALL_MODES = ["inline", "thread", "process"]
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_call_returns_result_and_output(env, mode: str) -> None:
+    client, _ = env
+    job = run(client, call="jobfuncs:add", kwargs={"a": 2, "b": 3}, mode=mode)
+    assert job.state is JobState.SUCCEEDED, job.error
+    assert job.result["sum"] == 5
+    assert job.output == "adding 2 and 3\n"
+    in_worker = job.result["pid"] == os.getpid()
+    assert in_worker is (mode != "process")
+    assert job.runtime is not None and job.runtime >= 0
+    assert client.log_path(job.id).read_text() == "adding 2 and 3\n"
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_command_runs_python_source(env, mode: str) -> None:
+    client, _ = env
+    source = "import opsjobs\nprint('hi from', opsjobs.context().job_id)\nopsjobs.context().set_result([1, 2])"
+    job = run(client, command=source, mode=mode)
+    assert job.state is JobState.SUCCEEDED, job.error
+    assert job.output == f"hi from {job.id}\n"
+    assert job.result == [1, 2]
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_metrics_and_set_result_from_any_mode(env, mode: str) -> None:
+    client, handle = env
+    job = run(client, call="jobfuncs:measured", kwargs={"value": 4.5}, mode=mode)
+    assert job.state is JobState.SUCCEEDED, job.error
+    assert job.result == {"job": job.id, "value": 4.5}
+    points = client.store.metrics("test_value", job_id=job.id)
+    assert [(p.value, dict(p.labels)) for p in points] == [(4.5, {"source": "jobfuncs"})]
+    assert points[0].worker_id == handle.id and points[0].host == handle.worker.host
+
+
+def test_argv_runs_a_program_in_process_mode(env) -> None:
+    client, _ = env
+    job = run(client, argv=["sh", "-c", "echo out; echo err >&2; exit 0"], mode="process")
+    assert job.state is JobState.SUCCEEDED and job.exit_code == 0
+    assert sorted(job.output.split()) == ["err", "out"]
+    failed = run(client, argv=["sh", "-c", "echo nope; exit 3"], mode="BackgroundJob")
+    assert failed.state is JobState.FAILED and failed.exit_code == 3
+    assert failed.error == "exit code 3" and failed.output == "nope\n"
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_exception_fails_the_job_with_traceback(env, mode: str) -> None:
+    client, _ = env
+    job = run(client, call="jobfuncs:boom", kwargs={"message": "disk on fire"}, mode=mode)
+    assert job.state is JobState.FAILED
+    assert job.error == "RuntimeError: disk on fire"
+    assert "about to fail" in job.output and "Traceback" in job.output
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_nonzero_exit_fails_and_zero_exit_succeeds(env, mode: str) -> None:
+    client, _ = env
+    job = run(client, command="import sys; print('bye'); sys.exit(3)", mode=mode)
+    assert job.state is JobState.FAILED and job.exit_code == 3
+    assert job.output == "bye\n"
+    ok = run(client, command="import sys; sys.exit(0)", mode=mode)
+    assert ok.state is JobState.SUCCEEDED and ok.exit_code == 0
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_syntax_error_that_bypassed_validation_fails_the_job(env, mode: str) -> None:
+    client, _ = env
+    spec = JobSpec(name="raw", kind="command", payload={"source": "print("}, mode=Mode(mode))
+    job = client.store.submit(spec.validated(), now=time.time())
+    done = client.wait(job.id, timeout=30)
+    assert done.state is JobState.FAILED
+    assert done.error is not None and done.error.startswith("SyntaxError")
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_missing_callable_fails_clearly(env, mode: str) -> None:
+    client, _ = env
+    job = run(client, call="jobfuncs:no_such_function", mode=mode)
+    assert job.state is JobState.FAILED
+    assert "callable not found: jobfuncs:no_such_function" in (job.error or "")
+    job = run(client, call="no_such_module_x:f", mode=mode)
+    assert job.state is JobState.FAILED and "cannot import module 'no_such_module_x'" in (job.error or "")
+
+
+def test_thread_mode_output_is_the_jobs_alone(env, capsys: pytest.CaptureFixture[str]) -> None:
+    client, _ = env
+    stop = threading.Event()
+
+    def chatter() -> None:
+        while not stop.is_set():
+            print("NOISE from another thread")
+            time.sleep(0.001)
+
+    noisy = threading.Thread(target=chatter)
+    noisy.start()
+    try:
+        source = "import time\nfor i in range(50):\n    print('line', i)\n    time.sleep(0.002)"
+        job = run(client, command=source, mode="thread")
+    finally:
+        stop.set()
+        noisy.join()
+    assert job.output == "".join(f"line {i}\n" for i in range(50))
+    assert "NOISE" in capsys.readouterr().out  # the other thread's prints went where they belong
+
+
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_huge_output_is_capped_and_memory_stays_bounded(env, mode: str) -> None:
+    client, _ = env
+    rss_before = psutil.Process().memory_info().rss
+    job = run(client, call="jobfuncs:spew", kwargs={"megabytes": 50}, mode=mode, wait=120)
+    grown = psutil.Process().memory_info().rss - rss_before
+    assert job.state is JobState.SUCCEEDED, job.error
+    cap = client.settings.output_cap
+    assert len(job.output) <= cap + 200
+    assert "characters omitted" in job.output
+    assert job.output.startswith("x" * 100) and job.output.endswith("x\n")
+    assert client.log_path(job.id).stat().st_size == 50 * 1024 * 1024
+    assert grown < 30 * 1024 * 1024, f"worker grew by {grown / 2**20:.1f} MiB"
+
+
+@pytest.mark.parametrize("mode", ["inline", "thread"])
+def test_cooperative_timeout_is_marked_at_the_deadline(env, mode: str) -> None:
+    client, _ = env
+    job = run(client, call="jobfuncs:cooperative_sleep", kwargs={"seconds": 30}, mode=mode, timeout=0.3)
+    assert job.state is JobState.TIMED_OUT
+    assert job.error == "timed out after 0.3 s"
+    assert job.runtime is not None and 0.3 <= job.runtime < 5
+
+
+def _tree_from(path: Path) -> list[psutil.Process]:
+    child, grandchild = (int(p) for p in path.read_text().split())
+    return [psutil.Process(child), psutil.Process(grandchild)]
+
+
+def _gone(procs: list[psutil.Process]) -> bool:
+    return all(not p.is_running() or p.status() == psutil.STATUS_ZOMBIE for p in procs)
+
+
+def test_process_timeout_kills_the_whole_tree(env, tmp_path: Path) -> None:
+    client, _ = env
+    pids = tmp_path / "pids"
+    job = client.submit("tree", call="jobfuncs:pid_tree", kwargs={"path": str(pids)}, mode="process",
+                        timeout=3)
+    procs = wait_for(lambda: pids.exists() and _tree_from(pids), what="child pids")
+    done = client.wait(job.id, timeout=30)
+    assert done.state is JobState.TIMED_OUT and "process tree killed" in (done.error or "")
+    wait_for(lambda: _gone(procs), timeout=10, what="child and grandchild to exit")
+
+
+def test_cancel_queued_running_thread_and_process(env, tmp_path: Path) -> None:
+    client, _ = env
+    # running thread job: marked at once, told through ctx.cancelled
+    job = client.submit("coop", call="jobfuncs:cooperative_sleep", kwargs={"seconds": 60})
+    wait_for(lambda: client.get(job.id).state is JobState.RUNNING, what="thread job to start")
+    assert client.cancel(job.id).state is JobState.CANCELLED
+    # running process job: the worker kills the tree and marks it
+    pids = tmp_path / "pids"
+    proc_job = client.submit("tree", call="jobfuncs:pid_tree", kwargs={"path": str(pids)}, mode="process")
+    procs = wait_for(lambda: pids.exists() and _tree_from(pids), what="child pids")
+    assert client.cancel(proc_job.id).cancel_requested
+    done = client.wait(proc_job.id, timeout=30)
+    assert done.state is JobState.CANCELLED
+    wait_for(lambda: _gone(procs), timeout=10, what="process tree to exit")
+    # queued job on a queue nobody serves
+    queued = client.submit("later", command="print(1)", queue="nobody")
+    assert client.cancel(queued.id).state is JobState.CANCELLED
+
+
+def test_private_queue_targets_this_worker(env) -> None:
+    client, handle = env
+    job = run(client, command="print('me')", queue=handle.queue)
+    assert job.state is JobState.SUCCEEDED and job.worker_id == handle.id
+
+
+def test_delete_refuses_running_job_and_removes_files(env) -> None:
+    client, _ = env
+    job = client.submit("coop", call="jobfuncs:cooperative_sleep", kwargs={"seconds": 60})
+    wait_for(lambda: client.get(job.id).state is JobState.RUNNING, what="job to start")
+    with pytest.raises(Conflict, match="cancel it before deleting it"):
+        client.delete(job.id)
+    assert client.get(job.id).state is JobState.RUNNING  # nothing changed
+    client.cancel(job.id)
+    client.delete(job.id)
+    assert not client.log_path(job.id).exists()
+
+
+def test_purge_removes_old_results_and_logs(env) -> None:
+    client, _ = env
+    old = run(client, command="print('old')")
+    assert client.log_path(old.id).exists()
+    assert client.purge(3600) == 0
+    assert client.purge(0) == 1
+    assert not client.log_path(old.id).exists()
+    assert client.results() == []
+
+
+def test_idle_worker_is_woken_without_polling(env) -> None:
+    client, _ = env  # poll interval is 60 s: only the doorbell can start this job quickly
+    time.sleep(0.2)  # let the worker go idle on its waiter (not a synchronisation point)
+    job = run(client, command="pass", wait=10)
+    assert job.state is JobState.SUCCEEDED
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"command": "pass", "mode": "fast"}, "unknown mode 'fast'"),
+        ({"argv": ["ls"], "mode": "thread"}, "runs only in process mode"),
+        ({"call": "not a target"}, "package.module:function"),
+        ({"call": "os:getcwd", "kwargs": {"x": {1, 2}}}, "not JSON-serialisable"),
+        ({"command": "def (:"}, "syntax error at line 1"),
+        ({"command": "pass", "timeout": -1}, "timeout must be between"),
+        ({"command": "pass", "queue": "bad queue!"}, "invalid queue"),
+        ({"command": "pass", "name": ""}, "name is required"),
+        ({"kind": "teleport", "payload": {}}, "unknown kind 'teleport'"),
+    ],
+)
+def test_bad_input_is_refused_and_nothing_is_stored(env, kwargs: dict, message: str) -> None:
+    client, _ = env
+    kwargs.setdefault("name", "x")
+    with pytest.raises(ValidationError, match=message):
+        client.submit(**kwargs)
+    assert client.results() == []
+
+
+@pytest.mark.parametrize("bad", ["nope", "../../etc/passwd", "1234", "", "x" * 100])
+def test_malformed_ids_are_refused_before_lookup(env, bad: str) -> None:
+    client, _ = env
+    for action in (client.get, client.cancel, client.delete, client.log_path):
+        with pytest.raises(ValidationError, match="malformed job id"):
+            action(bad)
+
+
+def test_seed_mode_names_are_aliases(env) -> None:
+    client, _ = env
+    for alias, mode in (("MainLoop", "inline"), ("runspace", "thread"), ("BACKGROUNDJOB", "process")):
+        job = client.submit("alias", command="pass", mode=alias)
+        assert job.mode.value == mode
+        assert client.wait(job.id, timeout=30).state is JobState.SUCCEEDED
