@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Any
 
 from ..model import Job, JobSpec, JobState, Metric, Mode, WorkerInfo
