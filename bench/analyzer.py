@@ -1,0 +1,173 @@
+"""Benchmark: opsjobs.analyzer.analyze() against pympler on a ~1 M-object heap.
+
+Each measurement runs in its own child process (same synthetic heap) so one tool's
+leftovers cannot pollute the other's figures:
+
+* ``ours``    wall time, peak extra memory (VmHWM after resetting it), RSS kept afterwards;
+* ``pympler`` the same for ``muppy.get_objects()`` + ``summary.summarize()``;
+* ``ticker``  a 1 ms ticker thread runs during ``analyze()``; its gaps show GIL hold times.
+
+Usage: ``PYTHONPATH=. python bench/analyzer.py [--items 125000]`` (Linux; pympler needed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+MiB = 1024 * 1024
+
+
+class Item:
+    def __init__(self, i: int) -> None:
+        self.name = "".join(["item-", str(i)])
+        self.value = i * 1000
+        self.tags = [i * 3, i * 5]
+        self.meta = {"k": i * 7}
+
+
+def build(items: int) -> list[Item]:
+    return [Item(i) for i in range(items)]
+
+
+def _status(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(field)
+
+
+def _reset_peak() -> None:
+    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+
+
+def _measure(run: Any) -> dict[str, float]:
+    gc.disable()  # neither tool collects (pympler does once, inside run)
+    rss0 = _status("VmRSS")
+    _reset_peak()
+    t0 = time.perf_counter()
+    result = run()
+    wall = time.perf_counter() - t0
+    peak = _status("VmHWM")
+    del result
+    time.sleep(0.05)
+    rss1 = _status("VmRSS")
+    return {
+        "wall_s": wall,
+        "peak_extra_mib": (peak - rss0) / MiB,
+        "rss_kept_mib": (rss1 - rss0) / MiB,
+    }
+
+
+def child(kind: str, items: int) -> dict[str, Any]:
+    global HEAP
+    HEAP = build(items)
+    from opsjobs.analyzer import analyze
+
+    analyze(top_count=1, time_budget=0.001)  # import and first-use costs out of the figures
+    info: dict[str, Any] = {"tracked": len(gc.get_objects())}
+    if kind == "ours":
+        info.update(_measure(lambda: analyze(time_budget=60)))
+        report = analyze(time_budget=60)
+        info["objects"] = report.heap.objects
+        info["coverage"] = report.coverage.fraction
+    elif kind == "ours-deep":
+        info.update(_measure(lambda: analyze(deep=True, time_budget=60)))
+    elif kind == "pympler":
+        from pympler import muppy, summary
+
+        def run() -> object:
+            objs = muppy.get_objects()
+            rows = summary.summarize(objs)
+            info["objects"] = len(objs)
+            del objs
+            return rows
+
+        info.update(_measure(run))
+    elif kind == "ticker":
+        gaps: list[float] = []
+        stop = threading.Event()
+
+        def tick() -> None:
+            last = time.perf_counter()
+            while not stop.is_set():
+                time.sleep(0.001)
+                now = time.perf_counter()
+                gaps.append(now - last)
+                last = now
+
+        thread = threading.Thread(target=tick)
+        thread.start()
+        time.sleep(0.05)
+        gaps.clear()
+        t0 = time.perf_counter()
+        analyze(time_budget=60)
+        info["wall_s"] = time.perf_counter() - t0
+        stop.set()
+        thread.join()
+        gaps.sort()
+        info["ticks"] = len(gaps)
+        info["gap_p99_ms"] = gaps[int(0.99 * (len(gaps) - 1))] * 1000
+        info["gap_max_ms"] = gaps[-1] * 1000
+    return info
+
+
+HEAP: list[Item] = []
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--items", type=int, default=125_000, help="Item instances (~8 objects each)"
+    )
+    parser.add_argument("--child", choices=["ours", "ours-deep", "pympler", "ticker"])
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, args.items)))
+        return
+    res = {}
+    for kind in ("ours", "pympler", "ticker", "ours-deep"):
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", kind, "--items", str(args.items)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        res[kind] = json.loads(out.stdout.strip().splitlines()[-1])
+    ours, pym, tick, deep = res["ours"], res["pympler"], res["ticker"], res["ours-deep"]
+    print(
+        f"heap: {ours['objects']:,} objects walked by ours ({ours['tracked']:,} gc-tracked), "
+        f"{pym['objects']:,} listed by pympler"
+    )
+    print(f"{'':24}{'ours':>10}{'pympler':>10}{'ratio':>8}{'target':>12}")
+    print(
+        f"{'wall time (s)':24}{ours['wall_s']:10.3f}{pym['wall_s']:10.3f}"
+        f"{pym['wall_s'] / ours['wall_s']:7.1f}x{'>= 8x':>12}"
+    )
+    print(
+        f"{'peak extra (MiB)':24}{ours['peak_extra_mib']:10.1f}{pym['peak_extra_mib']:10.1f}"
+        f"{'':8}{'<= 25':>12}"
+    )
+    print(
+        f"{'RSS kept (MiB)':24}{ours['rss_kept_mib']:10.1f}{pym['rss_kept_mib']:10.1f}"
+        f"{'':8}{'<= 2':>12}"
+    )
+    print(
+        f"ticker during analyze: {tick['ticks']} ticks, gap p99 {tick['gap_p99_ms']:.2f} ms "
+        f"(target <= 10), max {tick['gap_max_ms']:.2f} ms; analyze took {tick['wall_s']:.3f} s"
+    )
+    print(
+        f"deep mode: {deep['wall_s']:.3f} s, peak extra {deep['peak_extra_mib']:.1f} MiB, "
+        f"RSS kept {deep['rss_kept_mib']:.1f} MiB"
+    )
+
+
+if __name__ == "__main__":
+    main()
