@@ -182,13 +182,9 @@ class Worker:
                 woken = self._stopping.wait(1.0) or True
             if woken:
                 self._wake.set()
-                if self._has_process_jobs():
-                    self._beat_soon = True  # a cancel may be for one of our children
+                if self.busy:
+                    self._beat_soon = True  # the ring may be a cancel of one of our jobs
                     self._tick.set()
-
-    def _has_process_jobs(self) -> bool:
-        with self._lock:
-            return any(r.proc is not None for r in self._running.values())
 
     # -- dispatch -------------------------------------------------------------------------
     def _dispatch(self, job: Job) -> None:
@@ -320,6 +316,8 @@ class Worker:
             now = time.time()
             self._enforce_deadlines(now)
             wait = next_beat - now
+            if self._beat_soon:  # asked for a beat but the last one was too recent
+                wait = min(wait, last_beat + 0.1 - now)
             with self._lock:
                 deadlines = [
                     r.deadline for r in self._running.values() if r.deadline and not r.settled
@@ -401,6 +399,12 @@ class Worker:
             threading.Thread(target=proc_runner.kill_tree, args=(proc.pid,), daemon=True).start()
 
     def _shutdown(self, grace: float) -> None:
+        """Tell cooperative jobs to stop, give every job ``grace`` seconds, then kill child
+        trees and record what is left as failed (nothing stays ``running``)."""
+        with self._lock:
+            for rec in self._running.values():
+                if rec.proc is None:
+                    rec.ctx.cancel()
         deadline = time.time() + grace
         while self.busy and time.time() < deadline:
             time.sleep(0.05)

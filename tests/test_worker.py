@@ -1,4 +1,4 @@
-"""The worker on a real SQLite file: every mode × kind, failures, timeouts, cancels, output."""
+"""The worker on a real SQLite file: every mode and kind, failures, timeouts, cancels, output."""
 
 from __future__ import annotations
 
@@ -19,9 +19,13 @@ from opsjobs.errors import Conflict, ValidationError
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Client, opsjobs.WorkerHandle]]:
+def env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Client, opsjobs.WorkerHandle]]:
     # children of process-mode jobs must import tests/jobfuncs.py
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
+    )
     settings = settings_for(tmp_path, output_cap=64 * 1024, poll_interval=60.0)
     client = client_for(settings)
     handle = opsjobs.embed(store=client.store, settings=settings, threads=3)
@@ -54,7 +58,10 @@ def test_call_returns_result_and_output(env, mode: str) -> None:
 @pytest.mark.parametrize("mode", ALL_MODES)
 def test_command_runs_python_source(env, mode: str) -> None:
     client, _ = env
-    source = "import opsjobs\nprint('hi from', opsjobs.context().job_id)\nopsjobs.context().set_result([1, 2])"
+    source = (
+        "import opsjobs\nprint('hi from', opsjobs.context().job_id)\n"
+        "opsjobs.context().set_result([1, 2])"
+    )
     job = run(client, command=source, mode=mode)
     assert job.state is JobState.SUCCEEDED, job.error
     assert job.output == f"hi from {job.id}\n"
@@ -118,7 +125,9 @@ def test_missing_callable_fails_clearly(env, mode: str) -> None:
     assert job.state is JobState.FAILED
     assert "callable not found: jobfuncs:no_such_function" in (job.error or "")
     job = run(client, call="no_such_module_x:f", mode=mode)
-    assert job.state is JobState.FAILED and "cannot import module 'no_such_module_x'" in (job.error or "")
+    assert job.state is JobState.FAILED and "cannot import module 'no_such_module_x'" in (
+        job.error or ""
+    )
 
 
 def test_thread_mode_output_is_the_jobs_alone(env, capsys: pytest.CaptureFixture[str]) -> None:
@@ -160,7 +169,9 @@ def test_huge_output_is_capped_and_memory_stays_bounded(env, mode: str) -> None:
 @pytest.mark.parametrize("mode", ["inline", "thread"])
 def test_cooperative_timeout_is_marked_at_the_deadline(env, mode: str) -> None:
     client, _ = env
-    job = run(client, call="jobfuncs:cooperative_sleep", kwargs={"seconds": 30}, mode=mode, timeout=0.3)
+    job = run(
+        client, call="jobfuncs:cooperative_sleep", kwargs={"seconds": 30}, mode=mode, timeout=0.3
+    )
     assert job.state is JobState.TIMED_OUT
     assert job.error == "timed out after 0.3 s"
     assert job.runtime is not None and 0.3 <= job.runtime < 5
@@ -178,8 +189,9 @@ def _gone(procs: list[psutil.Process]) -> bool:
 def test_process_timeout_kills_the_whole_tree(env, tmp_path: Path) -> None:
     client, _ = env
     pids = tmp_path / "pids"
-    job = client.submit("tree", call="jobfuncs:pid_tree", kwargs={"path": str(pids)}, mode="process",
-                        timeout=3)
+    job = client.submit(
+        "tree", call="jobfuncs:pid_tree", kwargs={"path": str(pids)}, mode="process", timeout=3
+    )
     procs = wait_for(lambda: pids.exists() and _tree_from(pids), what="child pids")
     done = client.wait(job.id, timeout=30)
     assert done.state is JobState.TIMED_OUT and "process tree killed" in (done.error or "")
@@ -194,7 +206,9 @@ def test_cancel_queued_running_thread_and_process(env, tmp_path: Path) -> None:
     assert client.cancel(job.id).state is JobState.CANCELLED
     # running process job: the worker kills the tree and marks it
     pids = tmp_path / "pids"
-    proc_job = client.submit("tree", call="jobfuncs:pid_tree", kwargs={"path": str(pids)}, mode="process")
+    proc_job = client.submit(
+        "tree", call="jobfuncs:pid_tree", kwargs={"path": str(pids)}, mode="process"
+    )
     procs = wait_for(lambda: pids.exists() and _tree_from(pids), what="child pids")
     assert client.cancel(proc_job.id).cancel_requested
     done = client.wait(proc_job.id, timeout=30)
@@ -272,7 +286,11 @@ def test_malformed_ids_are_refused_before_lookup(env, bad: str) -> None:
 
 def test_seed_mode_names_are_aliases(env) -> None:
     client, _ = env
-    for alias, mode in (("MainLoop", "inline"), ("runspace", "thread"), ("BACKGROUNDJOB", "process")):
+    for alias, mode in (
+        ("MainLoop", "inline"),
+        ("runspace", "thread"),
+        ("BACKGROUNDJOB", "process"),
+    ):
         job = client.submit("alias", command="pass", mode=alias)
         assert job.mode.value == mode
         assert client.wait(job.id, timeout=30).state is JobState.SUCCEEDED
