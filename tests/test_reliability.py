@@ -131,3 +131,25 @@ def test_no_process_left_after_timeouts(tmp_path: Path) -> None:
         proc.terminate()
         proc.communicate(timeout=30)
         client.close()
+
+
+@pytest.mark.slow
+def test_process_job_dies_with_its_sigkilled_worker(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    client = client_for(settings)
+    env = cli_env(settings)
+    victim = start_worker(settings, PYTHONPATH=env["PYTHONPATH"])
+    pids = tmp_path / "pids"
+    client.submit("tree", call="jobfuncs:pid_tree", kwargs={"path": str(pids)}, mode="process")
+    try:
+        wait_for(lambda: pids.exists(), what="child pids")
+        tree = [psutil.Process(int(p)) for p in pids.read_text().split()]
+        victim.send_signal(signal.SIGKILL)
+        victim.communicate(timeout=30)
+
+        def gone() -> bool:
+            return all(not p.is_running() or p.status() == psutil.STATUS_ZOMBIE for p in tree)
+
+        wait_for(gone, timeout=15, what="orphaned job processes to exit")
+    finally:
+        client.close()

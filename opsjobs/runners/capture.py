@@ -143,7 +143,6 @@ class ThreadRouter:
 
     def __init__(self) -> None:
         self._local = threading.local()
-        self._saved: tuple[TextIO, TextIO] | None = None
 
     @classmethod
     def acquire(cls) -> ThreadRouter:
@@ -151,26 +150,28 @@ class ThreadRouter:
         with cls._lock:
             if cls._instance is None:
                 cls._instance = cls()
-            router = cls._instance
-            if cls._users == 0:
-                router._saved = (sys.stdout, sys.stderr)
-                sys.stdout = _Proxy(router, sys.stdout)
-                sys.stderr = _Proxy(router, sys.stderr)
             cls._users += 1
-            return router
+            return cls._instance
 
     @classmethod
     def release(cls) -> None:
-        """Undo one :meth:`acquire`; the last one restores the original streams if still ours."""
+        """Undo one :meth:`acquire`; the last one unwraps the streams if they are still ours."""
         with cls._lock:
             cls._users = max(cls._users - 1, 0)
-            router = cls._instance
-            if cls._users == 0 and router is not None and router._saved is not None:
+            if cls._users == 0:
                 if isinstance(sys.stdout, _Proxy):
-                    sys.stdout = router._saved[0]
+                    sys.stdout = sys.stdout.original
                 if isinstance(sys.stderr, _Proxy):
-                    sys.stderr = router._saved[1]
-                router._saved = None
+                    sys.stderr = sys.stderr.original
+
+    def _ensure_installed(self) -> None:
+        """Re-wrap ``sys.stdout``/``sys.stderr`` if someone replaced them since (a test
+        harness, a logging setup), so a job's prints are still routed to its sink."""
+        with self._lock:
+            if not isinstance(sys.stdout, _Proxy):
+                sys.stdout = _Proxy(self, sys.stdout)
+            if not isinstance(sys.stderr, _Proxy):
+                sys.stderr = _Proxy(self, sys.stderr)
 
     def current(self) -> OutputSink | None:
         return getattr(self._local, "sink", None)
@@ -178,6 +179,7 @@ class ThreadRouter:
     @contextlib.contextmanager
     def capture(self, sink: OutputSink) -> Iterator[OutputSink]:
         """Send this thread's prints to ``sink`` for the duration of the block."""
+        self._ensure_installed()
         previous = self.current()
         self._local.sink = sink
         try:

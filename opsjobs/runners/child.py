@@ -8,7 +8,11 @@ stderr at the job's log file. The child runs the kind with a file-backed job con
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
+import threading
+import time
 import traceback
 from pathlib import Path
 
@@ -17,7 +21,16 @@ from .kinds import default_registry
 from .outcome import describe_exception, result_json
 
 
+def _die_with_parent(parent: int) -> None:
+    """If the worker dies (even by SIGKILL), take this job's process group down with it, so a
+    re-queued job never runs twice at once."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os.killpg(os.getpgid(0), signal.SIGKILL)
+
+
 def main(argv: list[str]) -> int:
+    threading.Thread(target=_die_with_parent, args=(os.getppid(),), daemon=True).start()
     job_dir = Path(argv[0])
     meta = json.loads((job_dir / "job.json").read_text("utf-8"))
     ctx = file_context(job_dir, meta["job_id"], meta.get("worker_id"), meta.get("host"))
