@@ -14,12 +14,19 @@ _NAME = re.compile(r"^-- name: (\w+)\s*$", re.M)
 
 @cache
 def load_queries(dialect: str) -> dict[str, str]:
-    """The named statements of ``dialect`` (blocks introduced by ``-- name: NAME``)."""
-    text = resources.files(__package__).joinpath(dialect, "queries.sql").read_text("utf-8")
-    parts = _NAME.split(text)
-    queries = {}
-    for name, body in zip(parts[1::2], parts[2::2], strict=True):
-        queries[name] = body.strip().rstrip(";").strip()
+    """The named statements of ``dialect``: blocks introduced by ``-- name: NAME`` in every
+    ``*.sql`` file of its folder (``queries.sql`` for jobs, one file per further domain, such
+    as ``schedules.sql``). A name defined twice is an error."""
+    folder = resources.files(__package__).joinpath(dialect)
+    queries: dict[str, str] = {}
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".sql"):
+            continue
+        parts = _NAME.split(entry.read_text("utf-8"))
+        for name, body in zip(parts[1::2], parts[2::2], strict=True):
+            if name in queries:
+                raise ValueError(f"query {name!r} is defined twice in {dialect}/")
+            queries[name] = body.strip().rstrip(";").strip()
     return queries
 
 

@@ -1,28 +1,20 @@
-"""The ``opsjobs`` command.
-
-Exit codes: 0 success; 1 the waited-for job failed; 2 bad input or an opsjobs error (one line on
-stderr, no traceback); 3 the job was cancelled; 4 it timed out; 5 it was lost.
-"""
+"""Job sub-commands: submit, results, show, delete, cancel, stats, purge."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
-import signal
 import sys
-import time
-from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
-from .client import Client, connect, parse_duration
-from .config import Settings
-from .errors import OpsJobsError, ValidationError
-from .model import SORT_COLUMNS, Job, JobState, iso
+from ..client import Client, parse_duration
+from ..config import Settings
+from ..errors import ValidationError
+from ..model import SORT_COLUMNS, Job, JobState
+from .output import client_for, fmt_runtime, fmt_time, print_json, table
 
-__all__ = ["main"]
+__all__ = ["EXIT_CODES", "register"]
 
 EXIT_CODES = {
     JobState.SUCCEEDED: 0,
@@ -32,21 +24,8 @@ EXIT_CODES = {
     JobState.LOST: 5,
 }
 
-#: Sub-command modules that plug into the parser: each has ``add_parser(subparsers)``.
-Handler = Callable[[argparse.Namespace, Settings], int]
 
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="opsjobs", description="Operations jobs for Python services."
-    )
-    parser.add_argument(
-        "--store", help="store URL (default: OPSJOBS_STORE or sqlite in the data folder)"
-    )
-    parser.add_argument("--data", help="data folder (default: OPSJOBS_DATA or ./data)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def register(sub: Any) -> None:
     p = sub.add_parser("submit", help="queue a job")
     p.add_argument("--name", required=True)
     p.add_argument("--description", default="")
@@ -104,51 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--older-than", required=True, help="a duration such as 7d, 12h")
     p.set_defaults(handler=cmd_purge)
 
-    p = sub.add_parser("worker", help="run a worker until Ctrl-C")
-    p.add_argument(
-        "--queue", action="append", default=[], help="queue to serve (repeatable; default: default)"
-    )
-    p.add_argument(
-        "--threads", type=int, default=4, help="concurrent thread/process jobs (default 4)"
-    )
-    p.set_defaults(handler=cmd_worker)
 
-    p = sub.add_parser("workers", help="the worker registry, alive or dead")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=cmd_workers)
-    return parser
-
-
-# -- helpers ------------------------------------------------------------------------------
-def _client(settings: Settings) -> Client:
-    return connect(settings=settings)
-
-
-def _fmt_time(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
-
-
-def _fmt_runtime(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    return f"{seconds:.3f}s" if seconds < 60 else f"{seconds / 60:.1f}m"
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    return "\n".join(line.rstrip() for line in lines)
-
-
-def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, default=str))
-
-
-# -- commands -----------------------------------------------------------------------------
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
     kwargs = None
     if args.kwargs is not None:
@@ -163,7 +98,7 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
     if args.argv is not None and not args.argv:
         raise ValidationError("--argv needs a program to run")
     timeout = parse_duration(args.timeout) if args.timeout else None
-    with _client(settings) as client:
+    with client_for(settings) as client:
         job = client.submit(
             args.name,
             command=args.command,
@@ -207,7 +142,7 @@ def _follow(client: Client, job: Job) -> Job:
             sys.stdout.write(final.output if final.output.endswith("\n") else final.output + "\n")
     else:
         _stream(log_path, state["offset"])
-    summary = f"[{final.state.value} in {_fmt_runtime(final.runtime)}]"
+    summary = f"[{final.state.value} in {fmt_runtime(final.runtime)}]"
     if final.error:
         summary += f" {final.error}"
     if final.result is not None:
@@ -230,7 +165,7 @@ def _stream(path: Path, offset: int) -> int:
 
 
 def cmd_results(args: argparse.Namespace, settings: Settings) -> int:
-    with _client(settings) as client:
+    with client_for(settings) as client:
         jobs = client.results(
             limit=args.max,
             offset=args.offset,
@@ -240,30 +175,30 @@ def cmd_results(args: argparse.Namespace, settings: Settings) -> int:
             sort=args.sort,
         )
     if args.json:
-        _print_json([j.to_dict() for j in jobs])
+        print_json([j.to_dict() for j in jobs])
         return 0
     rows = [
         [
             j.id,
             j.name[:40],
             j.state.value,
-            _fmt_time(j.started_at),
-            _fmt_runtime(j.runtime),
+            fmt_time(j.started_at),
+            fmt_runtime(j.runtime),
             j.mode.value,
         ]
         for j in jobs
     ]
-    print(_table(["ID", "Job Name", "Status", "Started", "Runtime", "Mode"], rows))
+    print(table(["ID", "Job Name", "Status", "Started", "Runtime", "Mode"], rows))
     return 0
 
 
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
-    with _client(settings) as client:
+    with client_for(settings) as client:
         job = client.get(args.job_id)
         log_path = client.log_path(job.id)
     data = job.to_dict()
     if args.json:
-        _print_json(data)
+        print_json(data)
         return 0
     output = data.pop("output")
     for key, value in data.items():
@@ -277,14 +212,14 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
-    with _client(settings) as client:
+    with client_for(settings) as client:
         client.delete(args.job_id)
     print(f"deleted {args.job_id}")
     return 0
 
 
 def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
-    with _client(settings) as client:
+    with client_for(settings) as client:
         job = client.cancel(args.job_id)
     note = " (cancel requested; its worker stops it)" if job.state is JobState.RUNNING else ""
     print(f"{job.id}: {job.state.value}{note}")
@@ -292,12 +227,12 @@ def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
-    with _client(settings) as client:
+    with client_for(settings) as client:
         stats = client.stats(owner=args.owner, name=args.name)
     if args.json:
-        _print_json(stats.to_dict())
+        print_json(stats.to_dict())
         return 0
-    avg = _fmt_runtime(stats.avg_runtime)
+    avg = fmt_runtime(stats.avg_runtime)
     print(
         f"Total: {stats.total}  Successful: {stats.succeeded}  Failed: {stats.failed}  "
         f"Running: {stats.running}  Queued: {stats.queued}  Avg Runtime: {avg}"
@@ -307,76 +242,7 @@ def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
     seconds = parse_duration(args.older_than)
-    with _client(settings) as client:
+    with client_for(settings) as client:
         count = client.purge(seconds)
     print(f"purged {count} job(s) that finished more than {args.older_than} ago")
     return 0
-
-
-def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from .store import open_store
-    from .worker import Worker
-
-    store = open_store(settings.store_url, runtime_dir=settings.runtime_dir)
-    worker = Worker(store, settings, queues=args.queue or ["default"], threads=args.threads)
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        worker.stop()
-
-    signal.signal(signal.SIGTERM, on_term)
-    print(
-        f"worker {worker.id} on {worker.host} serving {', '.join(worker.queues)} "
-        f"(store {store.url}); Ctrl-C stops it",
-        file=sys.stderr,
-    )
-    try:
-        worker.run()
-    except KeyboardInterrupt:
-        print("stopped", file=sys.stderr)
-    finally:
-        store.close()
-    return 0
-
-
-def cmd_workers(args: argparse.Namespace, settings: Settings) -> int:
-    now = time.time()
-    with _client(settings) as client:
-        workers = client.store.workers()
-    if args.json:
-        _print_json([w.to_dict(now) for w in workers])
-        return 0
-    rows = [
-        [
-            w.id,
-            w.host,
-            str(w.pid),
-            ",".join(q for q in w.queues if not q.startswith("worker:")),
-            f"{w.busy}/{w.threads}",
-            iso(w.heartbeat_at) or "-",
-            "alive" if w.alive(now) else "dead",
-        ]
-        for w in workers
-    ]
-    print(_table(["ID", "Host", "PID", "Queues", "Busy", "Last Heartbeat", "State"], rows))
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    try:
-        settings = Settings.from_env(store_url=args.store, data_dir=args.data)
-        handler: Handler = args.handler
-        return handler(args, settings)
-    except OpsJobsError as exc:
-        print(f"opsjobs: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        return 0
