@@ -4,6 +4,7 @@ transactions, one connection per thread, a doorbell for idle workers on this hos
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sqlite3
 import threading
@@ -145,10 +146,7 @@ class SQLiteStore(Store):
     ) -> Job | None:
         if not queues:
             return None
-        picks = [self._q["claim_pick_one"].replace("{i}", str(i)) for i in range(len(queues))]
-        pick = " UNION ALL ".join(f"SELECT * FROM ({p})" for p in picks)
-        pick = f"SELECT id FROM ({pick}) ORDER BY priority DESC, submitted_at LIMIT 1"
-        sql = self._q["claim_update"].replace("{pick}", pick)
+        sql = self.claim_sql(len(queues))
         params: dict[str, Any] = {f"q{i}": q for i, q in enumerate(queues)}
         params.update(worker_id=worker_id, host=host, now=now, lease_until=now + lease)
         try:
@@ -157,6 +155,15 @@ class SQLiteStore(Store):
         except sqlite3.Error as exc:
             raise StoreError(f"claim failed: {exc}") from exc
         return row_to_job(row) if row is not None else None
+
+    @functools.lru_cache(maxsize=8)  # noqa: B019 - a handful of strings per store, freed with it
+    def claim_sql(self, n_queues: int) -> str:
+        """The claim statement for ``n_queues`` queues: the head of each queue straight from
+        the partial index ``jobs_claim``, the best of those heads updated to running."""
+        picks = [self._q["claim_pick_one"].replace("{i}", str(i)) for i in range(n_queues)]
+        pick = " UNION ALL ".join(f"SELECT * FROM ({p})" for p in picks)
+        pick = f"SELECT id FROM ({pick}) ORDER BY priority DESC, submitted_at LIMIT 1"
+        return self._q["claim_update"].replace("{pick}", pick)
 
     def finish(
         self, job_id: str, worker_id: str, attempt: int, outcome: Finish, *, now: float

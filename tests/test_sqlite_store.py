@@ -1,0 +1,53 @@
+"""SQLite specifics: pragmas, migrations, the claim plan, concurrent openers."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+from opsjobs.store.sqlite import SQLiteStore
+
+
+def test_pragmas_and_schema_version(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "a.db", runtime_dir=str(tmp_path / "run"))
+    conn = store._conn()
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
+    version = store.schema_version()
+    assert version >= 1
+    store.close()
+    again = SQLiteStore(tmp_path / "a.db", runtime_dir=str(tmp_path / "run"))
+    assert again.schema_version() == version  # re-opening applies nothing twice
+    again.close()
+
+
+def test_claim_is_served_by_the_partial_index(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "a.db", runtime_dir=str(tmp_path / "run"))
+    params = {"q0": "a", "q1": "b", "worker_id": "w", "host": "h", "now": 1.0, "lease_until": 2.0}
+    plan = [r[3] for r in store._conn().execute("EXPLAIN QUERY PLAN " + store.claim_sql(2), params)]
+    assert sum("USING INDEX jobs_claim" in line for line in plan) == 2, plan
+    assert not any(line.startswith("SCAN jobs") for line in plan), plan
+    store.close()
+
+
+def test_many_openers_migrate_once(tmp_path: Path) -> None:
+    errors: list[BaseException] = []
+
+    def open_one() -> None:
+        try:
+            SQLiteStore(tmp_path / "b.db", runtime_dir=str(tmp_path / "run")).close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    conn = sqlite3.connect(tmp_path / "b.db")
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    conn.close()
+    assert {"jobs", "workers", "metrics"} <= tables
