@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..model import Job, JobSpec, JobState, Metric, ResultQuery, Stats, WorkerInfo
+from .auth import AuthStore
 
 __all__ = ["Finish", "Recovered", "Store", "Waiter"]
 
@@ -48,7 +49,7 @@ class Waiter(abc.ABC):
     def close(self) -> None: ...
 
 
-class Store(abc.ABC):
+class Store(AuthStore, abc.ABC):
     """Persistence of jobs, workers and metrics. Thread-safe; each method is one transaction."""
 
     url: str
@@ -144,7 +145,7 @@ class Store(abc.ABC):
     def waiter(self, worker_id: str) -> Waiter:
         """A :class:`Waiter` woken by submits and cancels on this store."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release connections."""
 
     def __enter__(self) -> Store:

@@ -27,6 +27,7 @@ from ..model import (
     WorkerInfo,
 )
 from .base import Finish, Recovered, Store, Waiter
+from .memory_auth import MemoryAuth
 
 __all__ = ["MemoryStore"]
 
@@ -50,7 +51,7 @@ class _ConditionWaiter(Waiter):
         pass
 
 
-class MemoryStore(Store):
+class MemoryStore(MemoryAuth, Store):
     """Every job, worker and metric in dictionaries guarded by one lock."""
 
     def __init__(self) -> None:

@@ -48,6 +48,7 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 from ..errors import Conflict, JobNotFound, StoreError
 from ..model import Job, JobSpec, JobState, Metric, ResultQuery, Stats, WorkerInfo
 from .base import Finish, Recovered, Store, Waiter
+from .postgres_auth import PostgresAuth
 from .rows import job_params, metric_params, row_to_job, row_to_metric, row_to_worker, worker_params
 from .sql import load_migrations, load_queries
 
@@ -81,7 +82,7 @@ def redact(url: str) -> str:
     return re.sub(r"(password=)\S+", r"\1***", url)
 
 
-class PostgresStore(Store):
+class PostgresStore(PostgresAuth, Store):
     """Jobs, workers and metrics in PostgreSQL, through a small connection pool.
 
     Parameters

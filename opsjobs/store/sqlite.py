@@ -19,13 +19,14 @@ from .base import Finish, Recovered, Store, Waiter
 from .doorbell import Doorbell
 from .rows import job_params, metric_params, row_to_job, row_to_metric, row_to_worker, worker_params
 from .sql import load_migrations, load_queries
+from .sqlite_auth import SQLiteAuth
 
 __all__ = ["SQLiteStore"]
 
 BUSY_TIMEOUT_MS = 10_000
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SQLiteAuth, Store):
     """Jobs, workers and metrics in one SQLite file.
 
     Parameters
