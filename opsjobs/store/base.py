@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ..model import Job, JobSpec, JobState, Metric, ResultQuery, Stats, WorkerInfo
 from .auth import AuthStore
+from .schedules import ScheduleStore
 
 __all__ = ["Finish", "Recovered", "Store", "Waiter"]
 
@@ -49,7 +50,7 @@ class Waiter(abc.ABC):
     def close(self) -> None: ...
 
 
-class Store(AuthStore, abc.ABC):
+class Store(AuthStore, ScheduleStore, abc.ABC):
     """Persistence of jobs, workers and metrics. Thread-safe; each method is one transaction."""
 
     url: str

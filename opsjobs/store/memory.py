@@ -28,6 +28,7 @@ from ..model import (
 )
 from .base import Finish, Recovered, Store, Waiter
 from .memory_auth import MemoryAuth
+from .memory_schedules import MemorySchedules
 
 __all__ = ["MemoryStore"]
 
@@ -51,7 +52,7 @@ class _ConditionWaiter(Waiter):
         pass
 
 
-class MemoryStore(MemoryAuth, Store):
+class MemoryStore(MemoryAuth, MemorySchedules, Store):
     """Every job, worker and metric in dictionaries guarded by one lock."""
 
     def __init__(self) -> None:

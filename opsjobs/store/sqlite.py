@@ -20,13 +20,14 @@ from .doorbell import Doorbell
 from .rows import job_params, metric_params, row_to_job, row_to_metric, row_to_worker, worker_params
 from .sql import load_migrations, load_queries
 from .sqlite_auth import SQLiteAuth
+from .sqlite_schedules import SQLiteSchedules
 
 __all__ = ["SQLiteStore"]
 
 BUSY_TIMEOUT_MS = 10_000
 
 
-class SQLiteStore(SQLiteAuth, Store):
+class SQLiteStore(SQLiteAuth, SQLiteSchedules, Store):
     """Jobs, workers and metrics in one SQLite file.
 
     Parameters

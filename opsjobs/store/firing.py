@@ -1,0 +1,103 @@
+"""The firing transaction, written once for the SQL backends over named statements.
+
+``run(name, params)`` executes one named statement inside the caller's open transaction and
+returns a cursor (``rowcount``, ``fetchone``); ``count_active()`` returns the schedule's queued
+and running jobs. See :mod:`opsjobs.store.schedules` for why this is exactly-once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import Conflict
+from ..model import Job, JobSpec, JobState
+from ..schedules import FireOutcome, FirePlan, PlannedFire, Schedule, ScheduleFire
+from .rows import job_params
+from .schedule_rows import fire_params
+from .schedules import LIMIT_REASON, FireResult
+
+__all__ = ["apply_plan", "run_now"]
+
+Run = Callable[[str, dict[str, Any]], Any]
+
+
+def _job_spec(schedule: Schedule) -> JobSpec:
+    return dataclasses.replace(schedule.spec, schedule_id=schedule.id)
+
+
+def apply_plan(
+    run: Run,
+    count_active: Callable[[], int],
+    schedule: Schedule,
+    plan: FirePlan,
+    *,
+    now: float,
+    fired_by: str,
+) -> FireResult | None:
+    """Advance ``next_fire_at`` conditionally, record the fires, queue the jobs."""
+    moved = run(
+        "advance_schedule",
+        {"id": schedule.id, "expected": schedule.next_fire_at, "next_fire_at": plan.next_fire_at},
+    )
+    if moved.rowcount != 1:
+        return None  # another scheduler fired it, or it changed since it was read
+    active = count_active()
+    spec = _job_spec(schedule)
+    fires: list[ScheduleFire] = []
+    jobs: list[Job] = []
+    for planned in plan.fires:
+        fire = _decide(schedule, planned, active, now, fired_by)
+        if run("insert_fire", fire_params(fire)).rowcount != 1:
+            continue  # this fire time is recorded already: it never fires twice
+        fires.append(fire)
+        if fire.job_id is not None:
+            run("insert_job", job_params(fire.job_id, spec, now))
+            jobs.append(Job(id=fire.job_id, spec=spec, state=JobState.QUEUED, submitted_at=now))
+            active += 1
+    if fires:
+        run(
+            "set_last_fire",
+            {
+                "id": schedule.id,
+                "fire_at": max(f.fire_at for f in fires),
+                "job_id": jobs[-1].id if jobs else None,
+            },
+        )
+    return FireResult(fires, jobs)
+
+
+def _decide(
+    schedule: Schedule, planned: PlannedFire, active: int, now: float, fired_by: str
+) -> ScheduleFire:
+    outcome, reason, job_id = planned.outcome, planned.reason, None
+    if planned.runs:
+        if active >= schedule.max_instances:
+            outcome = FireOutcome.SKIPPED
+            limit = LIMIT_REASON.format(limit=schedule.max_instances)
+            reason = f"{reason}; {limit}" if reason else limit
+        else:
+            job_id = str(uuid.uuid4())
+    return ScheduleFire(schedule.id, planned.fire_at, outcome, job_id, reason, now, fired_by)
+
+
+def run_now(
+    run: Run, count_active: Callable[[], int], schedule: Schedule, *, now: float, fired_by: str
+) -> Job:
+    """Queue one job of ``schedule`` outside its fire times (the caller holds its row lock)."""
+    if count_active() >= schedule.max_instances:
+        raise Conflict(
+            f"schedule {schedule.name!r} has "
+            + LIMIT_REASON.format(limit=schedule.max_instances)
+            + "; wait for them or raise --max-instances"
+        )
+    spec = _job_spec(schedule)
+    job_id = str(uuid.uuid4())
+    fire = ScheduleFire(schedule.id, now, FireOutcome.FIRED, job_id, "run now", now, fired_by)
+    if run("insert_fire", fire_params(fire)).rowcount != 1:
+        raise Conflict(f"schedule {schedule.name!r} was fired at this very instant already")
+    run("insert_job", job_params(job_id, spec, now))
+    run("set_last_fire", {"id": schedule.id, "fire_at": now, "job_id": job_id})
+    return Job(id=job_id, spec=spec, state=JobState.QUEUED, submitted_at=now)

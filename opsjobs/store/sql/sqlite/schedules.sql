@@ -1,0 +1,72 @@
+-- Named statements of the schedules domain (SQLite). See store/schedules.py for the firing
+-- transaction they make up.
+
+-- name: insert_schedule
+INSERT INTO schedules (id, name, spec, trigger, every_seconds, cron, tz, enabled, misfire,
+                       grace_seconds, catchup_cap, max_instances, next_fire_at, created_at,
+                       updated_at)
+VALUES (:id, :name, :spec, :trigger, :every_seconds, :cron, :tz, :enabled, :misfire,
+        :grace_seconds, :catchup_cap, :max_instances, :next_fire_at, :now, :now);
+
+-- name: get_schedule
+SELECT s.*, j.state AS last_job_state
+  FROM schedules s LEFT JOIN jobs j ON j.id = s.last_job_id
+ WHERE s.id = :key OR s.name = :key
+ ORDER BY s.id = :key DESC
+ LIMIT 1;
+
+-- name: list_schedules
+SELECT s.*, j.state AS last_job_state
+  FROM schedules s LEFT JOIN jobs j ON j.id = s.last_job_id
+ ORDER BY s.name;
+
+-- name: update_schedule
+UPDATE schedules
+   SET name = :name, spec = :spec, trigger = :trigger, every_seconds = :every_seconds,
+       cron = :cron, tz = :tz, enabled = :enabled, misfire = :misfire,
+       grace_seconds = :grace_seconds, catchup_cap = :catchup_cap,
+       max_instances = :max_instances, next_fire_at = :next_fire_at, updated_at = :now
+ WHERE id = :id;
+
+-- name: delete_schedule
+DELETE FROM schedules WHERE id = :id;
+
+-- name: next_due_at
+SELECT min(next_fire_at) FROM schedules WHERE enabled = 1;
+
+-- name: due_schedules
+SELECT s.*, NULL AS last_job_state FROM schedules s
+ WHERE enabled = 1 AND next_fire_at <= :now
+ ORDER BY next_fire_at;
+
+-- name: advance_schedule
+UPDATE schedules SET next_fire_at = :next_fire_at
+ WHERE id = :id AND enabled = 1 AND next_fire_at = :expected;
+
+-- name: insert_fire
+INSERT INTO schedule_fires (schedule_id, fire_at, outcome, job_id, reason, at, fired_by)
+VALUES (:schedule_id, :fire_at, :outcome, :job_id, :reason, :at, :fired_by)
+ON CONFLICT (schedule_id, fire_at) DO NOTHING;
+
+-- name: active_instances
+SELECT count(*) FROM jobs WHERE schedule_id = :id AND state IN ('queued', 'running');
+
+-- name: set_last_fire
+UPDATE schedules
+   SET last_fire_at = max(coalesce(last_fire_at, :fire_at), :fire_at),
+       last_job_id = coalesce(:job_id, last_job_id)
+ WHERE id = :id;
+
+-- name: list_fires
+SELECT * FROM schedule_fires WHERE schedule_id = :id
+ ORDER BY fire_at DESC LIMIT :limit;
+
+-- name: purge_keeping_select
+SELECT id FROM (
+    SELECT id, finished_at,
+           row_number() OVER (PARTITION BY name ORDER BY finished_at DESC, id DESC) AS rank
+      FROM jobs WHERE state NOT IN ('queued', 'running')
+) WHERE rank > :keep AND finished_at < :before;
+
+-- name: delete_job_by_id
+DELETE FROM jobs WHERE id = :id AND state NOT IN ('queued', 'running');
