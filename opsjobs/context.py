@@ -16,10 +16,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import OpsJobsError
 from .model import Metric, json_size_checked, validate_job_id
+
+if TYPE_CHECKING:
+    from .config import Settings
+    from .store import Store
 
 __all__ = ["JobContext", "bind", "context", "record_metric"]
 
@@ -42,6 +46,10 @@ class JobContext:
         The job's UUID.
     worker_id, host
         Who runs it; recorded with every metric.
+    store, settings
+        The worker's own store and settings, for jobs that run inside the worker's process
+        (``inline``/``thread``), such as the memory analyzer reading earlier snapshots; None
+        in a child process.
     """
 
     def __init__(
@@ -52,10 +60,14 @@ class JobContext:
         host: str | None,
         emit_metric: Callable[[Metric], None],
         emit_result: Callable[[str], None] | None = None,
+        store: Store | None = None,
+        settings: Settings | None = None,
     ) -> None:
         self.job_id = job_id
         self.worker_id = worker_id
         self.host = host
+        self.store = store
+        self.settings = settings
         self._emit_metric = emit_metric
         self._emit_result = emit_result
         self._cancelled = threading.Event()

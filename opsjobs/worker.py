@@ -14,13 +14,14 @@ Threads of one worker:
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,10 @@ class Worker:
         Named queues to serve (default ``["default"]``).
     threads
         How many ``thread`` and ``process`` jobs may run at once.
+    inline_executor
+        Runs an ``inline`` job's work (a no-argument callable) and returns when it is done. By
+        default the main loop calls it itself; ``opsjobs serve`` passes one that runs it on the
+        server's event loop (the seed's MainLoop).
     """
 
     def __init__(
@@ -79,6 +84,7 @@ class Worker:
         queues: Sequence[str] = ("default",),
         threads: int = 4,
         kinds: KindRegistry | None = None,
+        inline_executor: Callable[[Callable[[], None]], None] | None = None,
     ) -> None:
         if not 1 <= threads <= 256:
             raise OpsJobsError("threads must be between 1 and 256")
@@ -101,6 +107,7 @@ class Worker:
         self._beat_soon = False
         self._stopping = threading.Event()
         self._router: ThreadRouter | None = None
+        self._inline_executor = inline_executor
 
     # -- lifetime -------------------------------------------------------------------------
     def run(self) -> None:
@@ -195,7 +202,14 @@ class Worker:
             self._finish(job, Finish(JobState.FAILED, error=str(exc)))
             return
         timeout = job.spec.timeout
-        ctx = JobContext(job.id, worker_id=self.id, host=self.host, emit_metric=self._emit_metric)
+        ctx = JobContext(
+            job.id,
+            worker_id=self.id,
+            host=self.host,
+            emit_metric=self._emit_metric,
+            store=self.store,
+            settings=self.settings,
+        )
         rec = _Running(job, ctx, deadline=time.time() + timeout if timeout else None)
         with self._lock:
             self._running[job.id] = rec
@@ -203,7 +217,9 @@ class Worker:
                 self._busy += 1
         if rec.deadline is not None:
             self._tick.set()  # the supervisor learns the new deadline
-        if job.mode is Mode.INLINE:
+        if job.mode is Mode.INLINE and self._inline_executor is not None:
+            self._inline_executor(functools.partial(self._guarded, self._run_in_process, rec))
+        elif job.mode is Mode.INLINE:
             self._guarded(self._run_in_process, rec)
         else:
             target = self._run_in_process if job.mode is Mode.THREAD else self._run_child
@@ -234,7 +250,10 @@ class Worker:
     def _run_in_process(self, rec: _Running) -> None:
         assert self._router is not None
         kind = self.kinds.get(rec.job.kind)
-        rec.sink = OutputSink(self._log_path(rec.job), self.settings.output_cap)
+        log_path = self._log_path(rec.job)
+        if rec.job.attempt > 1:
+            log_path.unlink(missing_ok=True)  # an earlier attempt's log is not this one's
+        rec.sink = OutputSink(log_path, self.settings.output_cap)
         outcome = run_in_process(kind, rec.job, rec.ctx, rec.sink, self._router)
         self._settle(rec, outcome)
 

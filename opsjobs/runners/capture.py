@@ -30,12 +30,15 @@ def capped_text(head: str, tail: str, omitted: int, path: Path | str) -> str:
 
 class OutputSink:
     """Writes everything to ``path`` and keeps at most ``cap`` characters in memory: the first
-    half and the last half of the output, so both the start and the final error survive."""
+    half and the last half of the output, so both the start and the final error survive.
+
+    The log file is created on the first write: a job that prints nothing costs no file (creating
+    one was half the cost of a no-op job)."""
 
     def __init__(self, path: Path, cap: int) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._file = open(path, "w", encoding="utf-8", errors="replace", buffering=1 << 16)  # noqa: SIM115
+        self._file: TextIO | None = None
+        self._closed = False
         self._lock = threading.Lock()
         self._head_cap = cap // 2
         self._tail_cap = cap - self._head_cap
@@ -50,8 +53,13 @@ class OutputSink:
             text = str(text)
         written = len(text)
         with self._lock:
-            if self._file.closed:
+            if self._closed:
                 return written
+            if self._file is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = open(  # noqa: SIM115 - closed in close()
+                    self.path, "w", encoding="utf-8", errors="replace", buffering=1 << 16
+                )
             self._file.write(text)
             room = self._head_cap - self._head_len
             if room > 0:
@@ -70,7 +78,7 @@ class OutputSink:
 
     def flush(self) -> None:
         with self._lock:
-            if not self._file.closed:
+            if self._file is not None and not self._closed:
                 self._file.flush()
 
     def text(self) -> str:
@@ -82,7 +90,9 @@ class OutputSink:
 
     def close(self) -> None:
         with self._lock:
-            self._file.close()
+            self._closed = True
+            if self._file is not None:
+                self._file.close()
 
 
 def read_capped(path: Path, cap: int) -> str:
