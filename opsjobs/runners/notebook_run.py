@@ -1,0 +1,383 @@
+"""One execution of a ``notebook`` job: papermill with a kernel that knows its job.
+
+How the pieces fit:
+
+* **Kernel environment.** papermill starts the kernel through our kernel-manager class, which
+  launches it with the worker's environment plus ``OPSJOBS_JOB_ID`` and ``OPSJOBS_JOB_DIR``
+  (a ``kernel`` folder inside the job's scratch folder) and ``OPSJOBS_DATA``/``OPSJOBS_STORE``
+  of the worker's settings. So ``opsjobs.context()`` in a cell is a file-backed context, and
+  ``opsjobs.connect()`` in a cell opens the worker's store.
+* **Metrics and result.** What the kernel records lands in that folder; after every cell (and
+  at the end) it is handed on through the job's own context — the worker's store in ``thread``
+  mode, the child's files in ``process`` mode — so notebooks need no special path in the worker.
+* **Stopping.** A watcher thread kills the kernel's process tree as soon as the job's context is
+  cancelled (``thread`` mode timeout or cancel); in ``process`` mode the worker kills the child
+  and its whole tree, kernel included.
+* **Outputs.** papermill saves ``<data>/outputs/<job id>.ipynb`` after every cell, so a failed or
+  killed run keeps its partial notebook; at the end we add provenance to its metadata and render
+  the HTML beside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..config import Settings
+from ..context import ENV_JOB_DIR, ENV_JOB_ID, METRICS_FILE, RESULT_FILE, JobContext
+from ..errors import ConfigError, NotebookExecutionError, RunnerError
+from ..model import Metric
+from .process import kill_tree
+
+__all__ = ["NotebookRun"]
+
+_ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_INJECTED_TAG = "injected-parameters"
+
+
+def _papermill() -> Any:
+    try:
+        import papermill
+    except ImportError as exc:
+        raise ConfigError(
+            "notebook jobs need papermill and nbconvert: pip install 'opsjobs[notebook]'"
+        ) from exc
+    return papermill
+
+
+def _first_line(source: str, width: int = 60) -> str:
+    line = next((s.strip() for s in source.splitlines() if s.strip()), "")
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+class NotebookRun:
+    """Execute one notebook job; :meth:`execute` returns a summary or raises."""
+
+    def __init__(self, payload: Mapping[str, Any], ctx: JobContext) -> None:
+        self.ctx = ctx
+        self.source = Path(payload["path"])
+        self.parameters: dict[str, Any] = dict(payload.get("parameters") or {})
+        self.kernel_name: str | None = payload.get("kernel")
+        self.cwd = str(payload.get("cwd") or self.source.parent)
+        settings: Settings | None = getattr(ctx, "settings", None)
+        # In a process-mode child there is no worker settings object: the worker exported its
+        # data folder and store to the child's environment, which is this edge's input.
+        self.settings = settings or Settings.from_env()
+        data = self.settings.data_dir.resolve()
+        self.output = data / "outputs" / f"{ctx.job_id}.ipynb"
+        self.html = self.output.with_suffix(".html")
+        self.job_dir = data / "jobs" / ctx.job_id
+        self.kernel_dir = self.job_dir / "kernel"
+        self.out = sys.stdout  # the job's output: the log file, or this thread's sink
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._kernel_pid: int | None = None
+        self._killed = False
+        self._metrics_offset = 0
+        self._code_cells: list[int] = []
+        self._injected_at: int | None = None
+
+    # -- the run --------------------------------------------------------------------------
+    def execute(self) -> dict[str, Any]:
+        pm = _papermill()
+        from jupyter_client.kernelspec import NoSuchKernel
+        from nbclient.exceptions import DeadKernelError
+
+        if not self.source.is_file():
+            raise RunnerError(f"notebook not found: {self.source}")
+        if self.ctx.cancelled:
+            raise RunnerError("cancelled before the notebook started")
+        kernel = self.kernel_name or self._notebook_kernel() or "python3"
+        self._prepare(kernel)
+        self._say(f"notebook {self.source} (kernel {kernel})")
+        if self.parameters:
+            self._say(f"parameters: {json.dumps(self.parameters, default=str)}")
+        watcher = threading.Thread(target=self._watch, name="opsjobs-nb-watch", daemon=True)
+        watcher.start()
+        started = time.monotonic()
+        started_at = datetime.now(timezone.utc).isoformat()
+        failure: BaseException | None = None
+        try:
+            pm.execute_notebook(
+                str(self.source),
+                str(self.output),
+                parameters=self.parameters,
+                kernel_name=kernel,
+                progress_bar=False,
+                request_save_on_cell_execute=True,
+                stdout_file=self.out,
+                stderr_file=self.out,
+                kernel_manager_class=self._manager_class(),
+                on_notebook_start=self._on_notebook_start,
+                on_cell_start=self._on_cell_start,
+                on_cell_executed=self._on_cell_executed,
+            )
+        except pm.PapermillExecutionError as exc:
+            failure = self._cell_failure(exc)
+        except DeadKernelError as exc:
+            failure = self._dead_kernel(exc)
+        except NoSuchKernel:
+            failure = RunnerError(
+                f"no Jupyter kernel named {kernel!r} on this host "
+                "(python -m ipykernel install --sys-prefix installs 'python3')"
+            )
+        except Exception as exc:
+            failure = RunnerError(f"papermill failed: {type(exc).__name__}: {exc}")
+        finally:
+            self._done.set()
+            watcher.join(timeout=5)
+            self._relay()
+            with contextlib.suppress(OSError):
+                shutil.rmtree(self.kernel_dir)
+            self._drop_empty_job_dir()
+        seconds = time.monotonic() - started
+        summary = self._finish_outputs(kernel, started_at, seconds, failure)
+        if failure is not None:
+            raise failure
+        return summary
+
+    def _prepare(self, kernel: str) -> None:
+        self.output.parent.mkdir(parents=True, exist_ok=True)
+        self.kernel_dir.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "job_id": self.ctx.job_id,
+            "kind": "notebook",
+            "worker_id": self.ctx.worker_id,
+            "host": self.ctx.host,
+            "kernel": kernel,
+        }
+        (self.kernel_dir / "job.json").write_text(json.dumps(meta), "utf-8")
+        # The kernel inherits the worker's environment like every child the worker starts.
+        env = dict(os.environ)
+        env[ENV_JOB_ID] = self.ctx.job_id
+        env[ENV_JOB_DIR] = str(self.kernel_dir)
+        env["OPSJOBS_DATA"] = str(self.settings.data_dir.resolve())
+        env["OPSJOBS_STORE"] = self.settings.store_url
+        if self.settings.runtime_dir:
+            env["OPSJOBS_RUNTIME_DIR"] = self.settings.runtime_dir
+        self.kernel_env = env
+
+    def _notebook_kernel(self) -> str | None:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            data = json.loads(self.source.read_bytes())
+            name = data.get("metadata", {}).get("kernelspec", {}).get("name")
+            return name if isinstance(name, str) and name else None
+        return None
+
+    def _drop_empty_job_dir(self) -> None:
+        # In thread mode the job folder is ours; in process mode the child's runner removes it.
+        with contextlib.suppress(OSError):
+            self.job_dir.rmdir()
+
+    # -- the kernel -----------------------------------------------------------------------
+    def _manager_class(self) -> type:
+        from jupyter_client.manager import AsyncKernelManager
+
+        run = self
+
+        class JobKernelManager(AsyncKernelManager):
+            """Starts the kernel with the job's environment and folder; reports its pid."""
+
+            def __init__(self, **kwargs: Any) -> None:
+                super().__init__(**kwargs)
+                # CurveZMQ between us and the kernel where both support it (jupyter_client 8.7+).
+                with contextlib.suppress(Exception):
+                    self.transport_encryption = "auto"
+
+            async def start_kernel(self, **kwargs: Any) -> None:  # type: ignore[override]
+                kwargs["env"] = dict(run.kernel_env)
+                kwargs["cwd"] = run.cwd
+                await super().start_kernel(**kwargs)
+                run._kernel_started(self)
+
+        return JobKernelManager
+
+    def _kernel_started(self, km: Any) -> None:
+        provisioner = getattr(km, "provisioner", None)
+        pid = getattr(provisioner, "pid", None) or getattr(
+            getattr(provisioner, "process", None), "pid", None
+        )
+        with self._lock:
+            self._kernel_pid = pid if isinstance(pid, int) else None
+            killed = self._killed
+        if killed and self._kernel_pid is not None:  # cancelled while the kernel was starting
+            kill_tree(self._kernel_pid, grace=1.0)
+
+    def _watch(self) -> None:
+        while not self._done.wait(0.1):
+            if self.ctx.cancelled:
+                with self._lock:
+                    self._killed = True
+                    pid = self._kernel_pid
+                if pid is not None:
+                    kill_tree(pid, grace=1.0)
+                return
+
+    # -- papermill/nbclient hooks (run on this job's thread) ------------------------------
+    def _on_notebook_start(self, notebook: Any, **_: Any) -> None:
+        cells = notebook.cells
+        self._code_cells = [
+            i for i, c in enumerate(cells) if c.cell_type == "code" and c.source.strip()
+        ]
+        self._injected_at = next(
+            (i for i, c in enumerate(cells) if _INJECTED_TAG in c.metadata.get("tags", [])), None
+        )
+
+    def _on_cell_start(self, cell: Any, cell_index: int, **_: Any) -> None:
+        if cell_index not in self._code_cells:
+            return
+        position = self._code_cells.index(cell_index) + 1
+        label = (
+            "(injected parameters)" if cell_index == self._injected_at else _first_line(cell.source)
+        )
+        self._say(f"[cell {position}/{len(self._code_cells)}] {label}")
+
+    def _on_cell_executed(self, **_: Any) -> None:
+        self._relay_metrics()
+
+    def _say(self, line: str) -> None:
+        self.out.write(line + "\n")
+        self.out.flush()
+
+    # -- handing the kernel's metrics and result on ---------------------------------------
+    def _relay_metrics(self) -> None:
+        try:
+            with open(self.kernel_dir / METRICS_FILE, "rb") as fh:
+                fh.seek(self._metrics_offset)
+                chunk = fh.read()
+        except FileNotFoundError:
+            return
+        end = chunk.rfind(b"\n") + 1  # only complete lines; a partial one waits for next time
+        self._metrics_offset += end
+        for line in chunk[:end].splitlines():
+            try:
+                d = json.loads(line)
+                metric = Metric(
+                    d["name"],
+                    d["value"],
+                    d.get("labels", {}),
+                    d["at"],
+                    job_id=self.ctx.job_id,
+                    worker_id=self.ctx.worker_id,
+                    host=self.ctx.host,
+                ).validated()
+                # keeps the time the kernel recorded it (record_metric would re-stamp it)
+                self.ctx._emit_metric(metric)
+            except Exception as exc:
+                self._say(f"warning: a metric from the kernel was dropped: {exc}")
+
+    def _relay(self) -> None:
+        self._relay_metrics()
+        with contextlib.suppress(FileNotFoundError):
+            text = (self.kernel_dir / RESULT_FILE).read_text("utf-8")
+            try:
+                self.ctx.set_result(json.loads(text))
+            except Exception as exc:
+                self._say(f"warning: the notebook's result was dropped: {exc}")
+
+    # -- failures -------------------------------------------------------------------------
+    def _source_index(self, index: int) -> int:
+        """Index of an executed-notebook cell in the submitted notebook (papermill inserts the
+        injected-parameters cell)."""
+        if self._injected_at is not None and self._injected_at < index:
+            return index - 1
+        return index
+
+    def _cell_failure(self, exc: Any) -> NotebookExecutionError:
+        index = self._source_index(exc.cell_index)
+        where = f"cell {index}" + (f" (In [{exc.exec_count}])" if exc.exec_count else "")
+        if exc.cell_index == self._injected_at:
+            where = "the injected parameters cell"
+        lines = [_ANSI_RE.sub("", t) for t in (exc.traceback or [])]
+        if lines:
+            self._say("\n".join(lines))
+        evalue = str(exc.evalue or "").strip()
+        return NotebookExecutionError(
+            f"{where} raised {exc.ename}" + (f": {evalue}" if evalue else "")
+        )
+
+    def _dead_kernel(self, exc: BaseException) -> RunnerError:
+        with self._lock:
+            killed = self._killed
+        if killed:
+            return RunnerError("stopped: the kernel and its children were killed")
+        return NotebookExecutionError(f"the kernel died: {exc}")
+
+    # -- outputs --------------------------------------------------------------------------
+    def _finish_outputs(
+        self, kernel: str, started_at: str, seconds: float, failure: BaseException | None
+    ) -> dict[str, Any]:
+        """Provenance into the output notebook, the HTML beside it, the summary lines."""
+        import nbformat
+
+        ran = total = 0
+        exit_note = ""
+        html_ok = False
+        if self.output.is_file():
+            nb = nbformat.read(str(self.output), as_version=4)
+            for i, cell in enumerate(nb.cells):
+                if cell.cell_type != "code" or not cell.source.strip():
+                    continue
+                total += 1
+                ran += cell.get("execution_count") is not None
+                for out in cell.get("outputs", []):
+                    if out.get("output_type") == "error" and out.get("ename") == "SystemExit":
+                        code = out.get("evalue") or ""
+                        exit_note = f"; stopped by sys.exit({code}) in cell {self._source_index(i)}"
+            from .. import __version__
+
+            nb.metadata["opsjobs"] = {
+                "version": __version__,
+                "job_id": self.ctx.job_id,
+                "worker_id": self.ctx.worker_id,
+                "host": self.ctx.host,
+                "input_path": str(self.source),
+                "parameters": self.parameters,
+                "kernel": kernel,
+                "cwd": self.cwd,
+                "started_at": started_at,
+                "seconds": round(seconds, 3),
+                "error": str(failure) if failure is not None else None,
+            }
+            nbformat.write(nb, str(self.output))
+            html_ok = self._render_html(nb)
+        if failure is None:
+            head = f"--- {ran} of {total} code cells run in {seconds:.2f} s{exit_note}"
+        else:
+            head = f"--- failed after {ran} of {total} code cells, {seconds:.2f} s: {failure}"
+        if self.output.is_file():
+            head += f"\noutput notebook: {self.output}" + (
+                f"\nhtml: {self.html}" if html_ok else ""
+            )
+        self._say(head)
+        return {
+            "notebook": str(self.source),
+            "output": str(self.output),
+            "html": str(self.html) if html_ok else None,
+            "cells_run": ran,
+            "cells": total,
+            "seconds": round(seconds, 3),
+        }
+
+    def _render_html(self, nb: Any) -> bool:
+        try:
+            from nbconvert import HTMLExporter
+
+            body, _ = HTMLExporter().from_notebook_node(nb)
+            tmp = self.html.with_suffix(".html.tmp")
+            tmp.write_text(body, "utf-8")
+            os.replace(tmp, self.html)
+            return True
+        except Exception as exc:  # the notebook is kept; a missing rendering is not a failure
+            self._say(f"warning: no HTML rendering: {type(exc).__name__}: {exc}")
+            return False
