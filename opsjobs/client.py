@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -12,6 +11,7 @@ from .config import Settings
 from .errors import ConfigError, OpsJobsError, ValidationError
 from .model import Job, JobSpec, JobState, Mode, ResultQuery, Stats, parse_states, validate_job_id
 from .runners.kinds import KindRegistry, default_registry
+from .schedule_api import Schedules
 from .store import Store, open_store
 
 if TYPE_CHECKING:
@@ -209,26 +209,24 @@ class Client:
         self.store.delete(job_id)
         self._remove_files(job_id)
 
-    def purge(self, older_than: float) -> int:
-        """Delete jobs that finished more than ``older_than`` seconds ago; returns how many."""
-        if older_than < 0:
-            raise ValidationError("older_than must not be negative")
-        ids = self.store.purge(time.time() - older_than)
-        for job_id in ids:
-            self._remove_files(job_id)
-        return len(ids)
+    def purge(self, older_than: float, *, keep_last: int = 0) -> int:
+        """Delete jobs that finished more than ``older_than`` seconds ago (but the
+        ``keep_last`` latest of each job name) with their files, and sweep files of ids that
+        are no job (see :mod:`opsjobs.retention`); returns how many jobs went."""
+        from .retention import purge
+
+        return purge(self.store, self.settings, older_than=older_than, keep_last=keep_last).jobs
 
     def _remove_files(self, job_id: str) -> None:
-        # job_id is a validated UUID, so these paths stay inside the data folder.
-        s = self.settings
-        for path in (
-            s.logs_dir / f"{job_id}.log",
-            s.outputs_dir / f"{job_id}.ipynb",
-            s.outputs_dir / f"{job_id}.html",
-        ):
-            path.unlink(missing_ok=True)
-        for folder in (s.results_dir / job_id, s.jobs_dir / job_id):
-            shutil.rmtree(folder, ignore_errors=True)
+        from .retention import remove_job_files
+
+        remove_job_files(self.settings, job_id)
+
+    @property
+    def schedules(self) -> Schedules:
+        """Schedules on this store: ``add``, ``list``, ``get``, ``pause``, ``resume``,
+        ``run_now``, ``remove``, ``fires`` (see :class:`opsjobs.schedule_api.Schedules`)."""
+        return Schedules(self)
 
     # -- waiting --------------------------------------------------------------------------
     def wait(

@@ -24,6 +24,9 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--threads", type=int, default=4, help="concurrent thread/process jobs (default 4)"
     )
+    p.add_argument(
+        "--scheduler", action="store_true", help="also fire due schedules in this process"
+    )
     p.set_defaults(handler=cmd_worker)
 
     p = sub.add_parser("workers", help="the worker registry, alive or dead")
@@ -47,11 +50,18 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         f"(store {store.url}); Ctrl-C stops it",
         file=sys.stderr,
     )
+    scheduler = None
+    if args.scheduler:
+        from ..scheduler import Scheduler
+
+        scheduler = Scheduler(store, settings).start()
     try:
         worker.run()
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)
     finally:
+        if scheduler is not None:
+            scheduler.stop()
         store.close()
     return 0
 

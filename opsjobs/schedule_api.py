@@ -1,0 +1,171 @@
+"""The schedules part of the Python API: ``client.schedules.add(...)``, ``.list()``, ``.pause()``…
+
+It mirrors ``opsjobs schedule …``. Job fields are validated by
+:meth:`opsjobs.client.Client.build_spec`, so a schedule accepts exactly what ``submit`` accepts,
+for every kind (``call``, ``command``, ``argv``, ``notebook``, or ``kind`` + ``payload``).
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .errors import ValidationError
+from .model import Job, Mode
+from .schedules import Misfire, Schedule, ScheduleFire, TriggerKind, next_fire
+from .store import Store
+
+if TYPE_CHECKING:
+    from .client import Client
+
+__all__ = ["Schedules"]
+
+
+class Schedules:
+    """Schedules on the store of ``client`` (``client.schedules``)."""
+
+    def __init__(self, client: Client, *, clock: Callable[[], float] = time.time) -> None:
+        self._client = client
+        self._clock = clock
+
+    @property
+    def _store(self) -> Store:
+        return self._client.store
+
+    def build(
+        self,
+        name: str,
+        *,
+        every: float | str | None = None,
+        cron: str | None = None,
+        tz: str | None = None,
+        command: str | None = None,
+        call: str | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        argv: Sequence[str] | None = None,
+        kind: str | None = None,
+        payload: Mapping[str, Any] | None = None,
+        job_name: str | None = None,
+        mode: str | Mode = Mode.THREAD,
+        queue: str = "default",
+        description: str = "",
+        timeout: float | None = None,
+        retries: int = 0,
+        priority: int = 0,
+        owner: str | None = None,
+        misfire: str | Misfire = Misfire.COALESCE,
+        grace: float | str = 60.0,
+        catchup_cap: int = 10,
+        max_instances: int = 1,
+        enabled: bool = True,
+    ) -> Schedule:
+        """A validated :class:`Schedule` (not stored). Give exactly one of ``every`` (seconds
+        or a duration such as ``"30m"``) and ``cron`` (with ``tz``, default UTC)."""
+        from .client import parse_duration
+
+        if (every is None) == (cron is None):
+            raise ValidationError("give exactly one of every (an interval) or cron")
+        if every is not None and tz is not None:
+            raise ValidationError("tz applies to cron schedules only; an interval is absolute")
+        seconds = parse_duration(every) if isinstance(every, str) else every
+        spec = self._client.build_spec(
+            job_name or name,
+            command=command,
+            call=call,
+            kwargs=kwargs,
+            argv=argv,
+            kind=kind,
+            payload=payload,
+            mode=mode,
+            queue=queue,
+            description=description,
+            timeout=timeout,
+            retries=retries,
+            priority=priority,
+            owner=owner,
+        )
+        return Schedule(
+            name=name,
+            spec=spec,
+            trigger=TriggerKind.INTERVAL if every is not None else TriggerKind.CRON,
+            every_seconds=seconds,
+            cron=cron,
+            tz=tz or "UTC",
+            enabled=enabled,
+            misfire=Misfire.parse(misfire),
+            grace_seconds=parse_duration(grace) if isinstance(grace, str) else grace,
+            catchup_cap=catchup_cap,
+            max_instances=max_instances,
+        ).validated()
+
+    def add(self, name: str, **options: Any) -> Schedule:
+        """Create a schedule (arguments as :meth:`build`); :class:`~opsjobs.errors.Conflict`
+        when the name is taken. The first fire is the first trigger time after now."""
+        return self.add_schedule(self.build(name, **options))
+
+    def add_schedule(self, schedule: Schedule) -> Schedule:
+        """Store a schedule made by :meth:`build`."""
+        now = self._clock()
+        schedule = dataclasses.replace(
+            schedule.validated(), id=str(uuid.uuid4()), created_at=now, updated_at=now
+        )
+        if schedule.enabled:
+            schedule = dataclasses.replace(schedule, next_fire_at=next_fire(schedule, now))
+        return self._store.add_schedule(schedule, now=now)
+
+    def get(self, name_or_id: str) -> Schedule:
+        """The schedule with this name (or id); :class:`~opsjobs.errors.NotFound` otherwise."""
+        return self._store.get_schedule(name_or_id)
+
+    def list(self) -> list[Schedule]:
+        """Every schedule, by name."""
+        return self._store.list_schedules()
+
+    def fires(self, name_or_id: str, *, limit: int = 20) -> builtins.list[ScheduleFire]:
+        """Recorded fire times, newest first — including skipped and coalesced ones."""
+        return self._store.schedule_fires(self.get(name_or_id).id, limit=limit)
+
+    def pause(self, name_or_id: str) -> Schedule:
+        """Stop firing; fire times while paused are not run later."""
+        schedule = self.get(name_or_id)
+        paused = dataclasses.replace(schedule, enabled=False, next_fire_at=None)
+        return self._store.update_schedule(paused, now=self._clock())
+
+    def resume(self, name_or_id: str) -> Schedule:
+        """Fire again from the next trigger time after now."""
+        schedule = self.get(name_or_id)
+        if schedule.enabled:
+            return schedule
+        now = self._clock()
+        resumed = dataclasses.replace(schedule, enabled=True)
+        resumed = dataclasses.replace(resumed, next_fire_at=next_fire(resumed, now))
+        return self._store.update_schedule(resumed, now=now)
+
+    def update(self, name_or_id: str, schedule: Schedule) -> Schedule:
+        """Replace the definition of a schedule with ``schedule`` (from :meth:`build`); the
+        next fire is recomputed from now, history and enabled state are kept."""
+        current = self.get(name_or_id)
+        now = self._clock()
+        new = dataclasses.replace(
+            schedule.validated(),
+            id=current.id,
+            enabled=current.enabled,
+            created_at=current.created_at,
+        )
+        new = dataclasses.replace(new, next_fire_at=next_fire(new, now) if new.enabled else None)
+        return self._store.update_schedule(new, now=now)
+
+    def remove(self, name_or_id: str) -> None:
+        """Delete a schedule and its fire records; jobs it queued stay."""
+        self._store.remove_schedule(self.get(name_or_id).id)
+
+    def run_now(self, name_or_id: str) -> Job:
+        """Queue one run at once (recorded as a fire), whether paused or not; the instance
+        limit applies (:class:`~opsjobs.errors.Conflict`)."""
+        schedule = self.get(name_or_id)
+        fired_by = f"run-now:{self._client.settings.user}"
+        return self._store.run_schedule_now(schedule, now=self._clock(), fired_by=fired_by)
