@@ -1,0 +1,63 @@
+"""``opsjobs serve``: one jupyter_server process with the REST API, a worker, the scheduler and
+the Voila dashboard."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..config import Settings
+from ..errors import ConfigError
+
+__all__ = ["register"]
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("serve", help="the server: REST API, worker, scheduler and dashboard")
+    p.add_argument("--port", type=int, default=8866, help="port (default 8866)")
+    p.add_argument("--ip", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--notebooks", help="folder of the dashboard notebook served by Voila")
+    p.add_argument("--no-worker", action="store_true", help="do not host a worker")
+    p.add_argument("--no-scheduler", action="store_true", help="do not run the scheduler")
+    p.add_argument("--no-voila", action="store_true", help="do not load Voila")
+    p.set_defaults(handler=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        from ..server.app import OpsJobsServerApp, server_config
+    except ImportError as exc:
+        raise ConfigError(
+            f"the server needs the 'server' extra: pip install 'opsjobs[server]' ({exc})"
+        ) from exc
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"invalid port {args.port}")
+    root = Path(args.notebooks).resolve() if args.notebooks else None
+    if root is not None and not root.is_dir():
+        raise ConfigError(f"--notebooks {args.notebooks} is not a folder")
+    config = server_config(
+        port=args.port,
+        ip=args.ip,
+        root_dir=root,
+        store_url=settings.store_url,
+        data_dir=str(settings.data_dir),
+        voila=False if args.no_voila else None,
+        worker=not args.no_worker,
+        scheduler=not args.no_scheduler,
+    )
+    app = OpsJobsServerApp.instance(config=config)
+    app.initialize(argv=[])
+    host = "localhost" if args.ip in ("127.0.0.1", "localhost", "") else args.ip
+    print(
+        f"opsjobs serving http://{host}:{app.port}/ (store {settings.store_url})\n"
+        "  a key: opsjobs keys create --email you@example.org --roles debug\n"
+        "  then:  curl -H 'Authorization: Bearer <key>' "
+        f"http://{host}:{app.port}/opsjobs/api/v1/jobs\n"
+        "  Ctrl-C stops it",
+        file=sys.stderr,
+        flush=True,
+    )
+    app.start()
+    return 0

@@ -1,0 +1,88 @@
+"""The server process of ``opsjobs serve``: jupyter_server configured for opsjobs and Voila."""
+
+from __future__ import annotations
+
+import importlib.util
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+from jupyter_server.serverapp import ServerApp
+from traitlets.config import Config
+
+from .identity import COMM_ONLY_MESSAGES, OpsJobsAuthorizer, OpsJobsIdentityProvider
+
+__all__ = ["OpsJobsServerApp", "default_root", "server_config"]
+
+
+def default_root() -> Path:
+    """The folder served to Voila: the repository's ``notebooks/`` when present, else the
+    package's ``dashboard/`` folder (only notebooks placed there can be rendered)."""
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package.parent / "notebooks", package / "dashboard"):
+        if candidate.is_dir():
+            return candidate
+    return package
+
+
+def server_config(
+    *,
+    port: int,
+    ip: str = "127.0.0.1",
+    root_dir: Path | None = None,
+    store_url: str | None = None,
+    data_dir: str | None = None,
+    voila: bool | None = None,
+    worker: bool = True,
+    scheduler: bool = True,
+) -> Config:
+    """The traitlets config of an opsjobs server."""
+    c = Config()
+    s = c.ServerApp
+    s.ip, s.port, s.port_retries = ip, port, 0
+    s.open_browser = False
+    s.allow_root = True  # opsjobs serve runs as root in containers; auth is by API key anyway
+    s.answer_yes = True  # Ctrl-C stops at once, without the interactive confirmation
+    s.root_dir = str(root_dir or default_root())
+    s.terminals_enabled = False
+    s.allow_unauthenticated_access = False
+    s.default_url = "/opsjobs/"
+    s.identity_provider_class = OpsJobsIdentityProvider
+    s.authorizer_class = OpsJobsAuthorizer
+    c.OpsJobsIdentityProvider.token = ""  # no Jupyter token: API keys are the only credential
+    c.MappingKernelManager.allowed_message_types = COMM_ONLY_MESSAGES
+    if voila is None:
+        voila = importlib.util.find_spec("voila") is not None
+    # Voila and jupyter_server_terminals enable themselves in jupyter_server_config.d; decide here.
+    s.jpserver_extensions = {
+        "opsjobs.server": True,
+        "voila.server_extension": voila,
+        "jupyter_server_terminals": False,
+    }
+    ext = c.OpsJobsExtension
+    ext.run_worker, ext.run_scheduler = worker, scheduler
+    if store_url:
+        ext.store_url = store_url
+    if data_dir:
+        ext.data_dir = data_dir
+    return c
+
+
+class OpsJobsServerApp(ServerApp):
+    """jupyter_server whose SIGINT and SIGTERM stop it cleanly (no prompt); off the main thread
+    (tests) it installs no signal handlers."""
+
+    name = "opsjobs-serve"
+
+    def init_signal(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if getattr(self, "_stopping", False):
+            return  # already stopping; a second Ctrl-C does not cut the shutdown short
+        self.log.info("opsjobs: signal %s, stopping (running jobs get a grace period)", signum)
+        self.stop(from_signal=True)

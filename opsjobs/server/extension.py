@@ -1,0 +1,177 @@
+"""The ``opsjobs`` jupyter_server extension: the REST API, a hosted worker and the scheduler.
+
+The hosted worker claims jobs on its own thread; its ``inline`` jobs (the seed's MainLoop) run on
+the server's event loop — they block it, as in the seed, so they should be quick — and its
+``thread`` and ``process`` jobs on its pool. On shutdown (Ctrl-C, SIGTERM) the worker stops
+first: cooperative jobs are told, every job gets a grace period, what is left is marked failed;
+then the store is closed. Nothing is left ``running``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from jupyter_server.base.handlers import JupyterHandler
+from jupyter_server.extension.application import ExtensionApp
+from tornado import web
+from tornado.ioloop import IOLoop
+from traitlets import Bool, Int, List, Unicode
+
+from ..auth import Auth
+from ..client import Client
+from ..config import Settings
+from ..store import Store, open_store
+from ..worker import Worker, WorkerHandle
+from .handlers import native_routes
+from .seed import seed_routes
+from .service import ApiService
+
+__all__ = ["DASHBOARD", "OpsJobsExtension", "tornado_pattern"]
+
+log = logging.getLogger("opsjobs.server")
+
+#: The dashboard notebook, relative to the server's root folder.
+DASHBOARD = "dashboard.ipynb"
+
+
+def tornado_pattern(path: str) -> str:
+    """``/jobs/{job_id}`` → ``/jobs/([^/]+)``."""
+    import re
+
+    return re.sub(r"\{\w+\}", r"([^/]+)", path) + "$"
+
+
+class HomeHandler(JupyterHandler):
+    """``/opsjobs/``: the dashboard when it exists, else a small status page."""
+
+    @web.authenticated
+    def get(self) -> None:
+        root = Path(self.settings.get("server_root_dir", "."))
+        if (root / DASHBOARD).is_file():
+            self.redirect(f"{self.base_url}voila/render/{DASHBOARD}")
+            return
+        ext: OpsJobsExtension = self.settings["opsjobs"]
+        user = getattr(self.current_user, "opsjobs", None)
+        who = web.escape.xhtml_escape(user.email if user else "?")
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(
+            "<!doctype html><title>opsjobs</title><h1>opsjobs</h1>"
+            f"<p>Signed in as {who}. Store: {web.escape.xhtml_escape(ext.store_label)}.</p>"
+            f"<p>Hosted worker: {web.escape.xhtml_escape(ext.worker_id or 'none')}.</p>"
+            '<p>API: <a href="api/v1/openapi.json">api/v1/openapi.json</a> '
+            "(send <code>Authorization: Bearer &lt;key&gt;</code>).</p>"
+            "<p>The dashboard appears here once notebooks/dashboard.ipynb exists.</p>"
+        )
+
+
+class OpsJobsExtension(ExtensionApp):
+    """The opsjobs server extension (configurable as ``OpsJobsExtension.<trait>``)."""
+
+    name = "opsjobs"
+    load_other_extensions = True
+
+    store_url = Unicode("", help="store URL (default: OPSJOBS_STORE or data/opsjobs.db)").tag(
+        config=True
+    )
+    data_dir = Unicode("", help="data folder (default: OPSJOBS_DATA or ./data)").tag(config=True)
+    run_worker = Bool(True, help="host a worker in the server process").tag(config=True)
+    worker_threads = Int(4, help="concurrent thread/process jobs of the hosted worker").tag(
+        config=True
+    )
+    queues = List(Unicode(), default_value=["default"], help="queues of the hosted worker").tag(
+        config=True
+    )
+    run_scheduler = Bool(True, help="run the scheduler in the server process").tag(config=True)
+    api_threads = Int(16, help="threads running store calls of API requests").tag(config=True)
+
+    store: Store | None = None
+    worker_id: str | None = None
+    store_label = ""
+
+    def initialize_settings(self) -> None:
+        settings = Settings.from_env(
+            store_url=self.store_url or None, data_dir=self.data_dir or None
+        )
+        self.opsjobs_settings = settings
+        self.store = open_store(settings.store_url, runtime_dir=settings.runtime_dir)
+        self.store_label = self.store.url.split("@")[-1]
+        self.executor = ThreadPoolExecutor(self.api_threads, thread_name_prefix="opsjobs-api")
+        self.worker: Worker | None = None
+        self._handle: WorkerHandle | None = None
+        self._closing = threading.Event()
+        auth = Auth(self.store)
+        self.service = ApiService(Client(self.store, settings), auth)
+        self.settings.update(
+            opsjobs_service=self.service,
+            opsjobs_auth=auth,
+            opsjobs_executor=self.executor,
+        )
+        log.info("opsjobs: store %s", self.store_label)
+
+    def initialize_handlers(self) -> None:
+        routes = {**native_routes(), **seed_routes()}
+        self.handlers.extend((tornado_pattern(path), cls) for path, cls in routes.items())
+        self.handlers.append((r"/opsjobs/?$", HomeHandler))
+
+    # -- hosting ----------------------------------------------------------------------------------
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        if not self.run_worker or self.store is None:
+            return
+        loop = IOLoop.current()
+        self.worker = Worker(
+            self.store,
+            self.opsjobs_settings,
+            queues=list(self.queues),
+            threads=self.worker_threads,
+            inline_executor=self._on_loop(loop),
+        )
+        self.worker_id = self.worker.id
+        self.service.worker_ids.append(self.worker.id)
+        self._handle = WorkerHandle(self.worker)
+        log.info(
+            "opsjobs: hosted worker %s serving %s", self.worker.id, ", ".join(self.worker.queues)
+        )
+
+    def _on_loop(self, loop: IOLoop) -> Callable[[Callable[[], None]], None]:
+        """An inline executor: run the work on the server's event loop and wait for it."""
+
+        def run(work: Callable[[], None]) -> None:
+            done = threading.Event()
+
+            def step() -> None:
+                try:
+                    work()
+                finally:
+                    done.set()
+
+            loop.add_callback(step)
+            # The loop runs it unless the server is going away before it got there.
+            while not done.wait(0.25):
+                if self._closing.is_set() and not _running(loop):
+                    return
+
+        return run
+
+    async def stop_extension(self) -> None:
+        self._closing.set()
+        loop = asyncio.get_running_loop()
+        if self._handle is not None:
+            # Off the loop: the worker may be waiting for an inline job queued on it.
+            await loop.run_in_executor(None, self._handle.stop, 60.0)
+            self._handle = None
+        self.executor.shutdown(wait=True)
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+        log.info("opsjobs: stopped")
+
+
+def _running(loop: IOLoop) -> bool:
+    aloop = getattr(loop, "asyncio_loop", None)
+    return bool(aloop is not None and aloop.is_running() and not aloop.is_closed())

@@ -1,0 +1,253 @@
+"""The native REST routes under ``/opsjobs/api/v1`` and their one thin async adapter.
+
+:class:`ApiHandler` is that adapter: it answers 401 without a valid key, reads JSON bodies (size
+limit, schema from the OpenAPI document), runs one :class:`~opsjobs.server.service.ApiService`
+call on the API's thread pool and turns :class:`~opsjobs.errors.OpsJobsError` into a 4xx
+``{"success": false, "error": ...}``. Unexpected errors answer 500 with no traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from jupyter_server.auth.decorator import allow_unauthenticated
+from jupyter_server.base.handlers import APIHandler
+from tornado import web
+
+from ..auth import User
+from ..errors import OpsJobsError, ValidationError
+from ..model import validate_job_id
+from .identity import opsjobs_user
+from .openapi import API, check_body, document
+from .service import ApiService, JobFilter, job_summary, metric_dict, user_dict
+
+__all__ = ["MAX_BODY", "ApiHandler", "keyed", "native_routes"]
+
+T = TypeVar("T")
+H = TypeVar("H", bound=type)
+
+#: Largest request body accepted (bytes).
+MAX_BODY = 1 << 20
+_METHODS = ("get", "post", "put", "patch", "delete")
+
+
+def keyed(cls: H) -> H:
+    """Mark a handler's HTTP methods as checked by :class:`ApiHandler` itself (401 JSON without
+    a key) rather than by jupyter_server's login redirect."""
+    for name in _METHODS:
+        method = cls.__dict__.get(name)
+        if method is not None:
+            setattr(cls, name, allow_unauthenticated(method))
+    return cls
+
+
+class _Failure(web.HTTPError):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(status)
+        self.message = message
+
+
+class ApiHandler(APIHandler):
+    """Base of every opsjobs route (native and seed)."""
+
+    user: User
+
+    @property
+    def service(self) -> ApiService:
+        return self.settings["opsjobs_service"]
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        await super().prepare()
+        length = self.request.headers.get("Content-Length", "0")
+        if len(self.request.body or b"") > MAX_BODY or (
+            length.isdigit() and int(length) > MAX_BODY
+        ):
+            raise _Failure(413, f"request body larger than {MAX_BODY} bytes")
+        user = opsjobs_user(self)
+        if user is None:
+            raise _Failure(401, "a valid API key is required (Authorization: Bearer <key>)")
+        self.user = user
+
+    def check_xsrf_cookie(self) -> None:
+        # Bearer requests are exempt (as Jupyter's token requests are); cookie sessions are not.
+        if getattr(self, "_token_authenticated", False):
+            return
+        super().check_xsrf_cookie()
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, _Failure):
+            message = exc.message
+        elif isinstance(exc, web.HTTPError) and status_code < 500:
+            message = exc.log_message % exc.args if exc.log_message else (exc.reason or "error")
+            if status_code == 403 and self.current_user is None:
+                status_code, message = 401, "a valid API key is required"
+                self.set_status(401)
+        else:
+            message = "internal error (logged on the server)"
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"success": False, "error": message}))
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run one service call on the API's thread pool; opsjobs errors become 4xx answers."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(
+                self.settings.get("opsjobs_executor"), lambda: fn(*args, **kwargs)
+            )
+        except OpsJobsError as exc:
+            status = exc.status if 400 <= exc.status < 500 else 503
+            raise _Failure(status, str(exc)) from None
+
+    def body(self, schema: str) -> dict[str, Any]:
+        ctype = self.request.headers.get("Content-Type", "application/json")
+        if "json" not in ctype.lower():
+            raise _Failure(415 if self.request.body else 400, "send a JSON body (application/json)")
+        try:
+            data = json.loads(self.request.body or b"null")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise _Failure(400, f"malformed JSON: {exc}") from None
+        try:
+            return check_body(schema, data)
+        except ValidationError as exc:
+            raise _Failure(422, str(exc)) from None
+
+    def reply(self, data: dict[str, Any], status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(json.dumps({"success": True, **data}, allow_nan=False, default=str))
+
+    # -- query parameters -----------------------------------------------------------------------
+    def arg(self, name: str) -> str | None:
+        values = self.get_query_arguments(name)
+        if len(values) > 1:
+            raise _Failure(422, f"give {name} once")
+        return values[0] if values else None
+
+    def int_arg(self, name: str, default: int, lo: int, hi: int) -> int:
+        text = self.arg(name)
+        if text is None or text == "":
+            return default
+        if not re.fullmatch(r"[+-]?\d{1,12}", text.strip()) or not lo <= int(text) <= hi:
+            raise _Failure(422, f"{name} must be an integer between {lo} and {hi}")
+        return int(text)
+
+    def flag(self, name: str) -> bool:
+        text = (self.arg(name) or "0").strip().lower()
+        if text not in ("0", "1", "true", "false", ""):
+            raise _Failure(422, f"{name} must be 0, 1, true or false")
+        return text in ("1", "true")
+
+
+@keyed
+class JobsHandler(ApiHandler):
+    async def post(self) -> None:
+        body = self.body("SubmitRequest")
+        job = await self.call(self.service.submit, self.user, body)
+        self.reply({"job": job.to_dict()}, status=201)
+
+    async def get(self) -> None:
+        states = [s.strip() for s in (self.arg("state") or "").split(",") if s.strip()]
+        f = JobFilter(
+            states=tuple(states),
+            name=self.arg("name"),
+            queue=self.arg("queue"),
+            sort=self.arg("sort") or "-submitted_at",
+            limit=self.int_arg("limit", 50, 0, 1000),
+            offset=self.int_arg("offset", 0, 0, 10**9),
+            everyone=self.flag("all"),
+        )
+        jobs, total = await self.call(self.service.list_jobs, self.user, f)
+        self.reply(
+            {
+                "count": len(jobs),
+                "total": total,
+                "limit": f.limit,
+                "offset": f.offset,
+                "jobs": [job_summary(j) for j in jobs],
+            }
+        )
+
+
+@keyed
+class JobHandler(ApiHandler):
+    async def get(self, job_id: str) -> None:
+        job = await self.call(self.service.visible_job, self.user, job_id)
+        self.reply({"job": job.to_dict()})
+
+    async def delete(self, job_id: str) -> None:
+        await self.call(self.service.delete, self.user, job_id)
+        self.reply({"id": validate_job_id(job_id)})
+
+
+@keyed
+class CancelHandler(ApiHandler):
+    async def post(self, job_id: str) -> None:
+        job = await self.call(self.service.cancel, self.user, job_id)
+        self.reply({"job": job.to_dict()})
+
+
+@keyed
+class StatsHandler(ApiHandler):
+    async def get(self) -> None:
+        stats = await self.call(
+            self.service.stats, self.user, everyone=self.flag("all"), name=self.arg("name")
+        )
+        self.reply({"stats": stats.to_dict()})
+
+
+@keyed
+class WorkersHandler(ApiHandler):
+    async def get(self) -> None:
+        self.reply({"workers": await self.call(self.service.workers)})
+
+
+@keyed
+class MetricsHandler(ApiHandler):
+    async def get(self, name: str) -> None:
+        since_text = self.arg("since")
+        since: float | None = None
+        if since_text:
+            try:
+                since = float(since_text)
+            except ValueError:
+                raise _Failure(422, "since must be a number (epoch seconds)") from None
+            if since != since or since in (float("inf"), float("-inf")):
+                raise _Failure(422, "since must be a finite number")
+        points = await self.call(
+            self.service.metrics,
+            name,
+            since=since,
+            job_id=self.arg("job_id"),
+            limit=self.int_arg("limit", 10_000, 1, 100_000),
+        )
+        self.reply({"name": name, "points": [metric_dict(p) for p in points]})
+
+
+@keyed
+class MeHandler(ApiHandler):
+    async def get(self) -> None:
+        self.reply({"user": user_dict(self.user)})
+
+
+@keyed
+class OpenApiHandler(ApiHandler):
+    async def get(self) -> None:
+        self.finish(json.dumps(document()))
+
+
+def native_routes() -> dict[str, type[ApiHandler]]:
+    """OpenAPI path → handler of the native routes."""
+    return {
+        f"{API}/jobs": JobsHandler,
+        f"{API}/jobs/{{job_id}}": JobHandler,
+        f"{API}/jobs/{{job_id}}/cancel": CancelHandler,
+        f"{API}/stats": StatsHandler,
+        f"{API}/workers": WorkersHandler,
+        f"{API}/metrics/{{name}}": MetricsHandler,
+        f"{API}/me": MeHandler,
+        f"{API}/openapi.json": OpenApiHandler,
+    }

@@ -1,0 +1,163 @@
+"""Who is calling, and what they may reach: jupyter_server's own auth machinery, fed by API keys.
+
+* :class:`OpsJobsIdentityProvider` maps ``Authorization: Bearer <key>`` to a user; the login page
+  accepts a key (in its password field) and sets jupyter_server's signed login cookie, which
+  carries the user id and the key's prefix, so a revoked key also ends its browser sessions.
+  Keys in URLs (``?token=``) are not accepted: they would end up in logs.
+* :class:`OpsJobsAuthorizer` lets a key holder reach the opsjobs routes, the Voila dashboard and
+  the one kernel websocket the dashboard needs (its messages are limited to comm traffic by the
+  kernel manager's ``allowed_message_types``), and nothing else of Jupyter: no contents,
+  sessions, terminals, kernel starts or listings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Any
+
+from jupyter_server.auth.authorizer import Authorizer
+from jupyter_server.auth.identity import IdentityProvider
+from jupyter_server.auth.identity import User as JupyterUser
+from tornado import web
+
+from ..auth import Auth, User
+from ..errors import OpsJobsError
+
+__all__ = ["COMM_ONLY_MESSAGES", "OpsJobsAuthorizer", "OpsJobsIdentityProvider", "opsjobs_user"]
+
+#: Kernel messages a dashboard's browser may send (widgets talk through comms).
+COMM_ONLY_MESSAGES = [
+    "comm_open",
+    "comm_close",
+    "comm_msg",
+    "comm_info_request",
+    "kernel_info_request",
+]
+
+_BEARER = re.compile(r"^\s*bearer\s+(\S+)\s*$", re.IGNORECASE)
+_KERNEL = r"/api/kernels/[0-9a-f-]{36}"
+
+
+class _KeyUser(JupyterUser):
+    """jupyter_server's user, remembering the opsjobs user and the key it came with."""
+
+    opsjobs: User | None = None
+    key_prefix: str = ""
+
+
+def opsjobs_user(handler: web.RequestHandler) -> User | None:
+    """The opsjobs user of an authenticated request (None if there is none)."""
+    user = getattr(handler, "current_user", None)
+    return getattr(user, "opsjobs", None)
+
+
+def _jupyter_user(user: User, prefix: str) -> _KeyUser:
+    ju = _KeyUser(username=user.id, name=user.email, display_name=user.name)
+    ju.opsjobs, ju.key_prefix = user, prefix
+    return ju
+
+
+class OpsJobsIdentityProvider(IdentityProvider):
+    """API keys as jupyter_server identities (see the module docstring)."""
+
+    @property
+    def auth_enabled(self) -> bool:
+        return True
+
+    @property
+    def login_available(self) -> bool:
+        return True
+
+    def _auth(self, handler: web.RequestHandler) -> Auth | None:
+        return handler.settings.get("opsjobs_auth")
+
+    async def get_user(self, handler: web.RequestHandler) -> JupyterUser | None:
+        known = getattr(handler, "_jupyter_current_user", None)
+        if known:
+            return known
+        auth = self._auth(handler)
+        if auth is None:
+            return None
+        header = handler.request.headers.get("Authorization", "")
+        if header:
+            match = _BEARER.match(header)
+            key = match.group(1) if match else ""
+            user = await _off_loop(handler, auth.authenticate, key) if key else None
+            if user is None:
+                return None
+            # Explicit credentials: no cookie, and no XSRF check (as for Jupyter's own tokens).
+            handler._token_authenticated = True  # type: ignore[attr-defined]
+            return _jupyter_user(user, key.split("_", 2)[1])
+        cookie = handler.get_secure_cookie(
+            self.get_cookie_name(handler), **self.get_secure_cookie_kwargs
+        )
+        if not cookie:
+            return None
+        found = await _off_loop(handler, self._from_cookie, auth, cookie.decode("utf-8", "replace"))
+        if found is None:
+            self.clear_login_cookie(handler)
+        return found
+
+    @staticmethod
+    def _from_cookie(auth: Auth, value: str) -> JupyterUser | None:
+        try:
+            data = json.loads(value)
+            uid, prefix = str(data["uid"]), str(data["key"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        key = auth.store.api_key_by_prefix(prefix)
+        if key is None or not key.active or key.user_id != uid:
+            return None
+        try:
+            return _jupyter_user(auth.store.get_user(uid), prefix)
+        except OpsJobsError:
+            return None
+
+    def user_to_cookie(self, user: JupyterUser) -> str:
+        return json.dumps({"uid": user.username, "key": getattr(user, "key_prefix", "")})
+
+    def process_login_form(self, handler: web.RequestHandler) -> JupyterUser | None:
+        auth = self._auth(handler)
+        key = handler.get_argument("password", default="").strip()
+        if auth is None or not key:
+            return None
+        user = auth.authenticate(key)
+        return _jupyter_user(user, key.split("_", 2)[1]) if user is not None else None
+
+    def validate_security(self, app: Any, ssl_options: dict[str, Any] | None = None) -> None:
+        if not app.ip:
+            app.log.warning("opsjobs serve listens on all addresses without TLS")
+
+
+async def _off_loop(handler: web.RequestHandler, fn: Any, *args: Any) -> Any:
+    """Run a store lookup on the API's thread pool, off the event loop."""
+    executor = handler.settings.get("opsjobs_executor")
+    return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+
+
+class OpsJobsAuthorizer(Authorizer):
+    """Key holders reach opsjobs and the dashboard, and nothing else of Jupyter."""
+
+    #: (resource, action, path pattern) a key holder may use.
+    ALLOWED = (
+        ("kernels", "execute", re.compile(rf"{_KERNEL}/channels$")),
+        ("kernels", "read", re.compile(rf"{_KERNEL}$")),
+        ("kernelspecs", "read", re.compile(r"/api/kernelspecs(/[^/]+)?$")),
+    )
+
+    def is_authorized(
+        self, handler: web.RequestHandler, user: Any, action: str, resource: str
+    ) -> bool:
+        if resource == "opsjobs":
+            return True
+        base = handler.settings.get("base_url", "/").rstrip("/")
+        path = handler.request.path[len(base) :] if base else handler.request.path
+        allowed = any(
+            resource == res and action == act and pattern.match(path)
+            for res, act, pattern in self.ALLOWED
+        )
+        if not allowed:
+            self.log.warning("refused %s %s on %s to %s", action, resource, path, user.name)
+        return allowed

@@ -1,0 +1,393 @@
+"""The OpenAPI 3.1 document of the REST API, and request validation against its schemas.
+
+Schemas are JSON Schema 2020-12 (OpenAPI 3.1), so the same text validates request bodies at run
+time (:func:`check_body`) and responses in the test suite. A test keeps this document and the
+registered routes equal.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+
+from ..errors import ValidationError
+
+__all__ = ["API", "SEED", "check_body", "document", "operations"]
+
+API = "/opsjobs/api/v1"
+SEED = "/apps/WebHostTaskManagement/api/v1"
+
+_S = {"type": "string"}
+_NS = {"type": ["string", "null"]}
+_NN = {"type": ["number", "null"]}
+_NI = {"type": ["integer", "null"]}
+_B = {"type": "boolean"}
+_I = {"type": "integer"}
+_TRUE = {"const": True}
+_STATES = ["queued", "running", "succeeded", "failed", "cancelled", "timed_out", "lost"]
+_MODES = ["inline", "thread", "process", "MainLoop", "Runspace", "BackgroundJob"]
+
+
+def _obj(props: dict[str, Any], required: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": props}
+    schema["required"] = list(props) if required is None else required
+    schema.update(extra)
+    return schema
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _ok(props: dict[str, Any]) -> dict[str, Any]:
+    return _obj({"success": _TRUE, **props})
+
+
+_JOB_FIELDS: dict[str, Any] = {
+    "id": {"type": "string", "format": "uuid"},
+    "name": _S,
+    "description": _S,
+    "owner": _S,
+    "kind": _S,
+    "mode": {"enum": ["inline", "thread", "process"]},
+    "queue": _S,
+    "priority": _I,
+    "timeout": _NN,
+    "retries": _I,
+    "schedule_id": _NS,
+    "state": {"enum": _STATES},
+    "submitted_at": _S,
+    "started_at": _NS,
+    "finished_at": _NS,
+    "runtime": _NN,
+    "worker_id": _NS,
+    "host": _NS,
+    "attempt": _I,
+    "cancel_requested": _B,
+    "exit_code": _NI,
+    "result": {},
+    "error": _NS,
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": _obj({"success": {"const": False}, "error": _S}),
+    "SubmitRequest": _obj(
+        {
+            "name": {"type": "string", "minLength": 1, "maxLength": 200},
+            "command": {"type": "string", "description": "Python source (the seed's command)"},
+            "call": {"type": "string", "description": "a callable, package.module:function"},
+            "kwargs": {"type": "object", "description": "keyword arguments of call"},
+            "argv": {"type": "array", "items": _S, "minItems": 1, "maxItems": 1000},
+            "mode": {"enum": _MODES, "default": "thread"},
+            "queue": {"type": "string", "pattern": "^[A-Za-z0-9_.:@-]{1,120}$"},
+            "description": {"type": "string", "maxLength": 4000},
+            "timeout": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 604800},
+            "retries": {"type": "integer", "minimum": 0, "maximum": 100},
+            "priority": {"type": "integer", "minimum": -1000, "maximum": 1000},
+        },
+        ["name"],
+        additionalProperties=False,
+        description="Give exactly one of command, call (with kwargs) or argv.",
+    ),
+    "JobSummary": _obj(_JOB_FIELDS),
+    "Job": _obj({**_JOB_FIELDS, "payload": {"type": "object"}, "output": _S}),
+    "JobReply": _ok({"job": _ref("Job")}),
+    "JobList": _ok(
+        {
+            "count": _I,
+            "total": _I,
+            "limit": _I,
+            "offset": _I,
+            "jobs": {"type": "array", "items": _ref("JobSummary")},
+        }
+    ),
+    "Deleted": _ok({"id": _S}),
+    "Stats": _ok(
+        {
+            "stats": _obj(
+                {
+                    "total": _I,
+                    "succeeded": _I,
+                    "failed": _I,
+                    "running": _I,
+                    "queued": _I,
+                    "avg_runtime": _NN,
+                }
+            )
+        }
+    ),
+    "Worker": _obj(
+        {
+            "id": _S,
+            "host": _S,
+            "pid": _I,
+            "queues": {"type": "array", "items": _S},
+            "threads": _I,
+            "started_at": _S,
+            "heartbeat_at": _S,
+            "lease_seconds": {"type": "number"},
+            "stopped_at": _NS,
+            "busy": _I,
+            "alive": _B,
+            "hosted_here": _B,
+        }
+    ),
+    "Workers": _ok({"workers": {"type": "array", "items": _ref("Worker")}}),
+    "MetricPoint": _obj(
+        {
+            "name": _S,
+            "value": {"type": "number"},
+            "labels": {"type": "object", "additionalProperties": _S},
+            "at": _S,
+            "job_id": _NS,
+            "worker_id": _NS,
+            "host": _NS,
+        }
+    ),
+    "Metrics": _ok({"name": _S, "points": {"type": "array", "items": _ref("MetricPoint")}}),
+    "Me": _ok(
+        {
+            "user": _obj(
+                {
+                    "id": _S,
+                    "email": _S,
+                    "name": _S,
+                    "roles": {"type": "array", "items": _S},
+                    "is_test": _B,
+                    "may_submit": _B,
+                    "sees_all": _B,
+                }
+            )
+        }
+    ),
+    "OpenApi": {"type": "object", "required": ["openapi", "paths"]},
+    # -- the seed's shapes (its field names are a contract) ------------------------------------
+    "SeedSubmitRequest": _obj(
+        {
+            "jobName": {"type": "string", "minLength": 1, "maxLength": 200},
+            "command": {"type": "string", "description": "Python source"},
+            "description": {"type": "string", "maxLength": 4000},
+            "executionMode": {"enum": _MODES, "default": "Runspace"},
+        },
+        ["jobName", "command"],
+        additionalProperties=False,
+    ),
+    "SeedSubmitReply": _ok(
+        {
+            "jobId": {"type": "string", "format": "uuid"},
+            "message": _S,
+            "executionMode": {"enum": _MODES[3:]},
+        }
+    ),
+    "SeedResult": _obj(
+        {
+            "JobID": _S,
+            "JobName": _S,
+            "Command": _S,
+            "Description": _S,
+            "ExecutionMode": {"enum": _MODES[3:]},
+            "DateStarted": _NS,
+            "DateCompleted": _NS,
+            "Runtime": _NN,
+            "Output": _S,
+            "Success": _B,
+        }
+    ),
+    "SeedResults": _ok({"count": _I, "results": {"type": "array", "items": _ref("SeedResult")}}),
+    "SeedMessage": _ok({"message": _S}),
+    "SeedActiveJob": _obj(
+        {
+            "JobID": _S,
+            "JobName": _S,
+            "Command": _S,
+            "Description": _S,
+            "ExecutionMode": {"enum": _MODES[3:]},
+            "Status": {"enum": ["queued", "running"]},
+            "DateSubmitted": _S,
+            "DateStarted": _NS,
+            "Owner": _S,
+        }
+    ),
+    "SeedJobs": _ok({"count": _I, "jobs": {"type": "array", "items": _ref("SeedActiveJob")}}),
+    "SeedTasks": _ok({"count": _I, "tasks": {"type": "array", "items": {"type": "object"}}}),
+    "SeedRunspace": _obj(
+        {
+            "RunspaceID": _S,
+            "Host": _S,
+            "ProcessID": _I,
+            "Queues": {"type": "array", "items": _S},
+            "Threads": _I,
+            "Busy": _I,
+            "State": {"enum": ["alive", "dead", "stopped"]},
+            "Started": _S,
+            "LastHeartbeat": _S,
+        }
+    ),
+    "SeedRunspaces": _ok(
+        {"count": _I, "runspaces": {"type": "array", "items": _ref("SeedRunspace")}}
+    ),
+}
+
+
+def _param(name: str, where: str, schema: dict[str, Any], doc: str = "") -> dict[str, Any]:
+    p: dict[str, Any] = {"name": name, "in": where, "schema": schema, "required": where == "path"}
+    if doc:
+        p["description"] = doc
+    return p
+
+
+_ID = _param("job_id", "path", {"type": "string"}, "a job id (UUID)")
+_ALL = _param("all", "query", {"enum": ["0", "1", "true", "false"]}, "everyone's jobs (admins)")
+_LIST_PARAMS = [
+    _param("state", "query", {"type": "string"}, "comma-separated states"),
+    _param("name", "query", {"type": "string", "maxLength": 200}, "name contains"),
+    _param("queue", "query", {"type": "string"}),
+    _param("sort", "query", {"type": "string"}, "column, '-' prefix for descending"),
+    _param("limit", "query", {"type": "integer", "minimum": 0, "maximum": 1000}),
+    _param("offset", "query", {"type": "integer", "minimum": 0}),
+    _ALL,
+]
+
+
+def _op(
+    summary: str,
+    reply: str,
+    *,
+    status: int = 200,
+    body: str | None = None,
+    params: list[Any] | None = None,
+    errors: tuple[int, ...] = (),
+) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "security": [{"apiKey": []}]}
+    if params:
+        op["parameters"] = params
+    if body:
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(body)}},
+        }
+    responses: dict[str, Any] = {
+        str(status): {"description": "OK", "content": {"application/json": {"schema": _ref(reply)}}}
+    }
+    for code in (401, *errors):
+        responses[str(code)] = {
+            "description": "error",
+            "content": {"application/json": {"schema": _ref("Error")}},
+        }
+    op["responses"] = responses
+    return op
+
+
+_BAD = (400, 413, 422)
+
+#: path → method → operation. The single list of routes; handlers register exactly these.
+PATHS: dict[str, dict[str, Any]] = {
+    f"{API}/jobs": {
+        "post": _op(
+            "Submit a job", "JobReply", status=201, body="SubmitRequest", errors=(*_BAD, 403)
+        ),
+        "get": _op("List jobs (filter, sort, page)", "JobList", params=_LIST_PARAMS, errors=(422,)),
+    },
+    f"{API}/jobs/{{job_id}}": {
+        "get": _op("Get a job with its output", "JobReply", params=[_ID], errors=(404, 422)),
+        "delete": _op("Delete a finished job", "Deleted", params=[_ID], errors=(404, 409, 422)),
+    },
+    f"{API}/jobs/{{job_id}}/cancel": {
+        "post": _op("Cancel a queued or running job", "JobReply", params=[_ID], errors=(404, 422)),
+    },
+    f"{API}/stats": {
+        "get": _op(
+            "Totals and average runtime", "Stats", params=[_ALL, _LIST_PARAMS[1]], errors=(422,)
+        ),
+    },
+    f"{API}/workers": {"get": _op("The worker registry", "Workers")},
+    f"{API}/metrics/{{name}}": {
+        "get": _op(
+            "Points of one metric, oldest first",
+            "Metrics",
+            params=[
+                _param("name", "path", {"type": "string"}),
+                _param("since", "query", {"type": "number"}, "epoch seconds"),
+                _param("job_id", "query", {"type": "string"}),
+                _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 100000}),
+            ],
+            errors=(422,),
+        )
+    },
+    f"{API}/me": {"get": _op("The calling user", "Me")},
+    f"{API}/openapi.json": {"get": _op("This document", "OpenApi")},
+    f"{SEED}/jobs/submit": {
+        "post": _op(
+            "Submit a job (seed)", "SeedSubmitReply", body="SeedSubmitRequest", errors=(*_BAD, 403)
+        ),
+    },
+    f"{SEED}/jobs/results": {
+        "get": _op(
+            "Finished jobs of the caller (seed)",
+            "SeedResults",
+            params=[
+                _param("maxResults", "query", {"type": "integer", "minimum": 1, "maximum": 1000})
+            ],
+            errors=(422,),
+        ),
+        "delete": _op(
+            "Delete a job result (seed)",
+            "SeedMessage",
+            params=[_param("jobId", "query", {"type": "string"}) | {"required": True}],
+            errors=(404, 409, 422),
+        ),
+    },
+    f"{SEED}/jobs": {"get": _op("Active jobs (seed)", "SeedJobs")},
+    f"{SEED}/tasks": {"get": _op("Schedules (seed)", "SeedTasks")},
+    f"{SEED}/runspaces": {"get": _op("Workers (seed)", "SeedRunspaces")},
+}
+
+
+def operations() -> dict[str, set[str]]:
+    """path → the HTTP methods documented for it."""
+    return {path: set(ops) for path, ops in PATHS.items()}
+
+
+@functools.cache
+def _document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "opsjobs",
+            "version": "1",
+            "description": "Jobs, results, workers and metrics; and the seed's "
+            "WebHostTaskManagement routes with its field names.",
+        },
+        "paths": PATHS,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI document (a fresh copy)."""
+    return copy.deepcopy(_document())
+
+
+@functools.cache
+def _validator(name: str) -> Draft202012Validator:
+    schema = {"$ref": f"#/components/schemas/{name}", "components": {"schemas": SCHEMAS}}
+    return Draft202012Validator(schema)
+
+
+def check_body(name: str, body: Any) -> dict[str, Any]:
+    """``body`` if it matches the schema ``name``; else :class:`ValidationError` (one line)."""
+    error = best_match(_validator(name).iter_errors(body))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path)
+        raise ValidationError(
+            f"invalid request body{' at ' + where if where else ''}: {error.message}"
+        )
+    assert isinstance(body, dict)
+    return body

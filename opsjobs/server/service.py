@@ -1,0 +1,165 @@
+"""The synchronous core behind the REST routes: one method per operation, taking the caller and
+already-parsed input, returning JSON-ready data and raising :class:`~opsjobs.errors.OpsJobsError`.
+
+Handlers (native and seed) stay thin: they parse the request, call one method here on the API's
+thread pool and write the answer. Every rule about who may see what lives here (and in
+:mod:`opsjobs.auth`): a job the caller may not see answers exactly like a missing one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..auth import Auth, User
+from ..client import Client
+from ..errors import JobNotFound, ValidationError
+from ..model import ACTIVE_STATES, Job, Metric, Mode, iso, validate_job_id
+
+__all__ = ["ApiService", "JobFilter"]
+
+#: Fields of a native submit body and the client argument each one maps to.
+SUBMIT_FIELDS = frozenset(
+    {"name", "command", "call", "kwargs", "argv", "mode", "queue", "description", "timeout"}
+    | {"retries", "priority"}
+)
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    """Listing parameters of ``GET /jobs`` after parsing."""
+
+    states: tuple[str, ...] = ()
+    name: str | None = None
+    queue: str | None = None
+    sort: str = "-submitted_at"
+    limit: int = 50
+    offset: int = 0
+    everyone: bool = False
+
+
+class ApiService:
+    """Operations of the REST API over one :class:`~opsjobs.client.Client`.
+
+    Parameters
+    ----------
+    client
+        Submits and reads jobs.
+    auth
+        Keys and permission rules.
+    worker_ids
+        Ids of the workers hosted by this server (shown in ``/workers``).
+    """
+
+    def __init__(self, client: Client, auth: Auth, worker_ids: Sequence[str] = ()) -> None:
+        self.client = client
+        self.auth = auth
+        self.worker_ids = list(worker_ids)
+
+    # -- jobs -----------------------------------------------------------------------------------
+    def submit(self, user: User, body: Mapping[str, Any]) -> Job:
+        """Queue a job owned by ``user`` (needs a submitting role)."""
+        Auth.check_submit(user)
+        unknown = set(body) - SUBMIT_FIELDS
+        if unknown:
+            raise ValidationError(f"unknown field(s): {', '.join(sorted(unknown))}")
+        args = dict(body)
+        name = args.pop("name", None)
+        if not isinstance(name, str):
+            raise ValidationError("name is required and must be a string")
+        return self.client.submit(name, owner=user.email, **args)
+
+    def visible_job(self, user: User, job_id: str) -> Job:
+        """The job, if ``user`` may see it; otherwise :class:`JobNotFound` (ids don't leak)."""
+        job_id = validate_job_id(job_id)
+        job = self.client.get(job_id)
+        if not Auth.may_access(user, job):
+            raise JobNotFound(f"no job with id {job_id}")
+        return job
+
+    def list_jobs(self, user: User, f: JobFilter) -> tuple[list[Job], int]:
+        """A page of the jobs ``user`` may see, and how many match in all."""
+        owner = Auth.owner_scope(user, everyone=f.everyone)
+        jobs = self.client.results(
+            limit=f.limit,
+            offset=f.offset,
+            states=f.states,
+            name=f.name,
+            owner=owner,
+            queue=f.queue,
+            sort=f.sort,
+        )
+        total = self.client.count(states=f.states, name=f.name, owner=owner, queue=f.queue)
+        return jobs, total
+
+    def delete(self, user: User, job_id: str) -> None:
+        job = self.visible_job(user, job_id)
+        self.client.delete(job.id)
+
+    def cancel(self, user: User, job_id: str) -> Job:
+        job = self.visible_job(user, job_id)
+        return self.client.cancel(job.id)
+
+    def stats(self, user: User, *, everyone: bool = False, name: str | None = None) -> Any:
+        return self.client.stats(owner=Auth.owner_scope(user, everyone=everyone), name=name)
+
+    def active_jobs(self, user: User, *, everyone: bool = False) -> list[Job]:
+        owner = Auth.owner_scope(user, everyone=everyone)
+        states = [s.value for s in ACTIVE_STATES]
+        return self.client.results(limit=1000, states=states, owner=owner, sort="-submitted_at")
+
+    # -- workers and metrics --------------------------------------------------------------------
+    def workers(self) -> list[dict[str, Any]]:
+        now = time.time()
+        out = []
+        for w in self.client.store.workers():
+            data = w.to_dict(now)
+            data["hosted_here"] = w.id in self.worker_ids
+            out.append(data)
+        return out
+
+    def metrics(
+        self, name: str, *, since: float | None, job_id: str | None, limit: int
+    ) -> list[Metric]:
+        checked = Metric(name, 0.0).validated().name
+        if job_id is not None:
+            job_id = validate_job_id(job_id)
+        return self.client.store.metrics(checked, since=since, job_id=job_id, limit=limit)
+
+
+def metric_dict(m: Metric) -> dict[str, Any]:
+    return {
+        "name": m.name,
+        "value": m.value,
+        "labels": dict(m.labels),
+        "at": iso(m.at),
+        "job_id": m.job_id,
+        "worker_id": m.worker_id,
+        "host": m.host,
+    }
+
+
+def job_summary(job: Job) -> dict[str, Any]:
+    """A job without its output and payload (listings); ``GET /jobs/{id}`` gives everything."""
+    data = job.to_dict()
+    data.pop("payload")
+    data.pop("output")
+    return data
+
+
+def user_dict(user: User) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "email": user.email,
+        "name": user.name,
+        "roles": list(user.roles),
+        "is_test": user.is_test,
+        "may_submit": user.may_submit,
+        "sees_all": user.sees_all,
+    }
+
+
+def seed_mode(mode: Mode) -> str:
+    return mode.seed_name

@@ -1,0 +1,116 @@
+"""A real opsjobs server (jupyter_server + the opsjobs extension) in a thread of the test process,
+on a free port, with an API client bound to it."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from opsjobs.auth import Auth
+from opsjobs.server.app import OpsJobsServerApp, server_config
+from opsjobs.store import open_store
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Api:
+    """``requests`` bound to one server and one key."""
+
+    def __init__(self, base: str, key: str | None) -> None:
+        self.base = base
+        self.session = requests.Session()
+        if key is not None:
+            self.session.headers["Authorization"] = f"Bearer {key}"
+
+    def request(self, method: str, path: str, **kw: Any) -> requests.Response:
+        kw.setdefault("timeout", 30)
+        kw.setdefault("allow_redirects", False)
+        return self.session.request(method, self.base + path, **kw)
+
+    def get(self, path: str, **kw: Any) -> requests.Response:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> requests.Response:
+        return self.request("POST", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> requests.Response:
+        return self.request("DELETE", path, **kw)
+
+
+class ServerThread:
+    """Start with :meth:`start`, stop with :meth:`stop` (the server's own clean shutdown)."""
+
+    def __init__(self, tmp_path: Path, *, voila: bool = False, **kw: Any) -> None:
+        self.port = free_port()
+        self.data = tmp_path / "data"
+        self.store_url = f"sqlite://{self.data / 'opsjobs.db'}"
+        self.root = tmp_path / "notebooks"
+        self.root.mkdir(exist_ok=True)
+        self.config = server_config(
+            port=self.port,
+            root_dir=self.root,
+            store_url=self.store_url,
+            data_dir=str(self.data),
+            voila=voila,
+            **kw,
+        )
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.app: OpsJobsServerApp | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="test-server", daemon=True)
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            self.app = OpsJobsServerApp(config=self.config)
+            self.app.initialize(argv=[])
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            raise
+        self.app.io_loop.add_callback(self._ready.set)
+        try:
+            self.app.start()
+        finally:
+            loop.close()
+
+    def start(self) -> ServerThread:
+        self._thread.start()
+        if not self._ready.wait(60):
+            raise AssertionError("the server did not start within 60 s")
+        if self._error is not None:
+            raise AssertionError(f"the server failed to start: {self._error!r}")
+        return self
+
+    def stop(self) -> None:
+        if self.app is not None and self._thread.is_alive():
+            self.app.io_loop.add_callback(self.app._stop)
+        self._thread.join(90)
+        assert not self._thread.is_alive(), "the server did not stop"
+
+    @property
+    def extension(self) -> Any:
+        assert self.app is not None
+        return self.app.web_app.settings["opsjobs"]
+
+    def key(self, email: str, roles: str = "", **kw: Any) -> str:
+        """A fresh API key (made through a second store handle, as the CLI would)."""
+        store = open_store(self.store_url)
+        try:
+            return Auth(store).create_key(email, roles=roles, **kw)[2]
+        finally:
+            store.close()
+
+    def api(self, key: str | None) -> Api:
+        return Api(self.base, key)
