@@ -108,6 +108,7 @@ class Worker:
         self._stopping = threading.Event()
         self._router: ThreadRouter | None = None
         self._inline_executor = inline_executor
+        self._logs_dir = str(settings.logs_dir)
 
     # -- lifetime -------------------------------------------------------------------------
     def run(self) -> None:
@@ -245,7 +246,7 @@ class Worker:
             self._wake.set()
 
     def _log_path(self, job: Job) -> Path:
-        return self.settings.logs_dir / f"{job.id}.log"
+        return Path(self._logs_dir, f"{job.id}.log")
 
     def _run_in_process(self, rec: _Running) -> None:
         assert self._router is not None
@@ -265,7 +266,9 @@ class Worker:
         try:
             with rec.lock:
                 if rec.stop_state is None:
-                    rec.proc = proc_runner.spawn(kind, job, job_dir, log_path, self.id, self.host)
+                    rec.proc = proc_runner.spawn(
+                        kind, job, job_dir, log_path, self.id, self.host, self.settings
+                    )
         except OSError as exc:
             self._settle(rec, Finish(JobState.FAILED, error=f"cannot start: {exc}"))
             return

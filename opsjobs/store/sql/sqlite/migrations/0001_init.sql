@@ -29,8 +29,8 @@ CREATE TABLE jobs (
 );
 -- claim: the best queued job of one queue, straight from this partial index
 CREATE INDEX jobs_claim ON jobs (queue, priority DESC, submitted_at) WHERE state = 'queued';
-CREATE INDEX jobs_running ON jobs (worker_id) WHERE state = 'running';
-CREATE INDEX jobs_lease ON jobs (lease_until) WHERE state = 'running';
+-- running jobs, for lease renewal (a scan of this small index) and recovery (a range on it)
+CREATE INDEX jobs_running ON jobs (lease_until) WHERE state = 'running';
 CREATE INDEX jobs_submitted ON jobs (submitted_at);
 CREATE INDEX jobs_owner_submitted ON jobs (owner, submitted_at);
 CREATE INDEX jobs_name ON jobs (name);
