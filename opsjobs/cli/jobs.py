@@ -35,7 +35,22 @@ def register(sub: Any) -> None:
     what.add_argument(
         "--argv", nargs=argparse.REMAINDER, help="a program and its arguments (last option)"
     )
+    what.add_argument("--notebook", help="a Jupyter notebook (.ipynb) to run with papermill")
     p.add_argument("--kwargs", help="JSON object of keyword arguments for --call")
+    p.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="a notebook parameter (repeatable); VALUE is typed like papermill's -p: "
+        "True/False, None, int, float, else text",
+    )
+    p.add_argument(
+        "-y", "--parameters-yaml", help="notebook parameters as one YAML or JSON mapping"
+    )
+    p.add_argument("--kernel", help="Jupyter kernel for --notebook (default: the notebook's)")
     p.add_argument(
         "--mode",
         default="thread",
@@ -98,6 +113,7 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
     if args.argv is not None and not args.argv:
         raise ValidationError("--argv needs a program to run")
     timeout = parse_duration(args.timeout) if args.timeout else None
+    kind, payload = _notebook_payload(args)
     with client_for(settings) as client:
         job = client.submit(
             args.name,
@@ -105,6 +121,8 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
             call=args.call,
             kwargs=kwargs,
             argv=args.argv,
+            kind=kind,
+            payload=payload,
             mode=args.mode,
             queue=args.queue,
             description=args.description,
@@ -118,6 +136,22 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
         print(f"submitted {job.id} ({job.mode.value} mode, queue {job.queue})", file=sys.stderr)
         final = _follow(client, job)
     return EXIT_CODES.get(final.state, 1)
+
+
+def _notebook_payload(args: argparse.Namespace) -> tuple[str | None, dict[str, Any] | None]:
+    """``--notebook`` with its ``-y``/``-p``/``--kernel`` as a ``notebook`` kind payload."""
+    if args.notebook is None:
+        if args.parameter or args.parameters_yaml or args.kernel:
+            raise ValidationError(
+                "-p/--parameter, -y/--parameters-yaml and --kernel go with --notebook"
+            )
+        return None, None
+    from ..runners.notebook import parse_parameter_value, parse_parameters_text
+
+    parameters = parse_parameters_text(args.parameters_yaml) if args.parameters_yaml else {}
+    for name, value in args.parameter:
+        parameters[name] = parse_parameter_value(value)
+    return "notebook", {"path": args.notebook, "parameters": parameters, "kernel": args.kernel}
 
 
 def _follow(client: Client, job: Job) -> Job:

@@ -20,7 +20,9 @@ How the pieces fit:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import contextvars
 import json
 import os
 import re
@@ -28,10 +30,10 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..config import Settings
 from ..context import ENV_JOB_DIR, ENV_JOB_ID, METRICS_FILE, RESULT_FILE, JobContext
@@ -60,6 +62,24 @@ def _first_line(source: str, width: int = 60) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
+T = TypeVar("T")
+
+
+def _in_fresh_loop(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call ``func`` in a fresh :mod:`contextvars` context and close the event loops it left
+    there. nbclient runs its coroutines on a loop that jupyter_core keeps in a context variable
+    of the calling thread; in a worker's pool thread that loop would otherwise outlive the job
+    and leak its sockets when the thread ends."""
+    context = contextvars.Context()
+    try:
+        return context.run(func, *args, **kwargs)
+    finally:
+        for value in context.values():
+            if isinstance(value, asyncio.AbstractEventLoop) and not value.is_running():
+                value.close()
+        asyncio.set_event_loop(None)
+
+
 class NotebookRun:
     """Execute one notebook job; :meth:`execute` returns a summary or raises."""
 
@@ -69,10 +89,9 @@ class NotebookRun:
         self.parameters: dict[str, Any] = dict(payload.get("parameters") or {})
         self.kernel_name: str | None = payload.get("kernel")
         self.cwd = str(payload.get("cwd") or self.source.parent)
-        settings: Settings | None = getattr(ctx, "settings", None)
         # In a process-mode child there is no worker settings object: the worker exported its
         # data folder and store to the child's environment, which is this edge's input.
-        self.settings = settings or Settings.from_env()
+        self.settings = ctx.settings or Settings.from_env()
         data = self.settings.data_dir.resolve()
         self.output = data / "outputs" / f"{ctx.job_id}.ipynb"
         self.html = self.output.with_suffix(".html")
@@ -108,7 +127,8 @@ class NotebookRun:
         started_at = datetime.now(timezone.utc).isoformat()
         failure: BaseException | None = None
         try:
-            pm.execute_notebook(
+            _in_fresh_loop(
+                pm.execute_notebook,
                 str(self.source),
                 str(self.output),
                 parameters=self.parameters,

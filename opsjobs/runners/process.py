@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psutil
 
+from ..config import Settings
 from ..context import ENV_JOB_DIR, ENV_JOB_ID, METRICS_FILE, RESULT_FILE
 from ..model import Job, JobState, Metric
 from ..store import Finish
@@ -23,9 +24,20 @@ __all__ = ["collect", "kill_tree", "spawn"]
 
 
 def spawn(
-    kind: Kind, job: Job, job_dir: Path, log_path: Path, worker_id: str, host: str
+    kind: Kind,
+    job: Job,
+    job_dir: Path,
+    log_path: Path,
+    worker_id: str,
+    host: str,
+    settings: Settings | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start the child for ``job`` in a new session, stdout and stderr into ``log_path``."""
+    """Start the child for ``job`` in a new session, stdout and stderr into ``log_path``.
+
+    With ``settings``, the child's environment names the worker's data folder and store
+    (``OPSJOBS_DATA``, ``OPSJOBS_STORE``), so code in the child — and a notebook kernel started
+    by it — that builds :class:`Settings` or calls ``opsjobs.connect()`` finds the same ones.
+    """
     job_dir.mkdir(parents=True, exist_ok=True)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     meta = {
@@ -43,6 +55,11 @@ def spawn(
     env[ENV_JOB_ID] = job.id
     env[ENV_JOB_DIR] = str(job_dir)
     env["PYTHONUNBUFFERED"] = "1"
+    if settings is not None:
+        env["OPSJOBS_DATA"] = str(settings.data_dir.resolve())
+        env["OPSJOBS_STORE"] = settings.store_url
+        if settings.runtime_dir:
+            env["OPSJOBS_RUNTIME_DIR"] = settings.runtime_dir
     with open(log_path, "wb") as log:
         return subprocess.Popen(
             argv,
