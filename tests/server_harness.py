@@ -10,9 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from harness import wait_for
+from jsonschema import Draft202012Validator
 
 from opsjobs.auth import Auth
 from opsjobs.server.app import OpsJobsServerApp, server_config
+from opsjobs.server.openapi import API, SCHEMAS
 from opsjobs.store import open_store
 
 
@@ -44,6 +47,12 @@ class Api:
 
     def delete(self, path: str, **kw: Any) -> requests.Response:
         return self.request("DELETE", path, **kw)
+
+    def put(self, path: str, **kw: Any) -> requests.Response:
+        return self.request("PUT", path, **kw)
+
+    def patch(self, path: str, **kw: Any) -> requests.Response:
+        return self.request("PATCH", path, **kw)
 
 
 class ServerThread:
@@ -114,3 +123,36 @@ class ServerThread:
 
     def api(self, key: str | None) -> Api:
         return Api(self.base, key)
+
+
+def valid(resp: requests.Response, schema: str, status: int = 200) -> dict[str, Any]:
+    """The JSON body, after checking status, content type and the OpenAPI schema."""
+    assert resp.status_code == status, resp.text
+    assert resp.headers["Content-Type"].startswith("application/json")
+    body = resp.json()
+    root = {"$ref": f"#/components/schemas/{schema}", "components": {"schemas": SCHEMAS}}
+    errors = list(Draft202012Validator(root).iter_errors(body))
+    assert not errors, errors[0]
+    return body  # type: ignore[no-any-return]
+
+
+def failed(resp: requests.Response, status: int) -> str:
+    body = valid(resp, "Error", status)
+    assert body["error"]
+    assert "Traceback" not in body["error"]
+    return str(body["error"])
+
+
+def submit(api: Api, **body: Any) -> dict[str, Any]:
+    body.setdefault("name", "job")
+    if not {"command", "call", "argv"} & set(body):
+        body["command"] = "print('hello')"
+    return valid(api.post(f"{API}/jobs", json=body), "JobReply", 201)["job"]  # type: ignore[no-any-return]
+
+
+def finished(api: Api, job_id: str) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        job = valid(api.get(f"{API}/jobs/{job_id}"), "JobReply")["job"]
+        return job if job["state"] not in ("queued", "running") else None
+
+    return wait_for(done, 30, f"job {job_id} to finish")

@@ -12,10 +12,9 @@ from typing import Any
 import pytest
 import requests
 from harness import wait_for
-from jsonschema import Draft202012Validator
-from server_harness import Api, ServerThread
+from server_harness import Api, ServerThread, failed, finished, submit, valid
 
-from opsjobs.server.openapi import API, SCHEMAS, SEED, document, operations
+from opsjobs.server.openapi import API, SEED, document, operations
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -40,39 +39,6 @@ def alice(server: ServerThread) -> Api:
 @pytest.fixture
 def bob(server: ServerThread) -> Api:
     return server.api(server.key(f"bob-{uuid.uuid4().hex[:8]}@example.org", "task_manager"))
-
-
-def valid(resp: requests.Response, schema: str, status: int = 200) -> dict[str, Any]:
-    """The JSON body, after checking status, content type and the OpenAPI schema."""
-    assert resp.status_code == status, resp.text
-    assert resp.headers["Content-Type"].startswith("application/json")
-    body = resp.json()
-    root = {"$ref": f"#/components/schemas/{schema}", "components": {"schemas": SCHEMAS}}
-    errors = list(Draft202012Validator(root).iter_errors(body))
-    assert not errors, errors[0]
-    return body  # type: ignore[no-any-return]
-
-
-def failed(resp: requests.Response, status: int) -> str:
-    body = valid(resp, "Error", status)
-    assert body["error"]
-    assert "Traceback" not in body["error"]
-    return str(body["error"])
-
-
-def submit(api: Api, **body: Any) -> dict[str, Any]:
-    body.setdefault("name", "job")
-    if not {"command", "call", "argv"} & set(body):
-        body["command"] = "print('hello')"
-    return valid(api.post(f"{API}/jobs", json=body), "JobReply", 201)["job"]  # type: ignore[no-any-return]
-
-
-def finished(api: Api, job_id: str) -> dict[str, Any]:
-    def done() -> dict[str, Any] | None:
-        job = valid(api.get(f"{API}/jobs/{job_id}"), "JobReply")["job"]
-        return job if job["state"] not in ("queued", "running") else None
-
-    return wait_for(done, 30, f"job {job_id} to finish")
 
 
 def concrete(path: str) -> str:

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.extension.application import ExtensionApp
@@ -28,7 +28,11 @@ from ..client import Client
 from ..config import Settings
 from ..store import Store, open_store
 from ..worker import Worker, WorkerHandle
+
+if TYPE_CHECKING:
+    from ..scheduler import SchedulerHandle
 from .handlers import native_routes
+from .schedules import schedule_routes
 from .seed import seed_routes
 from .service import ApiService
 
@@ -104,6 +108,7 @@ class OpsJobsExtension(ExtensionApp):
         self.executor = ThreadPoolExecutor(self.api_threads, thread_name_prefix="opsjobs-api")
         self.worker: Worker | None = None
         self._handle: WorkerHandle | None = None
+        self._scheduler: SchedulerHandle | None = None
         self._closing = threading.Event()
         auth = Auth(self.store)
         self.service = ApiService(Client(self.store, settings), auth)
@@ -115,13 +120,20 @@ class OpsJobsExtension(ExtensionApp):
         log.info("opsjobs: store %s", self.store_label)
 
     def initialize_handlers(self) -> None:
-        routes = {**native_routes(), **seed_routes()}
+        routes = {**native_routes(), **schedule_routes(), **seed_routes()}
         self.handlers.extend((tornado_pattern(path), cls) for path, cls in routes.items())
         self.handlers.append((r"/opsjobs/?$", HomeHandler))
 
     # -- hosting ----------------------------------------------------------------------------------
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
-        if not self.run_worker or self.store is None:
+        if self.store is None:
+            return
+        if self.run_scheduler:
+            from ..scheduler import Scheduler
+
+            self._scheduler = Scheduler(self.store, self.opsjobs_settings).start()
+            log.info("opsjobs: scheduler %s", self._scheduler.id)
+        if not self.run_worker:
             return
         loop = IOLoop.current()
         self.worker = Worker(
@@ -161,6 +173,9 @@ class OpsJobsExtension(ExtensionApp):
     async def stop_extension(self) -> None:
         self._closing.set()
         loop = asyncio.get_running_loop()
+        if self._scheduler is not None:
+            await loop.run_in_executor(None, self._scheduler.stop)
+            self._scheduler = None
         if self._handle is not None:
             # Off the loop: the worker may be waiting for an inline job queued on it.
             await loop.run_in_executor(None, self._handle.stop, 60.0)

@@ -73,22 +73,24 @@ _JOB_FIELDS: dict[str, Any] = {
     "error": _NS,
 }
 
+_SUBMIT_PROPS: dict[str, Any] = {
+    "name": {"type": "string", "minLength": 1, "maxLength": 200},
+    "command": {"type": "string", "description": "Python source (the seed's command)"},
+    "call": {"type": "string", "description": "a callable, package.module:function"},
+    "kwargs": {"type": "object", "description": "keyword arguments of call"},
+    "argv": {"type": "array", "items": _S, "minItems": 1, "maxItems": 1000},
+    "mode": {"enum": _MODES, "default": "thread"},
+    "queue": {"type": "string", "pattern": "^[A-Za-z0-9_.:@-]{1,120}$"},
+    "description": {"type": "string", "maxLength": 4000},
+    "timeout": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 604800},
+    "retries": {"type": "integer", "minimum": 0, "maximum": 100},
+    "priority": {"type": "integer", "minimum": -1000, "maximum": 1000},
+}
+
 SCHEMAS: dict[str, Any] = {
     "Error": _obj({"success": {"const": False}, "error": _S}),
     "SubmitRequest": _obj(
-        {
-            "name": {"type": "string", "minLength": 1, "maxLength": 200},
-            "command": {"type": "string", "description": "Python source (the seed's command)"},
-            "call": {"type": "string", "description": "a callable, package.module:function"},
-            "kwargs": {"type": "object", "description": "keyword arguments of call"},
-            "argv": {"type": "array", "items": _S, "minItems": 1, "maxItems": 1000},
-            "mode": {"enum": _MODES, "default": "thread"},
-            "queue": {"type": "string", "pattern": "^[A-Za-z0-9_.:@-]{1,120}$"},
-            "description": {"type": "string", "maxLength": 4000},
-            "timeout": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 604800},
-            "retries": {"type": "integer", "minimum": 0, "maximum": 100},
-            "priority": {"type": "integer", "minimum": -1000, "maximum": 1000},
-        },
+        _SUBMIT_PROPS,
         ["name"],
         additionalProperties=False,
         description="Give exactly one of command, call (with kwargs) or argv.",
@@ -165,6 +167,68 @@ SCHEMAS: dict[str, Any] = {
         }
     ),
     "OpenApi": {"type": "object", "required": ["openapi", "paths"]},
+    "ScheduleRequest": _obj(
+        {
+            "name": {"type": "string", "minLength": 1, "maxLength": 120},
+            "every": {
+                "type": ["number", "string"],
+                "description": "seconds, or a duration such as 30m (give every or cron)",
+            },
+            "cron": {"type": "string", "maxLength": 200},
+            "tz": {"type": "string", "maxLength": 64},
+            **{k: v for k, v in _SUBMIT_PROPS.items() if k != "name"},
+            "job_name": {"type": "string", "minLength": 1, "maxLength": 200},
+            "misfire": {"enum": ["coalesce", "skip", "catchup"]},
+            "grace": {"type": ["number", "string"]},
+            "catchup_cap": {"type": "integer", "minimum": 1, "maximum": 1000},
+            "max_instances": {"type": "integer", "minimum": 1, "maximum": 10000},
+            "enabled": _B,
+        },
+        ["name"],
+        additionalProperties=False,
+        description="Give exactly one of every or cron, and one of command, call or argv.",
+    ),
+    "SchedulePatch": _obj({"enabled": _B}, additionalProperties=False),
+    "Schedule": _obj(
+        {
+            "id": _S,
+            "name": _S,
+            "trigger": {"enum": ["interval", "cron"]},
+            "every_seconds": _NN,
+            "cron": _NS,
+            "tz": _S,
+            "enabled": _B,
+            "misfire": _S,
+            "grace_seconds": {"type": "number"},
+            "catchup_cap": _I,
+            "max_instances": _I,
+            "next_fire_at": _NS,
+            "last_fire_at": _NS,
+            "last_job_id": _NS,
+            "last_job_state": _NS,
+            "created_at": _NS,
+            "updated_at": _NS,
+            "job": {"type": "object"},
+        }
+    ),
+    "ScheduleReply": _ok({"schedule": _ref("Schedule")}),
+    "ScheduleList": _ok({"schedules": {"type": "array", "items": _ref("Schedule")}}),
+    "AnalyzeRequest": _obj(
+        {
+            "deep": _B,
+            "top_count": {"type": "integer", "minimum": 1, "maximum": 1000},
+            "export_csv": _B,
+            "time_budget": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
+            "history_hours": {"type": "number", "exclusiveMinimum": 0, "maximum": 8760},
+            "queue": {
+                "type": "string",
+                "pattern": "^[A-Za-z0-9_.:@-]{1,120}$",
+                "description": "whose process to analyse (default: this server's worker)",
+            },
+        },
+        [],
+        additionalProperties=False,
+    ),
     # -- the seed's shapes (its field names are a contract) ------------------------------------
     "SeedSubmitRequest": _obj(
         {
@@ -213,7 +277,22 @@ SCHEMAS: dict[str, Any] = {
         }
     ),
     "SeedJobs": _ok({"count": _I, "jobs": {"type": "array", "items": _ref("SeedActiveJob")}}),
-    "SeedTasks": _ok({"count": _I, "tasks": {"type": "array", "items": {"type": "object"}}}),
+    "SeedTask": _obj(
+        {
+            "TaskID": _S,
+            "TaskName": _S,
+            "Command": _S,
+            "Description": _S,
+            "ExecutionMode": {"enum": _MODES[3:]},
+            "Schedule": _S,
+            "Enabled": _B,
+            "NextRun": _NS,
+            "LastRun": _NS,
+            "LastJobID": _NS,
+            "LastStatus": _NS,
+        }
+    ),
+    "SeedTasks": _ok({"count": _I, "tasks": {"type": "array", "items": _ref("SeedTask")}}),
     "SeedRunspace": _obj(
         {
             "RunspaceID": _S,
@@ -241,6 +320,7 @@ def _param(name: str, where: str, schema: dict[str, Any], doc: str = "") -> dict
 
 
 _ID = _param("job_id", "path", {"type": "string"}, "a job id (UUID)")
+_NAME = _param("name_or_id", "path", {"type": "string"}, "a schedule's name or id")
 _ALL = _param("all", "query", {"enum": ["0", "1", "true", "false"]}, "everyone's jobs (admins)")
 _LIST_PARAMS = [
     _param("state", "query", {"type": "string"}, "comma-separated states"),
@@ -319,6 +399,55 @@ PATHS: dict[str, dict[str, Any]] = {
         )
     },
     f"{API}/me": {"get": _op("The calling user", "Me")},
+    f"{API}/schedules": {
+        "get": _op(
+            "Schedules (the caller's; everyone's with all=1 for admins)",
+            "ScheduleList",
+            params=[_ALL],
+            errors=(422,),
+        ),
+        "post": _op(
+            "Create a schedule",
+            "ScheduleReply",
+            status=201,
+            body="ScheduleRequest",
+            errors=(*_BAD, 403, 409),
+        ),
+    },
+    f"{API}/schedules/{{name_or_id}}": {
+        "get": _op("One schedule", "ScheduleReply", params=[_NAME], errors=(404,)),
+        "put": _op(
+            "Replace a schedule's definition",
+            "ScheduleReply",
+            params=[_NAME],
+            body="ScheduleRequest",
+            errors=(*_BAD, 403, 404, 409),
+        ),
+        "patch": _op(
+            "Pause (enabled=false) or resume",
+            "ScheduleReply",
+            params=[_NAME],
+            body="SchedulePatch",
+            errors=(*_BAD, 403, 404),
+        ),
+        "delete": _op(
+            "Delete a schedule (its jobs stay)", "Deleted", params=[_NAME], errors=(403, 404)
+        ),
+    },
+    f"{API}/schedules/{{name_or_id}}/run": {
+        "post": _op(
+            "Run a schedule now", "JobReply", status=201, params=[_NAME], errors=(403, 404, 409)
+        ),
+    },
+    f"{API}/analyze": {
+        "post": _op(
+            "Analyse this server's memory (a call job)",
+            "JobReply",
+            status=201,
+            body="AnalyzeRequest",
+            errors=(*_BAD, 403),
+        ),
+    },
     f"{API}/openapi.json": {"get": _op("This document", "OpenApi")},
     f"{SEED}/jobs/submit": {
         "post": _op(

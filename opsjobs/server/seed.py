@@ -9,26 +9,29 @@ jobs, newest first (an admin's too: the seed shows a user their own results).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
-from ..model import TERMINAL_STATES, Job, JobState, Mode, WorkerInfo, iso
+from ..model import TERMINAL_STATES, Job, JobSpec, JobState, Mode, WorkerInfo, iso
 from .handlers import ApiHandler, _Failure, keyed
 from .openapi import SEED
 
-__all__ = ["seed_command", "seed_result", "seed_routes"]
+__all__ = ["seed_command", "seed_command_of", "seed_result", "seed_routes"]
 
 
 def seed_command(job: Job) -> str:
     """The seed's ``Command`` text of any job."""
-    payload = job.spec.payload
-    if job.kind == "command":
+    return seed_command_of(job.spec)
+
+
+def seed_command_of(spec: JobSpec) -> str:
+    payload = spec.payload
+    if spec.kind == "command":
         return str(payload.get("source", ""))
-    if job.kind == "call":
+    if spec.kind == "call":
         return f"{payload.get('target', '')}(**{payload.get('kwargs', {})!r})"
-    if job.kind == "argv":
+    if spec.kind == "argv":
         return " ".join(str(a) for a in payload.get("argv", []))
-    return f"{job.kind}: {dict(payload)!r}"
+    return f"{spec.kind}: {dict(payload)!r}"
 
 
 def seed_result(job: Job) -> dict[str, Any]:
@@ -125,12 +128,10 @@ class ActiveJobsHandler(ApiHandler):
 @keyed
 class TasksHandler(ApiHandler):
     async def get(self) -> None:
-        tasks = await self.call(self._tasks)
-        self.reply({"count": len(tasks), "tasks": tasks})
+        from .schedules import seed_tasks
 
-    def _tasks(self) -> list[dict[str, Any]]:
-        lister: Callable[[], list[Any]] | None = self.settings.get("opsjobs_list_schedules")
-        return [] if lister is None else lister()
+        tasks = await self.call(seed_tasks, self.service, self.user)
+        self.reply({"count": len(tasks), "tasks": tasks})
 
 
 @keyed

@@ -1,0 +1,196 @@
+"""Schedule and analysis routes: ``/schedules`` CRUD and run-now, ``/analyze``.
+
+Schedules belong to whoever created them (their job's owner); like jobs, another user's schedule
+answers 404, and admins (``system_admin``, ``site_admin``) see and manage everyone's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..auth import Auth, User
+from ..errors import NotFound, ValidationError
+from ..model import Job
+from ..schedule_api import Schedules
+from ..schedules import Schedule
+from .handlers import ApiHandler, keyed
+from .openapi import API
+from .service import ApiService
+
+__all__ = ["ScheduleService", "schedule_routes"]
+
+#: Body fields of a schedule and the ``Schedules.build`` argument each one maps to.
+_BUILD = {
+    "every": "every",
+    "cron": "cron",
+    "tz": "tz",
+    "command": "command",
+    "call": "call",
+    "kwargs": "kwargs",
+    "argv": "argv",
+    "job_name": "job_name",
+    "mode": "mode",
+    "queue": "queue",
+    "description": "description",
+    "timeout": "timeout",
+    "retries": "retries",
+    "priority": "priority",
+    "misfire": "misfire",
+    "grace": "grace",
+    "catchup_cap": "catchup_cap",
+    "max_instances": "max_instances",
+    "enabled": "enabled",
+}
+
+
+class ScheduleService:
+    """The synchronous core of the schedule and analysis routes."""
+
+    def __init__(self, api: ApiService) -> None:
+        self.api = api
+
+    @property
+    def _schedules(self) -> Schedules:
+        return self.api.client.schedules
+
+    def visible(self, user: User, name_or_id: str) -> Schedule:
+        schedule = self._schedules.get(name_or_id)
+        if not (user.sees_all or schedule.spec.owner == user.email):
+            raise NotFound(f"no schedule {name_or_id!r}")
+        return schedule
+
+    def list(self, user: User, *, everyone: bool = False) -> list[Schedule]:
+        owner = Auth.owner_scope(user, everyone=everyone)
+        return [s for s in self._schedules.list() if owner is None or s.spec.owner == owner]
+
+    def _build(self, user: User, body: Mapping[str, Any]) -> Schedule:
+        Auth.check_submit(user)
+        args = {_BUILD[k]: v for k, v in body.items() if k != "name"}
+        return self._schedules.build(body["name"], owner=user.email, **args)
+
+    def add(self, user: User, body: Mapping[str, Any]) -> Schedule:
+        return self._schedules.add_schedule(self._build(user, body))
+
+    def replace(self, user: User, name_or_id: str, body: Mapping[str, Any]) -> Schedule:
+        current = self.visible(user, name_or_id)
+        return self._schedules.update(current.id, self._build(user, body))
+
+    def set_enabled(self, user: User, name_or_id: str, enabled: bool) -> Schedule:
+        Auth.check_submit(user)
+        current = self.visible(user, name_or_id)
+        if enabled:
+            return self._schedules.resume(current.id)
+        return self._schedules.pause(current.id)
+
+    def remove(self, user: User, name_or_id: str) -> str:
+        Auth.check_submit(user)
+        current = self.visible(user, name_or_id)
+        self._schedules.remove(current.id)
+        return current.id
+
+    def run_now(self, user: User, name_or_id: str) -> Job:
+        Auth.check_submit(user)
+        return self._schedules.run_now(self.visible(user, name_or_id).id)
+
+    def analyze(self, user: User, body: Mapping[str, Any]) -> Job:
+        """Queue a live memory analysis of this server's process (or of the workers on
+        ``queue``) as a ``call`` job in thread mode."""
+        from ..analyzer.job import JOB_NAME, TARGET, job_kwargs
+
+        args = dict(body)
+        queue = args.pop("queue", None)
+        if queue is None:
+            if not self.api.worker_ids:
+                raise ValidationError("this server hosts no worker: give the queue to analyse")
+            queue = f"worker:{self.api.worker_ids[0]}"
+        kwargs = job_kwargs(**args)
+        submit = {"name": JOB_NAME, "call": TARGET, "kwargs": kwargs, "mode": "thread"}
+        return self.api.submit(user, {**submit, "queue": queue, "timeout": 600.0})
+
+
+def _service(handler: ApiHandler) -> ScheduleService:
+    return ScheduleService(handler.service)
+
+
+@keyed
+class SchedulesHandler(ApiHandler):
+    async def get(self) -> None:
+        found = await self.call(_service(self).list, self.user, everyone=self.flag("all"))
+        self.reply({"schedules": [s.to_dict() for s in found]})
+
+    async def post(self) -> None:
+        body = self.body("ScheduleRequest")
+        schedule = await self.call(_service(self).add, self.user, body)
+        self.reply({"schedule": schedule.to_dict()}, status=201)
+
+
+@keyed
+class ScheduleHandler(ApiHandler):
+    async def get(self, name_or_id: str) -> None:
+        schedule = await self.call(_service(self).visible, self.user, name_or_id)
+        self.reply({"schedule": schedule.to_dict()})
+
+    async def put(self, name_or_id: str) -> None:
+        body = self.body("ScheduleRequest")
+        schedule = await self.call(_service(self).replace, self.user, name_or_id, body)
+        self.reply({"schedule": schedule.to_dict()})
+
+    async def patch(self, name_or_id: str) -> None:
+        body = self.body("SchedulePatch")
+        svc = _service(self)
+        schedule = await self.call(svc.set_enabled, self.user, name_or_id, body["enabled"])
+        self.reply({"schedule": schedule.to_dict()})
+
+    async def delete(self, name_or_id: str) -> None:
+        removed = await self.call(_service(self).remove, self.user, name_or_id)
+        self.reply({"id": removed})
+
+
+@keyed
+class RunNowHandler(ApiHandler):
+    async def post(self, name_or_id: str) -> None:
+        job = await self.call(_service(self).run_now, self.user, name_or_id)
+        self.reply({"job": job.to_dict()}, status=201)
+
+
+@keyed
+class AnalyzeHandler(ApiHandler):
+    async def post(self) -> None:
+        body = self.body("AnalyzeRequest")
+        job = await self.call(_service(self).analyze, self.user, body)
+        self.reply({"job": job.to_dict()}, status=201)
+
+
+def seed_tasks(service: ApiService, user: User) -> list[dict[str, Any]]:
+    """The seed's ``tasks`` listing: the caller's schedules (everyone's for admins)."""
+    from .seed import seed_command_of
+
+    out = []
+    for s in ScheduleService(service).list(user, everyone=user.sees_all):
+        out.append(
+            {
+                "TaskID": s.id,
+                "TaskName": s.name,
+                "Command": seed_command_of(s.spec),
+                "Description": s.spec.description,
+                "ExecutionMode": s.spec.mode.seed_name,
+                "Schedule": s.trigger_text,
+                "Enabled": s.enabled,
+                "NextRun": s.to_dict()["next_fire_at"],
+                "LastRun": s.to_dict()["last_fire_at"],
+                "LastJobID": s.last_job_id,
+                "LastStatus": s.last_job_state.value if s.last_job_state else None,
+            }
+        )
+    return out
+
+
+def schedule_routes() -> dict[str, type[ApiHandler]]:
+    """OpenAPI path → handler of the schedule and analysis routes."""
+    return {
+        f"{API}/schedules": SchedulesHandler,
+        f"{API}/schedules/{{name_or_id}}": ScheduleHandler,
+        f"{API}/schedules/{{name_or_id}}/run": RunNowHandler,
+        f"{API}/analyze": AnalyzeHandler,
+    }
