@@ -118,7 +118,9 @@ def test_init_is_idempotent_and_retention_runs_as_a_job(tmp_path: Path) -> None:
     handle = WorkerHandle(worker)
     try:
         job = client.schedules.run_now(RETENTION_SCHEDULE)
-        final = wait_for(lambda: (j := client.get(job.id)).finished and j, what="the retention job")
+        final = wait_for(
+            lambda: (j := client.get(job.id)).finished and j, timeout=60, what="the retention job"
+        )
     finally:
         handle.stop()
     assert final.state is JobState.SUCCEEDED, final.error
