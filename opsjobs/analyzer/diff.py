@@ -27,7 +27,10 @@ class Growth:
 
 @dataclass(frozen=True)
 class ReportDiff:
-    """What grew between two analyses, largest byte growth first."""
+    """What grew between two analyses, largest byte growth first.
+
+    ``previous`` labels the earlier report (e.g. the job id it came from) for display.
+    """
 
     seconds: float | None
     rss_delta: int
@@ -35,6 +38,7 @@ class ReportDiff:
     bytes_delta: int
     types: list[Growth] = field(default_factory=list)
     globals: list[Growth] = field(default_factory=list)
+    previous: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict."""
@@ -77,6 +81,7 @@ def diff_reports(
     before: Report | Mapping[str, Any],
     after: Report | Mapping[str, Any],
     top_count: int | None = None,
+    previous: str | None = None,
 ) -> ReportDiff:
     """Compare two reports of the same process (or their ``to_dict()`` forms).
 
@@ -89,6 +94,8 @@ def diff_reports(
         The earlier and the later report.
     top_count
         Keep only this many rows per table (all by default).
+    previous
+        A label of the earlier report kept in the result (e.g. its job id).
     """
     b, a = as_dict(before), as_dict(after)
     types = _growth(_types(b), _types(a))
@@ -102,4 +109,5 @@ def diff_reports(
         bytes_delta=a["heap"]["bytes"] - b["heap"]["bytes"],
         types=types,
         globals=globs,
+        previous=previous,
     )

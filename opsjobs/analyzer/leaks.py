@@ -2,7 +2,8 @@
 
 A process that allocates and frees has a saw-tooth memory curve; its peaks say little.
 The minimum of each time window is the memory the process keeps, so a steady upward line
-through those minima (good linear fit, positive slope) is the signature of a leak.
+through those minima (good linear fit, positive slope) that is still rising in the latest
+windows is the signature of a leak; a rise that levelled off is warm-up or a bounded cache.
 """
 
 from __future__ import annotations
@@ -106,14 +107,22 @@ def leak_verdict(
     slope, intercept, r2 = _fit(xs, [v for _, v in minima])
     span_h = (pts[-1][0] - pts[0][0]) / 3600.0
     fitted_last = slope * (pts[-1][0] / 3600.0) + intercept
-    leaking = (
+    # A curve that rose and then levelled off (allocator warm-up, a cache reaching its bound)
+    # is not a leak: the latest half of the windows must still rise, at a quarter of the
+    # overall slope at least.
+    recent = minima[len(minima) // 2 :]
+    recent_slope = _fit([t / 3600.0 for t, _ in recent], [v for _, v in recent])[0]
+    growing = (
         len(minima) >= 3
         and slope > min_growth_per_hour
         and r2 >= min_r_squared
         and slope * span_h > min_total_growth
     )
+    leaking = growing and recent_slope > 0.25 * slope
     if leaking:
         reason = f"minima grow {slope:.2f}/h with R²={r2:.2f}"
+    elif growing:
+        reason = "grew, then levelled off (warm-up or a bounded cache)"
     elif slope <= min_growth_per_hour:
         reason = "no sustained growth"
     else:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from opsjobs.analyzer.diff import ReportDiff
 from opsjobs.analyzer.leaks import LeakVerdict
 from opsjobs.analyzer.model import Report, as_dict
 
@@ -23,6 +24,8 @@ class Thresholds:
     cgroup_warning_fraction: float = 0.80
     cgroup_critical_fraction: float = 0.95
     full_gc_per_minute: float = 1.0
+    #: Fewer full collections than this say nothing about a rate (young processes).
+    full_gc_min_count: int = 5
     gc_pause_warning_ms: float = 100.0
     dup_string_waste_info: int = 10 * MiB
     dup_string_waste_warning: int = 50 * MiB
@@ -30,6 +33,7 @@ class Thresholds:
     global_min_bytes: int = 32 * MiB
     leak_critical_hours: float = 24.0
     coverage_info_fraction: float = 0.99
+    growth_info_bytes: int = 16 * MiB
 
 
 @dataclass(frozen=True)
@@ -80,8 +84,9 @@ def _gc(r: Mapping[str, Any], th: Thresholds) -> list[Recommendation]:
     gens = r["gc"]["generations"]
     minutes = max(r["process"]["uptime_s"] / 60.0, 1.0)
     if gens:
-        full = gens[-1]["collections"] / minutes
-        if full > th.full_gc_per_minute:
+        count = gens[-1]["collections"]
+        full = count / minutes
+        if full > th.full_gc_per_minute and count >= th.full_gc_min_count:
             out.append(
                 Recommendation(
                     "warning",
@@ -155,7 +160,17 @@ def _heap(r: Mapping[str, Any], th: Thresholds) -> list[Recommendation]:
     return out
 
 
-def _leak(verdict: LeakVerdict, th: Thresholds) -> list[Recommendation]:
+def _top_growth(diff: ReportDiff | None) -> str:
+    if diff is None:
+        return ""
+    rows = [g for g in (diff.globals[:1] + diff.types[:1]) if g.bytes_delta > 0]
+    if not rows:
+        return ""
+    g = max(rows, key=lambda row: row.bytes_delta)
+    return f"{g.name} (+{_mb(g.bytes_delta)}, {g.count_delta:+d} items)"
+
+
+def _leak(verdict: LeakVerdict, th: Thresholds, diff: ReportDiff | None) -> list[Recommendation]:
     if not verdict.leaking:
         return []
     hours = verdict.hours_to_limit
@@ -163,12 +178,34 @@ def _leak(verdict: LeakVerdict, th: Thresholds) -> list[Recommendation]:
         "critical" if hours is not None and hours < th.leak_critical_hours else "warning"
     )
     when = f"; limit reached in about {hours:.1f} h" if hours is not None else ""
+    top = _top_growth(diff)
+    suggestion = (
+        f"Largest growth since the previous analysis: {top}; bound it or find who keeps adding."
+        if top
+        else "Diff two reports taken hours apart to see which type or global grows."
+    )
     return [
         Recommendation(
             sev,
             "sustained-growth",
             f"memory grows {verdict.growth_per_hour:.1f} MB/h{when}",
-            "Diff two reports taken hours apart to see which type or global grows.",
+            suggestion,
+        )
+    ]
+
+
+def _growth(diff: ReportDiff, th: Thresholds) -> list[Recommendation]:
+    rows = [g for g in (diff.globals[:1] + diff.types[:1]) if g.bytes_delta >= th.growth_info_bytes]
+    if not rows:
+        return []
+    g = max(rows, key=lambda row: row.bytes_delta)
+    return [
+        Recommendation(
+            "info",
+            "growth-since-previous",
+            f"{g.name} grew by {_mb(g.bytes_delta)} ({g.count_delta:+d} items) since the "
+            "previous analysis",
+            "Watch the next analyses: steady growth of the same name is a leak.",
         )
     ]
 
@@ -177,6 +214,7 @@ def recommend(
     report: Report | Mapping[str, Any],
     thresholds: Thresholds | None = None,
     verdict: LeakVerdict | None = None,
+    diff: ReportDiff | None = None,
 ) -> list[Recommendation]:
     """Findings ordered critical first; an empty list means no issues.
 
@@ -188,11 +226,16 @@ def recommend(
         Limits to apply; :class:`Thresholds` defaults otherwise.
     verdict
         A :func:`~opsjobs.analyzer.leak_verdict` result on this process's memory series.
+    diff
+        :func:`~opsjobs.analyzer.diff_reports` of the previous analysis and this one: names
+        the largest growth in the leak finding, and large growth becomes an info finding.
     """
     th = thresholds or Thresholds()
     r = as_dict(report)
     found = _memory(r, th) + _gc(r, th) + _heap(r, th)
     if verdict is not None:
-        found += _leak(verdict, th)
+        found += _leak(verdict, th, diff)
+    if diff is not None and not any(rec.code == "sustained-growth" for rec in found):
+        found += _growth(diff, th)
     order = {"critical": 0, "warning": 1, "info": 2}
     return sorted(found, key=lambda rec: order[rec.severity])

@@ -8,6 +8,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from opsjobs.analyzer.diff import ReportDiff
+from opsjobs.analyzer.leaks import LeakVerdict
 from opsjobs.analyzer.model import Report, as_dict
 from opsjobs.analyzer.recommend import Recommendation, Thresholds, recommend
 from opsjobs.errors import ConfigError
@@ -89,10 +91,56 @@ def _recommendations(recs: Sequence[Recommendation]) -> list[str]:
     return [f"[{x.severity.upper()}] {x.message}\n    -> {x.suggestion}" for x in recs]
 
 
+def _growth_rows(rows: Sequence[Any], top: int) -> list[tuple[object, ...]]:
+    return [
+        (
+            g.name,
+            f"{g.count_delta:+d}",
+            f"{g.bytes_delta / 1024:+.2f}",
+            f"{g.bytes_after / 1024:.2f}",
+        )
+        for g in rows[:top]
+    ]
+
+
+def _diff(diff: ReportDiff, top: int) -> list[str]:
+    span = "" if diff.seconds is None else f" ({diff.seconds / 60:.1f} min earlier)"
+    out = _kv(
+        [
+            ("Previous analysis", f"{diff.previous or 'given'}{span}"),
+            ("RSS change (MB)", f"{diff.rss_delta / MiB:+.2f}"),
+            ("Objects change", f"{diff.objects_delta:+d}"),
+            ("Heap change (MB)", f"{diff.bytes_delta / MiB:+.2f}"),
+        ]
+    )
+    header = ["Name", "CountDelta", "KBDelta", "KBNow"]
+    grown_types = [g for g in diff.types if g.bytes_delta > 0 or g.count_delta > 0]
+    grown_globals = [g for g in diff.globals if g.bytes_delta > 0 or g.count_delta > 0]
+    out += ["Types that grew:", *_table(header, _growth_rows(grown_types, top))]
+    out += ["Globals that grew:", *_table(header, _growth_rows(grown_globals, top))]
+    return out
+
+
+def _trend(v: LeakVerdict) -> list[str]:
+    rows: list[tuple[str, object]] = [
+        ("Verdict", "LEAKING" if v.leaking else "no leak detected"),
+        ("Reason", v.reason),
+        ("Points (windows)", f"{v.points} ({v.windows})"),
+        ("RSS first -> last (MB)", f"{v.first:.2f} -> {v.last:.2f}"),
+        ("Growth of minima (MB/h)", f"{v.growth_per_hour:.3f} (R²={v.r_squared:.2f})"),
+    ]
+    if v.hours_to_limit is not None:
+        rows.append(("Hours to limit", v.hours_to_limit))
+    return _kv(rows)
+
+
 def format_text(
     report: Report | Mapping[str, Any],
     recommendations: Sequence[Recommendation] | None = None,
     thresholds: Thresholds | None = None,
+    *,
+    diff: ReportDiff | None = None,
+    verdict: LeakVerdict | None = None,
 ) -> str:
     """The human-readable report, section by section.
 
@@ -104,9 +152,16 @@ def format_text(
         Findings to print; computed with :func:`recommend` and ``thresholds`` if None.
     thresholds
         Used only when ``recommendations`` is None.
+    diff
+        Growth since a previous analysis, shown as its own section.
+    verdict
+        Leak verdict on the memory series, shown as the "Memory Trend" section.
     """
     r = as_dict(report)
-    recs = recommend(r, thresholds) if recommendations is None else recommendations
+    if recommendations is None:
+        recs: Sequence[Recommendation] = recommend(r, thresholds, verdict, diff)
+    else:
+        recs = recommendations
     when = datetime.fromisoformat(r["analysed_at"]).strftime("%Y-%m-%d %H:%M:%S")
     out = ["=== opsjobs Memory Analysis ===", f"Process ID: {r['pid']}", f"Analysis Time: {when}"]
     cov = r["coverage"]
@@ -163,6 +218,10 @@ def format_text(
         for t in r["heap"]["types"][: r["top_count"]]
     ]
     out += ["", "=== Top Types ===", *_table(["Type", "Count", "SizeKB"], rows)]
+    if diff is not None:
+        out += ["", "=== Growth Since Previous Analysis ===", *_diff(diff, r["top_count"])]
+    if verdict is not None:
+        out += ["", "=== Memory Trend (RSS) ===", *_trend(verdict)]
     out += ["", "=== Recommendations ===", *_recommendations(recs)]
     return "\n".join(out) + "\n"
 

@@ -123,6 +123,16 @@ def test_leak_verdict_steady_and_short_series() -> None:
         leak_verdict(steady, windows=1)
 
 
+def test_leak_verdict_plateau_is_not_a_leak() -> None:
+    # warm-up: a straight rise for the first half, then flat (real processes after start-up)
+    pts = [(i * 60.0, min(28.8 + 0.8 * i, 33.6)) for i in range(12)]
+    v = leak_verdict(pts)
+    assert not v.leaking, v
+    assert "levelled off" in v.reason
+    still = [(i * 60.0, 28.8 + 0.4 * i) for i in range(12)]
+    assert leak_verdict(still).leaking
+
+
 def test_diff_reports_orders_growth(base: dict[str, Any]) -> None:
     after = copy.deepcopy(base)
     after["globals"].append(
