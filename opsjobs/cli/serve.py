@@ -4,7 +4,9 @@ the Voila dashboard."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -60,4 +62,17 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         flush=True,
     )
     app.start()
+    # Every job is recorded by now (finished, or marked failed by the worker's shutdown). A
+    # thread job that ignores its cancel flag cannot be killed; it must not keep the process
+    # alive, as Python would wait for its pool thread at exit.
+    stuck = [
+        t for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon
+    ]
+    if stuck:
+        print(
+            f"opsjobs: {len(stuck)} job thread(s) ignored the stop; exiting anyway", file=sys.stderr
+        )
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
