@@ -14,6 +14,7 @@ Threads of one worker:
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 import os
@@ -54,6 +55,8 @@ class _Running:
     stop_state: JobState | None = None
     #: True once the store has the final state (written by the supervisor).
     settled: bool = False
+    #: A job claimed in the same transaction that recorded this one's end.
+    next_job: Job | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -108,6 +111,7 @@ class Worker:
         self._stopping = threading.Event()
         self._router: ThreadRouter | None = None
         self._inline_executor = inline_executor
+        self._handoff: collections.deque[Job] = collections.deque()
         self._logs_dir = str(settings.logs_dir)
 
     # -- lifetime -------------------------------------------------------------------------
@@ -157,6 +161,9 @@ class Worker:
         while not self._stopping.is_set():
             self._wake.clear()
             claimed = False
+            while self._handoff:  # inline jobs claimed by a finishing job's thread
+                claimed = True
+                self._dispatch(self._handoff.popleft())
             if self._has_slot():
                 try:
                     job = self.store.claim(
@@ -195,7 +202,7 @@ class Worker:
                     self._tick.set()
 
     # -- dispatch -------------------------------------------------------------------------
-    def _dispatch(self, job: Job) -> None:
+    def _dispatch(self, job: Job, *, slot_held: bool = False) -> None:
         try:
             kind = self.kinds.get(job.kind)
             kind.check_mode(job.mode)
@@ -214,7 +221,7 @@ class Worker:
         rec = _Running(job, ctx, deadline=time.time() + timeout if timeout else None)
         with self._lock:
             self._running[job.id] = rec
-            if job.mode is not Mode.INLINE:
+            if job.mode is not Mode.INLINE and not slot_held:
                 self._busy += 1
         if rec.deadline is not None:
             self._tick.set()  # the supervisor learns the new deadline
@@ -239,10 +246,25 @@ class Worker:
             self._settle(rec, Finish(JobState.FAILED, error="interrupted: the worker was stopped"))
             raise
         finally:
-            with self._lock:
-                self._running.pop(rec.job.id, None)
-                if rec.job.mode is not Mode.INLINE:
-                    self._busy -= 1
+            self._release(rec)
+
+    def _release(self, rec: _Running) -> None:
+        """Forget a finished job; a job claimed in its finishing transaction takes over its
+        slot (thread/process) or goes to the main loop (inline)."""
+        nxt = rec.next_job
+        keep_slot = (
+            nxt is not None and nxt.mode is not Mode.INLINE and rec.job.mode is not Mode.INLINE
+        )
+        with self._lock:
+            self._running.pop(rec.job.id, None)
+            if rec.job.mode is not Mode.INLINE and not keep_slot:
+                self._busy -= 1
+        if nxt is None:
+            self._wake.set()
+        elif keep_slot:
+            self._dispatch(nxt, slot_held=True)
+        else:
+            self._handoff.append(nxt)
             self._wake.set()
 
     def _log_path(self, job: Job) -> Path:
@@ -256,7 +278,7 @@ class Worker:
             log_path.unlink(missing_ok=True)  # an earlier attempt's log is not this one's
         rec.sink = OutputSink(log_path, self.settings.output_cap)
         outcome = run_in_process(kind, rec.job, rec.ctx, rec.sink, self._router)
-        self._settle(rec, outcome)
+        self._settle(rec, outcome, claim_next=True)
 
     def _run_child(self, rec: _Running) -> None:
         job = rec.job
@@ -301,17 +323,42 @@ class Worker:
                 exit_code=returncode,
                 result_json=outcome.result_json,
             )
-        self._settle(rec, outcome)
+        self._settle(rec, outcome, claim_next=True)
 
     def _emit_metric(self, metric: Metric) -> None:
         self.store.record_metrics([metric])
 
-    def _settle(self, rec: _Running, outcome: Finish) -> None:
+    def _settle(self, rec: _Running, outcome: Finish, *, claim_next: bool = False) -> None:
+        """Record the end of a job once. With ``claim_next`` (a job ending normally on its own
+        thread) the next job is claimed in the same store transaction — one write instead of
+        two per job — when this worker has room for it."""
         with rec.lock:
             if rec.settled:
                 return
             rec.settled = True
-        self._finish(rec.job, outcome)
+        job = rec.job
+        room = claim_next and not self._stopping.is_set()
+        if room and job.mode is Mode.INLINE:
+            room = self._has_slot() or not self._handoff
+        if not room:
+            self._finish(job, outcome)
+            return
+        try:
+            accepted, rec.next_job = self.store.finish_and_claim(
+                job.id,
+                self.id,
+                job.attempt,
+                outcome,
+                now=time.time(),
+                host=self.host,
+                queues=self.queues,
+                lease=self.lease,
+            )
+        except OpsJobsError as exc:
+            log.error("could not record the end of job %s: %s", job.id, exc)
+            return
+        if not accepted:
+            self._refused(job)
 
     def _finish(self, job: Job, outcome: Finish) -> None:
         try:
@@ -320,9 +367,11 @@ class Worker:
             log.error("could not record the end of job %s: %s", job.id, exc)
             return
         if not accepted:
-            log.info(
-                "job %s attempt %s ended after it was taken from this worker", job.id, job.attempt
-            )
+            self._refused(job)
+
+    @staticmethod
+    def _refused(job: Job) -> None:
+        log.info("job %s attempt %s ended after it was taken from this worker", job.id, job.attempt)
 
     # -- supervision ----------------------------------------------------------------------
     def _supervise(self) -> None:

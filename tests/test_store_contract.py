@@ -256,3 +256,27 @@ def test_waiter_is_woken_by_submit(store: Store) -> None:
         timer.join()
     finally:
         waiter.close()
+
+
+def test_finish_and_claim_ends_one_and_takes_the_next(store: Store) -> None:
+    a = store.submit(spec("a"), now=T0)
+    b = store.submit(spec("b"), now=T0 + 1)
+    first = store.claim("w1", "h", ["default"], now=T0 + 2, lease=30)
+    assert first is not None and first.id == a.id
+    ok, nxt = store.finish_and_claim(
+        a.id,
+        "w1",
+        1,
+        Finish(JobState.SUCCEEDED, output="x"),
+        now=T0 + 3,
+        host="h",
+        queues=["default"],
+        lease=30,
+    )
+    assert ok and nxt is not None and nxt.id == b.id and nxt.state is JobState.RUNNING
+    assert store.get(a.id).state is JobState.SUCCEEDED
+    refused, none_left = store.finish_and_claim(
+        a.id, "w1", 1, Finish(JobState.FAILED), now=T0 + 4, host="h", queues=["default"], lease=30
+    )
+    assert not refused and none_left is None
+    assert store.get(a.id).state is JobState.SUCCEEDED

@@ -76,6 +76,22 @@ class Store(AuthStore, ScheduleStore, abc.ABC):
     ) -> bool:
         """End a running job. Accepted (True) only from the worker and attempt that own it."""
 
+    def finish_and_claim(
+        self,
+        job_id: str,
+        worker_id: str,
+        attempt: int,
+        outcome: Finish,
+        *,
+        now: float,
+        host: str,
+        queues: Sequence[str],
+        lease: float,
+    ) -> tuple[bool, Job | None]:
+        """:meth:`finish` then :meth:`claim`; backends may do both in one transaction."""
+        accepted = self.finish(job_id, worker_id, attempt, outcome, now=now)
+        return accepted, self.claim(worker_id, host, queues, now=now, lease=lease)
+
     @abc.abstractmethod
     def request_cancel(self, job_id: str, *, now: float) -> Job:
         """Cancel a job: queued → cancelled at once; running inline/thread → cancelled at once
