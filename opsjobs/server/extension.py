@@ -121,7 +121,9 @@ class OpsJobsExtension(ExtensionApp):
 
     def initialize_handlers(self) -> None:
         routes = {**native_routes(), **schedule_routes(), **seed_routes()}
-        self.handlers.extend((tornado_pattern(path), cls) for path, cls in routes.items())
+        self.handlers.extend(
+            (tornado_pattern(path), cls, {"route": path}) for path, cls in routes.items()
+        )
         self.handlers.append((r"/opsjobs/?$", HomeHandler))
 
     # -- hosting ----------------------------------------------------------------------------------

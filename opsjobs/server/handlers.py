@@ -22,7 +22,7 @@ from ..auth import User
 from ..errors import OpsJobsError, ValidationError
 from ..model import validate_job_id
 from .identity import opsjobs_user
-from .openapi import API, check_body, document
+from .openapi import API, check_body, document, query_names
 from .service import ApiService, JobFilter, job_summary, metric_dict, user_dict
 
 __all__ = ["MAX_BODY", "ApiHandler", "keyed", "native_routes"]
@@ -55,6 +55,11 @@ class ApiHandler(APIHandler):
     """Base of every opsjobs route (native and seed)."""
 
     user: User
+    #: The OpenAPI path this handler serves (given at registration).
+    route = ""
+
+    def initialize(self, route: str = "") -> None:
+        self.route = route
 
     @property
     def service(self) -> ApiService:
@@ -71,6 +76,10 @@ class ApiHandler(APIHandler):
         if user is None:
             raise _Failure(401, "a valid API key is required (Authorization: Bearer <key>)")
         self.user = user
+        known = query_names(self.route, self.request.method or "") | {"_xsrf"}
+        unknown = sorted(set(self.request.query_arguments) - known)
+        if unknown:
+            raise _Failure(422, f"unknown query parameter(s): {', '.join(unknown)[:200]}")
 
     def check_xsrf_cookie(self) -> None:
         # Bearer requests are exempt (as Jupyter's token requests are); cookie sessions are not.
@@ -129,15 +138,16 @@ class ApiHandler(APIHandler):
 
     def int_arg(self, name: str, default: int, lo: int, hi: int) -> int:
         text = self.arg(name)
-        if text is None or text == "":
+        if text is None:
             return default
         if not re.fullmatch(r"[+-]?\d{1,12}", text.strip()) or not lo <= int(text) <= hi:
             raise _Failure(422, f"{name} must be an integer between {lo} and {hi}")
         return int(text)
 
     def flag(self, name: str) -> bool:
-        text = (self.arg(name) or "0").strip().lower()
-        if text not in ("0", "1", "true", "false", ""):
+        text = self.arg(name)
+        text = "0" if text is None else text.strip().lower()
+        if text not in ("0", "1", "true", "false"):
             raise _Failure(422, f"{name} must be 0, 1, true or false")
         return text in ("1", "true")
 

@@ -16,7 +16,7 @@ from jsonschema.exceptions import best_match
 
 from ..errors import ValidationError
 
-__all__ = ["API", "SEED", "check_body", "document", "operations"]
+__all__ = ["API", "SEED", "check_body", "document", "operations", "query_names"]
 
 API = "/opsjobs/api/v1"
 SEED = "/apps/WebHostTaskManagement/api/v1"
@@ -467,13 +467,19 @@ PATHS: dict[str, dict[str, Any]] = {
             "Delete a job result (seed)",
             "SeedMessage",
             params=[_param("jobId", "query", {"type": "string"}) | {"required": True}],
-            errors=(404, 409, 422),
+            errors=(400, 404, 409, 422),
         ),
     },
     f"{SEED}/jobs": {"get": _op("Active jobs (seed)", "SeedJobs")},
     f"{SEED}/tasks": {"get": _op("Schedules (seed)", "SeedTasks")},
     f"{SEED}/runspaces": {"get": _op("Workers (seed)", "SeedRunspaces")},
 }
+
+
+def query_names(path: str, method: str) -> frozenset[str]:
+    """The documented query parameters of one operation."""
+    op = PATHS.get(path, {}).get(method.lower(), {})
+    return frozenset(p["name"] for p in op.get("parameters", []) if p["in"] == "query")
 
 
 def operations() -> dict[str, set[str]]:
