@@ -24,6 +24,46 @@ SELECT current_schema() AS schema;
 -- name: notify
 SELECT pg_notify(%(channel)s, '');
 
+-- name: submit_job
+-- Insert and wake workers in one statement (one round trip); NOTIFY is delivered on commit.
+-- ON CONFLICT makes a retry after an unknown commit harmless (the id is made by the caller).
+WITH ins AS (
+  INSERT INTO jobs (id, name, description, owner, kind, payload, mode, queue, priority, timeout,
+                    retries, schedule_id, state, submitted_at)
+  VALUES (%(id)s, %(name)s, %(description)s, %(owner)s, %(kind)s, %(payload)s::jsonb, %(mode)s,
+          %(queue)s, %(priority)s, %(timeout)s, %(retries)s, %(schedule_id)s, 'queued', %(now)s)
+  ON CONFLICT (id) DO NOTHING
+  RETURNING id
+)
+SELECT pg_notify(%(channel)s, '') FROM ins;
+
+-- name: finish_and_claim
+-- End one job and claim the next in one statement: the finish and the claim see the same
+-- snapshot; the finished job is running, so the claim can never pick it.
+WITH fin AS (
+  UPDATE jobs
+     SET state = %(state)s, finished_at = %(now)s,
+         runtime = greatest(%(now)s - started_at, 0.0),
+         output = %(output)s, result = %(result)s::jsonb, error = %(error)s,
+         exit_code = %(exit_code)s, lease_until = NULL
+   WHERE id = %(id)s AND state = 'running' AND worker_id = %(worker_id)s
+     AND attempt = %(attempt)s
+  RETURNING id
+), nxt AS (
+  UPDATE jobs
+     SET state = 'running', worker_id = %(worker_id)s, host = %(host)s, attempt = attempt + 1,
+         started_at = %(now)s, lease_until = %(lease_until)s
+   WHERE id = (SELECT id FROM jobs
+                WHERE state = 'queued' AND queue = ANY(%(queues)s)
+                ORDER BY priority DESC, submitted_at
+                LIMIT 1
+                  FOR UPDATE SKIP LOCKED)
+     AND state = 'queued'
+  RETURNING *
+)
+SELECT (SELECT count(*) FROM fin) AS finished_rows, nxt.*
+  FROM (SELECT 1) AS one LEFT JOIN nxt ON true;
+
 -- name: insert_job
 INSERT INTO jobs (id, name, description, owner, kind, payload, mode, queue, priority, timeout,
                   retries, schedule_id, state, submitted_at)

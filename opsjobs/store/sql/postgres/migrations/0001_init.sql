@@ -34,15 +34,13 @@ CREATE TABLE jobs (
 CREATE INDEX jobs_claim ON jobs (queue, priority DESC, submitted_at) WHERE state = 'queued';
 -- ... and of several queues (queue = ANY(...)) from this one, read in order and filtered.
 CREATE INDEX jobs_claim_any ON jobs (priority DESC, submitted_at) WHERE state = 'queued';
-CREATE INDEX jobs_running ON jobs (worker_id) WHERE state = 'running';
-CREATE INDEX jobs_lease ON jobs (lease_until) WHERE state = 'running';
+-- running jobs, for lease renewal and recovery
+CREATE INDEX jobs_running ON jobs (lease_until) WHERE state = 'running';
 CREATE INDEX jobs_submitted ON jobs (submitted_at);
 CREATE INDEX jobs_owner_submitted ON jobs (owner, submitted_at);
-CREATE INDEX jobs_started ON jobs (started_at);
-CREATE INDEX jobs_finished ON jobs (finished_at);
-CREATE INDEX jobs_runtime ON jobs (runtime);
 CREATE INDEX jobs_name ON jobs (name);
-CREATE INDEX jobs_state ON jobs (state);
+-- No index on state, started_at, finished_at or runtime: every claim and finish writes a new
+-- row version, and each full index on the table costs an entry per version.
 
 CREATE TABLE workers (
     id            text PRIMARY KEY,
