@@ -20,7 +20,7 @@ from ..errors import OpsJobsError
 __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 
 #: Modules (relative to this package) that add sub-commands.
-COMMAND_MODULES = ("jobs", "workers")
+COMMAND_MODULES = ("jobs", "workers", "analyze", "keys", "serve", "schedules", "quickstart")
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
