@@ -11,6 +11,7 @@ variable                          meaning                                   defa
 ``OPSJOBS_POLL``                  fallback poll interval of idle workers    ``5``
 ``OPSJOBS_RUNTIME_DIR``           folder of the local doorbell sockets      ``/tmp/opsjobs-<uid>``
 ``OPSJOBS_USER``                  owner recorded on jobs submitted locally  the login name
+``OPSJOBS_HOST``                  host name workers record                  ``socket.gethostname()``
 ================================  ========================================  ===================
 """
 
@@ -41,6 +42,9 @@ class Settings:
     poll_interval: float = 5.0
     runtime_dir: str | None = None
     user: str = "local"
+    #: Host name workers record on jobs, metrics and the registry; empty: the machine's name.
+    #: Lets several workers on one machine stand for several hosts (containers, tests).
+    host: str = ""
 
     def __post_init__(self) -> None:
         if not self.store_url:
@@ -79,6 +83,7 @@ class Settings:
             "OPSJOBS_POLL": "poll_interval",
             "OPSJOBS_RUNTIME_DIR": "runtime_dir",
             "OPSJOBS_USER": "user",
+            "OPSJOBS_HOST": "host",
         }
         for var, name in names.items():
             if env.get(var):

@@ -94,7 +94,7 @@ class Worker:
         self.store = store
         self.settings = settings
         self.id = str(uuid.uuid4())
-        self.host = socket.gethostname()
+        self.host = settings.host or socket.gethostname()
         self.pid = os.getpid()
         self.queues = [validate_queue(q) for q in dict.fromkeys(queues or ["default"])]
         self.queues.append(f"worker:{self.id}")
