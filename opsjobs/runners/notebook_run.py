@@ -105,6 +105,7 @@ class NotebookRun:
         self._metrics_offset = 0
         self._code_cells: list[int] = []
         self._injected_at: int | None = None
+        self._exporter: Any = None
 
     # -- the run --------------------------------------------------------------------------
     def execute(self) -> dict[str, Any]:
@@ -138,6 +139,9 @@ class NotebookRun:
                 stdout_file=self.out,
                 stderr_file=self.out,
                 kernel_manager_class=self._manager_class(),
+                # Every reply and output is in before the kernel goes; killing its process group
+                # also takes down what the cells left running, and saves the graceful wait.
+                shutdown_kernel="immediate",
                 on_notebook_start=self._on_notebook_start,
                 on_cell_start=self._on_cell_start,
                 on_cell_executed=self._on_cell_executed,
@@ -232,6 +236,10 @@ class NotebookRun:
             killed = self._killed
         if killed and self._kernel_pid is not None:  # cancelled while the kernel was starting
             kill_tree(self._kernel_pid, grace=1.0)
+            return
+        # The kernel process boots on another core now: load nbconvert's exporter meanwhile, on
+        # this thread (importing it from a second thread races with papermill's own imports).
+        self._warm_exporter()
 
     def _watch(self) -> None:
         while not self._done.wait(0.1):
@@ -389,11 +397,23 @@ class NotebookRun:
             "seconds": round(seconds, 3),
         }
 
-    def _render_html(self, nb: Any) -> bool:
-        try:
+    def _warm_exporter(self) -> None:
+        with contextlib.suppress(Exception):  # _render_html reports what goes wrong
+            import nbformat
             from nbconvert import HTMLExporter
 
-            body, _ = HTMLExporter().from_notebook_node(nb)
+            exporter = HTMLExporter()
+            exporter.from_notebook_node(nbformat.v4.new_notebook())
+            self._exporter = exporter
+
+    def _render_html(self, nb: Any) -> bool:
+        try:
+            exporter = self._exporter
+            if exporter is None:
+                from nbconvert import HTMLExporter
+
+                exporter = HTMLExporter()
+            body, _ = exporter.from_notebook_node(nb)
             tmp = self.html.with_suffix(".html.tmp")
             tmp.write_text(body, "utf-8")
             os.replace(tmp, self.html)
