@@ -83,7 +83,7 @@ def analyze(
         skipped.append("holders")
         holders: dict[int, list[str]] = {}
     else:
-        own = {id(targets), id(census.containers), id(census.types), id(namespaces)}
+        own = {id(targets), id(census.containers), id(census.sizes), id(namespaces)}
         own.update(map(id, census.containers))
         holders = find_holders(targets, modules, own)
     del targets, modules
@@ -113,7 +113,7 @@ def analyze(
         bytes=census.total_bytes,
         types=census.type_rows(max(TYPE_ROWS, top_count)),
     )
-    census.types = {}
+    census.sizes.clear()
     return Report(
         pid=process.pid,
         analysed_at=started.isoformat(timespec="seconds"),

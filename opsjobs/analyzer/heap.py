@@ -8,6 +8,7 @@ tracked ones and deduplicated with :class:`~opsjobs.analyzer.walk.Dedupe`.
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 from dataclasses import dataclass, field
 from itertools import compress, repeat
 from operator import is_
@@ -20,6 +21,18 @@ __all__ = ["Census", "TypeRow", "run_census", "type_name"]
 
 _TYPE_MODULE = type.__dict__["__module__"]
 _TYPE_QUALNAME = type.__dict__["__qualname__"]
+_TYPE_FLAGS = type.__dict__["__flags__"]
+_HAVE_GC = 1 << 14  # Py_TPFLAGS_HAVE_GC: instances may reference other objects
+#: ``Counter.update`` over an iterable counts in C (``_count_elements``).
+_count = Counter.update
+
+
+class _MayRefer(dict[type, bool]):
+    """type -> "can its instances reference other objects?" (has a ``tp_traverse``)."""
+
+    def __missing__(self, key: type) -> bool:
+        self[key] = value = bool(_TYPE_FLAGS.__get__(key) & _HAVE_GC)
+        return value
 
 
 @dataclass(frozen=True)
@@ -33,14 +46,31 @@ class TypeRow:
 
 @dataclass
 class Census:
-    """What one census pass found; ``containers`` holds live objects until dropped."""
+    """What one census pass found; ``containers`` holds live objects until dropped.
 
-    types: dict[type, list[int]] = field(default_factory=dict)
+    ``sizes`` counts objects by ``(type, size)`` pair, which C code can do without a Python
+    loop per object; :meth:`type_rows` folds the pairs into per-type totals.
+    """
+
+    sizes: Counter[tuple[type, int]] = field(default_factory=Counter)
     tracked_total: int = 0
     tracked_walked: int = 0
     untracked_found: int = 0
     total_bytes: int = 0
     containers: list[tuple[int, int, object]] = field(default_factory=list)
+
+    @property
+    def types(self) -> dict[type, list[int]]:
+        """``{type: [count, bytes]}`` of everything counted so far."""
+        out: dict[type, list[int]] = {}
+        for (t, size), n in self.sizes.items():
+            row = out.get(t)
+            if row is None:
+                out[t] = [n, n * size]
+            else:
+                row[0] += n
+                row[1] += n * size
+        return out
 
     def type_rows(self, limit: int) -> list[TypeRow]:
         """The ``limit`` types with the most bytes, as plain rows."""
@@ -68,17 +98,11 @@ def _account(
     batch: list[object],
     strings: StringCounter | None,
     top_count: int,
-) -> None:
+) -> list[type]:
+    """Count ``batch`` into the census; return the type of each object."""
     sizes = safe_sizes(batch)
     types = list(map(type, batch))
-    acc = census.types
-    for t, s in zip(types, sizes, strict=False):
-        row = acc.get(t)
-        if row is None:
-            acc[t] = [1, s]
-        else:
-            row[0] += 1
-            row[1] += s
+    _count(census.sizes, zip(types, sizes, strict=False))
     census.total_bytes += sum(sizes)
     box = census.containers
     floor = box[0][0] if len(box) >= top_count else -1
@@ -96,6 +120,7 @@ def _account(
         is_str = list(map(is_, types, repeat(str)))
         found = cast(list[str], list(compress(batch, is_str)))
         strings.add(found, list(compress(sizes, is_str)))
+    return types
 
 
 def run_census(
@@ -119,6 +144,7 @@ def run_census(
     """
     census = Census(tracked_total=len(objs))
     dedupe = Dedupe(untracked_only=True)
+    may_refer = _MayRefer()
     n = len(objs)
     for start in range(0, n, CHUNK):
         chunk = objs[start : start + CHUNK]
@@ -128,9 +154,12 @@ def run_census(
         del chunk
         while pending:
             census.untracked_found += len(pending)
-            _account(census, pending, strings, top_count)
-            # untracked dicts and tuples may hold further untracked objects
-            pending = dedupe.expand(pending)
+            types = _account(census, pending, strings, top_count)
+            # untracked dicts and tuples may hold further untracked objects; strings and
+            # numbers cannot, so they are not asked for referents
+            pending = list(compress(pending, map(may_refer.__getitem__, types)))
+            del types
+            pending = dedupe.expand(pending) if pending else pending
         if deadline.expired():
             break
     return census

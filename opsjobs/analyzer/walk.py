@@ -42,16 +42,24 @@ class Deadline:
         Seconds allowed from construction on.
     """
 
+    #: Seconds between two voluntary GIL releases (the interpreter also forces a switch
+    #: every ``sys.getswitchinterval()``; this only makes the hand-over prompt).
+    YIELD_EVERY = 0.002
+
     def __init__(self, budget_s: float) -> None:
         self.start = time.perf_counter()
         self.budget_s = budget_s
         self.end = self.start + budget_s
         self.hit = False
+        self._yielded = self.start
 
     def expired(self) -> bool:
-        """Release the GIL briefly and tell whether the budget is spent."""
-        time.sleep(0)  # lets other threads run between chunks
-        if time.perf_counter() >= self.end:
+        """Release the GIL briefly (at most every 2 ms) and tell whether the budget is spent."""
+        now = time.perf_counter()
+        if now - self._yielded >= self.YIELD_EVERY:
+            time.sleep(0)  # lets other threads run between chunks
+            now = self._yielded = time.perf_counter()
+        if now >= self.end:
             self.hit = True
         return self.hit
 
@@ -64,6 +72,10 @@ class _DictTypes(dict[type, bool]):
     def __missing__(self, key: type) -> bool:
         self[key] = value = issubclass(key, dict)
         return value
+
+
+#: Calibrated reference counts by ``untracked_only`` (constant for this interpreter).
+_BASES: dict[bool, int] = {}
 
 
 class Dedupe:
@@ -80,8 +92,11 @@ class Dedupe:
         self.untracked_only = untracked_only
         self.seen: set[int] = set()
         self._is_dict = _DictTypes()
-        self.base = 0
-        self.base = self._calibrate()
+        known = _BASES.get(untracked_only)
+        if known is None:
+            self.base = 0
+            known = _BASES[untracked_only] = self._calibrate()
+        self.base = known
 
     def _refcounts(self, chunk: list[object]) -> tuple[list[object], list[int]]:
         # Calibration goes through this very function, so the number of references our
@@ -112,17 +127,24 @@ class Dedupe:
 
     def expand(self, chunk: list[object]) -> list[object]:
         """Return the referents of ``chunk`` not returned before, each once."""
+        fresh, shared = self.expand_split(chunk)
+        fresh.extend(shared)
+        return fresh
+
+    def expand_split(self, chunk: list[object]) -> tuple[list[object], list[object]]:
+        """Like :meth:`expand`, as (objects only ``chunk`` references, newly seen objects
+        that have other references too)."""
         refs, counts = self._refcounts(chunk)
         base = self.base
         fresh = list(compress(refs, map(base.__ge__, counts)))
         shared = list(compress(refs, map(base.__lt__, counts)))
         del refs, counts
-        if shared:
-            by_id = dict(zip(map(id, shared), shared, strict=False))
-            new_ids = by_id.keys() - self.seen
-            self.seen |= new_ids
-            fresh.extend(map(by_id.__getitem__, new_ids))
-        return fresh
+        if not shared:
+            return fresh, shared
+        by_id = dict(zip(map(id, shared), shared, strict=False))
+        new_ids = by_id.keys() - self.seen
+        self.seen |= new_ids
+        return fresh, list(map(by_id.__getitem__, new_ids))
 
     def mark(self, objs: Iterable[object]) -> None:
         """Remember ``objs`` as seen (for roots of a walk)."""
