@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -55,9 +56,13 @@ class Client:
         priority: int = 0,
         owner: str | None = None,
         schedule_id: str | None = None,
+        notebook: str | os.PathLike[str] | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        kernel: str | None = None,
     ) -> Job:
-        """Queue a job. Give exactly one of ``command``, ``call`` (+ ``kwargs``), ``argv`` or
-        ``kind`` + ``payload``. Raises :class:`~opsjobs.errors.ValidationError` on bad input."""
+        """Queue a job. Give exactly one of ``command``, ``call`` (+ ``kwargs``), ``argv``,
+        ``notebook`` (+ ``parameters``, ``kernel``: a papermill run) or ``kind`` + ``payload``.
+        Raises :class:`~opsjobs.errors.ValidationError` on bad input."""
         spec = self.build_spec(
             name,
             command=command,
@@ -74,6 +79,9 @@ class Client:
             priority=priority,
             owner=owner,
             schedule_id=schedule_id,
+            notebook=notebook,
+            parameters=parameters,
+            kernel=kernel,
         )
         return self.store.submit(spec, now=time.time())
 
@@ -95,13 +103,21 @@ class Client:
         priority: int = 0,
         owner: str | None = None,
         schedule_id: str | None = None,
+        notebook: str | os.PathLike[str] | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        kernel: str | None = None,
     ) -> JobSpec:
         """A validated :class:`JobSpec` from the same arguments as :meth:`submit`."""
-        given = [x is not None for x in (command, call, argv, kind)]
+        given = [x is not None for x in (command, call, argv, kind, notebook)]
         if sum(given) != 1:
-            raise ValidationError("give exactly one of command, call, argv or kind")
+            raise ValidationError("give exactly one of command, call, argv, notebook or kind")
         if kwargs is not None and call is None:
             raise ValidationError("kwargs go with call")
+        if (parameters is not None or kernel is not None) and notebook is None:
+            raise ValidationError("parameters and kernel go with notebook")
+        if notebook is not None:
+            kind = "notebook"
+            payload = {"path": os.fspath(notebook), "parameters": parameters, "kernel": kernel}
         if command is not None:
             kind, payload = "command", {"source": command}
         elif call is not None:

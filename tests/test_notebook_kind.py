@@ -287,3 +287,19 @@ def test_cli_bad_notebook_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
         assert done.returncode == 2, (args, done.stderr)
         assert done.stderr.startswith("opsjobs: error: ") and message in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_client_submit_notebook_convenience(env) -> None:
+    client, _ = env
+    job = client.submit(
+        "nb", notebook=NOTEBOOKS / "typed_parameters.ipynb", parameters={"count": 9}, mode="process"
+    )
+    assert job.kind == "notebook" and job.spec.payload["parameters"] == {"count": 9}
+    done = client.wait(job.id, timeout=90)
+    assert done.state is JobState.SUCCEEDED, done.error
+    assert done.result["count"] == [9, "int"]
+    with pytest.raises(ValidationError, match="go with notebook"):
+        client.submit("nb", command="print(1)", parameters={"a": 1})
+    with pytest.raises(ValidationError, match="exactly one of"):
+        client.submit("nb", notebook=NOTEBOOKS / "ok.ipynb", command="print(1)")
