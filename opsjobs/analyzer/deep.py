@@ -161,7 +161,8 @@ def _sampled_size(
 
     Objects that only the sampled items reference are scaled by ``n / sampled``; objects
     that something else references too (shared values, interned strings, singletons) and
-    whatever they hold are counted once.
+    whatever they hold are counted once. An object referenced twice from inside one item
+    (``{"a": x, "b": [x]}``) looks shared too and is not scaled: such data is under-counted.
     """
     found = _sample(root, n)
     if found is None or not found[1]:

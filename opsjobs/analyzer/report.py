@@ -177,7 +177,7 @@ def format_text(
             g["name"],
             g["type"],
             "" if g["length"] is None else g["length"],
-            f"{g['deep_bytes'] / 1024:.2f}",
+            ("~" if g.get("estimated") else "") + f"{g['deep_bytes'] / 1024:.2f}",
         )
         for g in r["globals"]
     ]
@@ -186,6 +186,8 @@ def format_text(
         "=== Global Variable Sizes ===",
         *_table(["Module", "Name", "Type", "Count", "SizeKB"], rows),
     ]
+    if any(g.get("estimated") for g in r["globals"]):
+        out.append("~ estimated from a sample of the container's items")
     rows = [
         (c["type"], c["length"], f"{c['shallow_bytes'] / 1024:.2f}", "; ".join(c["holders"]) or "?")
         for c in r["containers"]
@@ -229,7 +231,7 @@ def format_text(
 _TABLES: dict[str, tuple[str, list[str]]] = {
     "globals": (
         "globals",
-        ["module", "name", "type", "length", "deep_bytes", "objects", "truncated"],
+        ["module", "name", "type", "length", "deep_bytes", "objects", "truncated", "estimated"],
     ),
     "containers": ("containers", ["type", "length", "shallow_bytes", "holders"]),
     "types": ("heap.types", ["type", "count", "bytes"]),
@@ -274,7 +276,10 @@ def export_csv(report: Report | Mapping[str, Any], directory: str | Path) -> lis
             writer.writerow(columns)
             for row in rows:
                 writer.writerow(
-                    ["; ".join(row[c]) if isinstance(row[c], list) else row[c] for c in columns]
+                    [
+                        "; ".join(row[c]) if isinstance(row.get(c), list) else row.get(c)
+                        for c in columns
+                    ]
                 )
         written.append(target)
     return written

@@ -6,6 +6,7 @@ import copy
 import csv
 import gc
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -270,3 +271,22 @@ def test_string_counter_sampling_keeps_exact_counts() -> None:
     res = counter.result(5)
     assert res.sample_rate < 1.0
     assert res.strings_seen == 1050
+
+
+def test_large_containers_are_estimated_from_a_sample() -> None:
+    from opsjobs.analyzer.deep import SAMPLE_ABOVE, deep_size
+    from opsjobs.analyzer.walk import Deadline
+
+    shared = {"cfg": list(range(500))}
+    periodic = [
+        ("".join(["s", str(i)]) if i % 3 else {"n": i, "l": [i + 1, -i]}) for i in range(60_000)
+    ]
+    mixed = {str(i): [shared, "".join(["v", str(i)])] for i in range(SAMPLE_ABOVE + 5000)}
+    inner = [{"a": i, "b": [i]} for i in range(30_000)]  # i referenced twice inside its item
+    cases = [(periodic, 0.03), (mixed, 0.03), (set(map(str, range(50_000))), 0.03), (inner, 0.2)]
+    for value, tolerance in cases:
+        est = deep_size(value, Deadline(30))
+        exact = deep_size([value], Deadline(30))  # the same data under a small root: walked
+        assert est.estimated and not exact.estimated
+        body = exact.bytes - sys.getsizeof([value])
+        assert abs(est.bytes - body) <= tolerance * body, (est, exact)
