@@ -47,9 +47,16 @@ _ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _INJECTED_TAG = "injected-parameters"
 
 
+#: First imports of papermill/nbconvert from several job threads at once can see half-loaded
+#: lazy modules (pygments' lexers were caught doing so); they are done under this lock.
+_IMPORTS = threading.Lock()
+
+
 def _papermill() -> Any:
     try:
-        import papermill
+        with _IMPORTS:
+            import papermill
+            from pygments.lexers import PythonLexer  # noqa: F401  (lazily loaded by pygments)
     except ImportError as exc:
         raise ConfigError(
             "notebook jobs need papermill and nbconvert: pip install 'opsjobs[notebook]'"
@@ -398,7 +405,7 @@ class NotebookRun:
         }
 
     def _warm_exporter(self) -> None:
-        with contextlib.suppress(Exception):  # _render_html reports what goes wrong
+        with contextlib.suppress(Exception), _IMPORTS:  # _render_html reports what goes wrong
             import nbformat
             from nbconvert import HTMLExporter
 
