@@ -169,6 +169,7 @@ class JobsHandler(ApiHandler):
             limit=self.int_arg("limit", 50, 0, 1000),
             offset=self.int_arg("offset", 0, 0, 10**9),
             everyone=self.flag("all"),
+            total=self.flag("total"),
         )
         jobs, total = await self.call(self.service.list_jobs, self.user, f)
         self.reply(

@@ -101,7 +101,7 @@ SCHEMAS: dict[str, Any] = {
     "JobList": _ok(
         {
             "count": _I,
-            "total": _I,
+            "total": {"type": ["integer", "null"], "description": "with total=1"},
             "limit": _I,
             "offset": _I,
             "jobs": {"type": "array", "items": _ref("JobSummary")},
@@ -330,6 +330,7 @@ _LIST_PARAMS = [
     _param("limit", "query", {"type": "integer", "minimum": 0, "maximum": 1000}),
     _param("offset", "query", {"type": "integer", "minimum": 0}),
     _ALL,
+    _param("total", "query", {"enum": ["0", "1", "true", "false"]}, "also count every match"),
 ]
 
 

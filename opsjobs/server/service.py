@@ -38,6 +38,8 @@ class JobFilter:
     limit: int = 50
     offset: int = 0
     everyone: bool = False
+    #: Count every match too (a scan of the caller's jobs: only when asked).
+    total: bool = False
 
 
 class ApiService:
@@ -79,8 +81,8 @@ class ApiService:
             raise JobNotFound(f"no job with id {job_id}")
         return job
 
-    def list_jobs(self, user: User, f: JobFilter) -> tuple[list[Job], int]:
-        """A page of the jobs ``user`` may see, and how many match in all."""
+    def list_jobs(self, user: User, f: JobFilter) -> tuple[list[Job], int | None]:
+        """A page of the jobs ``user`` may see, and how many match in all (if asked)."""
         owner = Auth.owner_scope(user, everyone=f.everyone)
         jobs = self.client.results(
             limit=f.limit,
@@ -91,6 +93,8 @@ class ApiService:
             queue=f.queue,
             sort=f.sort,
         )
+        if not f.total:
+            return jobs, None
         total = self.client.count(states=f.states, name=f.name, owner=owner, queue=f.queue)
         return jobs, total
 

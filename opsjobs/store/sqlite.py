@@ -25,6 +25,8 @@ from .sqlite_schedules import SQLiteSchedules
 __all__ = ["SQLiteStore"]
 
 BUSY_TIMEOUT_MS = 10_000
+#: Sortable columns that are never NULL.
+_NOT_NULL = frozenset({"name", "state", "submitted_at", "mode", "queue", "owner", "kind"})
 
 
 class SQLiteStore(SQLiteAuth, SQLiteSchedules, Store):
@@ -258,6 +260,8 @@ class SQLiteStore(SQLiteAuth, SQLiteSchedules, Store):
         # sort_column comes from the SORT_COLUMNS whitelist; NULLs (not started yet) go last.
         column = query.sort_column
         order = f"{column} IS NULL, {column} {direction}, submitted_at {direction}"
+        if column in _NOT_NULL:  # no NULLs to move: an ORDER BY an index can serve
+            order = f"{column} {direction}, submitted_at {direction}"
         params.update(limit=query.limit, offset=query.offset)
         sql = f"SELECT * FROM jobs{where} ORDER BY {order} LIMIT :limit OFFSET :offset"
         return [row_to_job(r) for r in self._read(sql, params)]
