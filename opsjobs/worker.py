@@ -355,17 +355,28 @@ class Worker:
                 lease=self.lease,
             )
         except OpsJobsError as exc:
-            log.error("could not record the end of job %s: %s", job.id, exc)
+            log.warning("could not record the end of job %s, retrying: %s", job.id, exc)
+            self._finish(job, outcome)
             return
         if not accepted:
             self._refused(job)
 
     def _finish(self, job: Job, outcome: Finish) -> None:
-        try:
-            accepted = self.store.finish(job.id, self.id, job.attempt, outcome, now=time.time())
-        except OpsJobsError as exc:
-            log.error("could not record the end of job %s: %s", job.id, exc)
-            return
+        """Record the end of ``job``; while the store is unreachable (a lost connection, a
+        database restart) retry with a growing pause until it answers or the worker stops —
+        an end never recorded would leave the job running until its lease lapsed."""
+        now, pause = time.time(), 0.05
+        while True:
+            try:
+                accepted = self.store.finish(job.id, self.id, job.attempt, outcome, now=now)
+                break
+            except OpsJobsError as exc:
+                if self._stopping.is_set():
+                    log.error("could not record the end of job %s: %s", job.id, exc)
+                    return
+                log.warning("could not record the end of job %s, retrying: %s", job.id, exc)
+            self._stopping.wait(pause)
+            pause = min(pause * 2, 2.0)
         if not accepted:
             self._refused(job)
 

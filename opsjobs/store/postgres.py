@@ -32,11 +32,15 @@ marked lost — the at-least-once / at-most-once guarantees above hold either wa
 
 Connection loss
 ---------------
-The pool checks a connection before lending it (``ConnectionPool.check_connection``), so
-connections killed by ``pg_terminate_backend`` or a server restart are replaced. An operation that
-still meets an :class:`psycopg.OperationalError` is retried once when that is safe: reads, and
-writes that failed before their ``COMMIT`` was sent (the server rolled them back). A failure during
-``COMMIT`` is not retried: whether it committed is unknown.
+Connections killed by ``pg_terminate_backend`` or a server restart are found when used: an
+operation that meets an :class:`psycopg.OperationalError` is retried once when that is safe, after
+the pool has checked its idle connections and replaced the dead ones (``ConnectionPool.check``):
+reads, writes that failed before their ``COMMIT`` was sent (the server rolled them back), and the
+single-statement claim and finish. A claim whose reply was lost may have committed: its retry first
+looks for a job running under this worker that this very call started (same ``started_at``) and
+takes it, so no claimed job is left running unknown to its worker. A failure during the ``COMMIT``
+of a multi-statement transaction is not retried: whether it committed is unknown. A worker whose
+finish still fails retries it until the store answers (see :mod:`opsjobs.worker`).
 """
 
 from __future__ import annotations
@@ -69,6 +73,8 @@ T = TypeVar("T")
 Conn = psycopg.Connection[DictRow]
 
 CHANNEL = "opsjobs_jobs"
+#: Seconds between attempts of a waiter to listen again while the server is unreachable.
+RECONNECT_PAUSE = 0.5
 _MAX_IDENTIFIER = 63  # NAMEDATALEN - 1: longer channel names are refused by pg_notify
 #: Columns the results listing may sort by (the values of model.SORT_COLUMNS).
 _SORTABLE = frozenset(
@@ -136,7 +142,7 @@ class PostgresStore(PostgresAuth, PostgresSchedules, Store):
         # Worker transitions (claim, finish) are single autocommit statements that need not wait
         # for the WAL flush; every multi-statement transaction (submit, cancel, delete, schedule
         # fires, heartbeats) turns synchronous_commit back on. See "Durability" above.
-        extra["options"] = (given.get("options", "") + " -c synchronous_commit=off").strip()
+        extra["options"] = (str(given.get("options") or "") + " -c synchronous_commit=off").strip()
         self._conninfo = make_conninfo(url, **extra)
         self._pool: ConnectionPool[Conn] = ConnectionPool(
             self._conninfo,
@@ -163,17 +169,29 @@ class PostgresStore(PostgresAuth, PostgresSchedules, Store):
 
     # -- connections and transactions -----------------------------------------------------
     def _run(
-        self, what: str, work: Callable[[Conn], T], *, write: bool = True, single: bool = False
+        self,
+        what: str,
+        work: Callable[[Conn], T],
+        *,
+        write: bool = True,
+        single: bool = False,
+        retry: Callable[[Conn], T] | None = None,
     ) -> T:
         """Run ``work`` on a pooled connection (in one transaction when ``write``).
 
         ``single`` marks work that is one statement: it runs in autocommit, one round trip
         instead of three (BEGIN, statement, COMMIT); such statements are written so that a
-        retry after an unknown commit is harmless. Retried once on an operational error unless
-        the error came while committing a transaction.
+        retry after an unknown commit is harmless, or give ``retry`` to run instead of ``work``
+        the second time. Retried once on an operational error unless the error came while
+        committing a transaction; before the retry the pool drops its dead idle connections
+        (all of them are dead after a server restart).
         """
         for attempt in (1, 2):
             committing = False
+            if attempt == 2:
+                with contextlib.suppress(psycopg.Error, PoolClosed):
+                    self._pool.check()
+                work = retry or work
             try:
                 with self._pool.connection() as conn:
                     if not write or single:
@@ -251,9 +269,20 @@ class PostgresStore(PostgresAuth, PostgresSchedules, Store):
             "lease_until": now + lease,
         }
         row = self._run(
-            "claim", lambda conn: conn.execute(self._q["claim"], params).fetchone(), single=True
+            "claim",
+            lambda conn: conn.execute(self._q["claim"], params).fetchone(),
+            single=True,
+            retry=lambda conn: self._adopt(conn, params, self._q["claim"]),
         )
         return row_to_job(row) if row is not None else None
+
+    def _adopt(self, conn: Conn, params: dict[str, Any], claim: str) -> DictRow | None:
+        """The retry of a claim whose first attempt broke off: if that attempt committed
+        (its reply was lost with the connection), its job is running under this worker with
+        ``started_at`` = this call's ``now`` — take that one instead of claiming a second job,
+        which would stay running, unknown to the worker."""
+        row = conn.execute(self._q["claimed_by_call"], params).fetchone()
+        return row if row is not None else conn.execute(claim, params).fetchone()
 
     def finish(
         self, job_id: str, worker_id: str, attempt: int, outcome: Finish, *, now: float
@@ -283,9 +312,11 @@ class PostgresStore(PostgresAuth, PostgresSchedules, Store):
             "finish",
             lambda conn: conn.execute(self._q["finish_and_claim"], params).fetchone(),
             single=True,
+            retry=lambda conn: self._adopt(conn, params, self._q["finish_and_claim"]),
         )
         assert row is not None
-        accepted = row.pop("finished_rows") == 1
+        # An adopted claim (see _adopt) has no finished_rows: its statement did the finish.
+        accepted = row.pop("finished_rows", 1) == 1
         return accepted, row_to_job(row) if row.get("id") is not None else None
 
     def request_cancel(self, job_id: str, *, now: float) -> Job:
@@ -466,8 +497,9 @@ class PostgresWaiter(Waiter):
 
     If the connection breaks, ``wait`` returns True at once (the caller re-checks the queue) and
     the next call reconnects, returning True again since notifications may have been missed in
-    between. While the server stays unreachable ``wait`` sleeps out its timeout and returns
-    False: the caller's polling is the fallback.
+    between. While the server stays unreachable ``wait`` returns False after at most
+    :data:`RECONNECT_PAUSE` seconds, so a server that comes back (a restart) is listened to
+    again within that pause, not after the caller's whole poll interval.
     """
 
     def __init__(self, conninfo: str, channel: str) -> None:
@@ -498,7 +530,7 @@ class PostgresWaiter(Waiter):
             try:
                 self._conn = self._connect()
             except psycopg.Error:
-                time.sleep(timeout)
+                time.sleep(min(timeout, RECONNECT_PAUSE))
                 return False
             return True
         try:

@@ -88,6 +88,12 @@ UPDATE jobs
    AND state = 'queued'
 RETURNING *;
 
+-- name: claimed_by_call
+-- The job a claim by this worker at exactly this time took, if it committed (see _adopt).
+SELECT * FROM jobs
+ WHERE state = 'running' AND worker_id = %(worker_id)s AND started_at = %(now)s
+ LIMIT 1;
+
 -- name: finish
 UPDATE jobs
    SET state = %(state)s, finished_at = %(now)s,
