@@ -60,6 +60,10 @@ def server_config(
         "voila.server_extension": voila,
         "jupyter_server_terminals": False,
     }
+    if voila:
+        from ..dashboard.serving import voila_config
+
+        voila_config(c)  # the dashboard's template, identity hook and kernel culling
     ext = c.OpsJobsExtension
     ext.run_worker, ext.run_scheduler = worker, scheduler
     if store_url:

@@ -130,6 +130,9 @@ class OpsJobsExtension(ExtensionApp):
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         if self.store is None:
             return
+        from ..dashboard.serving import install_template
+
+        install_template(serverapp.web_app)  # Voila is loaded by now
         if self.run_scheduler:
             from ..scheduler import Scheduler
 

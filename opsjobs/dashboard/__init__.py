@@ -1,0 +1,43 @@
+"""The Voila dashboard: ``notebooks/dashboard.ipynb`` calls :func:`launch` and shows its widget.
+
+Modules: :mod:`~opsjobs.dashboard.session` (who the kernel works for), :mod:`~.data` (what the
+user may see and change, no widgets), :mod:`~.render` (HTML of tables and the detail view),
+:mod:`~.charts` (matplotlib PNGs), :mod:`~.app` (the ipywidgets app). Importing this package
+imports none of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["launch"]
+
+
+def launch(session: Mapping[str, Any] | None = None) -> Any:
+    """The dashboard widget for the session Voila's prelaunch hook gave the kernel.
+
+    Without a valid session (the notebook opened outside ``opsjobs serve``, or an expired
+    token) it returns a message widget instead; nothing is shown that needs a user.
+    """
+    from html import escape
+
+    import ipywidgets as w
+
+    from ..errors import OpsJobsError
+    from .session import open_session
+
+    try:
+        client, user = open_session(session)
+    except OpsJobsError as exc:
+        box = w.HTML(
+            f'<div class="oj-msg oj-msg-error"><b>Not signed in.</b> {escape(str(exc))}</div>'
+        )
+        box.add_class("opsjobs-signed-out")
+        return box
+    from .app import DashboardApp
+    from .data import DashboardData
+
+    app = DashboardApp(DashboardData(client, user))
+    app.refresh()
+    return app.widget

@@ -1,0 +1,425 @@
+"""The dashboard's widgets: header, tabs (Results, Jobs, Schedules, Workers, Memory, Submit),
+a confirm bar and a message line, over one :class:`~opsjobs.dashboard.data.DashboardData`.
+
+Tables are HTML widgets (one message per refresh, however many rows); their buttons carry
+``data-oj="<action>:<argument>"``. The Voila template's script forwards a click — and, every
+5 s while the browser tab is visible, a ``tick`` — by writing ``<action>:<argument>|<nonce>``
+into a hidden text widget, the *bridge*; :meth:`DashboardApp.command` runs it. So the refresh
+loop lives in the page: when the page is closed the ticks stop, the kernel goes idle and the
+server culls it. A refresh redraws only the visible tab, and a widget is only sent when its
+value changed, so nothing flickers and filters, sort, page and the open detail stay as they are.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from html import escape
+from typing import Any
+
+import ipywidgets as w
+
+from ..errors import OpsJobsError, ValidationError
+from . import render
+from .data import PAGE_SIZES, WINDOWS, DashboardData, ResultsState, SubmitForm
+
+__all__ = ["DashboardApp"]
+
+log = logging.getLogger("opsjobs.dashboard")
+
+TABS = ("Results", "Jobs", "Schedules", "Workers", "Memory", "Submit")
+STATUSES = ("", "succeeded", "failed", "running", "queued", "cancelled", "timed_out", "lost")
+
+
+def _layout(**kw: str) -> w.Layout:
+    return w.Layout(**kw)
+
+
+def _classed(widget: Any, *classes: str) -> Any:
+    for cls in classes:
+        widget.add_class(cls)
+    return widget
+
+
+class DashboardApp:
+    """Build with a data layer; :attr:`widget` is what the notebook displays.
+
+    Parameters
+    ----------
+    data
+        The signed-in user's view of the store.
+    clock
+        Time source (tests).
+    """
+
+    def __init__(self, data: DashboardData, *, clock: Callable[[], float] = time.time) -> None:
+        self.data = data
+        self.clock = clock
+        self.state = ResultsState()
+        self.detail_id: str | None = None
+        self.pending_delete: str | None = None
+        self.window = "24 h"
+        self._chart_key: Any = None
+        self.panel_html: dict[str, w.HTML] = {}
+        user = data.user
+        tabs = [t for t in TABS if t != "Submit" or user.may_submit]
+        self.tab_names = tabs
+
+        # header
+        roles = ", ".join(user.roles) or "read only"
+        self.header = _classed(
+            w.HTML(
+                '<div class="oj-brand"><span class="oj-logo">◆</span> opsjobs'
+                '<span class="oj-sub">Task Management</span></div>'
+                f'<div class="oj-user opsjobs-user">{escape(user.email)}'
+                f'<span class="oj-dim"> · {escape(roles)}</span></div>'
+            ),
+            "oj-header-html",
+        )
+        self.everyone = _classed(
+            w.Checkbox(value=False, description="Everyone's jobs", indent=False),
+            "opsjobs-everyone",
+        )
+        self.everyone.layout.display = "" if user.sees_all else "none"
+        self.everyone.observe(self._on_everyone, "value")
+        header = _classed(w.HBox([self.header, self.everyone]), "oj-header")
+
+        self.message = _classed(w.HTML(""), "opsjobs-message")
+        self.confirm_text = w.HTML("")
+        yes = _classed(w.Button(description="Delete", button_style="danger"), "opsjobs-confirm-yes")
+        no = _classed(w.Button(description="Cancel"), "opsjobs-confirm-no")
+        yes.on_click(lambda _: self._confirm(True))
+        no.on_click(lambda _: self._confirm(False))
+        self.confirm = _classed(
+            w.HBox([self.confirm_text, yes, no]), "oj-confirm", "opsjobs-confirm"
+        )
+        self.confirm.layout.display = "none"
+
+        self.bridge = _classed(w.Text(value="", continuous_update=True), "opsjobs-bridge")
+        self.bridge.layout.display = "none"
+        self.bridge.observe(lambda change: self.command(str(change["new"])), "value")
+
+        panels = {
+            "Results": self._results_panel(),
+            "Jobs": self._simple_panel("jobs"),
+            "Schedules": self._simple_panel("schedules"),
+            "Workers": self._simple_panel("workers"),
+            "Memory": self._memory_panel(),
+            "Submit": self._submit_panel(),
+        }
+        self.tabs = _classed(w.Tab(children=[panels[t] for t in tabs]), "opsjobs-tabs")
+        self.tabs.titles = tuple(tabs)
+        self.tabs.observe(lambda _: self.refresh(), "selected_index")
+        self.widget = _classed(
+            w.VBox([header, self.message, self.confirm, self.tabs, self.bridge]), "opsjobs-app"
+        )
+
+    # -- panels -------------------------------------------------------------------------------
+    def _results_panel(self) -> w.Widget:
+        self.stats_html = _classed(w.HTML(), "opsjobs-stats")
+        self.name_filter = _classed(
+            w.Text(placeholder="Filter by job name", continuous_update=False), "opsjobs-filter-name"
+        )
+        self.status_filter = _classed(
+            w.Dropdown(options=[(s.replace("_", " ") or "All statuses", s) for s in STATUSES]),
+            "opsjobs-filter-status",
+        )
+        self.page_size = _classed(
+            w.Dropdown(options=[(f"{n} per page", n) for n in PAGE_SIZES], value=25),
+            "opsjobs-page-size",
+        )
+        for widget in (self.name_filter, self.status_filter, self.page_size):
+            widget.observe(self._on_filter, "value")
+        filters = _classed(w.HBox([self.name_filter, self.status_filter, self.page_size]), "oj-bar")
+        self.table = _classed(w.HTML(), "opsjobs-results")
+        self.prev = _classed(w.Button(description="\u2039 Previous"), "opsjobs-prev")
+        self.next = _classed(w.Button(description="Next \u203a"), "opsjobs-next")
+        self.page_label = _classed(w.HTML(), "opsjobs-page-label")
+        self.prev.on_click(lambda _: self._page(-1))
+        self.next.on_click(lambda _: self._page(+1))
+        pager = _classed(w.HBox([self.prev, self.page_label, self.next]), "oj-pager")
+        self.list_box = w.VBox([self.stats_html, filters, self.table, pager])
+
+        self.detail_html = _classed(w.HTML(), "opsjobs-detail-html")
+        back = _classed(w.Button(description="\u2039 Back to results"), "opsjobs-back")
+        delete = _classed(w.Button(description="Delete", button_style="danger"), "opsjobs-delete")
+        back.on_click(lambda _: self.show_list())
+        delete.on_click(lambda _: self.ask_delete(self.detail_id or ""))
+        self.detail_box = _classed(
+            w.VBox([_classed(w.HBox([back, delete]), "oj-bar"), self.detail_html]),
+            "opsjobs-detail-view",
+        )
+        self.detail_box.layout.display = "none"
+        return w.VBox([self.list_box, self.detail_box])
+
+    def _simple_panel(self, name: str) -> w.Widget:
+        html = _classed(w.HTML(), f"opsjobs-{name}")
+        self.panel_html[name] = html
+        return w.VBox([html])
+
+    def _memory_panel(self) -> w.Widget:
+        self.window_picker = _classed(
+            w.ToggleButtons(options=list(WINDOWS), value=self.window), "opsjobs-window"
+        )
+        self.window_picker.observe(self._on_window, "value")
+        self.chart = _classed(w.Image(format="png"), "opsjobs-memory-chart")
+        self.chart.layout.width = "100%"
+        self.memory_html = _classed(w.HTML(), "opsjobs-memory")
+        return w.VBox(
+            [_classed(w.HBox([self.window_picker]), "oj-bar"), self.chart, self.memory_html]
+        )
+
+    def _submit_panel(self) -> w.Widget:
+        full = _layout(width="100%")
+        self.f_name = _classed(w.Text(description="Name", layout=full), "opsjobs-submit-name")
+        self.f_kind = _classed(
+            w.ToggleButtons(options=["call", "command", "notebook"], description="Kind"),
+            "opsjobs-submit-kind",
+        )
+        self.f_target = _classed(
+            w.Textarea(description="Callable", placeholder="package.module:function", layout=full),
+            "opsjobs-submit-target",
+        )
+        self.f_params = _classed(
+            w.Textarea(description="Parameters", placeholder='{"key": "value"}', layout=full),
+            "opsjobs-submit-params",
+        )
+        self.f_mode = w.Dropdown(
+            options=[
+                ("Runspace (thread)", "thread"),
+                ("MainLoop (inline)", "inline"),
+                ("BackgroundJob (process)", "process"),
+            ],
+            description="Mode",
+        )
+        self.f_queue = w.Text(value="default", description="Queue")
+        self.f_timeout = w.BoundedFloatText(value=0, min=0, max=7 * 86400, description="Timeout s")
+        go = _classed(w.Button(description="Submit job", button_style="primary"), "opsjobs-submit")
+        go.on_click(lambda _: self._submit())
+        self.f_kind.observe(self._on_kind, "value")
+        hint = w.HTML(
+            '<p class="oj-dim">Timeout 0 means none. Parameters are a JSON object '
+            "(kwargs of a call, parameters of a notebook).</p>"
+        )
+        row = _classed(w.HBox([self.f_mode, self.f_queue, self.f_timeout]), "oj-bar")
+        return _classed(
+            w.VBox([self.f_name, self.f_kind, self.f_target, self.f_params, row, hint, go]),
+            "oj-form",
+        )
+
+    # -- refreshing ---------------------------------------------------------------------------
+    @property
+    def current_tab(self) -> str:
+        return self.tab_names[self.tabs.selected_index or 0]
+
+    def refresh(self) -> None:
+        """Redraw the visible tab from the store; errors become a message."""
+        self._guard(self._refresh)
+
+    def _refresh(self) -> None:
+        tab, now = self.current_tab, self.clock()
+        if tab == "Results":
+            if self.detail_id is not None:
+                self._draw_detail()
+            else:
+                self._draw_results()
+        elif tab == "Jobs":
+            self.panel_html["jobs"].value = render.jobs_table(self.data.active_jobs(), now)
+        elif tab == "Schedules":
+            self.panel_html["schedules"].value = render.schedules_table(
+                self.data.schedules(), may_manage=self.data.user.may_submit
+            )
+        elif tab == "Workers":
+            self.panel_html["workers"].value = render.workers_table(self.data.workers(), now)
+        elif tab == "Memory":
+            self._draw_memory()
+
+    def _draw_results(self) -> None:
+        page = self.data.results(self.state)
+        self.state = page.state
+        self.stats_html.value = render.stat_cards(page.stats)
+        self.table.value = render.results_table(page)
+        self.page_label.value = (
+            f'<span class="oj-page">{page.first:,}&ndash;{page.last:,} of {page.total:,} · '
+            f"page {page.state.page + 1:,} of {page.pages:,}</span>"
+        )
+        self.prev.disabled = page.state.page == 0
+        self.next.disabled = page.state.page + 1 >= page.pages
+
+    def _draw_detail(self) -> None:
+        assert self.detail_id is not None
+        job = self.data.job(self.detail_id)
+        self.detail_html.value = render.detail_html(job, self.data.notebook_html(job))
+
+    def _draw_memory(self) -> None:
+        view = self.data.memory(WINDOWS[self.window])
+        key = (
+            self.window,
+            {m: {k: (len(v), v[-1]) for k, v in s.items()} for m, s in view.series.items()},
+        )
+        if key != self._chart_key:
+            from .charts import memory_chart
+
+            self.chart.value = memory_chart(view)
+            self._chart_key = key
+        self.memory_html.value = render.memory_summary(view)
+
+    # -- commands from the page ---------------------------------------------------------------
+    def command(self, text: str) -> None:
+        """Run one bridge command, ``<action>:<argument>|<nonce>``."""
+        action, _, arg = text.split("|", 1)[0].partition(":")
+        if not action:
+            return
+        handlers: dict[str, Callable[[str], None]] = {
+            "tick": lambda _: self.refresh(),
+            "view": self.show_detail,
+            "delete": self.ask_delete,
+            "cancel": self._cancel,
+            "sort": self._sort,
+            "pause": lambda a: self._schedule("pause", a),
+            "resume": lambda a: self._schedule("resume", a),
+            "run": lambda a: self._schedule("run_now", a),
+        }
+        handler = handlers.get(action)
+        if handler is None:
+            self.say(f"Unknown action {action!r}.", error=True)
+            return
+        if action != "tick":
+            self.say("")
+        self._guard(lambda: handler(arg))
+
+    def show_detail(self, job_id: str) -> None:
+        job = self.data.job(job_id)
+        self.detail_id = job.id
+        self.tabs.selected_index = 0  # also refreshes
+        self.list_box.layout.display = "none"
+        self.detail_box.layout.display = ""
+        self._draw_detail()
+
+    def show_list(self) -> None:
+        self.detail_id = None
+        self.detail_box.layout.display = "none"
+        self.list_box.layout.display = ""
+        self.refresh()
+
+    def ask_delete(self, job_id: str) -> None:
+        job = self.data.job(job_id)
+        if not job.finished:
+            raise ValidationError(f"{job.name} is {job.state.value}: stop it first")
+        self.pending_delete = job.id
+        self.confirm_text.value = (
+            f"<b>Delete the result of “{escape(job.name)}”?</b> "
+            f'<span class="oj-dim">{job.id} — this cannot be undone.</span>'
+        )
+        self.confirm.layout.display = ""
+
+    def _confirm(self, yes: bool) -> None:
+        job_id, self.pending_delete = self.pending_delete, None
+        self.confirm.layout.display = "none"
+        if not yes or job_id is None:
+            return
+
+        def go() -> None:
+            self.data.delete(job_id)
+            self.say("Result deleted.")
+            if self.detail_id == job_id:
+                self.show_list()
+            else:
+                self.refresh()
+
+        self._guard(go)
+
+    def _cancel(self, job_id: str) -> None:
+        job = self.data.cancel(job_id)
+        self.say(f"Stop requested for {escape(job.name)} ({job.state.value}).")
+        self.refresh()
+
+    def _sort(self, column: str) -> None:
+        self.state = self.state.sorted_by(column)
+        self.refresh()
+
+    def _schedule(self, op: str, schedule_id: str) -> None:
+        out = getattr(self.data, op)(schedule_id)
+        if op == "run_now":
+            self.say(f"Queued {escape(out.name)} now.")
+        else:
+            self.say(f"Schedule {escape(out.name)} {'resumed' if out.enabled else 'paused'}.")
+        self.refresh()
+
+    # -- inputs -------------------------------------------------------------------------------
+    def _on_filter(self, _: Any) -> None:
+        self.state = ResultsState(
+            name=self.name_filter.value,
+            status=self.status_filter.value,
+            sort=self.state.sort,
+            page=0,
+            page_size=int(self.page_size.value),
+        )
+        self.refresh()
+
+    def _page(self, step: int) -> None:
+        self.state = ResultsState(**{**self.state.__dict__, "page": self.state.page + step})
+        self.refresh()
+
+    def _on_everyone(self, change: dict[str, Any]) -> None:
+        self.data.everyone = bool(change["new"]) and self.data.user.sees_all
+        self._chart_key = None
+        self.refresh()
+
+    def _on_window(self, change: dict[str, Any]) -> None:
+        self.window = str(change["new"])
+        self.refresh()
+
+    def _on_kind(self, change: dict[str, Any]) -> None:
+        labels = {
+            "call": ("Callable", "package.module:function"),
+            "command": ("Source", "print('hello')"),
+            "notebook": ("Notebook", "notebooks/health_check.ipynb"),
+        }
+        self.f_target.description, self.f_target.placeholder = labels[str(change["new"])]
+
+    def _submit(self) -> None:
+        def go() -> None:
+            text = self.f_params.value.strip()
+            try:
+                params = json.loads(text) if text else {}
+            except ValueError as exc:
+                raise ValidationError(f"parameters are not valid JSON: {exc}") from None
+            if not isinstance(params, dict):
+                raise ValidationError("parameters must be a JSON object")
+            timeout = float(self.f_timeout.value) or None
+            job = self.data.submit(
+                SubmitForm(
+                    name=self.f_name.value,
+                    kind=str(self.f_kind.value),
+                    target=self.f_target.value,
+                    parameters=params,
+                    mode=str(self.f_mode.value),
+                    queue=self.f_queue.value,
+                    timeout=timeout,
+                )
+            )
+            self.say(f'Queued <a data-oj="view:{job.id}">{escape(job.name)}</a> ({job.id}).')
+
+        self.say("")
+        self._guard(go)
+
+    # -- messages -----------------------------------------------------------------------------
+    def say(self, html: str, *, error: bool = False) -> None:
+        tone = "oj-msg-error" if error else "oj-msg-info"
+        self.message.value = f'<div class="oj-msg {tone}">{html}</div>' if html else ""
+
+    def _guard(self, fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        except OpsJobsError as exc:
+            if self.detail_id is not None and exc.__class__.__name__ == "JobNotFound":
+                self.show_list()
+            self.say(escape(str(exc)), error=True)
+        except Exception as exc:  # shown as a message, never as a traceback in the page
+            log.exception("dashboard error")
+            self.say(
+                f"Unexpected error: {escape(type(exc).__name__)}: {escape(str(exc))}", error=True
+            )

@@ -1,0 +1,281 @@
+"""The dashboard's data layer: everything the widgets show or change, for one user, no widgets.
+
+:class:`DashboardData` applies the REST API's rules (:mod:`opsjobs.auth`): a user sees, cancels
+and deletes their own jobs and schedules; admins (``system_admin``, ``site_admin``) may switch
+to everyone's; submitting and managing schedules needs a submitting role. Listings are sorted,
+filtered and paged in the store, so 100,000 results cost one page query, one count and one
+stats query.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..auth import Auth, User
+from ..client import Client
+from ..errors import JobNotFound, NotFound, ValidationError
+from ..model import ACTIVE_STATES, Job, JobState, Mode, Stats, WorkerInfo, validate_job_id
+from ..schedules import Schedule
+
+__all__ = [
+    "PAGE_SIZES",
+    "SORTABLE",
+    "WINDOWS",
+    "DashboardData",
+    "MemoryView",
+    "ResultsPage",
+    "ResultsState",
+    "SubmitForm",
+]
+
+#: Columns of the results table: (key, title); sortable by the key.
+SORTABLE = (
+    ("name", "Job Name"),
+    ("state", "Status"),
+    ("started_at", "Started"),
+    ("runtime", "Runtime"),
+    ("mode", "Mode"),
+    ("host", "Host"),
+)
+PAGE_SIZES = (10, 25, 50, 100)
+#: Memory windows offered: label → seconds.
+WINDOWS = {"6 h": 6 * 3600.0, "24 h": 24 * 3600.0, "7 d": 7 * 86400.0}
+#: Metrics the memory tab draws.
+MEMORY_METRICS = ("rss_mb", "uss_mb")
+GC_METRICS = ("gc_gen0_collections", "gc_gen1_collections", "gc_gen2_collections")
+
+
+@dataclass(frozen=True)
+class ResultsState:
+    """What the results table shows: filters, sort and page (kept across refreshes)."""
+
+    name: str = ""
+    status: str = ""
+    sort: str = "-submitted_at"
+    page: int = 0
+    page_size: int = 25
+
+    def sorted_by(self, column: str) -> ResultsState:
+        """Sort by ``column``; the same column again flips the direction. Back to page 1."""
+        if column not in dict(SORTABLE):
+            raise ValidationError(f"cannot sort by {column!r}")
+        current = self.sort.lstrip("-")
+        descending = not self.sort.startswith("-") if current == column else column != "name"
+        return dataclasses.replace(self, sort=("-" if descending else "") + column, page=0)
+
+
+@dataclass(frozen=True)
+class ResultsPage:
+    """One page of results with the totals behind the stat cards."""
+
+    rows: list[Job]
+    total: int
+    stats: Stats
+    state: ResultsState
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.state.page_size))
+
+    @property
+    def first(self) -> int:
+        return self.state.page * self.state.page_size + 1 if self.total else 0
+
+    @property
+    def last(self) -> int:
+        return min(self.total, (self.state.page + 1) * self.state.page_size)
+
+
+@dataclass(frozen=True)
+class SubmitForm:
+    """The submit form's fields; ``target`` is the callable, the source or the notebook path."""
+
+    name: str
+    kind: str = "call"
+    target: str = ""
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    mode: str = "thread"
+    queue: str = "default"
+    timeout: float | None = None
+
+
+@dataclass
+class MemoryView:
+    """Series for the memory charts, leak verdicts and the latest analysis."""
+
+    since: float
+    #: metric name → series label ("host / worker") → [(time, value)], oldest first.
+    series: dict[str, dict[str, list[tuple[float, float]]]]
+    #: series label → leak verdict of its rss_mb series (a ``LeakVerdict``).
+    verdicts: dict[str, Any]
+    latest_analysis: Job | None
+
+
+def _label(host: str | None, worker: str | None) -> str:
+    return f"{host or '?'} / {(worker or '?')[:8]}"
+
+
+class DashboardData:
+    """Everything the dashboard reads and changes, as ``user``.
+
+    Parameters
+    ----------
+    client
+        A client on the server's store.
+    user
+        The signed-in user (verified by :func:`opsjobs.dashboard.session.open_session`).
+    clock
+        Time source (tests).
+    """
+
+    def __init__(self, client: Client, user: User, *, clock: Callable[[], float] = time.time):
+        self.client = client
+        self.user = user
+        self.clock = clock
+        #: Admins' switch to everyone's jobs and schedules (ignored for other users).
+        self.everyone = False
+
+    @property
+    def owner(self) -> str | None:
+        """The owner filter of every listing: None for an admin looking at everyone's."""
+        return Auth.owner_scope(self.user, everyone=self.everyone)
+
+    # -- results ----------------------------------------------------------------------------
+    def results(self, state: ResultsState) -> ResultsPage:
+        """The page ``state`` asks for (clamped to the last page), its total and the stats."""
+        states = (state.status,) if state.status else ()
+        name = state.name.strip() or None
+        total = self.client.count(states=states, name=name, owner=self.owner)
+        pages = max(1, -(-total // state.page_size))
+        if state.page >= pages or state.page < 0:
+            state = dataclasses.replace(state, page=max(0, min(state.page, pages - 1)))
+        rows = self.client.results(
+            limit=state.page_size,
+            offset=state.page * state.page_size,
+            states=states,
+            name=name,
+            owner=self.owner,
+            sort=state.sort,
+        )
+        stats = self.client.stats(owner=self.owner, name=name)
+        return ResultsPage(rows, total, stats, state)
+
+    def job(self, job_id: str) -> Job:
+        """A job the user may see; :class:`~opsjobs.errors.JobNotFound` otherwise."""
+        job_id = validate_job_id(job_id)
+        job = self.client.get(job_id)
+        if not Auth.may_access(self.user, job):
+            raise JobNotFound(f"no job with id {job_id}")
+        return job
+
+    def delete(self, job_id: str) -> None:
+        self.client.delete(self.job(job_id).id)
+
+    def cancel(self, job_id: str) -> Job:
+        return self.client.cancel(self.job(job_id).id)
+
+    def notebook_html(self, job: Job) -> str | None:
+        """The executed notebook of a notebook job rendered as HTML, if it was written."""
+        if job.kind != "notebook":
+            return None
+        path = Path(self.client.settings.outputs_dir) / f"{job.id}.html"
+        try:
+            return path.read_text("utf-8", errors="replace")
+        except OSError:
+            return None
+
+    # -- jobs, schedules, workers -------------------------------------------------------------
+    def active_jobs(self) -> list[Job]:
+        """Queued and running jobs, running first, newest first."""
+        jobs = self.client.results(
+            limit=500, states=[s.value for s in ACTIVE_STATES], owner=self.owner
+        )
+        return sorted(jobs, key=lambda j: (j.state is not JobState.RUNNING, -j.submitted_at))
+
+    def schedules(self) -> list[Schedule]:
+        owner = self.owner
+        return [s for s in self.client.schedules.list() if owner is None or s.spec.owner == owner]
+
+    def _schedule(self, name_or_id: str) -> Schedule:
+        Auth.check_submit(self.user)
+        schedule = self.client.schedules.get(name_or_id)
+        if not (self.user.sees_all or schedule.spec.owner == self.user.email):
+            raise NotFound(f"no schedule {name_or_id!r}")
+        return schedule
+
+    def pause(self, name_or_id: str) -> Schedule:
+        return self.client.schedules.pause(self._schedule(name_or_id).id)
+
+    def resume(self, name_or_id: str) -> Schedule:
+        return self.client.schedules.resume(self._schedule(name_or_id).id)
+
+    def run_now(self, name_or_id: str) -> Job:
+        return self.client.schedules.run_now(self._schedule(name_or_id).id)
+
+    def workers(self) -> list[WorkerInfo]:
+        """Every registered worker, alive first, then by host."""
+        now = self.clock()
+        found = self.client.store.workers()
+        return sorted(found, key=lambda w: (not w.alive(now), w.stopped_at is not None, w.host))
+
+    # -- memory -------------------------------------------------------------------------------
+    def memory(self, window: float) -> MemoryView:
+        """rss/uss and gc series per host and worker over the last ``window`` seconds, leak
+        verdicts on each rss series and the latest analysis the user may see."""
+        from ..analyzer.job import JOB_NAME, RESULT_MARK
+        from ..analyzer.leaks import leak_verdict
+
+        since = self.clock() - window
+        series: dict[str, dict[str, list[tuple[float, float]]]] = {}
+        for name in (*MEMORY_METRICS, *GC_METRICS):
+            by: dict[str, list[tuple[float, float]]] = {}
+            for m in self.client.store.metrics(name, since=since, limit=10_000):
+                host = m.labels.get("host") or m.host
+                worker = m.labels.get("worker") or m.worker_id
+                by.setdefault(_label(host, worker), []).append((m.at, m.value))
+            series[name] = by
+        verdicts = {label: leak_verdict(pts) for label, pts in series["rss_mb"].items()}
+        latest = None
+        for job in self.client.results(
+            limit=20, states=["succeeded"], name=JOB_NAME, owner=self.owner, sort="-finished_at"
+        ):
+            if isinstance(job.result, dict) and job.result.get("analyzer") == RESULT_MARK:
+                latest = job
+                break
+        return MemoryView(since, series, verdicts, latest)
+
+    # -- submitting ---------------------------------------------------------------------------
+    def submit(self, form: SubmitForm) -> Job:
+        """Queue the form's job as the user (needs a submitting role)."""
+        Auth.check_submit(self.user)
+        target = form.target.strip()
+        if not target:
+            raise ValidationError(f"give the {_TARGET_NAMES.get(form.kind, 'target')}")
+        params = dict(form.parameters)
+        args: dict[str, Any]
+        if form.kind == "call":
+            args = {"call": target, "kwargs": params}
+        elif form.kind == "command":
+            if params:
+                raise ValidationError("a command takes no parameters (use call or notebook)")
+            args = {"command": form.target}
+        elif form.kind == "notebook":
+            args = {"kind": "notebook", "payload": {"path": target, "parameters": params}}
+        else:
+            raise ValidationError(f"unknown kind {form.kind!r} (call, command or notebook)")
+        return self.client.submit(
+            form.name,
+            mode=Mode.parse(form.mode),
+            queue=form.queue.strip() or "default",
+            timeout=form.timeout,
+            owner=self.user.email,
+            **args,
+        )
+
+
+_TARGET_NAMES = {"call": "callable (pkg.module:function)", "command": "source", "notebook": "path"}

@@ -1,0 +1,322 @@
+"""HTML of the dashboard's tables, cards and detail view: pure functions of the data, escaped.
+
+Buttons inside these tables carry ``data-oj="<action>:<argument>"``; the template's script hands
+a click to the kernel through the dashboard's bridge widget (see :mod:`opsjobs.dashboard.app`).
+Styles live in the Voila template (``voila-templates/opsjobs``), as ``oj-*`` classes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from html import escape
+from typing import Any
+
+from ..model import FAILED_STATES, Job, JobState, Stats, WorkerInfo
+from ..schedules import Schedule
+from .data import SORTABLE, MemoryView, ResultsPage
+
+__all__ = [
+    "detail_html",
+    "duration",
+    "jobs_table",
+    "memory_summary",
+    "results_table",
+    "schedules_table",
+    "stat_cards",
+    "when",
+    "workers_table",
+]
+
+
+def when(ts: float | None) -> str:
+    """``2026-01-23 14:30:01`` (UTC) or an em dash."""
+    if ts is None:
+        return "—"
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def duration(seconds: float | None) -> str:
+    """``0.123 s``, ``12.4 s``, ``3 m 05 s``, ``2 h 04 m``, ``3 d 02 h``."""
+    if seconds is None:
+        return "—"
+    s = max(0.0, float(seconds))
+    if s < 10:
+        return f"{s:.3f} s"
+    if s < 60:
+        return f"{s:.1f} s"
+    m, sec = divmod(int(s), 60)
+    if m < 60:
+        return f"{m} m {sec:02d} s"
+    h, m = divmod(m, 60)
+    if h < 24:
+        return f"{h} h {m:02d} m"
+    d, h = divmod(h, 24)
+    return f"{d} d {h:02d} h"
+
+
+def badge(state: JobState | str | None) -> str:
+    """A coloured status pill."""
+    if state is None:
+        return '<span class="oj-badge oj-none">—</span>'
+    value = state.value if isinstance(state, JobState) else str(state)
+    if value == "succeeded":
+        tone = "ok"
+    elif value in {s.value for s in FAILED_STATES}:
+        tone = "bad"
+    elif value == "running":
+        tone = "run"
+    elif value == "cancelled":
+        tone = "warn"
+    else:
+        tone = "idle"
+    return f'<span class="oj-badge oj-{tone}">{escape(value.replace("_", " "))}</span>'
+
+
+def button(label: str, action: str, *, tone: str = "", title: str = "") -> str:
+    cls = f"oj-btn oj-btn-{tone}" if tone else "oj-btn"
+    tip = f' title="{escape(title)}"' if title else ""
+    return f'<button class="{cls}" data-oj="{escape(action)}"{tip}>{escape(label)}</button>'
+
+
+def _table(cls: str, head: str, rows: Iterable[str], empty: str, columns: int) -> str:
+    body = (
+        "".join(rows) or f'<tr><td colspan="{columns}" class="oj-empty">{escape(empty)}</td></tr>'
+    )
+    return (
+        f'<table class="oj-table {cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    )
+
+
+def stat_cards(stats: Stats) -> str:
+    """Total / Successful / Failed / Avg Runtime."""
+    cards = (
+        ("Total", f"{stats.total:,}", "total"),
+        ("Successful", f"{stats.succeeded:,}", "ok"),
+        ("Failed", f"{stats.failed:,}", "bad"),
+        ("Avg Runtime", duration(stats.avg_runtime), "time"),
+    )
+    return (
+        '<div class="oj-cards">'
+        + "".join(
+            f'<div class="oj-card oj-card-{tone}"><div class="oj-card-label">{label}</div>'
+            f'<div class="oj-card-value" data-stat="{label.lower().replace(" ", "-")}">'
+            f"{value}</div>"
+            "</div>"
+            for label, value, tone in cards
+        )
+        + "</div>"
+    )
+
+
+def results_table(page: ResultsPage) -> str:
+    """The sortable results table of one page, with View and Delete per row."""
+    column, desc = page.state.sort.lstrip("-"), page.state.sort.startswith("-")
+    head = []
+    for key, title in SORTABLE:
+        arrow = ("▼" if desc else "▲") if key == column else ""
+        active = " oj-sorted" if arrow else ""
+        head.append(
+            f'<th class="oj-sort{active}" data-oj="sort:{key}" data-col="{key}">'
+            f'{escape(title)}<span class="oj-arrow">{arrow}</span></th>'
+        )
+    head.append('<th class="oj-actions-col"></th>')
+    rows = []
+    for job in page.rows:
+        rows.append(
+            f'<tr data-job="{job.id}">'
+            f'<td class="oj-name"><a data-oj="view:{job.id}">{escape(job.name)}</a></td>'
+            f"<td>{badge(job.state)}</td>"
+            f'<td class="oj-mono">{when(job.started_at)}</td>'
+            f'<td class="oj-num" data-runtime="{job.runtime if job.runtime is not None else ""}">'
+            f"{duration(job.runtime)}</td>"
+            f"<td>{escape(job.mode.seed_name)}</td>"
+            f"<td>{escape(job.host or '—')}</td>"
+            f'<td class="oj-actions">{button("View", f"view:{job.id}")}'
+            f"{button('Delete', f'delete:{job.id}', tone='danger')}</td></tr>"
+        )
+    return _table("opsjobs-results-table", "".join(head), rows, "No results match.", 7)
+
+
+def _payload_text(job: Job) -> str:
+    payload = job.spec.payload
+    if job.kind == "command":
+        return str(payload.get("source", ""))
+    if job.kind == "call":
+        kwargs = payload.get("kwargs") or {}
+        return f"{payload.get('target', '')}\n\nkwargs = {json.dumps(kwargs, indent=2)}"
+    if job.kind == "notebook":
+        params = payload.get("parameters") or {}
+        return f"{payload.get('path', '')}\n\nparameters = {json.dumps(params, indent=2)}"
+    if job.kind == "argv":
+        return " ".join(str(a) for a in payload.get("argv", []))
+    return json.dumps(dict(payload), indent=2)
+
+
+def detail_html(job: Job, notebook_html: str | None = None) -> str:
+    """The detail view of one job (everything but the buttons)."""
+    ok = job.state is JobState.SUCCEEDED
+    bad = job.state in FAILED_STATES
+    icon = "✔" if ok else ("✖" if bad else "●")
+    tone = "ok" if ok else ("bad" if bad else "idle")
+    facts = (
+        ("Status", badge(job.state)),
+        ("Mode", f"{escape(job.mode.seed_name)} <span class='oj-dim'>({job.mode.value})</span>"),
+        ("Kind", escape(job.kind)),
+        ("Queue", escape(job.queue)),
+        ("Owner", escape(job.owner or "—")),
+        ("Worker", f"<span class='oj-mono'>{escape(job.worker_id or '—')}</span>"),
+        ("Host", escape(job.host or "—")),
+        ("Queued", when(job.submitted_at)),
+        ("Started", when(job.started_at)),
+        ("Finished", when(job.finished_at)),
+        ("Runtime", duration(job.runtime)),
+        ("Exit code", "—" if job.exit_code is None else str(job.exit_code)),
+    )
+    grid = "".join(f"<div class='oj-fact'><div>{k}</div><div>{v}</div></div>" for k, v in facts)
+    parts = [
+        f'<div class="oj-detail-head oj-{tone}"><span class="oj-icon">{icon}</span>'
+        f'<span class="oj-title">{escape(job.name)}</span>'
+        f'<span class="oj-mono oj-dim">{job.id}</span></div>',
+        f'<div class="oj-facts">{grid}</div>',
+    ]
+    if job.spec.description:
+        parts.append(f"<p class='oj-desc'>{escape(job.spec.description)}</p>")
+    parts.append(_section(job.kind.capitalize(), _payload_text(job)))
+    if job.error:
+        parts.append(_section("Error", job.error, cls="oj-error"))
+    parts.append(_section("Output", job.output or "(no output)", cls="opsjobs-output"))
+    if job.result is not None:
+        parts.append(_section("Result", json.dumps(job.result, indent=2, default=str)))
+    if notebook_html is not None:
+        parts.append(
+            '<h4 class="oj-h">Executed notebook</h4>'
+            f'<iframe class="oj-notebook" sandbox="" srcdoc="{escape(notebook_html)}"></iframe>'
+        )
+    return f'<div class="oj-detail opsjobs-detail">{"".join(parts)}</div>'
+
+
+def _section(title: str, text: str, *, cls: str = "") -> str:
+    return f'<h4 class="oj-h">{escape(title)}</h4><pre class="oj-pre {cls}">{escape(text)}</pre>'
+
+
+def jobs_table(jobs: Sequence[Job], now: float) -> str:
+    """Queued and running jobs with elapsed time and Stop."""
+    head = "".join(
+        f"<th>{t}</th>" for t in ("Job Name", "Status", "Owner", "Queue", "Mode", "Elapsed", "")
+    )
+    rows = []
+    for job in jobs:
+        since = job.started_at if job.started_at is not None else job.submitted_at
+        stop = (
+            '<span class="oj-dim">stopping…</span>'
+            if job.cancel_requested
+            else button("Stop", f"cancel:{job.id}", tone="danger")
+        )
+        rows.append(
+            f'<tr data-job="{job.id}"><td class="oj-name"><a data-oj="view:{job.id}">'
+            f"{escape(job.name)}</a></td><td>{badge(job.state)}</td>"
+            f"<td>{escape(job.owner)}</td><td>{escape(job.queue)}</td>"
+            f"<td>{escape(job.mode.seed_name)}</td>"
+            f'<td class="oj-num">{duration(now - since)}</td>'
+            f'<td class="oj-actions">{stop}</td></tr>'
+        )
+    return _table("opsjobs-jobs-table", head, rows, "Nothing queued or running.", 7)
+
+
+def schedules_table(schedules: Sequence[Schedule], *, may_manage: bool) -> str:
+    """Each schedule with its trigger, next and last run, last status and its buttons."""
+    titles = ("Schedule", "Trigger", "Next run", "Last run", "Last status", "")
+    head = "".join(f"<th>{t}</th>" for t in titles)
+    rows = []
+    for s in schedules:
+        trigger = f"every {duration(s.every_seconds)}" if s.every_seconds else f"{s.cron} {s.tz}"
+        if not may_manage:
+            buttons = ""
+        elif s.enabled:
+            buttons = button("Pause", f"pause:{s.id}")
+        else:
+            buttons = button("Resume", f"resume:{s.id}", tone="primary")
+        if may_manage:
+            buttons += button("Run now", f"run:{s.id}")
+        state = badge(s.last_job_state) if s.last_job_state else '<span class="oj-dim">—</span>'
+        paused = "" if s.enabled else ' <span class="oj-badge oj-warn">paused</span>'
+        rows.append(
+            f'<tr data-schedule="{escape(s.name)}"><td class="oj-name">{escape(s.name)}{paused}'
+            f'</td><td class="oj-mono">{escape(trigger)}</td><td>{when(s.next_fire_at)}</td>'
+            f"<td>{when(s.last_fire_at)}</td><td>{state}</td>"
+            f'<td class="oj-actions">{buttons}</td></tr>'
+        )
+    return _table("opsjobs-schedules-table", head, rows, "No schedules.", 6)
+
+
+def workers_table(workers: Sequence[WorkerInfo], now: float) -> str:
+    """Host, pid, queues, busy threads, last heartbeat, alive or dead."""
+    titles = ("Worker", "Host", "PID", "Queues", "Busy", "Last heartbeat", "State")
+    head = "".join(f"<th>{t}</th>" for t in titles)
+    rows = []
+    for w in workers:
+        if w.stopped_at is not None:
+            state = '<span class="oj-badge oj-idle">stopped</span>'
+        elif w.alive(now):
+            state = '<span class="oj-badge oj-ok">alive</span>'
+        else:
+            state = '<span class="oj-badge oj-bad">dead</span>'
+        queues = ", ".join(q for q in w.queues if not q.startswith("worker:")) or "—"
+        rows.append(
+            f'<tr><td class="oj-mono">{escape(w.id[:8])}</td><td>{escape(w.host)}</td>'
+            f'<td class="oj-num">{w.pid}</td><td>{escape(queues)}</td>'
+            f'<td class="oj-num">{w.busy} / {w.threads}</td>'
+            f"<td>{when(w.heartbeat_at)} <span class='oj-dim'>"
+            f"({duration(now - w.heartbeat_at)} ago)</span></td><td>{state}</td></tr>"
+        )
+    return _table("opsjobs-workers-table", head, rows, "No workers registered.", 7)
+
+
+def memory_summary(view: MemoryView) -> str:
+    """Leak verdicts per worker and the latest analysis with its recommendations."""
+    rows = []
+    for label, v in sorted(view.verdicts.items()):
+        tone = "bad" if v.leaking else "ok"
+        text = "leak suspected" if v.leaking else "no leak"
+        rows.append(
+            f"<tr><td>{escape(label)}</td><td><span class='oj-badge oj-{tone}'>{text}</span></td>"
+            f"<td>{escape(v.reason)}</td><td class='oj-num'>{v.growth_per_hour:+.2f} MB/h</td>"
+            f"<td class='oj-num'>{v.first:.1f} → {v.last:.1f} MB</td>"
+            f"<td class='oj-num'>{v.points}</td></tr>"
+        )
+    head = "".join(
+        f"<th>{t}</th>" for t in ("Host / worker", "Verdict", "Why", "Trend", "RSS", "Points")
+    )
+    parts = [
+        '<h4 class="oj-h">Leak verdicts</h4>',
+        _table("opsjobs-verdicts", head, rows, "No rss_mb series in this window.", 6),
+    ]
+    job = view.latest_analysis
+    parts.append('<h4 class="oj-h">Latest analysis</h4>')
+    if job is None:
+        parts.append('<p class="oj-dim">No memory analysis visible to you yet.</p>')
+    else:
+        result: dict[str, Any] = job.result
+        summary = result.get("summary") or {}
+        figures = " · ".join(
+            f"{k} <b>{summary[k]:,.1f}</b>"
+            for k in ("rss_mb", "uss_mb", "heap_mb", "objects")
+            if isinstance(summary.get(k), int | float)
+        )
+        parts.append(
+            f'<p><a data-oj="view:{job.id}">{escape(job.name)}</a> on '
+            f"{escape(str(result.get('host') or job.host or '?'))}, finished "
+            f"{when(job.finished_at)} UTC. {figures}</p>"
+        )
+        recs = result.get("recommendations") or []
+        items = "".join(
+            f"<li class='oj-rec oj-rec-{escape(str(r.get('severity', 'info')))}'>"
+            f"<b>{escape(str(r.get('severity', 'info')).upper())}</b> "
+            f"{escape(str(r.get('message', '')))}<div class='oj-dim'>"
+            f"{escape(str(r.get('suggestion', '')))}</div></li>"
+            for r in recs
+        )
+        parts.append(f"<ul class='oj-recs'>{items or '<li>[OK] No issues detected</li>'}</ul>")
+    return "".join(parts)

@@ -1,0 +1,305 @@
+"""The dashboard without a browser: session tokens, the data layer's scoping, sorting and paging,
+the HTML it renders and the widget app's commands (as the page's bridge sends them)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from harness import client_for, settings_for
+
+from opsjobs.auth import Auth, User
+from opsjobs.client import Client
+from opsjobs.dashboard import launch
+from opsjobs.dashboard.data import DashboardData, ResultsState, SubmitForm
+from opsjobs.dashboard.render import detail_html, duration, results_table
+from opsjobs.dashboard.session import (
+    SESSION_VARIABLE,
+    DashboardLauncher,
+    open_session,
+    prelaunch_hook,
+    sign_token,
+    verify_token,
+)
+from opsjobs.errors import JobNotFound, NotFound, PermissionDenied, ValidationError
+from opsjobs.model import JobState, Metric
+from opsjobs.store.base import Finish
+
+ADA, BOB, ROOT = "ada@example.org", "bob@example.org", "root@example.org"
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[Client]:
+    with client_for(settings_for(tmp_path)) as c:
+        yield c
+
+
+def users(client: Client) -> dict[str, User]:
+    auth = Auth(client.store)
+    return {
+        "ada": auth.create_key(ADA, roles="debug")[0],
+        "bob": auth.create_key(BOB)[0],
+        "root": auth.create_key(ROOT, roles="system_admin")[0],
+    }
+
+
+def finished(
+    client: Client, name: str, owner: str, runtime: float, state: JobState = JobState.SUCCEEDED
+) -> str:
+    """A job that ran for ``runtime`` seconds and ended in ``state``."""
+    queue = f"q-{abs(hash(name))}"
+    job = client.submit(name, command="print(1)", owner=owner, queue=queue)
+    now = time.time()
+    claimed = client.store.claim("w1", "alpha", [job.queue], now=now, lease=30)
+    assert claimed is not None and claimed.id == job.id
+    outcome = Finish(state, output=f"output of {name}", result_json='{"answer": 42}')
+    assert client.store.finish(job.id, "w1", claimed.attempt, outcome, now=now + runtime)
+    return job.id
+
+
+# -- session ----------------------------------------------------------------------------------
+def test_token_round_trip_expiry_and_forgery() -> None:
+    secret = b"s" * 32
+    token = sign_token(secret, "user-1", now=1000.0, ttl=60)
+    assert verify_token(secret, token, now=1030.0) == "user-1"
+    with pytest.raises(PermissionDenied, match="expired"):
+        verify_token(secret, token, now=1061.0)
+    with pytest.raises(PermissionDenied, match="not valid"):
+        verify_token(b"x" * 32, token, now=1030.0)
+    _body, sig = token.split(".")
+    forged = sign_token(secret, "user-2", now=1000.0).split(".")[0] + "." + sig
+    with pytest.raises(PermissionDenied):
+        verify_token(secret, forged, now=1030.0)
+    with pytest.raises(PermissionDenied):
+        verify_token(secret, "garbage", now=0)
+
+
+def test_session_opens_the_store_as_the_signed_in_user(client: Client) -> None:
+    people = users(client)
+    launcher = DashboardLauncher(client.settings)
+    try:
+        assert stat.S_IMODE(os.stat(launcher.path).st_mode) == 0o600
+        session = launcher.session_for(people["ada"])
+        assert "oj_" not in str(session)  # no API key anywhere
+        assert client.settings.store_url not in str(session)  # the store URL stays in the file
+        kernel_client, user = open_session(session)
+        with kernel_client:
+            assert user == people["ada"]
+            assert kernel_client.store.url == client.store.url
+        with pytest.raises(PermissionDenied, match="expired"):
+            open_session(session, now=time.time() + 3600)
+    finally:
+        launcher.close()
+    with pytest.raises(PermissionDenied, match="opsjobs serve"):
+        open_session(None)
+
+
+def test_prelaunch_hook_injects_a_session_cell_for_the_dashboard_only(client: Client) -> None:
+    import nbformat
+
+    people = users(client)
+    ext = SimpleNamespace(opsjobs_settings=client.settings)
+    settings: dict[str, Any] = {"opsjobs": ext}
+    handler = SimpleNamespace(
+        request=SimpleNamespace(path="/voila/render/dashboard.ipynb"),
+        current_user=SimpleNamespace(opsjobs=people["bob"]),
+        settings=settings,
+    )
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    out = prelaunch_hook(handler, nb, "/")
+    try:
+        assert len(out.cells) == 2 and out.cells[0].source.startswith(SESSION_VARIABLE)
+        scope: dict[str, Any] = {}
+        exec(out.cells[0].source, scope)
+        kernel_client, user = open_session(scope[SESSION_VARIABLE])
+        kernel_client.close()
+        assert user.email == BOB
+        other = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("y = 2")])
+        handler.request.path = "/voila/render/other.ipynb"
+        assert len(prelaunch_hook(handler, other, "/").cells) == 1
+    finally:
+        settings["opsjobs_dashboard"].close()
+
+
+def test_launch_without_a_session_shows_a_message_not_a_traceback() -> None:
+    widget = launch(None)
+    assert "Not signed in" in widget.value and "Traceback" not in widget.value
+
+
+# -- data layer -------------------------------------------------------------------------------
+def test_results_are_scoped_sorted_filtered_and_paged(client: Client) -> None:
+    people = users(client)
+    for i, runtime in enumerate([3.0, 1.0, 2.0, 5.0, 4.0]):
+        state = JobState.FAILED if i == 1 else JobState.SUCCEEDED
+        finished(client, f"ada-{i}", ADA, runtime, state)
+    finished(client, "bob-only", BOB, 9.0)
+    ada = DashboardData(client, people["ada"])
+    page = ada.results(ResultsState(sort="-runtime", page_size=2))
+    assert [j.name for j in page.rows] == ["ada-3", "ada-4"]
+    assert (page.total, page.pages, page.first, page.last) == (5, 3, 1, 2)
+    assert (page.stats.total, page.stats.succeeded, page.stats.failed) == (5, 4, 1)
+    asc = ada.results(ResultsState(sort="-runtime", page_size=2).sorted_by("runtime"))
+    assert [j.name for j in asc.rows] == ["ada-1", "ada-2"]
+    last = ada.results(ResultsState(sort="runtime", page_size=2, page=99))
+    assert last.state.page == 2 and [j.name for j in last.rows] == ["ada-3"]
+    failed = ada.results(ResultsState(status="failed"))
+    assert [j.name for j in failed.rows] == ["ada-1"]
+    assert ada.results(ResultsState(name="ADA-4")).total == 1
+    # bob sees only his own; ada's ids answer "not found"
+    bob = DashboardData(client, people["bob"])
+    assert [j.name for j in bob.results(ResultsState()).rows] == ["bob-only"]
+    with pytest.raises(JobNotFound):
+        bob.job(page.rows[0].id)
+    with pytest.raises(JobNotFound):
+        bob.delete(page.rows[0].id)
+    # an admin sees their own until they switch to everyone's
+    root = DashboardData(client, people["root"])
+    assert root.results(ResultsState()).total == 0
+    root.everyone = True
+    assert root.results(ResultsState()).total == 6
+    ada.everyone = True  # not an admin: ignored
+    assert ada.results(ResultsState()).total == 5
+
+
+def test_sort_toggle_and_unknown_column() -> None:
+    state = ResultsState()
+    assert state.sorted_by("runtime").sort == "-runtime"
+    assert state.sorted_by("runtime").sorted_by("runtime").sort == "runtime"
+    assert state.sorted_by("name").sort == "name"
+    with pytest.raises(ValidationError):
+        state.sorted_by("payload")
+
+
+def test_delete_cancel_and_active_jobs(client: Client) -> None:
+    people = users(client)
+    done = finished(client, "done", ADA, 1.0)
+    queued = client.submit("waiting", command="print(1)", owner=ADA, queue="nobody")
+    data = DashboardData(client, people["ada"])
+    assert [j.name for j in data.active_jobs()] == ["waiting"]
+    assert data.cancel(queued.id).state is JobState.CANCELLED
+    assert data.active_jobs() == []
+    data.delete(done)
+    with pytest.raises(JobNotFound):
+        client.get(done)
+
+
+def test_schedules_need_a_submit_role_and_are_scoped(client: Client) -> None:
+    people = users(client)
+    client.schedules.add("ada-nightly", every="1h", command="print(1)", owner=ADA)
+    client.schedules.add("bob-hourly", every="1h", command="print(1)", owner=BOB)
+    ada = DashboardData(client, people["ada"])
+    assert [s.name for s in ada.schedules()] == ["ada-nightly"]
+    assert ada.pause("ada-nightly").enabled is False
+    assert ada.resume("ada-nightly").enabled is True
+    assert ada.run_now("ada-nightly").owner == ADA
+    with pytest.raises(NotFound):
+        ada.pause("bob-hourly")
+    with pytest.raises(PermissionDenied):
+        DashboardData(client, people["bob"]).pause("bob-hourly")  # bob has no submit role
+
+
+def test_submit_form_kinds_and_errors(client: Client, tmp_path: Path) -> None:
+    people = users(client)
+    data = DashboardData(client, people["ada"])
+    job = data.submit(SubmitForm("c", "call", "tests.jobfuncs:add", {"a": 1, "b": 2}, "inline"))
+    assert (job.kind, job.owner, job.mode.value) == ("call", ADA, "inline")
+    job = data.submit(SubmitForm("s", "command", "print(2)", timeout=5.0, queue="q1"))
+    assert (job.kind, job.spec.timeout, job.queue) == ("command", 5.0, "q1")
+    nb = tmp_path / "n.ipynb"
+    nb.write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
+    job = data.submit(SubmitForm("n", "notebook", str(nb), {"x": 1}, "process"))
+    assert job.spec.payload["parameters"] == {"x": 1}
+    with pytest.raises(ValidationError, match="give the"):
+        data.submit(SubmitForm("c", "call", " "))
+    with pytest.raises(ValidationError, match="no parameters"):
+        data.submit(SubmitForm("s", "command", "print(1)", {"a": 1}))
+    with pytest.raises(PermissionDenied):
+        DashboardData(client, people["bob"]).submit(SubmitForm("x", "command", "print(1)"))
+
+
+def test_memory_series_verdicts_and_latest_analysis(client: Client) -> None:
+    people = users(client)
+    now = time.time()
+    points = [
+        Metric("rss_mb", 100 + 5 * i, {"host": "alpha", "worker": "w1"}, at=now - 3600 * (10 - i))
+        for i in range(10)
+    ]
+    points.append(Metric("rss_mb", 50, {"host": "alpha", "worker": "w1"}, at=now - 3 * 86400))
+    points.append(Metric("gc_gen2_collections", 3, {"host": "alpha", "worker": "w1"}, at=now))
+    client.store.record_metrics(points)
+    data = DashboardData(client, people["ada"])
+    view = data.memory(24 * 3600)
+    assert len(view.series["rss_mb"]["alpha / w1"]) == 10  # the 3-day-old point is outside
+    assert view.series["gc_gen2_collections"]["alpha / w1"] == [(pytest.approx(now), 3.0)]
+    assert view.verdicts["alpha / w1"].leaking
+    assert view.latest_analysis is None
+    assert len(data.memory(7 * 86400).series["rss_mb"]["alpha / w1"]) == 11
+
+
+# -- rendering --------------------------------------------------------------------------------
+def test_duration_and_escaping(client: Client) -> None:
+    assert duration(None) == "—" and duration(0.1234) == "0.123 s" and duration(75) == "1 m 15 s"
+    assert duration(2 * 86400 + 3600) == "2 d 01 h"
+    people = users(client)
+    finished(client, "<script>alert(1)</script>", ADA, 1.0)
+    data = DashboardData(client, people["ada"])
+    page = data.results(ResultsState())
+    html = results_table(page)
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "opsjobs-results-table" in html and 'data-oj="sort:runtime"' in html
+    detail = detail_html(page.rows[0])
+    assert "output of" in detail and "&quot;answer&quot;: 42" in detail and "<script>" not in detail
+
+
+# -- the widget app ---------------------------------------------------------------------------
+def test_app_commands_from_the_bridge(client: Client) -> None:
+    from opsjobs.dashboard.app import DashboardApp
+
+    people = users(client)
+    ids = [finished(client, f"job-{i}", ADA, float(i + 1)) for i in range(3)]
+    client.schedules.add("nightly", every="1h", command="print(1)", owner=ADA)
+    app = DashboardApp(DashboardData(client, people["ada"]))
+    app.refresh()
+    assert "Submit" in app.tab_names and app.everyone.layout.display == "none"
+    assert 'data-stat="total">3<' in app.stats_html.value
+    app.bridge.value = "sort:runtime|1"
+    assert app.state.sort == "-runtime"
+    assert app.table.value.index("job-2") < app.table.value.index("job-0")
+    app.bridge.value = f"view:{ids[1]}|2"
+    assert app.detail_id == ids[1] and "output of job-1" in app.detail_html.value
+    app.bridge.value = f"delete:{ids[1]}|3"
+    assert app.confirm.layout.display == "" and "job-1" in app.confirm_text.value
+    app._confirm(True)
+    assert app.detail_id is None and "job-1" not in app.table.value
+    assert "deleted" in app.message.value
+    app.bridge.value = f"view:{ids[1]}|4"  # gone: a message, not a traceback
+    assert "no job with id" in app.message.value and "Traceback" not in app.message.value
+    app.tabs.selected_index = app.tab_names.index("Schedules")
+    schedule = client.schedules.get("nightly")
+    app.bridge.value = f"pause:{schedule.id}|5"
+    assert "paused" in app.message.value and "Resume" in app.panel_html["schedules"].value
+    app.tabs.selected_index = app.tab_names.index("Memory")
+    assert app.chart.value[:4] == b"\x89PNG"
+    app.bridge.value = "bogus:x|6"
+    assert "Unknown action" in app.message.value
+
+
+def test_app_for_a_reader_and_an_admin(client: Client) -> None:
+    from opsjobs.dashboard.app import DashboardApp
+
+    people = users(client)
+    finished(client, "ada-job", ADA, 1.0)
+    bob = DashboardApp(DashboardData(client, people["bob"]))
+    bob.refresh()
+    assert "Submit" not in bob.tab_names and "ada-job" not in bob.table.value
+    root = DashboardApp(DashboardData(client, people["root"]))
+    root.refresh()
+    assert root.everyone.layout.display == "" and "ada-job" not in root.table.value
+    root.everyone.value = True
+    assert "ada-job" in root.table.value
