@@ -12,6 +12,8 @@ variable                          meaning                                   defa
 ``OPSJOBS_RUNTIME_DIR``           folder of the local doorbell sockets      ``/tmp/opsjobs-<uid>``
 ``OPSJOBS_USER``                  owner recorded on jobs submitted locally  the login name
 ``OPSJOBS_HOST``                  host name workers record                  ``socket.gethostname()``
+``OPSJOBS_WEBHOOKS``              alert webhooks: comma-separated http(s)   none
+                                  URLs (JSON with a Slack ``text`` field)
 ================================  ========================================  ===================
 """
 
@@ -45,6 +47,8 @@ class Settings:
     #: Host name workers record on jobs, metrics and the registry; empty: the machine's name.
     #: Lets several workers on one machine stand for several hosts (containers, tests).
     host: str = ""
+    #: URLs that receive every alert change (see :mod:`opsjobs.alerts.webhooks`).
+    webhooks: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.store_url:
@@ -57,6 +61,9 @@ class Settings:
             raise ConfigError("lease must be between 1 and 3600 seconds")
         if not 0.05 <= self.poll_interval <= 600:
             raise ConfigError("poll interval must be between 0.05 and 600 seconds")
+        from .alerts.webhooks import parse_webhooks  # deferred: no import cycle
+
+        object.__setattr__(self, "webhooks", parse_webhooks(self.webhooks))
 
     @classmethod
     def from_env(
@@ -84,6 +91,7 @@ class Settings:
             "OPSJOBS_RUNTIME_DIR": "runtime_dir",
             "OPSJOBS_USER": "user",
             "OPSJOBS_HOST": "host",
+            "OPSJOBS_WEBHOOKS": "webhooks",
         }
         for var, name in names.items():
             if env.get(var):
@@ -111,6 +119,8 @@ class Settings:
                     kwargs[name] = int(str(raw))
                 elif name in ("lease_seconds", "poll_interval"):
                     kwargs[name] = float(str(raw))
+                elif name == "webhooks":
+                    kwargs[name] = raw if isinstance(raw, list | tuple) else str(raw)
                 else:
                     kwargs[name] = str(raw)
             except ValueError:

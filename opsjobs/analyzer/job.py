@@ -9,7 +9,8 @@ or the server), and:
   with ``host``, ``worker`` and ``pid``;
 * compares with the previous analysis of the same worker (the latest earlier succeeded job
   whose result this function produced) and judges the stored ``rss_mb`` series of that worker
-  with :func:`~opsjobs.analyzer.leak_verdict`;
+  with :func:`~opsjobs.analyzer.leak_verdict`, recorded as the metric ``leak_suspected`` (1 or 0)
+  for the alert rules;
 * with ``export_csv``, writes the tables to ``<data>/results/<job id>/``;
 * returns a compact JSON result: summary, recommendations, growth, verdict and a snapshot
   (process figures, per-type census, globals) that a later run diffs against.
@@ -241,6 +242,7 @@ def run(
             files = [str(p) for p in write_csv(report, folder)]
     limit = report.process.cgroup_limit
     verdict: LeakVerdict = leak_verdict(series, limit=limit / MiB if limit else None)
+    _record(ctx, {"leak_suspected": float(verdict.leaking)}, report.pid)
     recs = recommend(report, th, verdict, diff)
     text = format_text(report, recs, diff=diff, verdict=verdict)
     print(text + "".join(f"\nNote: {n}\n" for n in notes), end="")

@@ -288,9 +288,14 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
             action = "updated"
         else:
             schedule, action = current, "unchanged"
+        from ..alerts import ensure_default_rules
+
+        rules = ensure_default_rules(client.store)
     print(f"store {settings.store_url} ready; data folder {settings.data_dir}")
     print(
         f"retention schedule {schedule.name} {action}: {schedule.trigger_text}, keeps "
         f"{args.keep_days:g} day(s) and the last {args.keep_last} job(s) of each name"
     )
+    for rule, rule_action in rules:
+        print(f"alert rule {rule.name} {rule_action}: {rule.condition_text}")
     return 0

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..model import Job, JobSpec, JobState, Metric, ResultQuery, Stats, WorkerInfo
+from .alerts import AlertStore
 from .auth import AuthStore
 from .schedules import ScheduleStore
 
@@ -50,7 +51,7 @@ class Waiter(abc.ABC):
     def close(self) -> None: ...
 
 
-class Store(AuthStore, ScheduleStore, abc.ABC):
+class Store(AlertStore, AuthStore, ScheduleStore, abc.ABC):
     """Persistence of jobs, workers and metrics. Thread-safe; each method is one transaction."""
 
     url: str

@@ -27,6 +27,7 @@ from ..model import (
     WorkerInfo,
 )
 from .base import Finish, Recovered, Store, Waiter
+from .memory_alerts import MemoryAlerts
 from .memory_auth import MemoryAuth
 from .memory_schedules import MemorySchedules
 
@@ -52,7 +53,7 @@ class _ConditionWaiter(Waiter):
         pass
 
 
-class MemoryStore(MemoryAuth, MemorySchedules, Store):
+class MemoryStore(MemoryAlerts, MemoryAuth, MemorySchedules, Store):
     """Every job, worker and metric in dictionaries guarded by one lock."""
 
     def __init__(self) -> None:

@@ -19,6 +19,7 @@ from .base import Finish, Recovered, Store, Waiter
 from .doorbell import Doorbell
 from .rows import job_params, metric_params, row_to_job, row_to_metric, row_to_worker, worker_params
 from .sql import load_migrations, load_queries
+from .sqlite_alerts import SQLiteAlerts
 from .sqlite_auth import SQLiteAuth
 from .sqlite_schedules import SQLiteSchedules
 
@@ -29,7 +30,7 @@ BUSY_TIMEOUT_MS = 10_000
 _NOT_NULL = frozenset({"name", "state", "submitted_at", "mode", "queue", "owner", "kind"})
 
 
-class SQLiteStore(SQLiteAuth, SQLiteSchedules, Store):
+class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
     """Jobs, workers and metrics in one SQLite file.
 
     Parameters

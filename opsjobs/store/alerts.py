@@ -1,0 +1,206 @@
+"""The alerts domain of the store: rules, alerts, alert events (interface only), and the metric
+reads that alerting and the Prometheus exposition need.
+
+At most one alert per (rule, series) is open at a time: :meth:`AlertStore.open_alert` inserts it
+only if none is (a unique index on open alerts in the SQL backends), and
+:meth:`AlertStore.resolve_alert` changes only an open alert. Each stores its event in the same
+transaction, so every change of state is recorded exactly once however many evaluators race.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from ..alerts.model import Alert, AlertEvent, AlertRule, AlertState, Condition, Severity
+from ..model import Metric
+
+__all__ = [
+    "AlertStore",
+    "alert_params",
+    "event_params",
+    "labels_text",
+    "row_to_alert",
+    "row_to_event",
+    "row_to_rule",
+    "rule_params",
+]
+
+
+class AlertStore(abc.ABC):
+    """Alert rules, alerts and their events. Each method is one transaction."""
+
+    # -- rules ----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def add_alert_rule(self, rule: AlertRule) -> None:
+        """Insert a validated rule (id and created_at set); Conflict if the name is taken."""
+
+    @abc.abstractmethod
+    def get_alert_rule(self, name_or_id: str) -> AlertRule:
+        """The rule with this name or id; :class:`~opsjobs.errors.NotFound` otherwise."""
+
+    @abc.abstractmethod
+    def list_alert_rules(self) -> list[AlertRule]:
+        """Every rule, by name."""
+
+    @abc.abstractmethod
+    def remove_alert_rule(self, rule_id: str) -> None:
+        """Delete a rule (its alerts and events stay); NotFound if absent."""
+
+    # -- alerts ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def open_alert(self, alert: Alert, event: AlertEvent) -> bool:
+        """Insert ``alert`` (open) and its ``opened`` event, unless an alert of the same rule
+        and series is open already (then nothing changes and the answer is False)."""
+
+    @abc.abstractmethod
+    def find_open_alert(self, rule_id: str, series: str) -> Alert | None:
+        """The open alert of a rule on a series, if any."""
+
+    @abc.abstractmethod
+    def refresh_alert(self, alert_id: str, value: float, *, now: float) -> None:
+        """Record the latest value of an open alert."""
+
+    @abc.abstractmethod
+    def resolve_alert(self, alert_id: str, event: AlertEvent) -> Alert | None:
+        """Resolve an open alert at ``event.at`` and store the event; None (and nothing
+        stored) when the alert is not open."""
+
+    @abc.abstractmethod
+    def list_alerts(self, *, open_only: bool = False, limit: int = 100) -> list[Alert]:
+        """Alerts, most recently opened first."""
+
+    @abc.abstractmethod
+    def alert_events(self, *, alert_id: str | None = None, limit: int = 100) -> list[AlertEvent]:
+        """Events (of one alert, or all), newest first."""
+
+    # -- metric reads ---------------------------------------------------------------------
+    @abc.abstractmethod
+    def series_points(
+        self,
+        name: str,
+        labels: Mapping[str, str],
+        host: str | None,
+        *,
+        since: float,
+        limit: int,
+    ) -> list[Metric]:
+        """The newest ``limit`` points at or after ``since`` of one series (exactly these
+        labels on this host), oldest first."""
+
+    @abc.abstractmethod
+    def latest_metrics(self, *, since: float) -> list[Metric]:
+        """The latest point of every series that has one at or after ``since``."""
+
+    @abc.abstractmethod
+    def job_counts(self) -> list[tuple[str, str, int]]:
+        """``(queue, state, count)`` of the jobs in the store."""
+
+
+# Row mapping shared by the SQL backends -------------------------------------------------------
+def labels_text(labels: Mapping[str, str]) -> str:
+    """Labels as the metrics table stores them (see ``rows.metric_params``)."""
+    return json.dumps(dict(labels), sort_keys=True)
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value  # jsonb arrives decoded
+
+
+def rule_params(rule: AlertRule) -> dict[str, Any]:
+    return {
+        "id": rule.id,
+        "name": rule.name,
+        "metric": rule.metric,
+        "labels": labels_text(rule.labels),
+        "condition": rule.condition.value,
+        "threshold": rule.threshold,
+        "for_points": rule.for_points,
+        "for_seconds": rule.for_seconds,
+        "window_seconds": rule.window_seconds,
+        "per_seconds": rule.per_seconds,
+        "severity": rule.severity.value,
+        "description": rule.description,
+        "enabled": rule.enabled,
+        "created_at": rule.created_at,
+    }
+
+
+def row_to_rule(row: Any) -> AlertRule:
+    return AlertRule(
+        id=row["id"],
+        name=row["name"],
+        metric=row["metric"],
+        labels=_json(row["labels"]) or {},
+        condition=Condition(row["condition"]),
+        threshold=row["threshold"],
+        for_points=row["for_points"],
+        for_seconds=row["for_seconds"],
+        window_seconds=row["window_seconds"],
+        per_seconds=row["per_seconds"],
+        severity=Severity(row["severity"]),
+        description=row["description"],
+        enabled=bool(row["enabled"]),
+        created_at=row["created_at"],
+    )
+
+
+def alert_params(alert: Alert) -> dict[str, Any]:
+    return {
+        "id": alert.id,
+        "rule_id": alert.rule_id,
+        "rule_name": alert.rule_name,
+        "metric": alert.metric,
+        "series": alert.series,
+        "labels": labels_text(alert.labels),
+        "host": alert.host,
+        "severity": alert.severity.value,
+        "state": alert.state.value,
+        "value": alert.value,
+        "message": alert.message,
+        "opened_at": alert.opened_at,
+        "updated_at": alert.updated_at,
+        "resolved_at": alert.resolved_at,
+    }
+
+
+def row_to_alert(row: Any) -> Alert:
+    return Alert(
+        id=row["id"],
+        rule_id=row["rule_id"],
+        rule_name=row["rule_name"],
+        metric=row["metric"],
+        series=row["series"],
+        labels=_json(row["labels"]) or {},
+        host=row["host"],
+        severity=Severity(row["severity"]),
+        state=AlertState(row["state"]),
+        value=row["value"],
+        message=row["message"],
+        opened_at=row["opened_at"],
+        updated_at=row["updated_at"],
+        resolved_at=row["resolved_at"],
+    )
+
+
+def event_params(event: AlertEvent) -> dict[str, Any]:
+    return {
+        "alert_id": event.alert_id,
+        "kind": event.kind,
+        "at": event.at,
+        "value": event.value,
+        "message": event.message,
+    }
+
+
+def row_to_event(row: Any) -> AlertEvent:
+    return AlertEvent(
+        id=int(row["id"]),
+        alert_id=row["alert_id"],
+        kind=row["kind"],
+        at=row["at"],
+        value=row["value"],
+        message=row["message"],
+    )
