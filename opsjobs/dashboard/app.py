@@ -111,7 +111,7 @@ class DashboardApp:
         }
         self.tabs = _classed(w.Tab(children=[panels[t] for t in tabs]), "opsjobs-tabs")
         self.tabs.titles = tuple(tabs)
-        self.tabs.observe(lambda _: self.refresh(), "selected_index")
+        self.tabs.observe(self._on_tab, "selected_index")
         self.widget = _classed(
             w.VBox([header, self.message, self.confirm, self.tabs, self.bridge]), "opsjobs-app"
         )
@@ -199,9 +199,12 @@ class DashboardApp:
         go = _classed(w.Button(description="Submit job", button_style="primary"), "opsjobs-submit")
         go.on_click(lambda _: self._submit())
         self.f_kind.observe(self._on_kind, "value")
-        hint = w.HTML(
-            '<p class="oj-dim">Timeout 0 means none. Parameters are a JSON object '
-            "(kwargs of a call, parameters of a notebook).</p>"
+        hint = _classed(
+            w.HTML(
+                '<p class="oj-dim">Timeout 0 means none. Parameters are a JSON object '
+                "(kwargs of a call, parameters of a notebook).</p>"
+            ),
+            "oj-hint",
         )
         row = _classed(w.HBox([self.f_mode, self.f_queue, self.f_timeout]), "oj-bar")
         return _classed(
@@ -361,6 +364,11 @@ class DashboardApp:
 
     def _page(self, step: int) -> None:
         self.state = ResultsState(**{**self.state.__dict__, "page": self.state.page + step})
+        self.refresh()
+
+    def _on_tab(self, _: Any) -> None:
+        if "oj-msg-info" in self.message.value:
+            self.say("")
         self.refresh()
 
     def _on_everyone(self, change: dict[str, Any]) -> None:

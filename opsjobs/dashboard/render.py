@@ -56,6 +56,14 @@ def duration(seconds: float | None) -> str:
     return f"{d} d {h:02d} h"
 
 
+def interval(seconds: float) -> str:
+    """``30 min``, ``1 h``, ``1 d``; other lengths as :func:`duration`."""
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)} {unit}"
+    return duration(seconds)
+
+
 def badge(state: JobState | str | None) -> str:
     """A coloured status pill."""
     if state is None:
@@ -231,7 +239,7 @@ def schedules_table(schedules: Sequence[Schedule], *, may_manage: bool) -> str:
     head = "".join(f"<th>{t}</th>" for t in titles)
     rows = []
     for s in schedules:
-        trigger = f"every {duration(s.every_seconds)}" if s.every_seconds else f"{s.cron} {s.tz}"
+        trigger = f"every {interval(s.every_seconds)}" if s.every_seconds else f"{s.cron} {s.tz}"
         if not may_manage:
             buttons = ""
         elif s.enabled:

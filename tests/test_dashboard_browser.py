@@ -1,0 +1,222 @@
+"""The dashboard in a real Chromium (Debian's, headless, driven by playwright) against a real
+server with Voila: sign in with a key, stats, sort, detail, delete, stop, pause, memory chart,
+and a second user who sees none of the first one's results. Screenshots of every tab land in
+``artifacts/dashboard/`` (git-ignored)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness import ROOT, client_for, settings_for, wait_for
+
+from opsjobs.client import Client
+from opsjobs.model import JobState, Metric
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = ROOT / "artifacts" / "dashboard"
+ADA, BOB = "ada@example.org", "bob@example.org"
+TIMEOUT = 60_000  # ms; a loaded CI machine starts kernels slowly
+
+pytestmark = [
+    pytest.mark.slow,
+    # Voila registers static handlers without auth decorators; jupyter_server warns (not ours).
+    pytest.mark.filterwarnings("ignore::jupyter_server.utils.JupyterServerAuthWarning"),
+]
+
+
+def _need_chromium() -> None:
+    if Path(CHROMIUM).exists():
+        return
+    message = f"{CHROMIUM} is missing (apt-get install chromium)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def launch_chromium(playwright: Any) -> Any:
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A server with Voila and the dashboard, ada's results, a running job, a schedule and
+    memory metrics; bob has a key and nothing else."""
+    _need_chromium()
+    from server_harness import ServerThread
+
+    tmp = tmp_path_factory.mktemp("dashboard")
+    server = ServerThread(tmp, voila=True)
+    shutil.copy(ROOT / "notebooks" / "dashboard.ipynb", server.root / "dashboard.ipynb")
+    server.start()
+    settings = settings_for(tmp, store_url=server.store_url, data_dir=server.data)
+    client = client_for(settings)
+    try:
+        keys = {"ada": server.key(ADA, roles="debug"), "bob": server.key(BOB, roles="debug")}
+        jobs = [
+            client.submit(f"ada-{i}", command=f"import time\ntime.sleep({0.05 * i})", owner=ADA)
+            for i in range(6)
+        ]
+        jobs.append(client.submit("ada-broken", command="raise ValueError('planted')", owner=ADA))
+        for job in jobs:
+            client.wait(job.id, timeout=60)
+        sleeper = client.submit(
+            "ada-sleeper",
+            command="import time, opsjobs\nwhile not opsjobs.context().cancelled:\n"
+            "    time.sleep(0.05)",
+            owner=ADA,
+        )
+        wait_for(lambda: client.get(sleeper.id).state is JobState.RUNNING, 30, "the sleeper")
+        client.schedules.add("ada-nightly", every="1h", command="print(1)", owner=ADA)
+        now = time.time()
+        client.store.record_metrics(
+            [
+                Metric(name, base + 3 * i, {"host": "alpha", "worker": "w1"}, at=now - 1800 * i)
+                for i in range(12)
+                for name, base in (("rss_mb", 120.0), ("uss_mb", 100.0))
+            ]
+        )
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        yield {"server": server, "client": client, "keys": keys, "sleeper": sleeper.id}
+    finally:
+        client.close()
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(site: dict[str, Any]) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = launch_chromium(p)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def sign_in(browser: Any, site: dict[str, Any], who: str) -> Any:
+    """A fresh browser context signed in as ``who``, on the dashboard (via ``/``)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT)
+    page.goto(site["server"].base + "/login")
+    page.fill("input[name=password]", site["keys"][who])
+    page.press("input[name=password]", "Enter")
+    page.wait_for_selector(".opsjobs-results-table")
+    return page
+
+
+def shot(page: Any, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def tab(page: Any, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+
+
+def runtimes(page: Any) -> list[float]:
+    cells = page.locator(".opsjobs-results-table td[data-runtime]")
+    return [float(v) for v in cells.evaluate_all("els => els.map(e => e.dataset.runtime)") if v]
+
+
+def test_results_stats_sort_detail_and_delete(browser: Any, site: dict[str, Any]) -> None:
+    client: Client = site["client"]
+    page = sign_in(browser, site, "ada")
+    assert "/voila/render/dashboard.ipynb" in page.url
+    assert page.locator('[data-stat="total"]').inner_text() == "8"
+    assert page.locator('[data-stat="failed"]').inner_text() == "1"
+    assert site["keys"]["ada"] not in page.content()  # the key is in neither page nor kernel
+    shot(page, "results")
+
+    page.click('th[data-col="runtime"]')
+    page.wait_for_selector('th.oj-sorted[data-col="runtime"]')
+    values = runtimes(page)
+    assert len(values) >= 6 and values == sorted(values, reverse=True)
+
+    row = page.locator(".opsjobs-results-table tr", has_text="ada-broken")
+    job_id = row.get_attribute("data-job")
+    row.get_by_role("button", name="View").click()
+    detail = page.wait_for_selector(".opsjobs-detail")
+    assert "planted" in detail.inner_text() and "ValueError" in detail.inner_text()
+    shot(page, "detail")
+
+    page.click(".opsjobs-delete")
+    page.click(".opsjobs-confirm-yes")
+    page.wait_for_selector(f'.opsjobs-results-table tr[data-job="{job_id}"]', state="detached")
+    assert client.count(owner=ADA) == 7
+    page.reload()
+    page.wait_for_selector(".opsjobs-results-table")
+    assert page.locator(f'tr[data-job="{job_id}"]').count() == 0
+    assert page.locator('[data-stat="total"]').inner_text() == "7"
+    page.context.close()
+
+
+def test_stop_a_running_job_and_pause_a_schedule(browser: Any, site: dict[str, Any]) -> None:
+    client: Client = site["client"]
+    page = sign_in(browser, site, "ada")
+    tab(page, "Jobs")
+    sleeper = site["sleeper"]
+    page.wait_for_selector(f'.opsjobs-jobs-table tr[data-job="{sleeper}"]')
+    shot(page, "jobs")
+    page.locator(f'tr[data-job="{sleeper}"]').get_by_role("button", name="Stop").click()
+    wait_for(lambda: client.get(sleeper).state is JobState.CANCELLED, 30, "the stop")
+    page.wait_for_selector(f'.opsjobs-jobs-table tr[data-job="{sleeper}"]', state="detached")
+
+    tab(page, "Schedules")
+    row = page.locator('.opsjobs-schedules-table tr[data-schedule="ada-nightly"]')
+    row.get_by_role("button", name="Pause").click()
+    row.get_by_role("button", name="Resume").wait_for()
+    assert client.schedules.get("ada-nightly").enabled is False
+    shot(page, "schedules")
+
+    tab(page, "Workers")
+    page.wait_for_selector(".opsjobs-workers-table .oj-ok")  # the server's hosted worker
+    shot(page, "workers")
+    tab(page, "Submit")
+    page.wait_for_selector(".opsjobs-submit")
+    shot(page, "submit")
+    page.context.close()
+
+
+def test_memory_chart(browser: Any, site: dict[str, Any]) -> None:
+    page = sign_in(browser, site, "ada")
+    tab(page, "Memory")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('img.opsjobs-memory-chart');"
+        " return i !== null && i.complete && i.naturalHeight > 150; }"
+    )
+    box = page.locator("img.opsjobs-memory-chart").bounding_box()
+    assert box is not None and box["width"] > 600 and box["height"] > 150
+    page.wait_for_selector(".opsjobs-verdicts td")
+    assert "alpha / w1" in page.locator(".opsjobs-verdicts").inner_text()
+    shot(page, "memory")
+    page.context.close()
+
+
+def test_a_second_user_sees_none_of_the_first_users_results(
+    browser: Any, site: dict[str, Any]
+) -> None:
+    page = sign_in(browser, site, "bob")
+    assert page.locator('[data-stat="total"]').inner_text() == "0"
+    assert "No results match." in page.locator(".opsjobs-results-table").inner_text()
+    assert "ada-" not in page.locator(".opsjobs-app").inner_text()
+    tab(page, "Schedules")
+    page.wait_for_selector(".opsjobs-schedules-table .oj-empty")
+    shot(page, "second-user")
+    page.context.close()
