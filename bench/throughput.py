@@ -899,6 +899,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--profile", action="store_true", help="also cProfile the inline drain")
     p.add_argument("--skip-latency", action="store_true", help="throughput figures only")
+    p.add_argument(
+        "--only",
+        choices=["all", "postgres"],
+        default="all",
+        help="'postgres': the PostgreSQL rows only (throughput and latency)",
+    )
     args = p.parse_args(argv)
     quick = args.quick
     args.jobs = args.jobs or (2000 if quick else 10_000)
@@ -937,15 +943,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f" ({time.monotonic() - t:.1f} s)", flush=True)
 
     n = args.jobs
+    sqlite_too = args.only == "all"
     try:
-        step("raw sqlite3 ceiling", lambda: bench_raw_sqlite(base, n), rates)
-        step("raw sqlite3, opsjobs SQL", lambda: bench_raw_opsjobs_sql(base, n), rates)
-        step("filesystem probe", lambda: bench_file_create(base, n), rates)
-        step("opsjobs inline", lambda: bench_opsjobs_sqlite(base, n, "inline", 1), rates)
-        step("opsjobs thread", lambda: bench_opsjobs_sqlite(base, n, "thread", 4), rates)
-        step("Huey 1 worker", lambda: bench_huey(base, n, 1), rates)
-        step("Huey 4 workers", lambda: bench_huey(base, n, 4), rates)
-        step("Huey 1 worker, results", lambda: bench_huey(base, n, 1, True), rates)
+        if sqlite_too:
+            step("raw sqlite3 ceiling", lambda: bench_raw_sqlite(base, n), rates)
+            step("raw sqlite3, opsjobs SQL", lambda: bench_raw_opsjobs_sql(base, n), rates)
+            step("filesystem probe", lambda: bench_file_create(base, n), rates)
+            step("opsjobs inline", lambda: bench_opsjobs_sqlite(base, n, "inline", 1), rates)
+            step("opsjobs thread", lambda: bench_opsjobs_sqlite(base, n, "thread", 4), rates)
+            step("Huey 1 worker", lambda: bench_huey(base, n, 1), rates)
+            step("Huey 4 workers", lambda: bench_huey(base, n, 4), rates)
+            step("Huey 1 worker, results", lambda: bench_huey(base, n, 1, True), rates)
         pg = None if args.postgres.lower() == "none" else args.postgres
         why = pg_reachable(pg) if pg else "disabled with --postgres none"
         if why is None and pg is not None:
@@ -955,16 +963,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"... PostgreSQL skipped: {why}")
         if not args.skip_latency:
             idle, k = args.idle, args.samples
-            step(
-                f"opsjobs latency ({k} samples, {idle:g} s idle)",
-                lambda: latency_opsjobs_sqlite(base, k, idle),
-                lats,
-            )
-            step(
-                f"Huey latency ({k} samples, {idle:g} s idle)",
-                lambda: latency_huey(base, k, idle),
-                lats,
-            )
+            if sqlite_too:
+                step(
+                    f"opsjobs latency ({k} samples, {idle:g} s idle)",
+                    lambda: latency_opsjobs_sqlite(base, k, idle),
+                    lats,
+                )
+                step(
+                    f"Huey latency ({k} samples, {idle:g} s idle)",
+                    lambda: latency_huey(base, k, idle),
+                    lats,
+                )
             if why is None and pg is not None:
                 step(
                     f"PostgreSQL latency ({k} samples)",
