@@ -4,13 +4,15 @@
 waits for a receiver. A delivery that fails with a connection error, a timeout, 429 or a 5xx
 is retried with exponential backoff (``backoff``, doubled each time, at most ``max_backoff``)
 up to ``attempts`` times in all; other answers (3xx — redirects are never followed — and other
-4xx) are final. Retries of one receiver do not hold up deliveries to others. Deliveries still
+4xx) are final. Each receiver gets the changes in order (a retried delivery holds up the later
+ones to the same receiver, never those to others). Deliveries still
 pending when the sender closes are given a short grace, then dropped (the store keeps every
 event regardless).
 """
 
 from __future__ import annotations
 
+import collections
 import heapq
 import http.client
 import itertools
@@ -63,14 +65,14 @@ def parse_webhooks(value: str | Iterable[str] | None) -> tuple[str, ...]:
     if value is None:
         return ()
     items = value.split(",") if isinstance(value, str) else list(value)
-    return tuple(validate_webhook_url(u) for u in items if str(u).strip())
+    urls = (validate_webhook_url(u) for u in items if str(u).strip())
+    return tuple(dict.fromkeys(urls))  # each receiver once
 
 
 def redact(url: str) -> str:
     """A URL as it may appear in logs: no credentials, no path (it often is the secret)."""
     parts = urlsplit(url)
-    host = parts.hostname or "?"
-    return f"{parts.scheme}://{host}{':' + str(parts.port) if parts.port else ''}/…"
+    return f"{parts.scheme}://{parts.hostname or '?'}/…"
 
 
 def alert_payload(alert: Alert, event: AlertEvent) -> dict[str, Any]:
@@ -132,7 +134,9 @@ class WebhookSender:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self._clock = clock
+        #: Due deliveries: the head of each receiver's queue only (keeps each one in order).
         self._heap: list[_Delivery] = []
+        self._queues: dict[str, collections.deque[bytes]] = {}
         self._seq = itertools.count()
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -152,13 +156,19 @@ class WebhookSender:
             if self._closing:
                 return
             for url in self.urls:
-                heapq.heappush(self._heap, _Delivery(self._clock(), next(self._seq), url, body))
+                waiting = self._queues.setdefault(url, collections.deque())
+                waiting.append(body)
+                if len(waiting) == 1:
+                    self._push(url, body)
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="opsjobs-webhooks", daemon=True
                 )
                 self._thread.start()
             self._cond.notify()
+
+    def _push(self, url: str, body: bytes) -> None:
+        heapq.heappush(self._heap, _Delivery(self._clock(), next(self._seq), url, body))
 
     def idle(self) -> bool:
         """True when nothing is queued or being posted."""
@@ -172,7 +182,8 @@ class WebhookSender:
             while (self._heap or self._in_flight) and self._clock() < deadline:
                 self._cond.wait(min(0.05, max(deadline - self._clock(), 0.0)))
             self._closing = True
-            dropped, self._heap = len(self._heap), []
+            dropped = sum(len(q) for q in self._queues.values())
+            self._heap, self._queues = [], {}
             self._cond.notify_all()
             thread = self._thread
         if dropped:
@@ -192,17 +203,17 @@ class WebhookSender:
                 self._in_flight += 1
             try:
                 ok, retry, detail = self._post(item.url, item.body)
-            finally:
-                with self._cond:
-                    self._in_flight -= 1
-                    self._after(item, ok, retry, detail)
-                    self._cond.notify_all()
+            except Exception as exc:  # the sender thread must outlive any surprise
+                ok, retry, detail = False, False, type(exc).__name__
+            with self._cond:
+                self._in_flight -= 1
+                self._after(item, ok, retry, detail)
+                self._cond.notify_all()
 
     def _after(self, item: _Delivery, ok: bool, retry: bool, detail: str) -> None:
         if ok:
             self.delivered += 1
-            return
-        if retry and item.attempt < self.attempts and not self._closing:
+        elif retry and item.attempt < self.attempts and not self._closing:
             pause = min(self.backoff * 2 ** (item.attempt - 1), self.max_backoff)
             log.info(
                 "webhook %s failed (%s); retry %d in %.1f s",
@@ -215,8 +226,14 @@ class WebhookSender:
             item.due = self._clock() + pause
             heapq.heappush(self._heap, item)
             return
-        self.failed += 1
-        log.warning("webhook %s failed (%s); given up", redact(item.url), detail)
+        else:
+            self.failed += 1
+            log.warning("webhook %s failed (%s); given up", redact(item.url), detail)
+        waiting = self._queues.get(item.url)
+        if waiting:
+            waiting.popleft()
+            if waiting:
+                self._push(item.url, waiting[0])
 
     def _post(self, url: str, body: bytes) -> tuple[bool, bool, str]:
         """``(delivered, worth retrying, detail)``."""
