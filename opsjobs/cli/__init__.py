@@ -20,7 +20,9 @@ from ..errors import OpsJobsError
 __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 
 #: Modules (relative to this package) that add sub-commands.
-COMMAND_MODULES = ("jobs", "workers", "analyze", "keys", "serve", "schedules", "quickstart")
+COMMAND_MODULES = (
+    "jobs", "workers", "analyze", "keys", "serve", "schedules", "quickstart", "alerts",
+)  # fmt: skip
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
