@@ -18,7 +18,9 @@ from pg import isolated_schema
 
 from opsjobs import JobState, Settings
 from opsjobs.analyzer.job import JOB_NAME, TARGET, job_kwargs
+from opsjobs.auth import User
 from opsjobs.client import Client
+from opsjobs.dashboard.data import DashboardData
 from opsjobs.worker import Worker
 
 HOSTS = [f"host-{i}" for i in range(4)]
@@ -141,11 +143,18 @@ def test_four_hosts_two_schedulers_one_postgres(tmp_path: Path) -> None:
             assert {m.host for m in series} == set(HOSTS)
             assert {m.labels["host"] for m in series} == set(HOSTS)
 
-            # The registry (what the dashboard's worker and memory views read): four hosts
-            # alive, the killed worker among the dead.
-            assert _alive_hosts(client) == set(HOSTS)
-            dead = [w for w in client.store.workers() if w.id == victim_id]
-            assert dead and not dead[0].alive(time.time() + LEASE)
+            # The dashboard's data layer (its workers and memory views) shows all four hosts,
+            # and the killed worker among the dead.
+            admin = User("admin", "admin@example.com", "Admin", ("system_admin",), True, 0.0)
+            view = DashboardData(client, admin)
+            view.everyone = True  # an admin's switch to everyone's jobs (the schedules' owner)
+            now = time.time()
+            assert {w.host for w in view.workers() if w.alive(now)} == set(HOSTS)
+            dead = [w for w in view.workers() if w.id == victim_id]
+            assert dead and not dead[0].alive(now + LEASE)
+            memory = view.memory(window=600)
+            assert {label.split(" / ")[0] for label in memory.series["rss_mb"]} == set(HOSTS)
+            assert memory.latest_analysis is not None
         finally:
             fleet.stop()
             client.close()
