@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import traceback
+from pathlib import Path
 from typing import Any
 
 from ..model import MAX_PAYLOAD_BYTES, JobState
@@ -35,5 +36,17 @@ def failure(exc: BaseException, output: str, exit_code: int | None = None) -> Fi
     )
 
 
+_RUNNERS = str(Path(__file__).resolve().parent)
+
+
 def format_traceback(exc: BaseException) -> str:
-    return "".join(traceback.format_exception(exc))
+    """The traceback of a job's exception without the runner's own frames on top, so the
+    output starts at the job's code."""
+    tb = exc.__traceback__
+    while (
+        tb is not None
+        and tb.tb_next is not None
+        and tb.tb_frame.f_code.co_filename.startswith(_RUNNERS)
+    ):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb))
