@@ -14,7 +14,7 @@ import requests
 from harness import wait_for
 from server_harness import Api, ServerThread, failed, finished, submit, valid
 
-from opsjobs.server.openapi import API, SEED, document, operations
+from opsjobs.server.openapi import API, PROMETHEUS, SEED, document, operations
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -373,7 +373,7 @@ def test_openapi_document_matches_the_registered_routes(server: ServerThread, ad
     registered: dict[str, set[str]] = {}
     for rule in _rules(server.app.web_app.default_router):  # type: ignore[union-attr]
         pattern = getattr(rule.matcher, "regex", None)
-        if pattern is None or not pattern.pattern.startswith((API, SEED)):
+        if pattern is None or not pattern.pattern.startswith((API, SEED, PROMETHEUS)):
             continue
         path = re.sub(r"\(\[\^/\]\+\)", "{}", pattern.pattern.rstrip("$"))
         handler = rule.target

@@ -31,7 +31,9 @@ from ..worker import Worker, WorkerHandle
 
 if TYPE_CHECKING:
     from ..scheduler import SchedulerHandle
+from .alerts import alert_routes
 from .handlers import native_routes
+from .prometheus import prometheus_routes
 from .schedules import schedule_routes
 from .seed import seed_routes
 from .service import ApiService
@@ -121,6 +123,7 @@ class OpsJobsExtension(ExtensionApp):
 
     def initialize_handlers(self) -> None:
         routes = {**native_routes(), **schedule_routes(), **seed_routes()}
+        routes.update({**alert_routes(), **prometheus_routes()})
         self.handlers.extend(
             (tornado_pattern(path), cls, {"route": path}) for path, cls in routes.items()
         )

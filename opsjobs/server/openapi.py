@@ -16,10 +16,12 @@ from jsonschema.exceptions import best_match
 
 from ..errors import ValidationError
 
-__all__ = ["API", "SEED", "check_body", "document", "operations", "query_names"]
+__all__ = ["API", "PROMETHEUS", "SEED", "check_body", "document", "operations", "query_names"]
 
 API = "/opsjobs/api/v1"
 SEED = "/apps/WebHostTaskManagement/api/v1"
+#: The Prometheus text exposition (same bearer keys as the API).
+PROMETHEUS = "/opsjobs/metrics"
 
 _S = {"type": "string"}
 _NS = {"type": ["string", "null"]}
@@ -228,6 +230,75 @@ SCHEMAS: dict[str, Any] = {
         },
         [],
         additionalProperties=False,
+    ),
+    # -- alerts ---------------------------------------------------------------------------------
+    "AlertRuleRequest": _obj(
+        {
+            "name": {"type": "string", "minLength": 1, "maxLength": 120},
+            "metric": {"type": "string", "minLength": 1, "maxLength": 120},
+            "condition": {"enum": ["above", "below", "rate_above", "rate_below"]},
+            "threshold": {"type": "number"},
+            "labels": {
+                "type": "object",
+                "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 200},
+                "maxProperties": 20,
+                "description": "only series carrying these labels (host matches the host)",
+            },
+            "for_points": {"type": "integer", "minimum": 1, "maximum": 100},
+            "for_seconds": {"type": "number", "minimum": 0, "maximum": 2592000},
+            "window_seconds": {"type": "number", "minimum": 1, "maximum": 2592000},
+            "per_seconds": {"type": "number", "minimum": 1, "maximum": 2592000},
+            "severity": {"enum": ["info", "warning", "critical"]},
+            "description": {"type": "string", "maxLength": 1000},
+            "enabled": _B,
+        },
+        ["name", "metric", "condition", "threshold"],
+        additionalProperties=False,
+        description="Rates are the counter's increase per per_seconds over window_seconds.",
+    ),
+    "AlertRule": _obj(
+        {
+            "id": _S,
+            "name": _S,
+            "metric": _S,
+            "condition": {"enum": ["above", "below", "rate_above", "rate_below"]},
+            "threshold": {"type": "number"},
+            "labels": {"type": "object", "additionalProperties": _S},
+            "for_points": _I,
+            "for_seconds": {"type": "number"},
+            "window_seconds": {"type": "number"},
+            "per_seconds": {"type": "number"},
+            "severity": {"enum": ["info", "warning", "critical"]},
+            "description": _S,
+            "enabled": _B,
+            "created_at": _NS,
+            "text": _S,
+        }
+    ),
+    "AlertRuleReply": _ok({"rule": _ref("AlertRule")}),
+    "AlertRuleList": _ok({"rules": {"type": "array", "items": _ref("AlertRule")}}),
+    "Alert": _obj(
+        {
+            "id": _S,
+            "rule_id": _S,
+            "rule": _S,
+            "metric": _S,
+            "labels": {"type": "object", "additionalProperties": _S},
+            "severity": {"enum": ["info", "warning", "critical"]},
+            "state": {"enum": ["open", "resolved"]},
+            "value": _NN,
+            "message": _S,
+            "opened_at": _S,
+            "updated_at": _S,
+            "resolved_at": _NS,
+        }
+    ),
+    "AlertList": _ok(
+        {
+            "count": _I,
+            "open": _obj({"open": _I, "info": _I, "warning": _I, "critical": _I}),
+            "alerts": {"type": "array", "items": _ref("Alert")},
+        }
     ),
     # -- the seed's shapes (its field names are a contract) ------------------------------------
     "SeedSubmitRequest": _obj(
@@ -448,6 +519,51 @@ PATHS: dict[str, dict[str, Any]] = {
             body="AnalyzeRequest",
             errors=(*_BAD, 403),
         ),
+    },
+    f"{API}/alerts": {
+        "get": _op(
+            "Alerts, newest first: open ones (state=open, the default) or all (any user)",
+            "AlertList",
+            params=[
+                _param("state", "query", {"enum": ["open", "all"]}),
+                _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000}),
+            ],
+            errors=(422,),
+        ),
+    },
+    f"{API}/alerts/rules": {
+        "get": _op("Alert rules (any user)", "AlertRuleList"),
+        "post": _op(
+            "Create an alert rule (system_admin or site_admin)",
+            "AlertRuleReply",
+            status=201,
+            body="AlertRuleRequest",
+            errors=(*_BAD, 403, 409),
+        ),
+    },
+    f"{API}/alerts/rules/{{name_or_id}}": {
+        "delete": _op(
+            "Delete an alert rule; its open alerts are resolved (system_admin or site_admin)",
+            "Deleted",
+            params=[_param("name_or_id", "path", {"type": "string"}, "a rule's name or id")],
+            errors=(403, 404),
+        ),
+    },
+    PROMETHEUS: {
+        "get": {
+            **_op("Prometheus text exposition (any user)", "Error"),
+            "responses": {
+                "200": {
+                    "description": "latest metric values, jobs by state, queue depth, worker "
+                    "liveness, scheduler lag, open alerts",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                },
+                "401": {
+                    "description": "error",
+                    "content": {"application/json": {"schema": _ref("Error")}},
+                },
+            },
+        },
     },
     f"{API}/openapi.json": {"get": _op("This document", "OpenApi")},
     f"{SEED}/jobs/submit": {
