@@ -50,7 +50,9 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_scheduler)
 
     p = sub.add_parser(
-        "init", help="create the data folder and store, and the daily retention schedule"
+        "init",
+        help="create the data folder and store, the daily retention schedule and the default "
+        "alert rules",
     )
     p.add_argument("--keep-days", type=float, default=30.0, help="days of jobs kept (30)")
     p.add_argument(
