@@ -30,10 +30,8 @@ CREATE TABLE jobs (
     result           jsonb,
     error            text
 );
--- claim: the best queued job of one queue comes straight from this partial index ...
+-- claim: the head of each queue, read in order from this partial index
 CREATE INDEX jobs_claim ON jobs (queue, priority DESC, submitted_at) WHERE state = 'queued';
--- ... and of several queues (queue = ANY(...)) from this one, read in order and filtered.
-CREATE INDEX jobs_claim_any ON jobs (priority DESC, submitted_at) WHERE state = 'queued';
 -- running jobs, for lease renewal and recovery
 CREATE INDEX jobs_running ON jobs (lease_until) WHERE state = 'running';
 CREATE INDEX jobs_submitted ON jobs (submitted_at);
