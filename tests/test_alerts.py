@@ -14,7 +14,15 @@ from typing import Any
 import pytest
 from harness import client_for, settings_for, wait_for
 
-from opsjobs.alerts import AlertEvaluator, AlertRules, Condition, WebhookSender, parse_webhooks
+from opsjobs.alerts import (
+    AlertEvaluator,
+    AlertRules,
+    Condition,
+    WebhookSender,
+    alert_summary,
+    open_alerts,
+    parse_webhooks,
+)
 from opsjobs.alerts.evaluate import judge, rate_at
 from opsjobs.alerts.model import AlertRule
 from opsjobs.config import Settings
@@ -194,6 +202,10 @@ def test_rules_for_other_metrics_or_labels_do_nothing(tmp_path: Path) -> None:
     (change,) = _record(store, ev, Metric("m", 50, {}, T0, host="h1"))
     assert change[0].rule_name == "h1 only" and change[0].labels == {}
     assert change[0].shown_labels == {"host": "h1"}
+    assert [a.rule_name for a in open_alerts(store, metrics=["m"], host="h1")] == ["h1 only"]
+    assert open_alerts(store, metrics=["rss_mb"]) == open_alerts(store, host="h2") == []
+    assert open_alerts(store, severity="critical") == []
+    assert alert_summary(store) == {"open": 1, "info": 0, "warning": 1, "critical": 0}
 
 
 # -- inside a worker -----------------------------------------------------------------------------

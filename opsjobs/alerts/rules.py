@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFound, ValidationError
@@ -114,13 +114,37 @@ def ensure_default_rules(store: Store) -> list[tuple[AlertRule, str]]:
 
 
 def open_alerts(
-    store: Store, *, severity: Severity | str | None = None, limit: int = 100
+    store: Store,
+    *,
+    severity: Severity | str | None = None,
+    metrics: Iterable[str] | None = None,
+    host: str | None = None,
+    limit: int = 100,
 ) -> list[Alert]:
-    """The open alerts, most recently opened first (optionally of one severity) — for the
-    dashboard's header and Memory tab, the CLI and the API."""
+    """The open alerts, most recently opened first — for the dashboard's header and Memory tab.
+
+    Parameters
+    ----------
+    severity
+        Only alerts of this severity.
+    metrics
+        Only alerts on these metrics (the Memory tab: ``rss_mb``, ``uss_mb``,
+        ``gc_gen2_collections``, ``leak_suspected``).
+    host
+        Only alerts on series of this host.
+    limit
+        At most this many.
+    """
     wanted = Severity(severity) if severity is not None else None
-    found = store.list_alerts(open_only=True, limit=limit)
-    return [a for a in found if wanted is None or a.severity is wanted]
+    names = set(metrics) if metrics is not None else None
+    found = store.list_alerts(open_only=True, limit=10_000)
+    return [
+        a
+        for a in found
+        if (wanted is None or a.severity is wanted)
+        and (names is None or a.metric in names)
+        and (host is None or a.shown_labels.get("host") == host)
+    ][:limit]
 
 
 def alert_summary(store: Store) -> dict[str, int]:
