@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from subprocess import Popen
 
+from .alerts.evaluator import AlertEvaluator
 from .config import Settings
 from .context import JobContext
 from .errors import OpsJobsError
@@ -113,6 +114,8 @@ class Worker:
         self._inline_executor = inline_executor
         self._handoff: collections.deque[Job] = collections.deque()
         self._logs_dir = str(settings.logs_dir)
+        #: Judges alert rules on recorded metrics, on its own thread (started by the first).
+        self.alerts = AlertEvaluator(store, settings)
 
     # -- lifetime -------------------------------------------------------------------------
     def run(self) -> None:
@@ -143,6 +146,7 @@ class Worker:
             self._tick.set()
             self._shutdown(grace=self.lease / 3)
             supervisor.join(timeout=5)
+            self.alerts.close(grace=2.0)
             ThreadRouter.release()
             self.store.stop_worker(self.id, now=time.time())
 
@@ -327,6 +331,7 @@ class Worker:
 
     def _emit_metric(self, metric: Metric) -> None:
         self.store.record_metrics([metric])
+        self.alerts.observe(metric)  # only queued: alerts never hold up the job
 
     def _settle(self, rec: _Running, outcome: Finish, *, claim_next: bool = False) -> None:
         """Record the end of a job once. With ``claim_next`` (a job ending normally on its own

@@ -62,6 +62,7 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 from ..errors import Conflict, JobNotFound, StoreError
 from ..model import Job, JobSpec, JobState, Metric, ResultQuery, Stats, WorkerInfo
 from .base import Finish, Recovered, Store, Waiter
+from .postgres_alerts import PostgresAlerts
 from .postgres_auth import PostgresAuth
 from .postgres_schedules import PostgresSchedules
 from .rows import job_params, metric_params, row_to_job, row_to_metric, row_to_worker, worker_params
@@ -99,7 +100,7 @@ def redact(url: str) -> str:
     return re.sub(r"(password=)\S+", r"\1***", url)
 
 
-class PostgresStore(PostgresAuth, PostgresSchedules, Store):
+class PostgresStore(PostgresAlerts, PostgresAuth, PostgresSchedules, Store):
     """Jobs, workers and metrics in PostgreSQL, through a small connection pool.
 
     Parameters
