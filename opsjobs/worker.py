@@ -277,9 +277,9 @@ class Worker:
     def _run_in_process(self, rec: _Running) -> None:
         assert self._router is not None
         kind = self.kinds.get(rec.job.kind)
-        log_path = self._log_path(rec.job)
+        log_path = os.path.join(self._logs_dir, f"{rec.job.id}.log")  # no pathlib on the hot path
         if rec.job.attempt > 1:
-            log_path.unlink(missing_ok=True)  # an earlier attempt's log is not this one's
+            Path(log_path).unlink(missing_ok=True)  # an earlier attempt's log is not this one's
         rec.sink = OutputSink(log_path, self.settings.output_cap)
         outcome = run_in_process(kind, rec.job, rec.ctx, rec.sink, self._router)
         self._settle(rec, outcome, claim_next=True)

@@ -35,7 +35,7 @@ class OutputSink:
     The log file is created on the first write: a job that prints nothing costs no file (creating
     one was half the cost of a no-op job)."""
 
-    def __init__(self, path: Path, cap: int) -> None:
+    def __init__(self, path: Path | str, cap: int) -> None:
         self.path = path
         self._file: TextIO | None = None
         self._closed = False
@@ -56,7 +56,7 @@ class OutputSink:
             if self._closed:
                 return written
             if self._file is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
                 self._file = open(  # noqa: SIM115 - closed in close()
                     self.path, "w", encoding="utf-8", errors="replace", buffering=1 << 16
                 )
