@@ -10,6 +10,7 @@ that stays in the sample are exact.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 __all__ = ["DupString", "DupStringStats", "StringCounter"]
@@ -45,59 +46,84 @@ class DupStringStats:
 class StringCounter:
     """Accumulate string copies by value while the census runs.
 
+    The table is keyed by the strings themselves (their hash is cached in the object, and an
+    equal string finds the existing key), so counting allocates no Python object per string:
+    an earlier version keyed by ``hash(s)`` created one int object per distinct value and left
+    several MiB of fragmented allocator arenas behind in the host.
+
     Parameters
     ----------
     max_distinct
-        Number of distinct hashes kept before the sample is halved.
+        Number of distinct values kept before the sample is halved.
     """
 
     def __init__(self, max_distinct: int = 400_000) -> None:
         self.max_distinct = max_distinct
-        self.counts: dict[int, int] = {}
-        self.info: dict[int, tuple[int, str, int]] = {}
+        self.counts: dict[str, int] = {}
         self.mask = 0
         self.seen = 0
 
     def add(self, strings: list[str], sizes: list[int]) -> None:
-        """Count ``strings`` (exact ``str`` objects) with their ``getsizeof`` sizes."""
-        counts, info, mask = self.counts, self.info, self.mask
+        """Count ``strings`` (exact ``str`` objects); ``sizes`` is accepted for compatibility."""
+        counts, mask = self.counts, self.mask
         self.seen += len(strings)
-        for s, size in zip(strings, sizes, strict=False):
-            h = hash(s)
-            if h & mask:
-                continue
-            n = counts.get(h, 0)
-            counts[h] = n + 1
-            if n == 1:
-                info[h] = (size, s[:PREVIEW_CHARS], len(s))
+        get = counts.get
+        if mask:
+            for s in strings:
+                if not hash(s) & mask:
+                    counts[s] = get(s, 0) + 1
+        else:
+            for s in strings:
+                counts[s] = get(s, 0) + 1
         if len(counts) > self.max_distinct:
             self._halve()
 
     def _halve(self) -> None:
         self.mask = (self.mask << 1) | 1
         mask = self.mask
-        self.counts = {h: n for h, n in self.counts.items() if not h & mask}
-        self.info = {h: v for h, v in self.info.items() if not h & mask}
+        self.counts = {s: n for s, n in self.counts.items() if not hash(s) & mask}
 
     def result(self, top_count: int) -> DupStringStats:
-        """Summarise and drop the tables."""
+        """Summarise and drop the table (no reference to a heap string survives)."""
         scale = float(self.mask + 1)
-        rows: list[DupString] = []
-        copies = wasted = 0
-        for h, (size, preview, length) in self.info.items():
-            n = self.counts[h]
+        copies = wasted = duplicated = 0
+        best: list[tuple[int, str, int]] = []  # (wasted, value, copies) of the top values
+        for value, n in self.counts.items():
+            if n < 2:
+                continue
+            size = sys.getsizeof(value)
+            duplicated += 1
             copies += n
-            wasted += (n - 1) * size
-            rows.append(DupString(preview, length, n, size, (n - 1) * size))
+            lost = (n - 1) * size
+            wasted += lost
+            if len(best) < top_count or lost > best[-1][0]:
+                best.append((lost, value, n))
+                best.sort(key=lambda row: row[0], reverse=True)
+                del best[top_count:]
         distinct = len(self.counts)
-        rows.sort(key=lambda r: r.wasted_bytes, reverse=True)
-        self.counts, self.info = {}, {}
+        self.counts = {}
+        rows = [
+            DupString(
+                preview=_copy(value[:PREVIEW_CHARS]),
+                length=len(value),
+                copies=n,
+                size_each=sys.getsizeof(value),
+                wasted_bytes=lost,
+            )
+            for lost, value, n in best
+        ]
+        best.clear()
         return DupStringStats(
             strings_seen=self.seen,
             distinct_values=int(distinct * scale),
-            duplicated_values=int(len(rows) * scale),
+            duplicated_values=int(duplicated * scale),
             copies=int(copies * scale),
             wasted_bytes=int(wasted * scale),
             sample_rate=1.0 / scale,
-            top=rows[:top_count],
+            top=rows,
         )
+
+
+def _copy(text: str) -> str:
+    """A new string equal to ``text`` (a short slice is the heap's own object otherwise)."""
+    return (text + "\x00")[:-1]
