@@ -548,15 +548,35 @@ def embed(
     *,
     store: Store | None = None,
     settings: Settings | None = None,
+    memory_analysis: float | str | None = None,
+    name: str | None = None,
 ) -> WorkerHandle:
     """Start a worker thread inside this program; returns a handle with ``stop()``.
 
     The worker also listens on ``worker:<id>`` so a job can target this very process — this is
-    how the live memory analyzer looks inside a running service.
+    how the live memory analyzer looks inside a running service. With ``memory_analysis``
+    (an interval such as ``"30m"``) it creates or re-aims the schedule
+    ``memory-analysis@<host>:<name or queues>`` that analyses this process (see
+    :mod:`opsjobs.analyzer.schedule`).
     """
     settings = settings or Settings.from_env()
+    own_store = store is None
     if store is None:
         from .store import open_store
 
         store = open_store(settings.store_url, runtime_dir=settings.runtime_dir)
-    return WorkerHandle(Worker(store, settings, queues=queues, threads=threads))
+    try:
+        worker = Worker(store, settings, queues=queues, threads=threads)
+        if memory_analysis is not None:
+            from .analyzer.schedule import opt_in
+            from .client import Client
+
+            key = name if name is not None else worker.queues
+            opt_in(
+                Client(store, settings), worker.id, host=worker.host, key=key, every=memory_analysis
+            )
+    except BaseException:
+        if own_store:
+            store.close()
+        raise
+    return WorkerHandle(worker)

@@ -28,8 +28,9 @@ def test_quickstart_runs_the_seeds_workflow(tmp_path: Path) -> None:
         server.stop()
     store = open_store(server.store_url)
     try:
-        (schedule,) = store.list_schedules()
-        assert schedule.name == "MemoryAnalysisScheduler" and schedule.every_seconds == 1800
+        schedules = {s.name: s for s in store.list_schedules()}
+        assert sorted(schedules) == ["MemoryAnalysisScheduler", "memory-analysis"]  # + serve's
+        assert schedules["MemoryAnalysisScheduler"].every_seconds == 1800
         assert [u.email for u in store.list_users()] == ["test@localhost"]
     finally:
         store.close()

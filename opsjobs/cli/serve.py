@@ -24,6 +24,18 @@ def register(sub: Any) -> None:
     p.add_argument("--no-worker", action="store_true", help="do not host a worker")
     p.add_argument("--no-scheduler", action="store_true", help="do not run the scheduler")
     p.add_argument("--no-voila", action="store_true", help="do not load Voila")
+    p.add_argument(
+        "--memory-analysis",
+        metavar="EVERY",
+        default="30m",
+        help="analyse the hosted worker's memory every EVERY: schedule memory-analysis "
+        "(default 30m)",
+    )
+    p.add_argument(
+        "--no-memory-analysis",
+        action="store_true",
+        help="do not create or re-aim the memory-analysis schedule",
+    )
     p.set_defaults(handler=cmd_serve)
 
 
@@ -36,6 +48,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         ) from exc
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"invalid port {args.port}")
+    every = None if args.no_memory_analysis else args.memory_analysis
+    if every is not None:
+        from ..analyzer.schedule import validate_every
+
+        validate_every(every)
     root = Path(args.notebooks).resolve() if args.notebooks else None
     if root is not None and not root.is_dir():
         raise ConfigError(f"--notebooks {args.notebooks} is not a folder")
@@ -48,6 +65,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         voila=False if args.no_voila else None,
         worker=not args.no_worker,
         scheduler=not args.no_scheduler,
+        memory_analysis=every,
     )
     app = OpsJobsServerApp.instance(config=config)
     app.initialize(argv=[])

@@ -10,6 +10,7 @@ from types import FrameType
 from typing import Any
 
 from ..config import Settings
+from ..errors import ValidationError
 from ..model import iso
 from .output import client_for, print_json, table
 
@@ -27,6 +28,19 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--scheduler", action="store_true", help="also fire due schedules in this process"
     )
+    p.add_argument(
+        "--memory-analysis",
+        nargs="?",
+        const="30m",
+        metavar="EVERY",
+        help="analyse this worker's memory every EVERY (default 30m) with the schedule "
+        "memory-analysis@<host>:<name>, re-aimed at each start",
+    )
+    p.add_argument(
+        "--name",
+        help="stable name of this worker on its host, naming its memory-analysis schedule "
+        "(default: its queues)",
+    )
     p.set_defaults(handler=cmd_worker)
 
     p = sub.add_parser("workers", help="the worker registry, alive or dead")
@@ -38,8 +52,21 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from ..store import open_store
     from ..worker import Worker
 
+    if args.memory_analysis is not None:
+        from ..analyzer.schedule import validate_every
+
+        validate_every(args.memory_analysis)
+    elif args.name is not None:
+        raise ValidationError("--name names the memory-analysis schedule: give --memory-analysis")
     store = open_store(settings.store_url, runtime_dir=settings.runtime_dir)
     worker = Worker(store, settings, queues=args.queue or ["default"], threads=args.threads)
+    if args.memory_analysis is not None:
+        try:
+            schedule = _opt_in(worker, settings, args.memory_analysis, args.name)
+        except BaseException:
+            store.close()
+            raise
+        print(f"schedule {schedule} analyses this worker's memory", file=sys.stderr)
 
     def on_term(signum: int, frame: FrameType | None) -> None:
         worker.stop()
@@ -64,6 +91,17 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
             scheduler.stop()
         store.close()
     return 0
+
+
+def _opt_in(worker: Any, settings: Settings, every: str, name: str | None) -> str:
+    from ..analyzer.schedule import opt_in
+    from ..client import Client
+
+    key = name if name is not None else worker.queues
+    schedule = opt_in(
+        Client(worker.store, settings), worker.id, host=worker.host, key=key, every=every
+    )
+    return schedule.name
 
 
 def cmd_workers(args: argparse.Namespace, settings: Settings) -> int:

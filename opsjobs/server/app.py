@@ -36,8 +36,10 @@ def server_config(
     voila: bool | None = None,
     worker: bool = True,
     scheduler: bool = True,
+    memory_analysis: str | None = "30m",
 ) -> Config:
-    """The traitlets config of an opsjobs server."""
+    """The traitlets config of an opsjobs server (``memory_analysis``: interval of the hosted
+    worker's ``memory-analysis`` schedule, None for none)."""
     c = Config()
     s = c.ServerApp
     s.ip, s.port, s.port_retries = ip, port, 0
@@ -66,6 +68,7 @@ def server_config(
         voila_config(c)  # the dashboard's template, identity hook and kernel culling
     ext = c.OpsJobsExtension
     ext.run_worker, ext.run_scheduler = worker, scheduler
+    ext.memory_analysis = memory_analysis or ""
     if store_url:
         ext.store_url = store_url
     if data_dir:

@@ -94,6 +94,10 @@ class OpsJobsExtension(ExtensionApp):
         config=True
     )
     run_scheduler = Bool(True, help="run the scheduler in the server process").tag(config=True)
+    memory_analysis = Unicode(
+        "30m",
+        help="interval of the hosted worker's memory-analysis schedule (empty: none)",
+    ).tag(config=True)
     api_threads = Int(16, help="threads running store calls of API requests").tag(config=True)
 
     store: Store | None = None
@@ -156,6 +160,30 @@ class OpsJobsExtension(ExtensionApp):
         self._handle = WorkerHandle(self.worker)
         log.info(
             "opsjobs: hosted worker %s serving %s", self.worker.id, ", ".join(self.worker.queues)
+        )
+        if self.memory_analysis:
+            await asyncio.get_running_loop().run_in_executor(
+                self.executor, self._ensure_memory_analysis, self.worker.id
+            )
+
+    def _ensure_memory_analysis(self, worker_id: str) -> None:
+        """The default ``memory-analysis`` schedule, aimed at the hosted worker (re-aimed at
+        every start); a failure is logged, the server runs on."""
+        from ..analyzer.schedule import opt_in
+        from ..errors import OpsJobsError
+
+        assert self.store is not None
+        try:
+            schedule = opt_in(
+                Client(self.store, self.opsjobs_settings), worker_id, every=self.memory_analysis
+            )
+        except OpsJobsError as exc:
+            log.warning("opsjobs: no memory-analysis schedule: %s", exc)
+            return
+        log.info(
+            "opsjobs: schedule %s analyses the hosted worker every %s",
+            schedule.name,
+            self.memory_analysis,
         )
 
     def _on_loop(self, loop: IOLoop) -> Callable[[Callable[[], None]], None]:
