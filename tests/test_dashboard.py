@@ -303,3 +303,90 @@ def test_app_for_a_reader_and_an_admin(client: Client) -> None:
     assert root.everyone.layout.display == "" and "ada-job" not in root.table.value
     root.everyone.value = True
     assert "ada-job" in root.table.value
+
+
+# -- alerts -----------------------------------------------------------------------------------
+def open_alert(client: Client, rule: str, severity: str, host: str, value: float) -> None:
+    """An alert opened the way a worker opens one: a rule, a recorded metric, the evaluator."""
+    from opsjobs.alerts import AlertEvaluator, AlertRule, AlertRules
+
+    try:
+        client.store.get_alert_rule(rule)
+    except NotFound:
+        AlertRules(client.store).add(
+            AlertRule(rule, "rss_mb", "above", 100.0, severity=severity, labels={"host": host})
+        )
+    metric = Metric("rss_mb", value, {"host": host, "worker": "w1"}, at=time.time())
+    client.store.record_metrics([metric])
+    evaluator = AlertEvaluator(client.store)
+    try:
+        assert evaluator.evaluate([metric])
+    finally:
+        evaluator.close()
+
+
+def test_open_alerts_for_every_user_most_severe_first(client: Client) -> None:
+    from opsjobs.dashboard.render import alert_badges, alerts_table, header_html
+
+    people = users(client)
+    bob = DashboardData(client, people["bob"])
+    assert bob.alert_counts()["open"] == 0 and bob.open_alerts() == []
+    assert 'data-open="0"' in alert_badges(bob.alert_counts())
+    assert "No open alerts" in alerts_table([], time.time())
+
+    open_alert(client, "big-rss", "warning", "alpha", 150.0)
+    open_alert(client, "huge-rss", "critical", "beta<b>", 250.0)
+    for who in ("ada", "bob", "root"):  # alerts are about hosts: every signed-in user sees them
+        data = DashboardData(client, people[who])
+        assert data.alert_counts() == {"open": 2, "critical": 1, "warning": 1, "info": 0}
+        assert [a.rule_name for a in data.open_alerts()] == ["huge-rss", "big-rss"]
+    view = bob.memory(24 * 3600)
+    assert [a.severity.value for a in view.alerts] == ["critical", "warning"]
+    assert view.until == pytest.approx(time.time(), abs=5)
+
+    badges = alert_badges(bob.alert_counts())
+    assert 'data-open="2"' in badges and 'data-oj="alerts:"' in badges
+    assert "1 critical" in badges and "1 warning" in badges and "info" not in badges
+    assert "bob@example.org" in header_html(BOB, (), bob.alert_counts())
+    table = alerts_table(view.alerts, time.time())
+    assert table.index("huge-rss") < table.index("big-rss")
+    assert "beta&lt;b&gt;" in table and "<b>beta<b>" not in table  # labels are escaped
+    assert "worker=w1" in table and "rss_mb &gt; 100" in table  # labels and the message
+
+
+def test_app_header_and_memory_tab_show_open_alerts(client: Client) -> None:
+    from opsjobs.dashboard.app import DashboardApp
+
+    people = users(client)
+    app = DashboardApp(DashboardData(client, people["bob"]))  # a reader: no jobs of their own
+    app.refresh()
+    assert "no open alerts" in app.header.value
+    open_alert(client, "big-rss", "critical", "alpha", 150.0)
+    app.bridge.value = "tick:|1"
+    assert "1 critical" in app.header.value and "no open alerts" not in app.header.value
+    app.bridge.value = "alerts:|2"  # the header's badge opens the Memory tab
+    assert app.current_tab == "Memory"
+    assert "opsjobs-alerts-table" in app.alerts_html.value and "big-rss" in app.alerts_html.value
+
+
+def test_an_empty_chart_spans_the_window_not_1970(monkeypatch: pytest.MonkeyPatch) -> None:
+    from matplotlib.dates import num2date
+    from matplotlib.figure import Figure
+
+    from opsjobs.dashboard.charts import memory_chart
+    from opsjobs.dashboard.data import MemoryView
+
+    drawn: list[Figure] = []
+    savefig = Figure.savefig
+
+    def keep(self: Figure, *args: Any, **kwargs: Any) -> None:
+        drawn.append(self)
+        savefig(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    now = time.time()
+    assert memory_chart(MemoryView(now - 3600, {}, {}, None, until=now))[:4] == b"\x89PNG"
+    for ax in drawn[0].axes:  # both panels: the window's hour on x, no value ticks
+        left, right = (num2date(x).timestamp() for x in ax.get_xlim())
+        assert left == pytest.approx(now - 3600, abs=1) and right == pytest.approx(now, abs=1)
+        assert list(ax.get_yticks()) == []

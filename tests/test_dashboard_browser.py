@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from harness import ROOT, client_for, settings_for, wait_for
 
+from opsjobs.alerts import AlertEvaluator, AlertRule, AlertRules
 from opsjobs.client import Client
 from opsjobs.model import JobState, Metric
 
@@ -55,8 +56,8 @@ def launch_chromium(playwright: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """A server with Voila and the dashboard, ada's results, a running job, a schedule and
-    memory metrics; bob has a key and nothing else."""
+    """A server with Voila and the dashboard, ada's results, a running job, a schedule,
+    memory metrics and an open alert on them; bob has a key and nothing else."""
     _need_chromium()
     from server_harness import ServerThread
 
@@ -84,13 +85,20 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         wait_for(lambda: client.get(sleeper.id).state is JobState.RUNNING, 30, "the sleeper")
         client.schedules.add("ada-nightly", every="1h", command="print(1)", owner=ADA)
         now = time.time()
-        client.store.record_metrics(
-            [
-                Metric(name, base + 3 * i, {"host": "alpha", "worker": "w1"}, at=now - 1800 * i)
-                for i in range(12)
-                for name, base in (("rss_mb", 120.0), ("uss_mb", 100.0))
-            ]
+        AlertRules(client.store).add(
+            AlertRule("rss-above-100", "rss_mb", "above", 100.0, severity="critical")
         )
+        metrics = [
+            Metric(name, base + 3 * i, {"host": "alpha", "worker": "w1"}, at=now - 1800 * i)
+            for i in range(12)
+            for name, base in (("rss_mb", 120.0), ("uss_mb", 100.0))
+        ]
+        client.store.record_metrics(metrics)
+        evaluator = AlertEvaluator(client.store)  # as a worker judges the metrics it records
+        try:
+            assert evaluator.evaluate(metrics[:1]), "the alert did not open"
+        finally:
+            evaluator.close()
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         yield {"server": server, "client": client, "keys": keys, "sleeper": sleeper.id}
     finally:
@@ -194,9 +202,15 @@ def test_stop_a_running_job_and_pause_a_schedule(browser: Any, site: dict[str, A
     page.context.close()
 
 
-def test_memory_chart(browser: Any, site: dict[str, Any]) -> None:
+def test_memory_chart_and_open_alerts(browser: Any, site: dict[str, Any]) -> None:
     page = sign_in(browser, site, "ada")
-    tab(page, "Memory")
+    badge = page.wait_for_selector('.opsjobs-alerts[data-open="1"]')  # in the header
+    assert "1 critical" in badge.inner_text()
+    page.locator(".oj-header").screenshot(path=str(ARTIFACTS / "header-alert.png"))
+    badge.click()  # opens the Memory tab
+    page.wait_for_selector(".opsjobs-alerts-table td")
+    alerts = page.locator(".opsjobs-alerts-table").inner_text()
+    assert "rss-above-100" in alerts and "critical" in alerts and "alpha" in alerts
     page.wait_for_function(
         "() => { const i = document.querySelector('img.opsjobs-memory-chart');"
         " return i !== null && i.complete && i.naturalHeight > 150; }"

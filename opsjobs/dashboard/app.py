@@ -67,16 +67,9 @@ class DashboardApp:
         tabs = [t for t in TABS if t != "Submit" or user.may_submit]
         self.tab_names = tabs
 
-        # header
-        roles = ", ".join(user.roles) or "read only"
+        # header (its alert summary is redrawn at every refresh, whatever the tab)
         self.header = _classed(
-            w.HTML(
-                '<div class="oj-brand"><span class="oj-logo">◆</span> opsjobs'
-                '<span class="oj-sub">Task Management</span></div>'
-                f'<div class="oj-user opsjobs-user">{escape(user.email)}'
-                f'<span class="oj-dim"> · {escape(roles)}</span></div>'
-            ),
-            "oj-header-html",
+            w.HTML(render.header_html(user.email, user.roles, {})), "oj-header-html"
         )
         self.everyone = _classed(
             w.Checkbox(value=False, description="Everyone's jobs", indent=False),
@@ -167,9 +160,9 @@ class DashboardApp:
         self.chart = _classed(w.Image(format="png"), "opsjobs-memory-chart")
         self.chart.layout.width = "100%"
         self.memory_html = _classed(w.HTML(), "opsjobs-memory")
-        return w.VBox(
-            [_classed(w.HBox([self.window_picker]), "oj-bar"), self.chart, self.memory_html]
-        )
+        self.alerts_html = _classed(w.HTML(), "opsjobs-memory-alerts")
+        bar = _classed(w.HBox([self.window_picker]), "oj-bar")
+        return w.VBox([bar, self.alerts_html, self.chart, self.memory_html])
 
     def _submit_panel(self) -> w.Widget:
         full = _layout(width="100%")
@@ -223,6 +216,8 @@ class DashboardApp:
 
     def _refresh(self) -> None:
         tab, now = self.current_tab, self.clock()
+        user = self.data.user
+        self.header.value = render.header_html(user.email, user.roles, self.data.alert_counts())
         if tab == "Results":
             if self.detail_id is not None:
                 self._draw_detail()
@@ -267,6 +262,7 @@ class DashboardApp:
 
             self.chart.value = memory_chart(view)
             self._chart_key = key
+        self.alerts_html.value = render.alerts_table(view.alerts, view.until or self.clock())
         self.memory_html.value = render.memory_summary(view)
 
     # -- commands from the page ---------------------------------------------------------------
@@ -284,6 +280,7 @@ class DashboardApp:
             "pause": lambda a: self._schedule("pause", a),
             "resume": lambda a: self._schedule("resume", a),
             "run": lambda a: self._schedule("run_now", a),
+            "alerts": lambda _: self._show_tab("Memory"),
         }
         handler = handlers.get(action)
         if handler is None:
@@ -300,6 +297,10 @@ class DashboardApp:
         self.list_box.layout.display = "none"
         self.detail_box.layout.display = ""
         self._draw_detail()
+
+    def _show_tab(self, name: str) -> None:
+        if name in self.tab_names:
+            self.tabs.selected_index = self.tab_names.index(name)  # refreshes when it changes
 
     def show_list(self) -> None:
         self.detail_id = None

@@ -18,7 +18,8 @@ _GC_STYLES = {"gc_gen0_collections": ":", "gc_gen1_collections": "--", "gc_gen2_
 
 def memory_chart(view: MemoryView, *, width: float = 12.0, height: float = 3.6) -> bytes:
     """Two panels side by side: rss (solid) and uss (dashed) in MB, and gc collections per
-    generation, one colour per host / worker."""
+    generation, one colour per host / worker. A panel without data spans the chosen window
+    (no meaningless value axis, no 1970 time axis) and says so."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
     from matplotlib.figure import Figure
@@ -58,6 +59,11 @@ def memory_chart(view: MemoryView, *, width: float = 12.0, height: float = 3.6) 
         if ax.lines:
             ax.legend(fontsize=7, frameon=False, loc="upper left")
         else:
+            if view.until > view.since:
+                ax.set_xlim(*times([(view.since, 0.0), (view.until, 0.0)]))
+            else:
+                ax.set_xticks([])
+            ax.set_yticks([])
             ax.text(
                 0.5,
                 0.5,

@@ -5,6 +5,9 @@ and deletes their own jobs and schedules; admins (``system_admin``, ``site_admin
 to everyone's; submitting and managing schedules needs a submitting role. Listings are sorted,
 filtered and paged in the store, so 100,000 results cost one page query, one count and one
 stats query.
+
+Open alerts are about hosts, not jobs: like the REST API's ``/alerts``, every signed-in user
+sees all of them (the header's counts and the Memory tab's table).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..alerts import Alert, Severity, alert_summary, open_alerts
 from ..auth import Auth, User
 from ..client import Client
 from ..errors import JobNotFound, NotFound, ValidationError
@@ -48,6 +52,9 @@ WINDOWS = {"6 h": 6 * 3600.0, "24 h": 24 * 3600.0, "7 d": 7 * 86400.0}
 #: Metrics the memory tab draws.
 MEMORY_METRICS = ("rss_mb", "uss_mb")
 GC_METRICS = ("gc_gen0_collections", "gc_gen1_collections", "gc_gen2_collections")
+#: Most open alerts listed in the Memory tab (the header counts all of them).
+MAX_ALERTS = 50
+_SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
 
 
 @dataclass(frozen=True)
@@ -114,6 +121,10 @@ class MemoryView:
     #: series label → leak verdict of its rss_mb series (a ``LeakVerdict``).
     verdicts: dict[str, Any]
     latest_analysis: Job | None
+    #: Open alerts, most severe first, then the most recently opened.
+    alerts: list[Alert] = field(default_factory=list)
+    #: The end of the window (now, when it was read).
+    until: float = 0.0
 
 
 def _label(host: str | None, worker: str | None) -> str:
@@ -230,7 +241,8 @@ class DashboardData:
         from ..analyzer.job import JOB_NAME, RESULT_MARK
         from ..analyzer.leaks import leak_verdict
 
-        since = self.clock() - window
+        now = self.clock()
+        since = now - window
         series: dict[str, dict[str, list[tuple[float, float]]]] = {}
         for name in (*MEMORY_METRICS, *GC_METRICS):
             by: dict[str, list[tuple[float, float]]] = {}
@@ -247,7 +259,19 @@ class DashboardData:
             if isinstance(job.result, dict) and job.result.get("analyzer") == RESULT_MARK:
                 latest = job
                 break
-        return MemoryView(since, series, verdicts, latest)
+        return MemoryView(since, series, verdicts, latest, self.open_alerts(), now)
+
+    # -- alerts -------------------------------------------------------------------------------
+    def open_alerts(self, limit: int = MAX_ALERTS) -> list[Alert]:
+        """Open alerts (any user sees all: they are about hosts), most severe first, then
+        the most recently opened."""
+        found = open_alerts(self.client.store, limit=10_000)
+        found.sort(key=lambda a: (_SEVERITY_ORDER.get(a.severity, 3), -a.opened_at))
+        return found[:limit]
+
+    def alert_counts(self) -> dict[str, int]:
+        """How many alerts are open: ``open`` in all, and per severity (the header's badge)."""
+        return alert_summary(self.client.store)
 
     # -- submitting ---------------------------------------------------------------------------
     def submit(self, form: SubmitForm) -> Job:

@@ -13,13 +13,17 @@ from datetime import datetime, timezone
 from html import escape
 from typing import Any
 
+from ..alerts import Alert, Severity
 from ..model import FAILED_STATES, Job, JobState, Stats, WorkerInfo
 from ..schedules import Schedule
 from .data import SORTABLE, MemoryView, ResultsPage
 
 __all__ = [
+    "alert_badges",
+    "alerts_table",
     "detail_html",
     "duration",
+    "header_html",
     "jobs_table",
     "memory_summary",
     "results_table",
@@ -54,6 +58,11 @@ def duration(seconds: float | None) -> str:
         return f"{h} h {m:02d} m"
     d, h = divmod(h, 24)
     return f"{d} d {h:02d} h"
+
+
+def ago(seconds: float) -> str:
+    """How long ago, to the second: ``9 s``, ``3 m 05 s``, ``2 h 04 m``."""
+    return f"{max(0, int(seconds))} s" if seconds < 60 else duration(seconds)
 
 
 def interval(seconds: float) -> str:
@@ -328,3 +337,70 @@ def memory_summary(view: MemoryView) -> str:
         )
         parts.append(f"<ul class='oj-recs'>{items or '<li>[OK] No issues detected</li>'}</ul>")
     return "".join(parts)
+
+
+# -- alerts -----------------------------------------------------------------------------------
+_SEVERITIES = (Severity.CRITICAL, Severity.WARNING, Severity.INFO)
+
+
+def alert_badges(counts: dict[str, int]) -> str:
+    """The header's alert summary: a coloured pill per severity with open alerts (a click
+    opens the Memory tab), or a quiet "no open alerts"."""
+    if not counts.get("open"):
+        return (
+            '<div class="oj-alerts opsjobs-alerts" data-open="0">'
+            '<span class="oj-alerts-none">● no open alerts</span></div>'
+        )
+    pills = "".join(
+        f'<span class="oj-alert-pill oj-sev-{sev.value}" data-severity="{sev.value}">'
+        f"{counts[sev.value]} {sev.value}</span>"
+        for sev in _SEVERITIES
+        if counts.get(sev.value)
+    )
+    total = counts["open"]
+    title = f"{total} open alert{'s' if total != 1 else ''}: see the Memory tab"
+    return (
+        f'<div class="oj-alerts opsjobs-alerts" data-open="{total}" data-oj="alerts:" '
+        f'title="{escape(title)}"><span class="oj-alerts-label">Alerts</span>{pills}</div>'
+    )
+
+
+def header_html(email: str, roles: Sequence[str], counts: dict[str, int]) -> str:
+    """The header: brand, the alert summary and the signed-in user."""
+    who = ", ".join(roles) or "read only"
+    return (
+        '<div class="oj-brand"><span class="oj-logo">◆</span> opsjobs'
+        '<span class="oj-sub">Task Management</span></div>'
+        f"{alert_badges(counts)}"
+        f'<div class="oj-user opsjobs-user">{escape(email)}'
+        f'<span class="oj-dim"> · {escape(who)}</span></div>'
+    )
+
+
+def alerts_table(alerts: Sequence[Alert], now: float) -> str:
+    """The Memory tab's open alerts: severity, rule, labels, value, since when, message."""
+    if not alerts:
+        return '<p class="oj-alerts-ok opsjobs-alerts-none">✔ No open alerts.</p>'
+    titles = ("Severity", "Rule", "Host / labels", "Value", "Since", "Message")
+    head = "".join(f"<th>{t}</th>" for t in titles)
+    rows = []
+    for a in alerts:
+        labels = a.shown_labels
+        host = labels.pop("host", "")
+        extra = ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        where = f"<b>{escape(host or '—')}</b>" + (
+            f" <span class='oj-dim'>{escape(extra)}</span>" if extra else ""
+        )
+        value = "—" if a.value is None else f"{a.value:,.4g}"
+        rows.append(
+            f'<tr data-alert="{escape(a.id)}"><td><span class="oj-alert-pill '
+            f'oj-sev-{a.severity.value}">{a.severity.value}</span></td>'
+            f'<td class="oj-name">{escape(a.rule_name)}'
+            f"<div class='oj-dim oj-mono'>{escape(a.metric)}</div></td>"
+            f"<td>{where}</td><td class='oj-num'>{escape(value)}</td>"
+            f"<td>{when(a.opened_at)} <span class='oj-dim'>({ago(now - a.opened_at)} ago)"
+            f"</span></td><td class='oj-msg-cell'>{escape(a.message)}</td></tr>"
+        )
+    return '<h4 class="oj-h">Open alerts</h4>' + _table(
+        "opsjobs-alerts-table", head, rows, "No open alerts.", 6
+    )
