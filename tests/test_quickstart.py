@@ -14,7 +14,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 
 def test_quickstart_runs_the_seeds_workflow(tmp_path: Path) -> None:
-    server = ServerThread(tmp_path).start()
+    # A server started without its own analysis schedule: quickstart adds the seed's one.
+    server = ServerThread(tmp_path, memory_analysis=None).start()
     try:
         settings = settings_for(tmp_path, store_url=server.store_url, data_dir=server.data)
         done = run_cli(settings, "quickstart", "--url", server.base, "--timeout", "120")
@@ -29,9 +30,25 @@ def test_quickstart_runs_the_seeds_workflow(tmp_path: Path) -> None:
     store = open_store(server.store_url)
     try:
         schedules = {s.name: s for s in store.list_schedules()}
-        assert sorted(schedules) == ["MemoryAnalysisScheduler", "memory-analysis"]  # + serve's
+        assert sorted(schedules) == ["MemoryAnalysisScheduler"]
         assert schedules["MemoryAnalysisScheduler"].every_seconds == 1800
         assert [u.email for u in store.list_users()] == ["test@localhost"]
+    finally:
+        store.close()
+
+
+def test_quickstart_does_not_double_the_servers_own_schedule(tmp_path: Path) -> None:
+    server = ServerThread(tmp_path).start()  # serve's default: its own memory-analysis schedule
+    try:
+        settings = settings_for(tmp_path, store_url=server.store_url, data_dir=server.data)
+        done = run_cli(settings, "quickstart", "--url", server.base, "--timeout", "120")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "schedule 'memory-analysis' already does this" in done.stdout
+    finally:
+        server.stop()
+    store = open_store(server.store_url)
+    try:
+        assert [s.name for s in store.list_schedules()] == ["memory-analysis"]
     finally:
         store.close()
 

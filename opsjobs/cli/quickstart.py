@@ -19,7 +19,7 @@ from typing import Any
 
 from ..auth import Auth
 from ..config import Settings
-from ..errors import OpsJobsError
+from ..errors import NotFound, OpsJobsError
 from .output import client_for, fmt_runtime, table
 
 __all__ = ["register"]
@@ -69,6 +69,7 @@ def _step(n: int, text: str) -> None:
 
 def cmd_quickstart(args: argparse.Namespace, settings: Settings) -> int:
     from ..analyzer.job import JOB_NAME, TARGET, job_kwargs
+    from ..analyzer.schedule import schedule_name
 
     _Http(args.url, "")("GET", f"{API}/me")  # is a server there at all? (401 without a key)
     _step(1, f"API key with the debug role for {args.email}")
@@ -87,22 +88,17 @@ def cmd_quickstart(args: argparse.Namespace, settings: Settings) -> int:
         )
 
     _step(2, f"schedule {SCHEDULE}: a memory analysis every 30 minutes")
-    schedule = {
-        "name": SCHEDULE,
-        "every": "30m",
-        "call": TARGET,
-        "kwargs": job_kwargs(),
-        "mode": "thread",
-        "job_name": JOB_NAME,
-        "description": "Recurring memory analysis",
-    }
-    status, reply = http("POST", f"{API}/schedules", schedule)
-    if status == 201:
-        print(f"  added; next run {reply['schedule']['next_fire_at']}")
-    elif status == 409:
-        print("  already there (kept as it is)")
+    with client_for(settings) as client:
+        try:
+            own = client.schedules.get(schedule_name())
+        except NotFound:
+            own = None
+    if own is not None and own.enabled:
+        # `opsjobs serve` already analyses its own process on a schedule: a second one would
+        # only run the same analysis twice.
+        print(f"  the server's schedule {own.name!r} already does this; not adding another")
     else:
-        raise OpsJobsError(f"could not add the schedule: {reply.get('error', status)}")
+        _add_schedule(http, job_kwargs(), TARGET, JOB_NAME)
 
     _step(3, "one-time analysis of the server's own process")
     status, reply = http("POST", f"{API}/analyze", {})
@@ -140,3 +136,22 @@ def cmd_quickstart(args: argparse.Namespace, settings: Settings) -> int:
     print(f"  API:       curl -H 'Authorization: Bearer <key>' {args.url}{SEED}/jobs/results")
     sys.stdout.flush()
     return 0 if job.get("state") == "succeeded" else 1
+
+
+def _add_schedule(http: _Http, kwargs: dict[str, Any], target: str, job_name: str) -> None:
+    schedule = {
+        "name": SCHEDULE,
+        "every": "30m",
+        "call": target,
+        "kwargs": kwargs,
+        "mode": "thread",
+        "job_name": job_name,
+        "description": "Recurring memory analysis",
+    }
+    status, reply = http("POST", f"{API}/schedules", schedule)
+    if status == 201:
+        print(f"  added; next run {reply['schedule']['next_fire_at']}")
+    elif status == 409:
+        print("  already there (kept as it is)")
+    else:
+        raise OpsJobsError(f"could not add the schedule: {reply.get('error', status)}")
