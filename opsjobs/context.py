@@ -70,16 +70,16 @@ class JobContext:
         self.settings = settings
         self._emit_metric = emit_metric
         self._emit_result = emit_result
-        self._cancelled = threading.Event()
+        self._cancelled = False  # a plain flag: set once, read often, atomic under the GIL
         self.result_json: str | None = None
 
     @property
     def cancelled(self) -> bool:
         """True once the job was cancelled or timed out: cooperative code should stop."""
-        return self._cancelled.is_set()
+        return self._cancelled
 
     def cancel(self) -> None:
-        self._cancelled.set()
+        self._cancelled = True
 
     def record_metric(self, name: str, value: float, **labels: object) -> None:
         """Store a named numeric measurement with labels (host and worker are added)."""

@@ -113,6 +113,7 @@ class Worker:
         self._router: ThreadRouter | None = None
         self._inline_executor = inline_executor
         self._handoff: collections.deque[Job] = collections.deque()
+        self._loop_thread = 0  # ident of the thread running the main loop
         self._logs_dir = str(settings.logs_dir)
         #: Judges alert rules on recorded metrics, on its own thread (started by the first).
         self.alerts = AlertEvaluator(store, settings)
@@ -162,6 +163,7 @@ class Worker:
             return len(self._running)
 
     def _loop(self) -> None:
+        self._loop_thread = threading.get_ident()
         while not self._stopping.is_set():
             self._wake.clear()
             claimed = False
@@ -263,13 +265,14 @@ class Worker:
             self._running.pop(rec.job.id, None)
             if rec.job.mode is not Mode.INLINE and not keep_slot:
                 self._busy -= 1
-        if nxt is None:
-            self._wake.set()
-        elif keep_slot:
+        if keep_slot:
+            assert nxt is not None
             self._dispatch(nxt, slot_held=True)
-        else:
+            return
+        if nxt is not None:
             self._handoff.append(nxt)
-            self._wake.set()
+        if threading.get_ident() != self._loop_thread:
+            self._wake.set()  # the main loop may be asleep; on its own thread it is not
 
     def _log_path(self, job: Job) -> Path:
         return Path(self._logs_dir, f"{job.id}.log")

@@ -79,8 +79,16 @@ class CallKind(Kind):
         json_size_checked(dict(kwargs), "kwargs")
         return {"target": target, "kwargs": dict(kwargs)}
 
+    def __init__(self) -> None:
+        # target -> callable: a worker imports a job's module once, as any worker process does
+        # (new code needs a worker restart either way).
+        self._resolved: dict[str, Any] = {}
+
     def run(self, payload: Mapping[str, Any], ctx: JobContext) -> Any:
-        func = resolve_target(payload["target"])
+        target = payload["target"]
+        func = self._resolved.get(target)
+        if func is None:
+            func = self._resolved[target] = resolve_target(target)
         return func(**payload.get("kwargs", {}))
 
     def describe(self, payload: Mapping[str, Any]) -> str:

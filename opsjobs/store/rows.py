@@ -35,12 +35,17 @@ def _json(value: Any) -> Any:
     return json.loads(value)
 
 
+# Enum(value) goes through EnumMeta.__call__, slow on the claim path: look the members up.
+_MODES = {m.value: m for m in Mode}
+_STATES = {s.value: s for s in JobState}
+
+
 def row_to_job(row: Any) -> Job:
     spec = JobSpec(
         name=row["name"],
         kind=row["kind"],
         payload=_json(row["payload"]) or {},
-        mode=Mode(row["mode"]),
+        mode=_MODES[row["mode"]],
         queue=row["queue"],
         description=row["description"],
         owner=row["owner"],
@@ -52,7 +57,7 @@ def row_to_job(row: Any) -> Job:
     return Job(
         id=str(row["id"]),
         spec=spec,
-        state=JobState(row["state"]),
+        state=_STATES[row["state"]],
         submitted_at=row["submitted_at"],
         started_at=row["started_at"],
         finished_at=row["finished_at"],
