@@ -48,6 +48,7 @@ class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
+        self._write_lock = threading.RLock()
         self._closed = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -84,24 +85,29 @@ class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """One short write transaction (``BEGIN IMMEDIATE`` takes the write lock up front, so
-        there is no upgrade deadlock and the busy timeout applies)."""
-        conn = self._conn()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise StoreError(f"store is busy or unavailable: {exc}") from exc
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
+        there is no upgrade deadlock and the busy timeout applies).
+
+        Threads of this process queue on a lock first: SQLite's busy handler waits by sleeping
+        (1, 2, 5 … up to 100 ms at a time), which gave a busy server writes 100–600 ms tails;
+        the lock hands the file over at once. Other processes still meet the busy timeout."""
+        with self._write_lock:
+            conn = self._conn()
             try:
-                conn.execute("COMMIT")
+                conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                raise StoreError(f"commit failed: {exc}") from exc
+                raise StoreError(f"store is busy or unavailable: {exc}") from exc
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            else:
+                try:
+                    conn.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    raise StoreError(f"commit failed: {exc}") from exc
 
     def _read(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
         try:
