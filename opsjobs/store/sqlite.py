@@ -88,7 +88,7 @@ class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
         there is no upgrade deadlock and the busy timeout applies).
 
         Threads of this process queue on a lock first: SQLite's busy handler waits by sleeping
-        (1, 2, 5 … up to 100 ms at a time), which gave a busy server writes 100–600 ms tails;
+        (1, 2, 5 … up to 100 ms at a time), which gave a busy server writes 100-600 ms tails;
         the lock hands the file over at once. Other processes still meet the busy timeout."""
         with self._write_lock:
             conn = self._conn()
