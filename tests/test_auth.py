@@ -75,6 +75,15 @@ def test_last_used_is_recorded_sparingly(auth: Auth) -> None:
     assert auth.store.api_key_by_prefix(key.prefix).last_used == 1100.0  # type: ignore[union-attr]
 
 
+def test_last_used_write_can_be_handed_off(auth: Auth) -> None:
+    _, key, plaintext = auth.create_key("a@x.org", roles="debug")
+    touched: list[tuple[str, float]] = []
+    user = auth.authenticate(plaintext, now=2000.0, touch=lambda k, t: touched.append((k, t)))
+    assert user is not None and touched == [(key.id, 2000.0)]
+    # the lookup itself wrote nothing: the caller decides when the touch runs
+    assert auth.store.api_key_by_prefix(key.prefix).last_used is None  # type: ignore[union-attr]
+
+
 def test_roles_and_emails_are_checked(auth: Auth) -> None:
     assert parse_roles(" Debug , system_admin,debug") == ("debug", "system_admin")
     with pytest.raises(ValidationError, match="unknown role"):

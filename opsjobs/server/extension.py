@@ -122,6 +122,8 @@ class OpsJobsExtension(ExtensionApp):
             opsjobs_service=self.service,
             opsjobs_auth=auth,
             opsjobs_executor=self.executor,
+            # reads of a local store are short enough for the event loop (see handlers.call)
+            opsjobs_local_store=self.store.url.startswith(("sqlite:", "memory:")),
         )
         log.info("opsjobs: store %s", self.store_label)
 

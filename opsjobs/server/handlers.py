@@ -101,10 +101,16 @@ class ApiHandler(APIHandler):
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"success": False, "error": message}))
 
-    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run one service call on the API's thread pool; opsjobs errors become 4xx answers."""
-        loop = asyncio.get_running_loop()
+    async def call(self, fn: Callable[..., T], *args: Any, read: bool = False, **kwargs: Any) -> T:
+        """Run one service call on the API's thread pool; opsjobs errors become 4xx answers.
+
+        ``read=True`` marks a pure read: on a local store (SQLite, memory) it runs right here on
+        the event loop — WAL readers never wait for writers, and the pool hop cost more than
+        the read. Writes always go to the pool (they may wait on another process's lock)."""
         try:
+            if read and self.settings.get("opsjobs_local_store"):
+                return fn(*args, **kwargs)
+            loop = asyncio.get_running_loop()
             return await loop.run_in_executor(
                 self.settings.get("opsjobs_executor"), lambda: fn(*args, **kwargs)
             )
@@ -171,7 +177,7 @@ class JobsHandler(ApiHandler):
             everyone=self.flag("all"),
             total=self.flag("total"),
         )
-        jobs, total = await self.call(self.service.list_jobs, self.user, f)
+        jobs, total = await self.call(self.service.list_jobs, self.user, f, read=True)
         self.reply(
             {
                 "count": len(jobs),
@@ -186,7 +192,7 @@ class JobsHandler(ApiHandler):
 @keyed
 class JobHandler(ApiHandler):
     async def get(self, job_id: str) -> None:
-        job = await self.call(self.service.visible_job, self.user, job_id)
+        job = await self.call(self.service.visible_job, self.user, job_id, read=True)
         self.reply({"job": job.to_dict()})
 
     async def delete(self, job_id: str) -> None:

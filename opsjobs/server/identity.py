@@ -84,7 +84,7 @@ class OpsJobsIdentityProvider(IdentityProvider):
         if header:
             match = _BEARER.match(header)
             key = match.group(1) if match else ""
-            user = await _off_loop(handler, auth.authenticate, key) if key else None
+            user = await _lookup(handler, auth, key) if key else None
             if user is None:
                 return None
             # Explicit credentials: no cookie, and no XSRF check (as for Jupyter's own tokens).
@@ -129,6 +129,22 @@ class OpsJobsIdentityProvider(IdentityProvider):
     def validate_security(self, app: Any, ssl_options: dict[str, Any] | None = None) -> None:
         if not app.ip:
             app.log.warning("opsjobs serve listens on all addresses without TLS")
+
+
+async def _lookup(handler: web.RequestHandler, auth: Auth, key: str) -> User | None:
+    """Authenticate a bearer key. On a local store (SQLite, memory) the lookup is a short read
+    done right here on the event loop — a hop to the thread pool and back cost more than the
+    read, and under load the GIL hand-offs made the tail; the rare ``last_used`` write still
+    goes to the pool. A network store (PostgreSQL) is always asked from the pool."""
+    executor = handler.settings.get("opsjobs_executor")
+    if handler.settings.get("opsjobs_local_store"):
+
+        def touch(key_id: str, now: float) -> None:
+            loop = asyncio.get_running_loop()
+            loop.run_in_executor(executor, lambda: auth.store.touch_api_key(key_id, now=now))
+
+        return auth.authenticate(key, touch=touch)
+    return await asyncio.get_running_loop().run_in_executor(executor, auth.authenticate, key)
 
 
 async def _off_loop(handler: web.RequestHandler, fn: Any, *args: Any) -> Any:

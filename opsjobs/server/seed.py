@@ -106,7 +106,12 @@ class ResultsHandler(ApiHandler):
         states = [s.value for s in TERMINAL_STATES]
         client = self.service.client
         jobs = await self.call(
-            client.results, limit=limit, states=states, owner=self.user.email, sort="-submitted_at"
+            client.results,
+            limit=limit,
+            states=states,
+            owner=self.user.email,
+            sort="-submitted_at",
+            read=True,
         )
         self.reply({"count": len(jobs), "results": [seed_result(j) for j in jobs]})
 
