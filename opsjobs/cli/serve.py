@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -83,9 +84,16 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     # Every job is recorded by now (finished, or marked failed by the worker's shutdown). A
     # thread job that ignores its cancel flag cannot be killed; it must not keep the process
     # alive, as Python would wait for its pool thread at exit.
-    stuck = [
-        t for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon
+    # Idle pool threads are told to exit at shutdown and need a moment to do so.
+    deadline = time.monotonic() + 3.0
+    stuck = [  # the worker's job pool threads are named opsjobs-<worker id>_N
+        t
+        for t in threading.enumerate()
+        if t is not threading.current_thread() and not t.daemon and t.name.startswith("opsjobs-")
     ]
+    for t in stuck:
+        t.join(timeout=max(deadline - time.monotonic(), 0.0))
+    stuck = [t for t in stuck if t.is_alive()]
     if stuck:
         print(
             f"opsjobs: {len(stuck)} job thread(s) ignored the stop; exiting anyway", file=sys.stderr
