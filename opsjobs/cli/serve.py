@@ -86,18 +86,19 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     # alive, as Python would wait for its pool thread at exit.
     # Idle pool threads are told to exit at shutdown and need a moment to do so.
     deadline = time.monotonic() + 3.0
-    stuck = [  # the worker's job pool threads are named opsjobs-<worker id>_N
-        t
-        for t in threading.enumerate()
-        if t is not threading.current_thread() and not t.daemon and t.name.startswith("opsjobs-")
+    others = [
+        t for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon
     ]
-    for t in stuck:
+    for t in others:
         t.join(timeout=max(deadline - time.monotonic(), 0.0))
-    stuck = [t for t in stuck if t.is_alive()]
-    if stuck:
-        print(
-            f"opsjobs: {len(stuck)} job thread(s) ignored the stop; exiting anyway", file=sys.stderr
-        )
+    others = [t for t in others if t.is_alive()]
+    if others:
+        jobs = [t for t in others if t.name.startswith("opsjobs-")]  # the worker's job pool
+        if jobs:
+            print(
+                f"opsjobs: {len(jobs)} job thread(s) ignored the stop; exiting anyway",
+                file=sys.stderr,
+            )
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
