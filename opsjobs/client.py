@@ -38,52 +38,12 @@ class Client:
         self.kinds = kinds or default_registry()
 
     # -- submitting -----------------------------------------------------------------------
-    def submit(
-        self,
-        name: str,
-        *,
-        command: str | None = None,
-        call: str | None = None,
-        kwargs: Mapping[str, Any] | None = None,
-        argv: Sequence[str] | None = None,
-        kind: str | None = None,
-        payload: Mapping[str, Any] | None = None,
-        mode: str | Mode = Mode.THREAD,
-        queue: str = "default",
-        description: str = "",
-        timeout: float | None = None,
-        retries: int = 0,
-        priority: int = 0,
-        owner: str | None = None,
-        schedule_id: str | None = None,
-        notebook: str | os.PathLike[str] | None = None,
-        parameters: Mapping[str, Any] | None = None,
-        kernel: str | None = None,
-    ) -> Job:
-        """Queue a job. Give exactly one of ``command``, ``call`` (+ ``kwargs``), ``argv``,
-        ``notebook`` (+ ``parameters``, ``kernel``: a papermill run) or ``kind`` + ``payload``.
-        Raises :class:`~opsjobs.errors.ValidationError` on bad input."""
-        spec = self.build_spec(
-            name,
-            command=command,
-            call=call,
-            kwargs=kwargs,
-            argv=argv,
-            kind=kind,
-            payload=payload,
-            mode=mode,
-            queue=queue,
-            description=description,
-            timeout=timeout,
-            retries=retries,
-            priority=priority,
-            owner=owner,
-            schedule_id=schedule_id,
-            notebook=notebook,
-            parameters=parameters,
-            kernel=kernel,
-        )
-        return self.store.submit(spec, now=time.time())
+    def submit(self, name: str, **fields: Any) -> Job:
+        """Queue a job; ``fields`` are those of :meth:`build_spec`. Give exactly one of
+        ``command``, ``call`` (+ ``kwargs``), ``argv``, ``notebook`` (+ ``parameters``,
+        ``kernel``: a papermill run) or ``kind`` + ``payload``. Raises
+        :class:`~opsjobs.errors.ValidationError` on bad input."""
+        return self.store.submit(self.build_spec(name, **fields), now=time.time())
 
     def build_spec(
         self,
