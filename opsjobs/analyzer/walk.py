@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Iterable
 from itertools import chain, compress, filterfalse, repeat
-from operator import is_
+from operator import is_, not_
 from typing import cast
 
 __all__ = ["CHUNK", "Deadline", "Dedupe", "safe_sizes"]
@@ -98,13 +98,17 @@ class Dedupe:
             known = _BASES[untracked_only] = self._calibrate()
         self.base = known
 
-    def _refcounts(self, chunk: list[object]) -> tuple[list[object], list[int]]:
+    def _refcounts(
+        self, chunk: list[object], types: list[type] | None = None
+    ) -> tuple[list[object], list[bool]]:
         # Calibration goes through this very function, so the number of references our
         # own temporaries add is measured, not guessed for this Python version.
         refs = _get_referents(*chunk)
+        if types is None:
+            types = list(map(type, chunk))
         dicts = cast(
             list[dict[object, object]],
-            list(compress(chunk, map(self._is_dict.__getitem__, map(type, chunk)))),
+            list(compress(chunk, map(self._is_dict.__getitem__, types))),
         )
         if dicts:
             # A dict whose keys are all exact str does not report its keys to the gc
@@ -116,31 +120,41 @@ class Dedupe:
         del dicts
         if self.untracked_only:
             refs = list(filterfalse(_is_tracked, refs))
-        return refs, list(map(_getrefcount, refs))
+        # True where something besides ``chunk`` references the object too
+        return refs, list(map(self.base.__lt__, map(_getrefcount, refs)))
 
     def _calibrate(self) -> int:
         probe: object = "".join(["opsjobs-", "probe"]) if self.untracked_only else [0]
         holder = [probe]
         del probe
-        _, counts = self._refcounts([holder])
-        return counts[0]
+        # the smallest base at which the probe, referenced only by ``holder``, is not shared
+        for base in range(1, 64):
+            self.base = base
+            # index, not unpack: a name left holding the last ``refs`` would add a reference
+            if not self._refcounts([holder])[1][0]:
+                return base
+        raise RuntimeError("cannot calibrate reference counts")
 
-    def expand(self, chunk: list[object]) -> list[object]:
-        """Return the referents of ``chunk`` not returned before, each once."""
-        fresh, shared = self.expand_split(chunk)
+    def expand(self, chunk: list[object], types: list[type] | None = None) -> list[object]:
+        """Return the referents of ``chunk`` not returned before, each once.
+
+        ``types``, when given, is ``type`` of each object of ``chunk`` (saves a pass).
+        """
+        fresh, shared = self.expand_split(chunk, types)
         fresh.extend(shared)
         return fresh
 
-    def expand_split(self, chunk: list[object]) -> tuple[list[object], list[object]]:
+    def expand_split(
+        self, chunk: list[object], types: list[type] | None = None
+    ) -> tuple[list[object], list[object]]:
         """Like :meth:`expand`, as (objects only ``chunk`` references, newly seen objects
         that have other references too)."""
-        refs, counts = self._refcounts(chunk)
-        base = self.base
-        fresh = list(compress(refs, map(base.__ge__, counts)))
-        shared = list(compress(refs, map(base.__lt__, counts)))
-        del refs, counts
-        if not shared:
-            return fresh, shared
+        refs, is_shared = self._refcounts(chunk, types)
+        if not any(is_shared):
+            return refs, []
+        fresh = list(compress(refs, map(not_, is_shared)))
+        shared = list(compress(refs, is_shared))
+        del refs, is_shared
         by_id = dict(zip(map(id, shared), shared, strict=False))
         new_ids = by_id.keys() - self.seen
         self.seen |= new_ids
