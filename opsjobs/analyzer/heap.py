@@ -42,7 +42,8 @@ class Census:
     """What one census pass found; ``containers`` holds live objects until dropped.
 
     ``sizes`` counts objects by ``(type, size)`` pair, which C code can do without a Python
-    loop per object; :meth:`type_rows` folds the pairs into per-type totals.
+    loop per object; ``plain`` holds ``[count, bytes]`` of exact ``str`` and ``int``, summed
+    per batch; :meth:`types` folds both into per-type totals.
     """
 
     sizes: Counter[tuple[type, int]] = field(default_factory=Counter)
@@ -51,11 +52,12 @@ class Census:
     untracked_found: int = 0
     total_bytes: int = 0
     containers: list[tuple[int, int, object]] = field(default_factory=list)
+    plain: dict[type, list[int]] = field(default_factory=lambda: {t: [0, 0] for t in _PLAIN})
 
     @property
     def types(self) -> dict[type, list[int]]:
         """``{type: [count, bytes]}`` of everything counted so far."""
-        out: dict[type, list[int]] = {}
+        out = {t: list(row) for t, row in self.plain.items() if row[0]}
         for (t, size), n in self.sizes.items():
             row = out.get(t)
             if row is None:
@@ -98,7 +100,7 @@ _NOT_PLAIN = _NotPlain()
 
 
 def _account_plain(
-    plain: dict[type, Counter[int]],
+    plain: dict[type, list[int]],
     batch: list[object],
     types: list[type],
     strings: StringCounter | None,
@@ -107,20 +109,21 @@ def _account_plain(
 
     Their sizes come from the type's own ``__sizeof__``, called without the lookup and the
     bound method ``sys.getsizeof`` pays for; they are not gc objects, so ``getsizeof`` adds
-    nothing to that size. Counting sizes per type spares a (type, size) pair per object.
+    nothing to that size. Only their count and total are kept: no (type, size) pair per object.
     """
     left = len(batch)
-    for t, sizes in plain.items():
+    for t, row in plain.items():
         group = list(compress(batch, map(is_, types, repeat(t))))
         if group:
             left -= len(group)
+            row[0] += len(group)
             sizer = cast(Callable[[object], int], t.__sizeof__)
             if strings is not None and t is str:
                 found = list(map(sizer, group))
                 strings.add(cast(list[str], group), found)
-                _count(sizes, found)
+                row[1] += sum(found)
             else:
-                _count(sizes, map(sizer, group))
+                row[1] += sum(map(sizer, group))
     return list(compress(batch, map(_NOT_PLAIN.__getitem__, types))) if left else []
 
 
@@ -167,7 +170,6 @@ def run_census(
     """
     census = Census(tracked_total=len(objs))
     dedupe = Dedupe(untracked_only=True)
-    plain: dict[type, Counter[int]] = {t: Counter() for t in _PLAIN}
     n = len(objs)
     for start in range(0, n, CHUNK):
         chunk = objs[start : start + CHUNK]
@@ -178,7 +180,7 @@ def run_census(
         del chunk
         while pending:
             census.untracked_found += len(pending)
-            pending = _account_plain(plain, pending, list(map(type, pending)), strings)
+            pending = _account_plain(census.plain, pending, list(map(type, pending)), strings)
             if not pending:
                 break
             types = _account(census, pending, top_count)
@@ -188,7 +190,6 @@ def run_census(
         del types
         if deadline.expired():
             break
-    for t, sizes in plain.items():
-        census.sizes.update({(t, size): count for size, count in sizes.items()})
     census.total_bytes = sum(n * size for (_, size), n in census.sizes.items())
+    census.total_bytes += sum(nbytes for _, nbytes in census.plain.values())
     return census
