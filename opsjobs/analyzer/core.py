@@ -11,7 +11,7 @@ from typing import Any
 from opsjobs.analyzer.deep import GlobalRow, largest_globals, module_namespaces
 from opsjobs.analyzer.gcstats import GcPauseRecorder, gc_stats
 from opsjobs.analyzer.heap import Census, run_census, type_name
-from opsjobs.analyzer.holders import find_holders
+from opsjobs.analyzer.holders import find_global_holders, find_holders
 from opsjobs.analyzer.model import ContainerRow, Coverage, HeapSummary, Report
 from opsjobs.analyzer.process import process_memory
 from opsjobs.analyzer.strings import StringCounter
@@ -87,7 +87,10 @@ def analyze(
     else:
         own = {id(targets), id(census.containers), id(census.sizes), id(namespaces)}
         own.update(map(id, census.containers))
-        holders = find_holders(targets, modules, own)
+        if deep:
+            holders = find_holders(targets, modules, own)
+        else:  # no long GIL hold in the default (scheduled) analysis
+            holders = find_global_holders(targets, namespaces)
     del targets, modules
     containers = _containers(census, holders)
     census.containers = []

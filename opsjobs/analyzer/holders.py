@@ -7,7 +7,7 @@ import types
 
 from opsjobs.analyzer.heap import type_name
 
-__all__ = ["describe_holder", "find_holders"]
+__all__ = ["describe_holder", "find_global_holders", "find_holders"]
 
 #: Dicts larger than this are not searched for the key that holds a target.
 _KEY_SEARCH_LIMIT = 50_000
@@ -83,4 +83,29 @@ def find_holders(
             if len(found[tid]) < per_target:
                 found[tid].append(describe_holder(holder, by_id[tid], modules))
     del referrers
+    return found
+
+
+def find_global_holders(
+    targets: list[object], namespaces: dict[str, dict[str, object]], per_target: int = 3
+) -> dict[int, list[str]]:
+    """Hints naming the module globals that hold each target, keyed by ``id(target)``.
+
+    The default analysis uses this instead of :func:`find_holders`: it looks only at module
+    namespaces, one module at a time, so it never holds the GIL for long, whereas
+    ``gc.get_referrers`` is one C pass over every tracked object (~15 ms on a heap of 275,000
+    tracked objects, the longest pause an analysis made). Deep mode still searches all holders.
+    """
+    by_id = {id(t): t for t in targets}
+    found: dict[int, list[str]] = {tid: [] for tid in by_id}
+    for name, ns in namespaces.items():
+        if id(ns) in found:
+            found[id(ns)].append(f"namespace of module {name}")
+        for key, value in list(ns.items()):
+            hits = found.get(id(value))
+            if hits is not None and len(hits) < per_target and type(key) is str:
+                hits.append(f"module {name} global {key[:60]}")
+    for hits in found.values():
+        if not hits:
+            hits.append("not a module global (deep mode searches every holder)")
     return found
