@@ -8,6 +8,7 @@ import functools
 import os
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -72,7 +73,7 @@ class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
                 )
                 conn.row_factory = sqlite3.Row
                 conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-                conn.execute("PRAGMA journal_mode = WAL")
+                _enable_wal(conn)
                 conn.execute("PRAGMA synchronous = NORMAL")
                 conn.execute("PRAGMA foreign_keys = ON")
             except sqlite3.Error as exc:
@@ -395,6 +396,25 @@ class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
                 conn.close()
         self._local = threading.local()
         self._doorbell.close()
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch the file to WAL once. Switching needs an exclusive lock and SQLite does not call
+    the busy handler for it, so openers racing on a fresh file retry for a while; once the file
+    is in WAL mode (the setting is persistent) there is nothing to switch."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+            return
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
 
 
 def _finish_params(
