@@ -130,7 +130,14 @@ class PostgresStore(PostgresAlerts, PostgresAuth, PostgresSchedules, Store):
         check: bool = False,
     ) -> None:
         self.url = url
-        self._q = load_queries("postgres")
+        self._q = dict(load_queries("postgres"))
+        # End one job and claim the next in one statement: the finish and the claim see the
+        # same snapshot, and the finished job is running, so the claim can never pick it.
+        self._q["finish_and_claim"] = (
+            f"WITH fin AS ({self._q['finish']} RETURNING id), nxt AS ({self._q['claim']}) "
+            "SELECT (SELECT count(*) FROM fin) AS finished_rows, nxt.* "
+            "FROM (SELECT 1) AS one LEFT JOIN nxt ON true"
+        )
         try:
             given = conninfo_to_dict(url)
         except psycopg.ProgrammingError as exc:

@@ -37,39 +37,6 @@ WITH ins AS (
 )
 SELECT pg_notify(%(channel)s, '') FROM ins;
 
--- name: finish_and_claim
--- End one job and claim the next in one statement: the finish and the claim see the same
--- snapshot; the finished job is running, so the claim can never pick it.
-WITH fin AS (
-  UPDATE jobs
-     SET state = %(state)s, finished_at = %(now)s,
-         runtime = greatest(%(now)s - started_at, 0.0),
-         output = %(output)s, result = %(result)s::jsonb, error = %(error)s,
-         exit_code = %(exit_code)s, lease_until = NULL
-   WHERE id = %(id)s AND state = 'running' AND worker_id = %(worker_id)s
-     AND attempt = %(attempt)s
-  RETURNING id
-), nxt AS (
-  UPDATE jobs
-     SET state = 'running', worker_id = %(worker_id)s, host = %(host)s, attempt = attempt + 1,
-         started_at = %(now)s, lease_until = %(lease_until)s
-   WHERE id = (SELECT j.id
-                 FROM unnest(%(queues)s::text[]) AS q(name)
-                 CROSS JOIN LATERAL (SELECT id FROM jobs
-                                      WHERE state = 'queued' AND queue = q.name
-                                      ORDER BY priority DESC, submitted_at
-                                      LIMIT 16) AS c
-                 JOIN jobs AS j ON j.id = c.id
-                WHERE j.state = 'queued'
-                ORDER BY j.priority DESC, j.submitted_at
-                LIMIT 1
-                  FOR UPDATE OF j SKIP LOCKED)
-     AND state = 'queued'
-  RETURNING *
-)
-SELECT (SELECT count(*) FROM fin) AS finished_rows, nxt.*
-  FROM (SELECT 1) AS one LEFT JOIN nxt ON true;
-
 -- name: insert_job
 INSERT INTO jobs (id, name, description, owner, kind, payload, mode, queue, priority, timeout,
                   retries, schedule_id, state, submitted_at)
