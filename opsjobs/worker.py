@@ -213,6 +213,10 @@ class Worker:
             kind = self.kinds.get(job.kind)
             kind.check_mode(job.mode)
         except OpsJobsError as exc:
+            if slot_held and job.mode is not Mode.INLINE:
+                with self._lock:  # the slot it inherited goes back to the pool
+                    self._busy -= 1
+                self._wake.set()
             self._finish(job, Finish(JobState.FAILED, error=str(exc)))
             return
         timeout = job.spec.timeout

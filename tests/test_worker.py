@@ -294,3 +294,26 @@ def test_seed_mode_names_are_aliases(env) -> None:
         job = client.submit("alias", command="pass", mode=alias)
         assert job.mode.value == mode
         assert client.wait(job.id, timeout=30).state is JobState.SUCCEEDED
+
+
+def test_a_bad_job_claimed_in_a_finishing_transaction_frees_its_slot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # threads=1: the unknown-kind job is claimed together with the end of the first job and
+    # inherits its slot; if that slot leaked, the third job would never run.
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
+    )
+    settings = settings_for(tmp_path, poll_interval=60.0)
+    client = client_for(settings)
+    first = client.submit("first", call="jobfuncs:cooperative_sleep", kwargs={"seconds": 0.3})
+    bad = client.store.submit(
+        JobSpec(name="bad", kind="teleport", payload={}, mode=Mode.THREAD), now=time.time()
+    )
+    third = client.submit("third", command="pass")
+    with opsjobs.embed(store=client.store, settings=settings, threads=1):
+        assert client.wait(first.id, timeout=30).state is JobState.SUCCEEDED
+        failed = client.wait(bad.id, timeout=30)
+        assert failed.state is JobState.FAILED and "unknown kind" in (failed.error or "")
+        assert client.wait(third.id, timeout=30).state is JobState.SUCCEEDED
+    client.close()
