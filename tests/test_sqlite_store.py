@@ -25,10 +25,11 @@ def test_pragmas_and_schema_version(tmp_path: Path) -> None:
 
 def test_claim_is_served_by_the_partial_index(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "a.db", runtime_dir=str(tmp_path / "run"))
-    params = {"q0": "a", "q1": "b", "worker_id": "w", "host": "h", "now": 1.0, "lease_until": 2.0}
-    plan = [r[3] for r in store._conn().execute("EXPLAIN QUERY PLAN " + store.claim_sql(2), params)]
-    assert sum("USING INDEX jobs_claim" in line for line in plan) == 2, plan
-    assert not any(line.startswith("SCAN jobs") for line in plan), plan
+    conn = store._conn()
+    pick = [r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + store._q["claim_pick"], ("a", 4))]
+    assert pick == ["SEARCH jobs USING INDEX jobs_claim (queue=?)"], pick  # no sort, no scan
+    take = [r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + store._q["claim_take"], (1,) * 5)]
+    assert take == ["SEARCH jobs USING INTEGER PRIMARY KEY (rowid=?)"], take
     store.close()
 
 

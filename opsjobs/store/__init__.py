@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ConfigError
-from .base import Finish, Recovered, Store, Waiter
+from .base import End, Finish, Recovered, Store, Waiter
 
-__all__ = ["Finish", "Recovered", "Store", "Waiter", "open_store"]
+__all__ = ["End", "Finish", "Recovered", "Store", "Waiter", "open_store"]
 
 
 def open_store(url: str, *, runtime_dir: str | None = None) -> Store:

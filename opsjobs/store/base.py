@@ -9,15 +9,19 @@ the job, a delete of an active job).
 from __future__ import annotations
 
 import abc
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..errors import OpsJobsError
 from ..model import Job, JobSpec, JobState, Metric, ResultQuery, Stats, WorkerInfo
 from .alerts import AlertStore
 from .auth import AuthStore
 from .schedules import ScheduleStore
 
-__all__ = ["Finish", "Recovered", "Store", "Waiter"]
+__all__ = ["End", "Finish", "Recovered", "Store", "Waiter"]
+
+log = logging.getLogger("opsjobs.store")
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,17 @@ class Finish:
     result_json: str | None = None
     error: str | None = None
     exit_code: int | None = None
+
+
+@dataclass(frozen=True)
+class End:
+    """One job end for :meth:`Store.finish_and_claim_many`: which attempt, how, and when (the
+    moment the job ended, which may be a little before the transaction that records it)."""
+
+    job_id: str
+    attempt: int
+    outcome: Finish
+    at: float
 
 
 @dataclass(frozen=True)
@@ -92,6 +107,61 @@ class Store(AlertStore, AuthStore, ScheduleStore, abc.ABC):
         """:meth:`finish` then :meth:`claim`; backends may do both in one transaction."""
         accepted = self.finish(job_id, worker_id, attempt, outcome, now=now)
         return accepted, self.claim(worker_id, host, queues, now=now, lease=lease)
+
+    def finish_and_claim_many(
+        self,
+        ends: Sequence[End],
+        *,
+        worker_id: str,
+        host: str,
+        queues: Sequence[str],
+        now: float,
+        lease: float,
+        want: int,
+    ) -> tuple[list[bool], list[Job]]:
+        """Record ``ends`` (each accepted only from the worker and attempt that own the job) and
+        claim up to ``want`` jobs. Returns one accepted flag per end and the claimed jobs.
+
+        A worker calls this with the ends that piled up while it was busy, so a backlog is
+        recorded in one transaction where the backend can (SQLite); this default uses
+        :meth:`finish_and_claim` for the first pair, then single calls. A claim that fails after
+        the ends were recorded returns the jobs claimed so far instead of raising, so no claimed
+        job is left without its worker knowing."""
+        accepted: list[bool] = []
+        jobs: list[Job] = []
+        rest = list(ends)
+        if rest and want > 0:
+            first = rest.pop(0)
+            ok, job = self.finish_and_claim(
+                first.job_id,
+                worker_id,
+                first.attempt,
+                first.outcome,
+                now=first.at,
+                host=host,
+                queues=queues,
+                lease=lease,
+            )
+            accepted.append(ok)
+            if job is None:
+                want = 0
+            else:
+                jobs.append(job)
+        for end in rest:
+            ok = self.finish(end.job_id, worker_id, end.attempt, end.outcome, now=end.at)
+            accepted.append(ok)
+        while len(jobs) < want:
+            try:
+                job = self.claim(worker_id, host, queues, now=now, lease=lease)
+            except OpsJobsError as exc:
+                if not (jobs or ends):
+                    raise
+                log.warning("claim failed after recording the ends, retried later: %s", exc)
+                break
+            if job is None:
+                break
+            jobs.append(job)
+        return accepted, jobs
 
     @abc.abstractmethod
     def request_cancel(self, job_id: str, *, now: float) -> Job:

@@ -7,7 +7,14 @@ from typing import Any
 
 from ..model import Job, JobSpec, JobState, Metric, Mode, WorkerInfo
 
-__all__ = ["job_params", "metric_params", "row_to_job", "row_to_metric", "row_to_worker"]
+__all__ = [
+    "claimed_job",
+    "job_params",
+    "metric_params",
+    "row_to_job",
+    "row_to_metric",
+    "row_to_worker",
+]
 
 
 def job_params(job_id: str, spec: JobSpec, now: float) -> dict[str, Any]:
@@ -71,6 +78,39 @@ def row_to_job(row: Any) -> Job:
         output=row["output"] or "",
         result=_json(row["result"]),
         error=row["error"],
+    )
+
+
+def claimed_job(row: Any, worker_id: str, host: str, now: float, lease_until: float) -> Job:
+    """The job a worker just claimed, from a ``claim_pick`` row (``rowid, id, name,
+    description, owner, kind, payload, mode, queue, priority, timeout, retries, schedule_id,
+    submitted_at, attempt, cancel_requested, error``) and what the claim set."""
+    payload = row[6]
+    spec = JobSpec(
+        row[2],
+        row[5],
+        (json.loads(payload) if isinstance(payload, str) else payload) or {},
+        _MODES[row[7]],
+        row[8],
+        row[3],
+        row[4],
+        row[9],
+        row[10],
+        row[11],
+        row[12],
+    )
+    return Job(
+        row[1],
+        spec,
+        JobState.RUNNING,
+        row[13],
+        started_at=now,
+        worker_id=worker_id,
+        host=host,
+        attempt=row[14] + 1,
+        lease_until=lease_until,
+        cancel_requested=bool(row[15]),
+        error=row[16],
     )
 
 

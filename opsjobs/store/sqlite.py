@@ -4,7 +4,6 @@ transactions, one connection per thread, a doorbell for idle workers on this hos
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import sqlite3
 import threading
@@ -16,9 +15,17 @@ from typing import Any
 
 from ..errors import Conflict, JobNotFound, StoreError
 from ..model import Job, JobSpec, JobState, Metric, ResultQuery, Stats, WorkerInfo
-from .base import Finish, Recovered, Store, Waiter
+from .base import End, Finish, Recovered, Store, Waiter
 from .doorbell import Doorbell
-from .rows import job_params, metric_params, row_to_job, row_to_metric, row_to_worker, worker_params
+from .rows import (
+    claimed_job,
+    job_params,
+    metric_params,
+    row_to_job,
+    row_to_metric,
+    row_to_worker,
+    worker_params,
+)
 from .sql import load_migrations, load_queries
 from .sqlite_alerts import SQLiteAlerts
 from .sqlite_auth import SQLiteAuth
@@ -51,6 +58,8 @@ class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
         self._conns_lock = threading.Lock()
         self._write_lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
         self._closed = False
+        #: rowid of each job this store claimed and has not yet recorded the end of
+        self._rowids: dict[str, int] = {}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -165,36 +174,24 @@ class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
     def claim(
         self, worker_id: str, host: str, queues: Sequence[str], *, now: float, lease: float
     ) -> Job | None:
-        if not queues:
-            return None
-        sql = self.claim_sql(len(queues))
-        params: dict[str, Any] = {f"q{i}": q for i, q in enumerate(queues)}
-        params.update(worker_id=worker_id, host=host, now=now, lease_until=now + lease)
-        try:
-            with self._tx() as conn:
-                row = conn.execute(sql, params).fetchone()
-        except sqlite3.Error as exc:
-            raise StoreError(f"claim failed: {exc}") from exc
-        return row_to_job(row) if row is not None else None
-
-    @functools.lru_cache(maxsize=8)  # noqa: B019 - a handful of strings per store, freed with it
-    def claim_sql(self, n_queues: int) -> str:
-        """The claim statement for ``n_queues`` queues: the head of each queue straight from
-        the partial index ``jobs_claim``, the best of those heads updated to running."""
-        picks = [self._q["claim_pick_one"].replace("{i}", str(i)) for i in range(n_queues)]
-        pick = " UNION ALL ".join(f"SELECT * FROM ({p})" for p in picks)
-        pick = f"SELECT id FROM ({pick}) ORDER BY priority DESC, submitted_at LIMIT 1"
-        return self._q["claim_update"].replace("{pick}", pick)
+        _, jobs = self.finish_and_claim_many(
+            (), worker_id=worker_id, host=host, queues=queues, now=now, lease=lease, want=1
+        )
+        return jobs[0] if jobs else None
 
     def finish(
         self, job_id: str, worker_id: str, attempt: int, outcome: Finish, *, now: float
     ) -> bool:
-        return (
-            self._write(
-                self._q["finish"], _finish_params(job_id, worker_id, attempt, outcome, now)
-            ).rowcount
-            == 1
+        accepted, _ = self.finish_and_claim_many(
+            (End(job_id, attempt, outcome, now),),
+            worker_id=worker_id,
+            host="",
+            queues=(),
+            now=now,
+            lease=0.0,
+            want=0,
         )
+        return accepted[0]
 
     def finish_and_claim(
         self,
@@ -209,18 +206,103 @@ class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
         lease: float,
     ) -> tuple[bool, Job | None]:
         """One write transaction instead of two per job on a busy worker."""
-        params: dict[str, Any] = {f"q{i}": q for i, q in enumerate(queues)}
-        params.update(worker_id=worker_id, host=host, now=now, lease_until=now + lease)
-        try:
-            with self._tx() as conn:
-                done = _finish_params(job_id, worker_id, attempt, outcome, now)
-                accepted = conn.execute(self._q["finish"], done).rowcount == 1
-                row = (
-                    conn.execute(self.claim_sql(len(queues)), params).fetchone() if queues else None
-                )
-        except sqlite3.Error as exc:
-            raise StoreError(f"finish failed: {exc}") from exc
-        return accepted, row_to_job(row) if row is not None else None
+        accepted, jobs = self.finish_and_claim_many(
+            (End(job_id, attempt, outcome, now),),
+            worker_id=worker_id,
+            host=host,
+            queues=queues,
+            now=now,
+            lease=lease,
+            want=1,
+        )
+        return accepted[0], jobs[0] if jobs else None
+
+    def finish_and_claim_many(
+        self,
+        ends: Sequence[End],
+        *,
+        worker_id: str,
+        host: str,
+        queues: Sequence[str],
+        now: float,
+        lease: float,
+        want: int,
+    ) -> tuple[list[bool], list[Job]]:
+        """The worker's hot path, in one ``BEGIN IMMEDIATE`` transaction: record the ends, take
+        the heads of each queue from the partial index, claim the best ``want`` by rowid.
+
+        Positional parameters, a tuple cursor and no ``RETURNING``; a job claimed here is
+        finished by its rowid (remembered until its end is recorded)."""
+        q = self._q
+        rowids = self._rowids
+        with self._write_lock:
+            cur = self._cursor()
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreError(f"store is busy or unavailable: {exc}") from exc
+            try:
+                accepted = []
+                for end in ends:
+                    o = end.outcome
+                    rowid = rowids.get(end.job_id)
+                    if rowid is None:
+                        cur.execute(
+                            q["finish"],
+                            _finish_params(end.job_id, worker_id, end.attempt, o, end.at),
+                        )
+                    else:
+                        cur.execute(
+                            q["finish_rowid"],
+                            (
+                                o.state.value,
+                                end.at,
+                                end.at,
+                                o.output,
+                                o.result_json,
+                                o.error,
+                                o.exit_code,
+                                rowid,
+                                end.job_id,
+                                worker_id,
+                                end.attempt,
+                            ),
+                        )
+                    accepted.append(cur.rowcount == 1)
+                picked: list[Any] = []
+                if want > 0:
+                    for queue in queues:
+                        picked.extend(cur.execute(q["claim_pick"], (queue, want)).fetchall())
+                    if len(queues) > 1:
+                        picked.sort(key=_claim_order)
+                    del picked[want:]
+                    lease_until = now + lease
+                    for row in picked:
+                        cur.execute(q["claim_take"], (worker_id, host, now, lease_until, row[0]))
+                        if cur.rowcount != 1:  # cannot happen under the write lock
+                            raise StoreError(f"claim of job {row[1]} raced")
+                cur.execute("COMMIT")
+            except BaseException as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    cur.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"finish or claim failed: {exc}") from exc
+                raise
+        for end in ends:
+            rowids.pop(end.job_id, None)
+        jobs = [claimed_job(row, worker_id, host, now, now + lease) for row in picked]
+        for row in picked:
+            rowids[row[1]] = row[0]
+        return accepted, jobs
+
+    def _cursor(self) -> sqlite3.Cursor:
+        """This thread's cursor for the hot path: plain tuples, no Row objects."""
+        cur: sqlite3.Cursor | None = getattr(self._local, "cur", None)
+        if cur is None:
+            cur = self._conn().cursor()
+            cur.row_factory = None
+            self._local.cur = cur
+        return cur
 
     def request_cancel(self, job_id: str, *, now: float) -> Job:
         params = {"id": job_id, "now": now}
@@ -424,6 +506,11 @@ def _enable_wal(conn: sqlite3.Connection) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.005)
+
+
+def _claim_order(row: Any) -> tuple[int, float]:
+    """Sort key of claim_pick rows: higher priority first, then the oldest."""
+    return (-row[9], row[13])
 
 
 def _finish_params(

@@ -11,17 +11,30 @@ VALUES (:id, :name, :description, :owner, :kind, :payload, :mode, :queue, :prior
 -- name: get_job
 SELECT * FROM jobs WHERE id = :id;
 
--- name: claim_update
-UPDATE jobs
-   SET state = 'running', worker_id = :worker_id, host = :host, attempt = attempt + 1,
-       started_at = :now, lease_until = :lease_until
- WHERE id = ({pick}) AND state = 'queued'
-RETURNING *;
+-- name: claim_pick
+-- The worker's claim, in one BEGIN IMMEDIATE transaction: claim_pick takes the heads of one
+-- queue straight from the partial index jobs_claim (with the columns a worker needs), the
+-- best heads of all its queues are chosen in Python and claim_take moves each by rowid.
+-- No RETURNING: SQLite builds an ephemeral table for it, which cost more than the pick.
+SELECT rowid, id, name, description, owner, kind, payload, mode, queue, priority, timeout,
+       retries, schedule_id, submitted_at, attempt, cancel_requested, error
+  FROM jobs
+ WHERE state = 'queued' AND queue = ?
+ ORDER BY priority DESC, submitted_at LIMIT ?;
 
--- name: claim_pick_one
-SELECT id, priority, submitted_at FROM jobs
- WHERE state = 'queued' AND queue = :q{i}
- ORDER BY priority DESC, submitted_at LIMIT 1
+-- name: claim_take
+UPDATE jobs
+   SET state = 'running', worker_id = ?, host = ?, attempt = attempt + 1, started_at = ?,
+       lease_until = ?
+ WHERE rowid = ? AND state = 'queued';
+
+-- name: finish_rowid
+-- finish for a job this store claimed (it knows the rowid): one b-tree search
+-- instead of two; the id and owner checks stay.
+UPDATE jobs
+   SET state = ?, finished_at = ?, runtime = max(? - started_at, 0.0), output = ?, result = ?,
+       error = ?, exit_code = ?, lease_until = NULL
+ WHERE rowid = ? AND id = ? AND state = 'running' AND worker_id = ? AND attempt = ?;
 
 -- name: finish
 UPDATE jobs
