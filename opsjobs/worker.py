@@ -36,9 +36,9 @@ from .model import Job, JobState, Metric, Mode, WorkerInfo, validate_queue
 from .runners import process as proc_runner
 from .runners.capture import OutputSink, ThreadRouter
 from .runners.inproc import run_in_process
-from .runners.kinds import KindRegistry, default_registry
+from .runners.kinds import Kind, KindRegistry, default_registry
 from .runners.outcome import describe_exception
-from .store import Finish, Store, Waiter
+from .store import End, Finish, Store, Waiter
 
 __all__ = ["Worker", "WorkerHandle", "embed"]
 
@@ -49,15 +49,16 @@ log = logging.getLogger("opsjobs.worker")
 class _Running:
     job: Job
     ctx: JobContext
+    kind: Kind
     deadline: float | None
     sink: OutputSink | None = None
     proc: Popen[bytes] | None = None
     #: Set by the supervisor when it stops the job (timed_out / cancelled / lost).
     stop_state: JobState | None = None
-    #: True once the store has the final state (written by the supervisor).
+    #: True once the end is decided: recorded by the supervisor, or queued for the main loop.
     settled: bool = False
-    #: A job claimed in the same transaction that recorded this one's end.
-    next_job: Job | None = None
+    #: The end waiting in ``Worker._ended`` for the main loop to record.
+    end: End | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -112,9 +113,18 @@ class Worker:
         self._stopping = threading.Event()
         self._router: ThreadRouter | None = None
         self._inline_executor = inline_executor
+        #: Jobs that ended on their own, waiting for the main loop to record them: it is the
+        #: one thread that records ends and claims, so a backlog goes into one transaction.
+        self._ended: collections.deque[_Running] = collections.deque()
+        #: Held by whoever records ends and claims: the main loop, or a job thread while the
+        #: main loop runs an inline job (so ends are not held up by a long inline job).
+        self._step_lock = threading.Lock()
+        self._inline_busy = False
+        #: Inline jobs claimed by a job thread, for the main loop.
         self._handoff: collections.deque[Job] = collections.deque()
         self._loop_thread = 0  # ident of the thread running the main loop
         self._logs_dir = str(settings.logs_dir)
+        self._output_cap = settings.output_cap
         #: Judges alert rules on recorded metrics, on its own thread (started by the first).
         self.alerts = AlertEvaluator(store, settings)
 
@@ -166,27 +176,77 @@ class Worker:
         self._loop_thread = threading.get_ident()
         while not self._stopping.is_set():
             self._wake.clear()
-            claimed = False
-            while self._handoff:  # inline jobs claimed by a finishing job's thread
-                claimed = True
+            worked = False
+            while self._handoff:
+                worked = True
                 self._dispatch(self._handoff.popleft())
-            if self._has_slot():
-                try:
-                    job = self.store.claim(
-                        self.id, self.host, self.queues, now=time.time(), lease=self.lease
-                    )
-                except OpsJobsError as exc:
-                    log.warning("claim failed, retrying: %s", exc)
-                    job = None
-                if job is not None:
-                    claimed = True
-                    self._dispatch(job)
-            if not claimed:
+            with self._step_lock:
+                worked = self._step() or worked
+            if not worked:
                 self._wake.wait(self.settings.poll_interval)
 
-    def _has_slot(self) -> bool:
+    def _step(self, *, claim: bool = True) -> bool:
+        """Record the ends that are waiting and claim jobs for the free slots, in one store
+        transaction; then dispatch what was claimed. True when anything was done.
+
+        The claim replaces as many pool jobs as just ended (at least one): a run of inline jobs,
+        which need this thread, is claimed one at a time."""
+        ended = self._ended
+        recs = [ended.popleft() for _ in range(len(ended))]
+        ends = [r.end for r in recs if r.end is not None]
+        pool_ends = sum(1 for r in recs if r.job.mode is not Mode.INLINE)
         with self._lock:
-            return self._busy < self.threads
+            free = self.threads - self._busy + pool_ends
+        want = min(free, max(pool_ends, 1)) if claim else 0
+        if not recs and want <= 0:
+            return False
+        now = time.time()
+        try:
+            accepted, jobs = self.store.finish_and_claim_many(
+                ends,
+                worker_id=self.id,
+                host=self.host,
+                queues=self.queues,
+                now=now,
+                lease=self.lease,
+                want=want,
+            )
+        except OpsJobsError as exc:
+            log.warning("could not record ends or claim, retrying: %s", exc)
+            for rec, end in zip(recs, ends, strict=True):  # one at a time, until it answers
+                self._finish(rec.job, end.outcome, at=end.at)
+            accepted, jobs = [True] * len(recs), []
+        for rec, ok in zip(recs, accepted, strict=True):
+            if not ok:
+                self._refused(rec.job)
+        if recs:
+            with self._lock:
+                for rec in recs:
+                    self._running.pop(rec.job.id, None)
+                self._busy -= pool_ends
+        # pool jobs first, so they run while this thread runs an inline one
+        for job in jobs:
+            if job.mode is not Mode.INLINE:
+                self._dispatch(job)
+        on_loop = threading.get_ident() == self._loop_thread
+        for job in jobs:
+            if job.mode is Mode.INLINE:
+                if on_loop:
+                    self._dispatch(job)
+                else:
+                    self._handoff.append(job)
+                    self._wake.set()
+        return bool(recs or jobs)
+
+    def _step_from_job_thread(self) -> None:
+        """While the main loop runs an inline job, a job thread records the ends that wait
+        (its own among them) and claims the next jobs itself."""
+        while self._ended and self._inline_busy and self._step_lock.acquire(blocking=False):
+            try:
+                self._step(claim=not self._stopping.is_set())
+            finally:
+                self._step_lock.release()
+        self._wake.set()  # whatever is left, the main loop takes
 
     def _bell(self, waiter: Waiter) -> None:
         try:
@@ -208,15 +268,11 @@ class Worker:
                     self._tick.set()
 
     # -- dispatch -------------------------------------------------------------------------
-    def _dispatch(self, job: Job, *, slot_held: bool = False) -> None:
+    def _dispatch(self, job: Job) -> None:
         try:
             kind = self.kinds.get(job.kind)
             kind.check_mode(job.mode)
         except OpsJobsError as exc:
-            if slot_held and job.mode is not Mode.INLINE:
-                with self._lock:  # the slot it inherited goes back to the pool
-                    self._busy -= 1
-                self._wake.set()
             self._finish(job, Finish(JobState.FAILED, error=str(exc)))
             return
         timeout = job.spec.timeout
@@ -228,19 +284,26 @@ class Worker:
             store=self.store,
             settings=self.settings,
         )
-        rec = _Running(job, ctx, deadline=time.time() + timeout if timeout else None)
+        rec = _Running(job, ctx, kind, deadline=time.time() + timeout if timeout else None)
+        mode = job.mode
         with self._lock:
             self._running[job.id] = rec
-            if job.mode is not Mode.INLINE and not slot_held:
+            if mode is not Mode.INLINE:
                 self._busy += 1
         if rec.deadline is not None:
             self._tick.set()  # the supervisor learns the new deadline
-        if job.mode is Mode.INLINE and self._inline_executor is not None:
-            self._inline_executor(functools.partial(self._guarded, self._run_in_process, rec))
-        elif job.mode is Mode.INLINE:
-            self._guarded(self._run_in_process, rec)
+        if mode is Mode.INLINE:
+            self._inline_busy = True
+            try:
+                if self._inline_executor is not None:
+                    work = functools.partial(self._guarded, self._run_in_process, rec)
+                    self._inline_executor(work)
+                else:
+                    self._guarded(self._run_in_process, rec)
+            finally:
+                self._inline_busy = False
         else:
-            target = self._run_in_process if job.mode is Mode.THREAD else self._run_child
+            target = self._run_in_process if mode is Mode.THREAD else self._run_child
             self._pool.submit(self._guarded, target, rec)
 
     def _guarded(self, target: object, rec: _Running) -> None:
@@ -253,28 +316,23 @@ class Worker:
                 rec, Finish(JobState.FAILED, error=f"runner error: {describe_exception(exc)}")
             )
         except BaseException:  # Ctrl-C during an inline job: record it, then stop the worker
-            self._settle(rec, Finish(JobState.FAILED, error="interrupted: the worker was stopped"))
+            self._settle(
+                rec,
+                Finish(JobState.FAILED, error="interrupted: the worker was stopped"),
+                record=True,
+            )
             raise
         finally:
-            self._release(rec)
+            if rec.end is None:
+                self._release(rec)
 
     def _release(self, rec: _Running) -> None:
-        """Forget a finished job; a job claimed in its finishing transaction takes over its
-        slot (thread/process) or goes to the main loop (inline)."""
-        nxt = rec.next_job
-        keep_slot = (
-            nxt is not None and nxt.mode is not Mode.INLINE and rec.job.mode is not Mode.INLINE
-        )
+        """Forget a job whose end was recorded elsewhere (the supervisor's timeout, a cancel):
+        its slot is free again. Ends that wait for the main loop are released there."""
         with self._lock:
             self._running.pop(rec.job.id, None)
-            if rec.job.mode is not Mode.INLINE and not keep_slot:
+            if rec.job.mode is not Mode.INLINE:
                 self._busy -= 1
-        if keep_slot:
-            assert nxt is not None
-            self._dispatch(nxt, slot_held=True)
-            return
-        if nxt is not None:
-            self._handoff.append(nxt)
         if threading.get_ident() != self._loop_thread:
             self._wake.set()  # the main loop may be asleep; on its own thread it is not
 
@@ -283,17 +341,17 @@ class Worker:
 
     def _run_in_process(self, rec: _Running) -> None:
         assert self._router is not None
-        kind = self.kinds.get(rec.job.kind)
-        log_path = os.path.join(self._logs_dir, f"{rec.job.id}.log")  # no pathlib on the hot path
-        if rec.job.attempt > 1:
+        job = rec.job
+        log_path = f"{self._logs_dir}{os.sep}{job.id}.log"  # no pathlib on the hot path
+        if job.attempt > 1:
             Path(log_path).unlink(missing_ok=True)  # an earlier attempt's log is not this one's
-        rec.sink = OutputSink(log_path, self.settings.output_cap)
-        outcome = run_in_process(kind, rec.job, rec.ctx, rec.sink, self._router)
-        self._settle(rec, outcome, claim_next=True)
+        rec.sink = OutputSink(log_path, self._output_cap)
+        outcome = run_in_process(rec.kind, job, rec.ctx, rec.sink, self._router)
+        self._settle(rec, outcome)
 
     def _run_child(self, rec: _Running) -> None:
         job = rec.job
-        kind = self.kinds.get(job.kind)
+        kind = rec.kind
         job_dir = self.settings.jobs_dir / job.id
         log_path = self._log_path(job)
         try:
@@ -334,50 +392,40 @@ class Worker:
                 exit_code=returncode,
                 result_json=outcome.result_json,
             )
-        self._settle(rec, outcome, claim_next=True)
+        self._settle(rec, outcome)
 
     def _emit_metric(self, metric: Metric) -> None:
         self.store.record_metrics([metric])
         self.alerts.observe(metric)  # only queued: alerts never hold up the job
 
-    def _settle(self, rec: _Running, outcome: Finish, *, claim_next: bool = False) -> None:
-        """Record the end of a job once. With ``claim_next`` (a job ending normally on its own
-        thread) the next job is claimed in the same store transaction — one write instead of
-        two per job — when this worker has room for it."""
+    def _settle(self, rec: _Running, outcome: Finish, *, record: bool = False) -> None:
+        """Decide the end of a job once. A job ending on its own thread hands its end to the
+        main loop, which records it with the next claim (and with any other ends waiting) in
+        one store transaction; ``record`` (the supervisor's timeouts, shutdown) writes it now,
+        and so does a job thread once the worker is stopping."""
+        on_loop = threading.get_ident() == self._loop_thread
+        direct = record or (not on_loop and self._stopping.is_set())
         with rec.lock:
             if rec.settled:
                 return
             rec.settled = True
-        job = rec.job
-        room = claim_next and not self._stopping.is_set()
-        if room and job.mode is Mode.INLINE:
-            room = self._has_slot() or not self._handoff
-        if not room:
-            self._finish(job, outcome)
-            return
-        try:
-            accepted, rec.next_job = self.store.finish_and_claim(
-                job.id,
-                self.id,
-                job.attempt,
-                outcome,
-                now=time.time(),
-                host=self.host,
-                queues=self.queues,
-                lease=self.lease,
-            )
-        except OpsJobsError as exc:
-            log.warning("could not record the end of job %s, retrying: %s", job.id, exc)
-            self._finish(job, outcome)
-            return
-        if not accepted:
-            self._refused(job)
+            if not direct:
+                rec.end = End(rec.job.id, rec.job.attempt, outcome, time.time())
+                self._ended.append(rec)
+        if direct:
+            self._finish(rec.job, outcome)
+        elif on_loop:
+            pass  # the main loop records it next
+        elif self._inline_busy:
+            self._step_from_job_thread()
+        else:
+            self._wake.set()
 
-    def _finish(self, job: Job, outcome: Finish) -> None:
+    def _finish(self, job: Job, outcome: Finish, *, at: float | None = None) -> None:
         """Record the end of ``job``; while the store is unreachable (a lost connection, a
         database restart) retry with a growing pause until it answers or the worker stops —
         an end never recorded would leave the job running until its lease lapsed."""
-        now, pause = time.time(), 0.05
+        now, pause = (time.time() if at is None else at), 0.05
         while True:
             try:
                 accepted = self.store.finish(job.id, self.id, job.attempt, outcome, now=now)
@@ -482,6 +530,7 @@ class Worker:
                         output=output,
                         error=f"timed out after {rec.job.spec.timeout:g} s",
                     ),
+                    record=True,
                 )
 
     def _kill(self, rec: _Running, state: JobState) -> None:
@@ -493,18 +542,24 @@ class Worker:
             threading.Thread(target=proc_runner.kill_tree, args=(proc.pid,), daemon=True).start()
 
     def _shutdown(self, grace: float) -> None:
-        """Tell cooperative jobs to stop, give every job ``grace`` seconds, then kill child
-        trees and record what is left as failed (nothing stays ``running``)."""
+        """Record the ends that are waiting, tell cooperative jobs to stop, give every job
+        ``grace`` seconds, then kill child trees and record what is left as failed (nothing
+        stays ``running``)."""
+        self._step(claim=False)
         with self._lock:
             for rec in self._running.values():
                 if rec.proc is None:
                     rec.ctx.cancel()
         deadline = time.time() + grace
         while self.busy and time.time() < deadline:
-            time.sleep(0.05)
+            self._wake.wait(0.05)
+            self._wake.clear()
+            self._step(claim=False)
         with self._lock:
             left = list(self._running.values())
         for rec in left:
+            if rec.settled:
+                continue  # recorded, or its end waits in the queue flushed below
             rec.ctx.cancel()
             if rec.proc is not None:
                 proc_runner.kill_tree(rec.proc.pid)
@@ -516,7 +571,9 @@ class Worker:
                     output=output,
                     error="the worker stopped before the job finished",
                 ),
+                record=True,
             )
+        self._step(claim=False)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
