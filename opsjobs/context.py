@@ -123,12 +123,19 @@ def record_metric(name: str, value: float, **labels: object) -> None:
 @contextlib.contextmanager
 def bind(ctx: JobContext) -> Iterator[JobContext]:
     """Make ``ctx`` the current thread's job context for the block."""
-    previous = getattr(_local, "ctx", None)
-    _local.ctx = ctx
+    previous = bind_context(ctx)
     try:
         yield ctx
     finally:
-        _local.ctx = previous
+        bind_context(previous)
+
+
+def bind_context(ctx: JobContext | None) -> JobContext | None:
+    """Make ``ctx`` the current thread's job context; returns the one it replaces (for the
+    worker's hot path, which restores it in a ``finally``)."""
+    previous: JobContext | None = getattr(_local, "ctx", None)
+    _local.ctx = ctx
+    return previous
 
 
 def file_context(job_dir: Path, job_id: str, worker_id: str | None, host: str | None) -> JobContext:

@@ -9,11 +9,9 @@ prints never leak into a job's output. Child processes write straight into the l
 from __future__ import annotations
 
 import collections
-import contextlib
 import io
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -75,6 +73,11 @@ class OutputSink:
                     self._tail_len -= len(dropped)
                     self._omitted += len(dropped)
         return written
+
+    @property
+    def empty(self) -> bool:
+        """Nothing was written (no log file either)."""
+        return self._file is None
 
     def flush(self) -> None:
         with self._lock:
@@ -177,6 +180,8 @@ class ThreadRouter:
     def _ensure_installed(self) -> None:
         """Re-wrap ``sys.stdout``/``sys.stderr`` if someone replaced them since (a test
         harness, a logging setup), so a job's prints are still routed to its sink."""
+        if type(sys.stdout) is _Proxy and type(sys.stderr) is _Proxy:
+            return  # the usual case, without the lock
         with self._lock:
             if not isinstance(sys.stdout, _Proxy):
                 sys.stdout = _Proxy(self, sys.stdout)
@@ -186,13 +191,11 @@ class ThreadRouter:
     def current(self) -> OutputSink | None:
         return getattr(self._local, "sink", None)
 
-    @contextlib.contextmanager
-    def capture(self, sink: OutputSink) -> Iterator[OutputSink]:
-        """Send this thread's prints to ``sink`` for the duration of the block."""
-        self._ensure_installed()
-        previous = self.current()
+    def route(self, sink: OutputSink | None) -> OutputSink | None:
+        """Send this thread's prints to ``sink`` (None: to the original streams); returns the
+        sink it replaces, to be routed back in a ``finally``."""
+        if sink is not None:
+            self._ensure_installed()
+        previous: OutputSink | None = getattr(self._local, "sink", None)
         self._local.sink = sink
-        try:
-            yield sink
-        finally:
-            self._local.sink = previous
+        return previous

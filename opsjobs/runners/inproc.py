@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..context import JobContext, bind
+from ..context import JobContext, bind_context
 from ..model import Job, JobState
 from ..store import Finish
 from .capture import OutputSink, ThreadRouter
@@ -23,37 +23,44 @@ def run_in_process(
     counts as success, any other exit code as failure.
     """
     value: Any = None
+    restore = router.route(sink)  # try/finally, not context managers: this is the hot path
+    previous = bind_context(ctx)
     try:
-        with router.capture(sink), bind(ctx):
-            try:
-                value = kind.run(job.spec.payload, ctx)
-            except SystemExit as exc:
-                code = exc.code
-                if code in (None, 0):
-                    return Finish(
-                        JobState.SUCCEEDED,
-                        output=_text(sink),
-                        exit_code=0,
-                        result_json=ctx.result_json,
-                    )
-                exit_code = code if isinstance(code, int) else 1
-                if not isinstance(code, int):
-                    sink.write(f"{code}\n")
+        try:
+            value = kind.run(job.spec.payload, ctx)
+        except SystemExit as exc:
+            code = exc.code
+            if code in (None, 0):
                 return Finish(
-                    JobState.FAILED,
+                    JobState.SUCCEEDED,
                     output=_text(sink),
-                    exit_code=exit_code,
-                    error=f"SystemExit: exit code {exit_code}",
+                    exit_code=0,
+                    result_json=ctx.result_json,
                 )
-            except Exception as exc:
-                sink.write(format_traceback(exc))
-                return Finish(JobState.FAILED, output=_text(sink), error=describe_exception(exc))
+            exit_code = code if isinstance(code, int) else 1
+            if not isinstance(code, int):
+                sink.write(f"{code}\n")
+            return Finish(
+                JobState.FAILED,
+                output=_text(sink),
+                exit_code=exit_code,
+                error=f"SystemExit: exit code {exit_code}",
+            )
+        except Exception as exc:
+            sink.write(format_traceback(exc))
+            return Finish(JobState.FAILED, output=_text(sink), error=describe_exception(exc))
     finally:
+        bind_context(previous)
+        router.route(restore)
         sink.close()
     result = ctx.result_json if ctx.result_json is not None else result_json(value)
+    if sink.empty:
+        return Finish(JobState.SUCCEEDED, result_json=result)
     return Finish(JobState.SUCCEEDED, output=_text(sink), result_json=result)
 
 
 def _text(sink: OutputSink) -> str:
+    if sink.empty:
+        return ""
     sink.flush()
     return sink.text()
