@@ -176,12 +176,11 @@ class Worker:
         self._loop_thread = threading.get_ident()
         while not self._stopping.is_set():
             self._wake.clear()
-            worked = False
-            while self._handoff:
-                worked = True
-                self._dispatch(self._handoff.popleft())
             with self._step_lock:
-                worked = self._step() or worked
+                worked = self._step()
+            while self._handoff and not self._stopping.is_set():  # outside the lock: a job
+                worked = True  # thread may record ends while an inline job runs
+                self._dispatch(self._handoff.popleft())
             if not worked:
                 self._wake.wait(self.settings.poll_interval)
 
@@ -224,18 +223,15 @@ class Worker:
                 for rec in recs:
                     self._running.pop(rec.job.id, None)
                 self._busy -= pool_ends
-        # pool jobs first, so they run while this thread runs an inline one
-        for job in jobs:
-            if job.mode is not Mode.INLINE:
-                self._dispatch(job)
-        on_loop = threading.get_ident() == self._loop_thread
-        for job in jobs:
+        inline = False
+        for job in jobs:  # pool jobs start now; inline ones go to the main loop
             if job.mode is Mode.INLINE:
-                if on_loop:
-                    self._dispatch(job)
-                else:
-                    self._handoff.append(job)
-                    self._wake.set()
+                self._handoff.append(job)
+                inline = True
+            else:
+                self._dispatch(job)
+        if inline and threading.get_ident() != self._loop_thread:
+            self._wake.set()
         return bool(recs or jobs)
 
     def _step_from_job_thread(self) -> None:
@@ -574,6 +570,11 @@ class Worker:
                 record=True,
             )
         self._step(claim=False)
+        while self._handoff:  # claimed for the main loop, never started
+            self._finish(
+                self._handoff.popleft(),
+                Finish(JobState.FAILED, error="the worker stopped before it started the job"),
+            )
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 

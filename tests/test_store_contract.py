@@ -8,7 +8,7 @@ import pytest
 
 from opsjobs.errors import Conflict, JobNotFound
 from opsjobs.model import JobSpec, JobState, Metric, Mode, ResultQuery, WorkerInfo
-from opsjobs.store import Finish, Store
+from opsjobs.store import End, Finish, Store
 
 T0 = 1_800_000_000.0
 
@@ -280,3 +280,35 @@ def test_finish_and_claim_ends_one_and_takes_the_next(store: Store) -> None:
     )
     assert not refused and none_left is None
     assert store.get(a.id).state is JobState.SUCCEEDED
+
+
+def test_finish_and_claim_many_records_every_end_and_claims_in_order(store: Store) -> None:
+    jobs = [store.submit(spec(f"j{i}"), now=T0 + i) for i in range(3)]
+    urgent = store.submit(spec("urgent", priority=9), now=T0 + 10)
+    mine = store.submit(spec("mine", queue="worker:w1"), now=T0 - 5)
+    queues = ["default", "worker:w1"]
+    none, first = store.finish_and_claim_many(
+        [], worker_id="w1", host="h", queues=queues, now=T0 + 20, lease=30, want=2
+    )
+    assert none == [] and [j.id for j in first] == [urgent.id, mine.id]
+    assert all(j.state is JobState.RUNNING and j.attempt == 1 for j in first)
+    ends = [
+        End(urgent.id, 1, Finish(JobState.SUCCEEDED, output="u"), T0 + 21),
+        End(mine.id, 2, Finish(JobState.FAILED), T0 + 22),  # not its attempt: refused
+    ]
+    accepted, more = store.finish_and_claim_many(
+        ends, worker_id="w1", host="h", queues=queues, now=T0 + 23, lease=30, want=5
+    )
+    assert accepted == [True, False]
+    assert [j.id for j in more] == [j.id for j in jobs]  # oldest first; fewer than wanted
+    assert all(store.get(j.id).state is JobState.RUNNING for j in more)
+    done = store.get(urgent.id)
+    assert done.state is JobState.SUCCEEDED and done.output == "u"
+    assert done.finished_at == T0 + 21 and done.runtime == 1.0  # the end's own time
+    assert store.get(mine.id).state is JobState.RUNNING
+    ends = [End(j.id, 1, Finish(JobState.SUCCEEDED), T0 + 30) for j in more]
+    accepted, nothing = store.finish_and_claim_many(
+        ends, worker_id="w1", host="h", queues=queues, now=T0 + 31, lease=30, want=0
+    )
+    assert accepted == [True] * 3 and nothing == []
+    assert store.count(ResultQuery(states=(JobState.SUCCEEDED,))) == 4

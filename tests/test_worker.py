@@ -317,3 +317,22 @@ def test_a_bad_job_claimed_in_a_finishing_transaction_frees_its_slot(
         assert failed.state is JobState.FAILED and "unknown kind" in (failed.error or "")
         assert client.wait(third.id, timeout=30).state is JobState.SUCCEEDED
     client.close()
+
+
+def test_thread_jobs_end_and_follow_while_an_inline_job_runs(env) -> None:
+    # The main loop runs inline jobs itself; thread jobs that end meanwhile are recorded, and
+    # their successors claimed, by the job threads (the poll interval is 60 s: no polling).
+    client, _ = env
+    first = client.submit("t1", call="jobfuncs:cooperative_sleep", kwargs={"seconds": 0.5})
+    wait_for(lambda: client.get(first.id).state is JobState.RUNNING, what="t1 running")
+    long = client.submit(
+        "long", call="jobfuncs:cooperative_sleep", kwargs={"seconds": 60}, mode="inline"
+    )
+    wait_for(lambda: client.get(long.id).state is JobState.RUNNING, what="inline running")
+    second = client.submit("t2", call="jobfuncs:add", kwargs={"a": 1, "b": 2})
+    for job in (first, second):
+        done = client.wait(job.id, timeout=20)
+        assert done.state is JobState.SUCCEEDED, done.error
+    assert client.get(long.id).state is JobState.RUNNING
+    client.cancel(long.id)
+    assert client.wait(long.id, timeout=20).state is JobState.CANCELLED
