@@ -191,7 +191,9 @@ class Worker:
         The claim replaces as many pool jobs as just ended (at least one): a run of inline jobs,
         which need this thread, is claimed one at a time."""
         ended = self._ended
-        recs = [ended.popleft() for _ in range(len(ended))]
+        recs = []
+        while ended:
+            recs.append(ended.popleft())  # only the holder of _step_lock takes from it
         ends = [r.end for r in recs if r.end is not None]
         pool_ends = sum(1 for r in recs if r.job.mode is not Mode.INLINE)
         with self._lock:
@@ -233,6 +235,11 @@ class Worker:
         if inline and threading.get_ident() != self._loop_thread:
             self._wake.set()
         return bool(recs or jobs)
+
+    def _flush_ends(self) -> None:
+        """Record the ends that wait, claiming nothing (the worker is stopping)."""
+        with self._step_lock:
+            self._step(claim=False)
 
     def _step_from_job_thread(self) -> None:
         """While the main loop runs an inline job, a job thread records the ends that wait
@@ -412,10 +419,10 @@ class Worker:
             self._finish(rec.job, outcome)
         elif on_loop:
             pass  # the main loop records it next
-        elif self._inline_busy:
+        elif self._inline_busy and rec.job.mode is not Mode.INLINE:
             self._step_from_job_thread()
         else:
-            self._wake.set()
+            self._wake.set()  # (an inline job run by the inline executor: the loop resumes)
 
     def _finish(self, job: Job, outcome: Finish, *, at: float | None = None) -> None:
         """Record the end of ``job``; while the store is unreachable (a lost connection, a
@@ -541,7 +548,7 @@ class Worker:
         """Record the ends that are waiting, tell cooperative jobs to stop, give every job
         ``grace`` seconds, then kill child trees and record what is left as failed (nothing
         stays ``running``)."""
-        self._step(claim=False)
+        self._flush_ends()
         with self._lock:
             for rec in self._running.values():
                 if rec.proc is None:
@@ -550,7 +557,7 @@ class Worker:
         while self.busy and time.time() < deadline:
             self._wake.wait(0.05)
             self._wake.clear()
-            self._step(claim=False)
+            self._flush_ends()
         with self._lock:
             left = list(self._running.values())
         for rec in left:
@@ -569,7 +576,7 @@ class Worker:
                 ),
                 record=True,
             )
-        self._step(claim=False)
+        self._flush_ends()
         while self._handoff:  # claimed for the main loop, never started
             self._finish(
                 self._handoff.popleft(),

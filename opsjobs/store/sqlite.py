@@ -100,10 +100,7 @@ class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
         With :meth:`serialize_writes`, threads of this process queue on a lock first."""
         with self._write_lock:
             conn = self._conn()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise StoreError(f"store is busy or unavailable: {exc}") from exc
+            _begin(conn)
             try:
                 yield conn
             except BaseException:
@@ -237,10 +234,7 @@ class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
         rowids = self._rowids
         with self._write_lock:
             cur = self._cursor()
-            try:
-                cur.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise StoreError(f"store is busy or unavailable: {exc}") from exc
+            _begin(cur)
             try:
                 accepted = []
                 for end in ends:
@@ -506,6 +500,15 @@ def _enable_wal(conn: sqlite3.Connection) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.005)
+
+
+def _begin(conn: sqlite3.Connection | sqlite3.Cursor) -> None:
+    """``BEGIN IMMEDIATE``: the write lock up front (no upgrade deadlock; the busy timeout
+    applies)."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as exc:
+        raise StoreError(f"store is busy or unavailable: {exc}") from exc
 
 
 def _claim_order(row: Any) -> tuple[int, float]:
