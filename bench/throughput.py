@@ -302,9 +302,10 @@ def bench_raw_sqlite(base: Path, n: int) -> Rate:
 
 def bench_raw_opsjobs_sql(base: Path, n: int) -> Rate:
     """The worker's own transaction with opsjobs' schema and SQL, no Python layers: per job one
-    ``BEGIN IMMEDIATE`` that records the previous job's end (``finish_rowid``), takes the head
-    of each of the worker's two queues (``claim_pick``) and claims the best (``claim_take``)."""
+    ``BEGIN IMMEDIATE`` that records the previous job's end (``finish_rowid``), takes the heads
+    of the worker's two queues (``claim_pick`` over both) and claims the best (``claim_take``)."""
     from opsjobs.store.sql import load_queries
+    from opsjobs.store.sqlite import heads_sql
 
     folder = Path(tempfile.mkdtemp(prefix="raw-opsjobs-", dir=base))
     settings = opsjobs_settings(folder)
@@ -325,7 +326,7 @@ def bench_raw_opsjobs_sql(base: Path, n: int) -> Rate:
             done = time.time()
             end = ("succeeded", done, done, "", None, None, None)
             cur.execute(q["finish_rowid"], (*end, prev[0], prev[1], worker_id, prev[14] + 1))
-        heads = [r for name in queues for r in cur.execute(q["claim_pick"], (name, 1))]
+        heads = cur.execute(heads_sql(q["claim_pick"], 2), (*queues, 1)).fetchall()
         heads.sort(key=lambda r: (-r[9], r[13]))
         row = heads[0] if heads else None
         if row is not None:

@@ -24,7 +24,6 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from subprocess import Popen
 
@@ -45,21 +44,36 @@ __all__ = ["Worker", "WorkerHandle", "embed"]
 log = logging.getLogger("opsjobs.worker")
 
 
-@dataclass
 class _Running:
-    job: Job
-    ctx: JobContext
-    kind: Kind
-    deadline: float | None
-    sink: OutputSink | None = None
-    proc: Popen[bytes] | None = None
-    #: Set by the supervisor when it stops the job (timed_out / cancelled / lost).
-    stop_state: JobState | None = None
-    #: True once the end is decided: recorded by the supervisor, or queued for the main loop.
-    settled: bool = False
-    #: The end waiting in ``Worker._ended`` for the main loop to record.
-    end: End | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    """A job this worker runs (a plain class with slots: one is made per job)."""
+
+    __slots__ = (
+        "ctx",
+        "deadline",
+        "end",
+        "job",
+        "kind",
+        "lock",
+        "proc",
+        "settled",
+        "sink",
+        "stop_state",
+    )
+
+    def __init__(self, job: Job, ctx: JobContext, kind: Kind, deadline: float | None) -> None:
+        self.job = job
+        self.ctx = ctx
+        self.kind = kind
+        self.deadline = deadline
+        self.sink: OutputSink | None = None
+        self.proc: Popen[bytes] | None = None
+        #: Set by the supervisor when it stops the job (timed_out / cancelled / lost).
+        self.stop_state: JobState | None = None
+        #: True once the end is decided: recorded by the supervisor, or queued for the loop.
+        self.settled = False
+        #: The end waiting in ``Worker._ended`` for the main loop to record.
+        self.end: End | None = None
+        self.lock = threading.Lock()
 
 
 class Worker:
@@ -174,15 +188,18 @@ class Worker:
 
     def _loop(self) -> None:
         self._loop_thread = threading.get_ident()
+        wake = self._wake
         while not self._stopping.is_set():
-            self._wake.clear()
             with self._step_lock:
                 worked = self._step()
             while self._handoff and not self._stopping.is_set():  # outside the lock: a job
                 worked = True  # thread may record ends while an inline job runs
                 self._dispatch(self._handoff.popleft())
             if not worked:
-                self._wake.wait(self.settings.poll_interval)
+                # cleared after waking, not before each step: whatever set it is looked at by
+                # the next step, and a busy loop does not pay for the clear
+                wake.wait(self.settings.poll_interval)
+                wake.clear()
 
     def _step(self, *, claim: bool = True) -> bool:
         """Record the ends that are waiting and claim jobs for the free slots, in one store
@@ -287,7 +304,7 @@ class Worker:
             store=self.store,
             settings=self.settings,
         )
-        rec = _Running(job, ctx, kind, deadline=time.time() + timeout if timeout else None)
+        rec = _Running(job, ctx, kind, time.time() + timeout if timeout else None)
         mode = job.mode
         with self._lock:
             self._running[job.id] = rec

@@ -12,6 +12,7 @@ import abc
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..errors import OpsJobsError
 from ..model import Job, JobSpec, JobState, Metric, ResultQuery, Stats, WorkerInfo
@@ -35,10 +36,10 @@ class Finish:
     exit_code: int | None = None
 
 
-@dataclass(frozen=True)
-class End:
+class End(NamedTuple):
     """One job end for :meth:`Store.finish_and_claim_many`: which attempt, how, and when (the
-    moment the job ended, which may be a little before the transaction that records it)."""
+    moment the job ended, which may be a little before the transaction that records it). A
+    named tuple: one is built per job on the worker's hot path."""
 
     job_id: str
     attempt: int

@@ -99,18 +99,25 @@ def claimed_job(row: Any, worker_id: str, host: str, now: float, lease_until: fl
         row[11],
         row[12],
     )
+    # positional: id, spec, state, submitted_at, started_at, finished_at, runtime, worker_id,
+    # host, attempt, lease_until, cancel_requested, exit_code, output, result, error
     return Job(
         row[1],
         spec,
         JobState.RUNNING,
         row[13],
-        started_at=now,
-        worker_id=worker_id,
-        host=host,
-        attempt=row[14] + 1,
-        lease_until=lease_until,
-        cancel_requested=bool(row[15]),
-        error=row[16],
+        now,
+        None,
+        None,
+        worker_id,
+        host,
+        row[14] + 1,
+        lease_until,
+        bool(row[15]),
+        None,
+        "",
+        None,
+        row[16],
     )
 
 

@@ -4,6 +4,7 @@ transactions, one connection per thread, a doorbell for idle workers on this hos
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sqlite3
 import threading
@@ -31,7 +32,7 @@ from .sqlite_alerts import SQLiteAlerts
 from .sqlite_auth import SQLiteAuth
 from .sqlite_schedules import SQLiteSchedules
 
-__all__ = ["SQLiteStore"]
+__all__ = ["SQLiteStore", "heads_sql"]
 
 BUSY_TIMEOUT_MS = 10_000
 #: Sortable columns that are never NULL.
@@ -264,12 +265,11 @@ class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
                         )
                     accepted.append(cur.rowcount == 1)
                 picked: list[Any] = []
-                if want > 0:
-                    for queue in queues:
-                        picked.extend(cur.execute(q["claim_pick"], (queue, want)).fetchall())
+                if want > 0 and queues:
+                    picked = cur.execute(self._pick_sql(len(queues)), (*queues, want)).fetchall()
                     if len(queues) > 1:
                         picked.sort(key=_claim_order)
-                    del picked[want:]
+                        del picked[want:]
                     lease_until = now + lease
                     for row in picked:
                         cur.execute(q["claim_take"], (worker_id, host, now, lease_until, row[0]))
@@ -288,6 +288,9 @@ class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
         for row in picked:
             rowids[row[1]] = row[0]
         return accepted, jobs
+
+    def _pick_sql(self, n_queues: int) -> str:
+        return heads_sql(self._q["claim_pick"], n_queues)
 
     def _cursor(self) -> sqlite3.Cursor:
         """This thread's cursor for the hot path: plain tuples, no Row objects."""
@@ -500,6 +503,17 @@ def _enable_wal(conn: sqlite3.Connection) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.005)
+
+
+@functools.cache
+def heads_sql(claim_pick: str, n_queues: int) -> str:
+    """``claim_pick`` over ``n_queues`` queues in one statement: a ``UNION ALL`` of each
+    queue's heads (each a search of the partial index, no sort; parameters ``?1..?n`` are the
+    queues, ``?n+1`` the limit). One statement instead of one per queue saves ~4 us per claim;
+    the best heads are chosen in Python."""
+    one = claim_pick[claim_pick.index("SELECT") :].replace("LIMIT ?", f"LIMIT ?{n_queues + 1}")
+    arms = [one.replace("queue = ?", f"queue = ?{i + 1}") for i in range(n_queues)]
+    return " UNION ALL ".join(f"SELECT * FROM ({arm})" for arm in arms)
 
 
 def _begin(conn: sqlite3.Connection | sqlite3.Cursor) -> None:

@@ -13,8 +13,9 @@ SELECT * FROM jobs WHERE id = :id;
 
 -- name: claim_pick
 -- The worker's claim, in one BEGIN IMMEDIATE transaction: claim_pick takes the heads of one
--- queue straight from the partial index jobs_claim (with the columns a worker needs), the
--- best heads of all its queues are chosen in Python and claim_take moves each by rowid.
+-- queue straight from the partial index jobs_claim (with the columns a worker needs; a UNION
+-- ALL of it per queue serves all of a worker's queues, see sqlite.heads_sql), the best heads
+-- are chosen in Python and claim_take moves each by rowid.
 -- No RETURNING: SQLite builds an ephemeral table for it, which cost more than the pick.
 SELECT rowid, id, name, description, owner, kind, payload, mode, queue, priority, timeout,
        retries, schedule_id, submitted_at, attempt, cancel_requested, error
