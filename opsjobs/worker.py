@@ -208,14 +208,21 @@ class Worker:
         The claim replaces as many pool jobs as just ended (at least one): a run of inline jobs,
         which need this thread, is claimed one at a time."""
         ended = self._ended
-        recs = []
-        while ended:
-            recs.append(ended.popleft())  # only the holder of _step_lock takes from it
-        ends = [r.end for r in recs if r.end is not None]
-        pool_ends = sum(1 for r in recs if r.job.mode is not Mode.INLINE)
-        with self._lock:
-            free = self.threads - self._busy + pool_ends
-        want = min(free, max(pool_ends, 1)) if claim else 0
+        recs: list[_Running] = []
+        ends: list[End] = []
+        pool_ends = 0
+        while ended:  # only the holder of _step_lock takes from it
+            rec = ended.popleft()
+            recs.append(rec)
+            ends.append(rec.end)  # type: ignore[arg-type]  # set before it was queued
+            if rec.job.spec.mode is not Mode.INLINE:
+                pool_ends += 1
+        # _busy without the lock: it only grows here (under _step_lock), so a stale value can
+        # only make this claim fewer jobs
+        free = self.threads - self._busy + pool_ends
+        want = (pool_ends if pool_ends > 1 else 1) if claim else 0
+        if want > free:
+            want = free
         if not recs and want <= 0:
             return False
         now = time.time()
@@ -234,17 +241,19 @@ class Worker:
             for rec, end in zip(recs, ends, strict=True):  # one at a time, until it answers
                 self._finish(rec.job, end.outcome, at=end.at)
             accepted, jobs = [True] * len(recs), []
-        for rec, ok in zip(recs, accepted, strict=True):
-            if not ok:
-                self._refused(rec.job)
         if recs:
+            if False in accepted:
+                for rec, ok in zip(recs, accepted, strict=True):
+                    if not ok:
+                        self._refused(rec.job)
+            running = self._running
             with self._lock:
                 for rec in recs:
-                    self._running.pop(rec.job.id, None)
+                    running.pop(rec.job.id, None)
                 self._busy -= pool_ends
         inline = False
         for job in jobs:  # pool jobs start now; inline ones go to the main loop
-            if job.mode is Mode.INLINE:
+            if job.spec.mode is Mode.INLINE:
                 self._handoff.append(job)
                 inline = True
             else:
@@ -289,9 +298,11 @@ class Worker:
 
     # -- dispatch -------------------------------------------------------------------------
     def _dispatch(self, job: Job) -> None:
+        mode = job.spec.mode
         try:
-            kind = self.kinds.get(job.kind)
-            kind.check_mode(job.mode)
+            kind = self.kinds.get(job.spec.kind)
+            if mode not in kind.modes:
+                kind.check_mode(mode)  # raises, with the message
         except OpsJobsError as exc:
             self._finish(job, Finish(JobState.FAILED, error=str(exc)))
             return
@@ -305,7 +316,6 @@ class Worker:
             settings=self.settings,
         )
         rec = _Running(job, ctx, kind, time.time() + timeout if timeout else None)
-        mode = job.mode
         with self._lock:
             self._running[job.id] = rec
             if mode is not Mode.INLINE:
@@ -326,8 +336,7 @@ class Worker:
             target = self._run_in_process if mode is Mode.THREAD else self._run_child
             self._pool.submit(self._guarded, target, rec)
 
-    def _guarded(self, target: object, rec: _Running) -> None:
-        assert callable(target)
+    def _guarded(self, target: Callable[[_Running], None], rec: _Running) -> None:
         try:
             target(rec)
         except Exception as exc:  # a bug of ours must not leave the job running
@@ -436,7 +445,7 @@ class Worker:
             self._finish(rec.job, outcome)
         elif on_loop:
             pass  # the main loop records it next
-        elif self._inline_busy and rec.job.mode is not Mode.INLINE:
+        elif self._inline_busy and rec.job.spec.mode is not Mode.INLINE:
             self._step_from_job_thread()
         else:
             self._wake.set()  # (an inline job run by the inline executor: the loop resumes)

@@ -25,9 +25,9 @@ __all__ = ["End", "Finish", "Recovered", "Store", "Waiter"]
 log = logging.getLogger("opsjobs.store")
 
 
-@dataclass(frozen=True)
-class Finish:
-    """The outcome of a run as the worker reports it."""
+class Finish(NamedTuple):
+    """The outcome of a run as the worker reports it (a named tuple: one per job, on the
+    worker's hot path)."""
 
     state: JobState
     output: str = ""

@@ -267,7 +267,7 @@ class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
                 picked: list[Any] = []
                 if want > 0 and queues:
                     picked = cur.execute(self._pick_sql(len(queues)), (*queues, want)).fetchall()
-                    if len(queues) > 1:
+                    if len(picked) > 1 and len(queues) > 1:
                         picked.sort(key=_claim_order)
                         del picked[want:]
                     lease_until = now + lease
