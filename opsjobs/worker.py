@@ -130,11 +130,12 @@ class Worker:
         #: Jobs that ended on their own, waiting for the main loop to record them: it is the
         #: one thread that records ends and claims, so a backlog goes into one transaction.
         self._ended: collections.deque[_Running] = collections.deque()
-        #: Held by whoever records ends and claims: the main loop, or a job thread while the
-        #: main loop runs an inline job (so ends are not held up by a long inline job).
+        #: Held by whoever records ends and claims: the main loop, or a pool thread whose job
+        #: just ended (it then runs the next pool job it claimed itself).
         self._step_lock = threading.Lock()
-        self._inline_busy = False
-        #: Inline jobs claimed by a job thread, for the main loop.
+        #: Set by a step made ``here`` whose job for this thread failed at dispatch.
+        self._unrun = False
+        #: Inline jobs claimed by a pool thread, for the main loop.
         self._handoff: collections.deque[Job] = collections.deque()
         self._loop_thread = 0  # ident of the thread running the main loop
         self._logs_dir = str(settings.logs_dir)
@@ -191,22 +192,24 @@ class Worker:
         wake = self._wake
         while not self._stopping.is_set():
             with self._step_lock:
-                worked = self._step()
+                worked, _ = self._step()
             while self._handoff and not self._stopping.is_set():  # outside the lock: a job
                 worked = True  # thread may record ends while an inline job runs
                 self._dispatch(self._handoff.popleft())
-            if not worked:
+            if not worked and not self._ended:  # (an end queued by a pool thread that found
+                # the lock taken while this loop held it is taken by the next step)
                 # cleared after waking, not before each step: whatever set it is looked at by
                 # the next step, and a busy loop does not pay for the clear
                 wake.wait(self.settings.poll_interval)
                 wake.clear()
 
-    def _step(self, *, claim: bool = True) -> bool:
+    def _step(self, *, claim: bool = True, here: bool = False) -> tuple[bool, _Running | None]:
         """Record the ends that are waiting and claim jobs for the free slots, in one store
-        transaction; then dispatch what was claimed. True when anything was done.
+        transaction; then dispatch what was claimed. Returns whether anything was done and,
+        with ``here`` (a pool thread stepping), the pool job that thread runs next itself.
 
         The claim replaces as many pool jobs as just ended (at least one): a run of inline jobs,
-        which need this thread, is claimed one at a time."""
+        which need the main loop, is claimed one at a time."""
         ended = self._ended
         recs: list[_Running] = []
         ends: list[End] = []
@@ -224,7 +227,7 @@ class Worker:
         if want > free:
             want = free
         if not recs and want <= 0:
-            return False
+            return False, None
         now = time.time()
         try:
             accepted, jobs = self.store.finish_and_claim_many(
@@ -252,30 +255,64 @@ class Worker:
                     running.pop(rec.job.id, None)
                 self._busy -= pool_ends
         inline = False
+        mine: _Running | None = None
+        self._unrun = False
         for job in jobs:  # pool jobs start now; inline ones go to the main loop
             if job.spec.mode is Mode.INLINE:
                 self._handoff.append(job)
                 inline = True
+            elif here and mine is None:
+                mine = self._dispatch(job, here=True)
+                self._unrun = mine is None  # it could not run (and was marked failed)
             else:
                 self._dispatch(job)
         if inline and threading.get_ident() != self._loop_thread:
             self._wake.set()
-        return bool(recs or jobs)
+        return bool(recs or jobs), mine
 
     def _flush_ends(self) -> None:
         """Record the ends that wait, claiming nothing (the worker is stopping)."""
         with self._step_lock:
-            self._step(claim=False)
+            self._step(claim=False)  # (nothing is claimed, so nothing is kept "here")
 
-    def _step_from_job_thread(self) -> None:
-        """While the main loop runs an inline job, a job thread records the ends that wait
-        (its own among them) and claims the next jobs itself."""
-        while self._ended and self._inline_busy and self._step_lock.acquire(blocking=False):
+    def _work(self, rec: _Running) -> None:
+        """A pool thread's run: the job, then the next pool jobs its own step claims, as long
+        as there are some (no hand-off between threads per job)."""
+        while True:
+            target = self._run_in_process if rec.job.spec.mode is Mode.THREAD else self._run_child
             try:
-                self._step(claim=not self._stopping.is_set())
+                self._guarded(target, rec)
+            except BaseException:
+                self._wake.set()  # the main loop records the end
+                raise
+            nxt = self._step_here()
+            if nxt is None:
+                return
+            rec = nxt
+
+    def _step_here(self) -> _Running | None:
+        """After a pool job ended: unless another thread is at it, record the ends that wait
+        (this one's among them) and claim on this thread; returns the pool job to run next
+        here. Otherwise the end is left to whoever steps next (the main loop is woken)."""
+        if self._stopping.is_set():
+            self._wake.set()
+            return None
+        mine = None
+        while mine is None and self._step_lock.acquire(blocking=False):
+            try:
+                _, mine = self._step(here=True)
+                again = self._unrun
             finally:
                 self._step_lock.release()
-        self._wake.set()  # whatever is left, the main loop takes
+            if not (again or self._ended):
+                break
+            # step again: ends came in meanwhile, or the job it claimed for itself could not
+            # run (marked failed at dispatch) and its slot is free
+        # The end of a thread that found the lock taken was queued before it tried, so the
+        # holder sees it here, after releasing: it steps again, or leaves it to the main loop.
+        if self._ended:
+            self._wake.set()
+        return mine
 
     def _bell(self, waiter: Waiter) -> None:
         try:
@@ -297,7 +334,9 @@ class Worker:
                     self._tick.set()
 
     # -- dispatch -------------------------------------------------------------------------
-    def _dispatch(self, job: Job) -> None:
+    def _dispatch(self, job: Job, *, here: bool = False) -> _Running | None:
+        """Start ``job``: inline on this thread, thread/process on the pool; with ``here`` a
+        pool job is made ready and returned for the calling pool thread to run."""
         mode = job.spec.mode
         try:
             kind = self.kinds.get(job.spec.kind)
@@ -305,7 +344,7 @@ class Worker:
                 kind.check_mode(mode)  # raises, with the message
         except OpsJobsError as exc:
             self._finish(job, Finish(JobState.FAILED, error=str(exc)))
-            return
+            return None
         timeout = job.spec.timeout
         ctx = JobContext(
             job.id,
@@ -323,18 +362,15 @@ class Worker:
         if rec.deadline is not None:
             self._tick.set()  # the supervisor learns the new deadline
         if mode is Mode.INLINE:
-            self._inline_busy = True
-            try:
-                if self._inline_executor is not None:
-                    work = functools.partial(self._guarded, self._run_in_process, rec)
-                    self._inline_executor(work)
-                else:
-                    self._guarded(self._run_in_process, rec)
-            finally:
-                self._inline_busy = False
+            if self._inline_executor is not None:
+                self._inline_executor(functools.partial(self._guarded, self._run_in_process, rec))
+            else:
+                self._guarded(self._run_in_process, rec)
+        elif here:
+            return rec
         else:
-            target = self._run_in_process if mode is Mode.THREAD else self._run_child
-            self._pool.submit(self._guarded, target, rec)
+            self._pool.submit(self._work, rec)
+        return None
 
     def _guarded(self, target: Callable[[_Running], None], rec: _Running) -> None:
         try:
@@ -443,12 +479,9 @@ class Worker:
                 self._ended.append(rec)
         if direct:
             self._finish(rec.job, outcome)
-        elif on_loop:
-            pass  # the main loop records it next
-        elif self._inline_busy and rec.job.spec.mode is not Mode.INLINE:
-            self._step_from_job_thread()
-        else:
-            self._wake.set()  # (an inline job run by the inline executor: the loop resumes)
+        elif not on_loop and rec.job.spec.mode is Mode.INLINE:
+            self._wake.set()  # run by the inline executor: the main loop records it
+        # else: the main loop records it next, or the pool thread's own step (_work)
 
     def _finish(self, job: Job, outcome: Finish, *, at: float | None = None) -> None:
         """Record the end of ``job``; while the store is unreachable (a lost connection, a

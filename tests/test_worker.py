@@ -336,3 +336,27 @@ def test_thread_jobs_end_and_follow_while_an_inline_job_runs(env) -> None:
     assert client.get(long.id).state is JobState.RUNNING
     client.cancel(long.id)
     assert client.wait(long.id, timeout=20).state is JobState.CANCELLED
+
+
+def test_a_thread_job_claims_no_run_of_inline_jobs_ahead(tmp_path: Path) -> None:
+    # A pool thread that ends its job claims the next one itself; an inline job it claims goes
+    # to the main loop (one claimed ahead of the one running, as a finishing thread always
+    # did), and it must not go on claiming the inline jobs behind it: they would all show as
+    # running while one runs.
+    settings = settings_for(tmp_path, poll_interval=60.0)
+    client = client_for(settings)
+    lead = client.submit("lead", call="jobfuncs:cooperative_sleep", kwargs={"seconds": 0.3})
+    inline = [
+        client.submit(
+            f"i{n}", call="jobfuncs:cooperative_sleep", kwargs={"seconds": 1.5}, mode="inline"
+        )
+        for n in range(3)
+    ]
+    with opsjobs.embed(store=client.store, settings=settings, threads=2):
+        # lead ends while the main loop runs i0: its pool thread records it and claims
+        assert client.wait(lead.id, timeout=30).state is JobState.SUCCEEDED
+        states = [client.get(j.id).state for j in inline]
+        assert states[0] is JobState.RUNNING and states[2] is JobState.QUEUED, states
+        for job in inline:
+            assert client.wait(job.id, timeout=30).state is JobState.SUCCEEDED
+    client.close()

@@ -81,7 +81,7 @@ def row_to_job(row: Any) -> Job:
     )
 
 
-_scan = json.JSONDecoder().scan_once
+_scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # set in its __init__
 
 
 def _loads(text: str) -> Any:
