@@ -133,8 +133,6 @@ class Worker:
         #: Held by whoever records ends and claims: the main loop, or a pool thread whose job
         #: just ended (it then runs the next pool job it claimed itself).
         self._step_lock = threading.Lock()
-        #: Set by a step made ``here`` whose job for this thread failed at dispatch.
-        self._unrun = False
         #: Inline jobs claimed by a pool thread, for the main loop.
         self._handoff: collections.deque[Job] = collections.deque()
         self._loop_thread = 0  # ident of the thread running the main loop
@@ -192,21 +190,25 @@ class Worker:
         wake = self._wake
         while not self._stopping.is_set():
             with self._step_lock:
-                worked, _ = self._step()
-            while self._handoff and not self._stopping.is_set():  # outside the lock: a job
-                worked = True  # thread may record ends while an inline job runs
+                worked, _, _ = self._step()
+            # inline jobs run outside the lock, so pool threads go on recording their ends
+            while self._handoff and not self._stopping.is_set():
+                worked = True
                 self._dispatch(self._handoff.popleft())
-            if not worked and not self._ended:  # (an end queued by a pool thread that found
-                # the lock taken while this loop held it is taken by the next step)
-                # cleared after waking, not before each step: whatever set it is looked at by
-                # the next step, and a busy loop does not pay for the clear
+            # An end queued while this loop held the lock is taken by the next step. The event
+            # is cleared after waking, not before each step: what set it is seen by the next
+            # step, and a busy loop does not pay for the clear.
+            if not worked and not self._ended:
                 wake.wait(self.settings.poll_interval)
                 wake.clear()
 
-    def _step(self, *, claim: bool = True, here: bool = False) -> tuple[bool, _Running | None]:
+    def _step(
+        self, *, claim: bool = True, here: bool = False
+    ) -> tuple[bool, _Running | None, bool]:
         """Record the ends that are waiting and claim jobs for the free slots, in one store
-        transaction; then dispatch what was claimed. Returns whether anything was done and,
-        with ``here`` (a pool thread stepping), the pool job that thread runs next itself.
+        transaction; then dispatch what was claimed. Returns whether anything was done; with
+        ``here`` (a pool thread stepping) also the pool job that thread runs next itself, and
+        whether the one it claimed for itself could not run (marked failed at dispatch).
 
         The claim replaces as many pool jobs as just ended (at least one): a run of inline jobs,
         which need the main loop, is claimed one at a time."""
@@ -227,7 +229,7 @@ class Worker:
         if want > free:
             want = free
         if not recs and want <= 0:
-            return False, None
+            return False, None, False
         now = time.time()
         try:
             accepted, jobs = self.store.finish_and_claim_many(
@@ -254,21 +256,20 @@ class Worker:
                 for rec in recs:
                     running.pop(rec.job.id, None)
                 self._busy -= pool_ends
-        inline = False
+        inline = unrun = False
         mine: _Running | None = None
-        self._unrun = False
         for job in jobs:  # pool jobs start now; inline ones go to the main loop
             if job.spec.mode is Mode.INLINE:
                 self._handoff.append(job)
                 inline = True
             elif here and mine is None:
                 mine = self._dispatch(job, here=True)
-                self._unrun = mine is None  # it could not run (and was marked failed)
+                unrun = mine is None
             else:
                 self._dispatch(job)
         if inline and threading.get_ident() != self._loop_thread:
             self._wake.set()
-        return bool(recs or jobs), mine
+        return bool(recs or jobs), mine, unrun
 
     def _flush_ends(self) -> None:
         """Record the ends that wait, claiming nothing (the worker is stopping)."""
@@ -291,17 +292,16 @@ class Worker:
             rec = nxt
 
     def _step_here(self) -> _Running | None:
-        """After a pool job ended: unless another thread is at it, record the ends that wait
-        (this one's among them) and claim on this thread; returns the pool job to run next
-        here. Otherwise the end is left to whoever steps next (the main loop is woken)."""
+        """After a pool job ended: unless another thread holds the step lock, record the ends
+        that wait (this one's among them) and claim on this thread; returns the pool job to run
+        next here. If the lock is taken, the holder sees this end once it lets go."""
         if self._stopping.is_set():
             self._wake.set()
             return None
         mine = None
         while mine is None and self._step_lock.acquire(blocking=False):
             try:
-                _, mine = self._step(here=True)
-                again = self._unrun
+                _, mine, again = self._step(here=True)
             finally:
                 self._step_lock.release()
             if not (again or self._ended):
