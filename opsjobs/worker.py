@@ -6,6 +6,8 @@ Threads of one worker:
 * the **main loop** (the thread that calls :meth:`Worker.run`) claims jobs and runs ``inline``
   ones itself — the seed's MainLoop;
 * a **job pool** of ``threads`` threads runs ``thread`` jobs and watches ``process`` children;
+  a pool thread whose job ended records the ends that wait and claims the next job itself
+  when no other thread is doing so (one "step" at a time, under ``_step_lock``);
 * the **bell** thread sleeps on the store's waiter and wakes the main loop the moment a job is
   submitted (a slow poll is only the fallback);
 * the **supervisor** renews leases (heartbeat), stops cancelled and timed-out jobs, and re-queues
@@ -69,9 +71,9 @@ class _Running:
         self.proc: Popen[bytes] | None = None
         #: Set by the supervisor when it stops the job (timed_out / cancelled / lost).
         self.stop_state: JobState | None = None
-        #: True once the end is decided: recorded by the supervisor, or queued for the loop.
+        #: True once the end is decided: recorded by the supervisor, or queued for the next step.
         self.settled = False
-        #: The end waiting in ``Worker._ended`` for the main loop to record.
+        #: The end waiting in ``Worker._ended`` for the next step to record.
         self.end: End | None = None
         self.lock = threading.Lock()
 
@@ -127,8 +129,8 @@ class Worker:
         self._stopping = threading.Event()
         self._router: ThreadRouter | None = None
         self._inline_executor = inline_executor
-        #: Jobs that ended on their own, waiting for the main loop to record them: it is the
-        #: one thread that records ends and claims, so a backlog goes into one transaction.
+        #: Jobs that ended on their own, waiting for the next step to record them: one thread
+        #: at a time records ends and claims, so a backlog goes into one transaction.
         self._ended: collections.deque[_Running] = collections.deque()
         #: Held by whoever records ends and claims: the main loop, or a pool thread whose job
         #: just ended (it then runs the next pool job it claimed itself).
@@ -393,7 +395,7 @@ class Worker:
 
     def _release(self, rec: _Running) -> None:
         """Forget a job whose end was recorded elsewhere (the supervisor's timeout, a cancel):
-        its slot is free again. Ends that wait for the main loop are released there."""
+        its slot is free again. Queued ends are released by the step that records them."""
         with self._lock:
             self._running.pop(rec.job.id, None)
             if rec.job.mode is not Mode.INLINE:
@@ -464,10 +466,10 @@ class Worker:
         self.alerts.observe(metric)  # only queued: alerts never hold up the job
 
     def _settle(self, rec: _Running, outcome: Finish, *, record: bool = False) -> None:
-        """Decide the end of a job once. A job ending on its own thread hands its end to the
-        main loop, which records it with the next claim (and with any other ends waiting) in
-        one store transaction; ``record`` (the supervisor's timeouts, shutdown) writes it now,
-        and so does a job thread once the worker is stopping."""
+        """Decide the end of a job once. A job ending on its own queues its end; the next step
+        (its pool thread's own, or the main loop's) records it with the next claim and any
+        other ends waiting, in one store transaction. ``record`` (the supervisor's timeouts,
+        shutdown) writes it now, and so does a job thread once the worker is stopping."""
         on_loop = threading.get_ident() == self._loop_thread
         direct = record or (not on_loop and self._stopping.is_set())
         with rec.lock:
