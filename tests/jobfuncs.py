@@ -53,3 +53,17 @@ def pid_tree(path: str, seconds: float = 60) -> None:
         fh.write(f"{os.getpid()} {child.pid}")
     os.replace(path + ".tmp", path)
     time.sleep(seconds)
+
+
+def rendezvous(folder: str, parties: int, seconds: float = 30) -> int:
+    """Arrive in ``folder``, then wait until ``parties`` jobs have arrived there: it succeeds
+    only if that many jobs run at the same time. Returns how many had arrived."""
+    ctx = opsjobs.context()
+    os.makedirs(folder, exist_ok=True)
+    open(os.path.join(folder, ctx.job_id), "w").close()
+    deadline = time.monotonic() + seconds
+    while (arrived := len(os.listdir(folder))) < parties:
+        if ctx.cancelled or time.monotonic() > deadline:
+            raise TimeoutError(f"only {arrived} of {parties} jobs ran at once")
+        time.sleep(0.005)
+    return arrived

@@ -338,6 +338,36 @@ def test_thread_jobs_end_and_follow_while_an_inline_job_runs(env) -> None:
     assert client.wait(long.id, timeout=20).state is JobState.CANCELLED
 
 
+@pytest.mark.parametrize("short_first", [0, 300], ids=["idle", "after-short-jobs"])
+def test_long_thread_jobs_fill_every_pool_slot(tmp_path: Path, short_first: int) -> None:
+    # Short jobs run back to back on one pool thread (the others would only queue for the
+    # step lock); jobs that take longer must still spread over all the threads, also when a
+    # run of short jobs came first. Each group of 4 succeeds only if its 4 jobs run at once.
+    settings = settings_for(tmp_path, poll_interval=60.0)
+    client = client_for(settings)
+    shorts = [client.submit(f"s{n}", command="pass") for n in range(short_first)]
+    groups = [
+        [
+            client.submit(
+                f"g{g}.{n}",
+                call="jobfuncs:rendezvous",
+                kwargs={"folder": str(tmp_path / f"group{g}"), "parties": 4, "seconds": 20},
+            )
+            for n in range(4)
+        ]
+        for g in range(2)
+    ]
+    with opsjobs.embed(store=client.store, settings=settings, threads=4):
+        for job in shorts:
+            assert client.wait(job.id, timeout=30).state is JobState.SUCCEEDED
+        for group in groups:
+            for job in group:
+                done = client.wait(job.id, timeout=30)
+                assert done.state is JobState.SUCCEEDED, done.error
+                assert done.result == 4
+    client.close()
+
+
 def test_a_thread_job_claims_no_run_of_inline_jobs_ahead(tmp_path: Path) -> None:
     # A pool thread that ends its job claims the next one itself; an inline job it claims goes
     # to the main loop (one claimed ahead of the one running, as a finishing thread always
