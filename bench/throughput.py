@@ -69,6 +69,12 @@ def noop(**kwargs: Any) -> None:
     RAN.append(kwargs.get("i"))
 
 
+def nap(i: int, seconds: float) -> None:
+    """A job that waits (I/O, say) for ``seconds`` with the GIL released."""
+    time.sleep(seconds)
+    RAN.append(i)
+
+
 # -- results ------------------------------------------------------------------------------------
 @dataclass
 class Rate:
@@ -200,6 +206,43 @@ def bench_opsjobs_sqlite(base: Path, n: int, mode: str, threads: int) -> Rate:
         per_s(n, fig["last_finish"] - fig["first_start"]),
         per_s(n, fig["last_finish"] - first_submit),
         check,
+    )
+
+
+def bench_opsjobs_waits(base: Path, n: int, seconds: float, threads: int = 4) -> Rate:
+    """Thread jobs that wait ``seconds`` each: do they spread over the pool? (Jobs shorter
+    than 0.1 ms run back to back on one pool thread; these must not.)"""
+    import throughput
+
+    from opsjobs import embed
+
+    folder = Path(tempfile.mkdtemp(prefix="opsjobs-waits-", dir=base))
+    settings = opsjobs_settings(folder)
+    client = opsjobs_client(settings)
+    throughput.RAN.clear()
+    t0 = time.time()
+    for i in range(n):
+        client.submit("nap", call="throughput:nap", kwargs={"i": i, "seconds": seconds})
+    t1 = time.time()
+    handle = embed(threads=threads, settings=settings)
+    try:
+        wait_until(
+            lambda: client.count(states=["queued", "running"]) == 0, f"{n} waiting jobs to end"
+        )
+    finally:
+        handle.stop()
+        client.close()
+    fig = sqlite_job_figures(settings.data_dir / "opsjobs.db")
+    best = threads / seconds
+    return Rate(
+        "opsjobs",
+        f"SQLite, 1 worker, thread (threads={threads}), jobs that sleep {seconds * 1000:g} ms "
+        f"({threads} threads: at most {best:,.0f}/s)",
+        n,
+        per_s(n, t1 - t0),
+        per_s(n, fig["last_finish"] - fig["first_start"]),
+        per_s(n, fig["last_finish"] - t0),
+        exactly_once(n, fig["states"], fig["max_attempt"], throughput.RAN),
     )
 
 
@@ -835,7 +878,7 @@ def medians(runs: list[Rate]) -> list[Rate]:
 
 
 def print_report(rates: list[Rate], lats: list[Latency], notes: list[str]) -> None:
-    print("\n## Throughput (no-op jobs; queue pre-filled, then drained; jobs/s)\n")
+    print("\n## Throughput (no-op jobs unless the setup says otherwise; queue pre-filled, then drained; jobs/s)\n")
     print("| system | setup | jobs | submit/s | drain/s (headline) | end-to-end/s | check |")
     print("|---|---|---:|---:|---:|---:|---|")
     for r in rates:
@@ -1001,6 +1044,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 step("Huey 1 worker, results" + tag, lambda: bench_huey(base, n, 1, True), rounds)
             rates.extend(medians(rounds))
             step("filesystem probe", lambda: bench_file_create(base, n), rates)
+            for secs, count in ((0.0002, n // 5), (0.001, n // 5), (0.005, n // 25)):
+                step(
+                    f"opsjobs thread, jobs sleeping {secs * 1000:g} ms",
+                    lambda secs=secs, count=count: bench_opsjobs_waits(base, count, secs),
+                    rates,
+                )
         pg = None if args.postgres.lower() == "none" else args.postgres
         why = pg_reachable(pg) if pg else "disabled with --postgres none"
         if why is None and pg is not None:

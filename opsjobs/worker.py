@@ -47,7 +47,7 @@ log = logging.getLogger("opsjobs.worker")
 
 #: A pool job that ran shorter than this (s), or than a step, is followed by one claim for its
 #: own thread only: see :meth:`Worker._step`.
-_SHORT_JOB = 0.0005
+_SHORT_JOB = 0.0001
 #: How long (s) the main loop trusts a pool thread that runs short jobs back to back to take
 #: the next queued job, before it fills the other free slots itself.
 _CHAIN_TRUST = 0.002
