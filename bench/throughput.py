@@ -878,7 +878,10 @@ def medians(runs: list[Rate]) -> list[Rate]:
 
 
 def print_report(rates: list[Rate], lats: list[Latency], notes: list[str]) -> None:
-    print("\n## Throughput (no-op jobs unless the setup says otherwise; queue pre-filled, then drained; jobs/s)\n")
+    print(
+        "\n## Throughput (no-op jobs unless the setup says otherwise; queue pre-filled, "
+        "then drained; jobs/s)\n"
+    )
     print("| system | setup | jobs | submit/s | drain/s (headline) | end-to-end/s | check |")
     print("|---|---|---:|---:|---:|---:|---|")
     for r in rates:
