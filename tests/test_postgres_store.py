@@ -207,3 +207,39 @@ def test_errors_are_store_errors(url: str) -> None:
     store.close()
     with pytest.raises(StoreError, match="closed"):
         store.get("x")
+
+
+def test_a_row_that_cannot_be_read_fails_its_job_at_claim(url: str) -> None:
+    # a mode this version does not know (jsonb keeps the payload valid): the claim fails that
+    # job with the reason and takes the next one, in claim and in finish_and_claim
+    with open_store(url) as store:
+        bad = [store.submit(spec(f"bad{n}"), now=T0 + n) for n in range(2)]
+        good = [store.submit(spec(f"good{n}"), now=T0 + 10 + n) for n in range(2)]
+        with psycopg.connect(url, autocommit=True) as raw:
+            raw.execute("UPDATE jobs SET mode = 'gpu' WHERE id = ANY(%s)", ([j.id for j in bad],))
+        first = store.claim("w1", "host", ["default"], now=T0 + 100, lease=30.0)
+        assert first is not None and first.id == good[0].id
+        store.submit(spec("bad2"), now=T0 + 5)  # queued ahead of good[1]
+        with psycopg.connect(url, autocommit=True) as raw:
+            raw.execute("UPDATE jobs SET mode = 'gpu' WHERE name = 'bad2'")
+        accepted, second = store.finish_and_claim(
+            first.id,
+            "w1",
+            first.attempt,
+            Finish(JobState.SUCCEEDED),
+            now=T0 + 101,
+            host="host",
+            queues=["default"],
+            lease=30.0,
+        )
+        assert accepted and second is not None and second.id == good[1].id
+        with psycopg.connect(url) as raw:
+            rows = raw.execute(
+                "SELECT name, state, error FROM jobs WHERE mode = 'gpu' ORDER BY name"
+            ).fetchall()
+        assert [(n, s) for n, s, _ in rows] == [
+            ("bad0", "failed"),
+            ("bad1", "failed"),
+            ("bad2", "failed"),
+        ]
+        assert all("cannot be read" in e and "KeyError: 'gpu'" in e for _, _, e in rows)

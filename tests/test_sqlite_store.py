@@ -61,3 +61,33 @@ def test_many_openers_migrate_once(tmp_path: Path) -> None:
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
         conn.close()
         assert {"jobs", "workers", "metrics"} <= tables and mode == "wal"
+
+
+def test_a_row_that_cannot_be_read_fails_its_job_at_claim(tmp_path: Path) -> None:
+    # A payload that is not JSON, a mode this version does not know (a newer writer, a hand
+    # edit): the claim fails those jobs with the reason, in its transaction, and takes the
+    # next readable one; nothing stays running and the worker's step does not raise.
+    from opsjobs.model import JobSpec
+
+    path = tmp_path / "a.db"
+    store = SQLiteStore(path, runtime_dir=str(tmp_path / "run"))
+    spec = JobSpec(name="job", kind="command", payload={"source": "pass"}).validated()
+    bad_json = store.submit(spec, now=100.0)
+    bad_mode = store.submit(spec, now=101.0)
+    good = store.submit(spec, now=102.0)
+    raw = sqlite3.connect(path)
+    raw.execute("UPDATE jobs SET payload = '{not json' WHERE id = ?", (bad_json.id,))
+    raw.execute("UPDATE jobs SET mode = 'gpu' WHERE id = ?", (bad_mode.id,))
+    raw.commit()
+    job = store.claim("w1", "host", ["default"], now=200.0, lease=30.0)
+    assert job is not None and job.id == good.id
+    for bad, what in ((bad_json, "JSONDecodeError"), (bad_mode, "KeyError: 'gpu'")):
+        state, error, worker, attempt, finished = raw.execute(
+            "SELECT state, error, worker_id, attempt, finished_at FROM jobs WHERE id = ?",
+            (bad.id,),
+        ).fetchone()
+        assert (state, worker, attempt, finished) == ("failed", "w1", 1, 200.0)
+        assert "cannot be read" in error and what in error, error
+    assert store.claim("w1", "host", ["default"], now=201.0, lease=30.0) is None
+    raw.close()
+    store.close()

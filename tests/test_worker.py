@@ -368,6 +368,26 @@ def test_long_thread_jobs_fill_every_pool_slot(tmp_path: Path, short_first: int)
     client.close()
 
 
+def test_a_job_row_that_cannot_be_read_does_not_stop_the_worker(tmp_path: Path) -> None:
+    import sqlite3
+
+    settings = settings_for(tmp_path, poll_interval=60.0)
+    client = client_for(settings)
+    bad = client.submit("bad", command="pass", mode="thread")
+    good = client.submit("good", command="pass", mode="thread")
+    raw = sqlite3.connect(settings.data_dir / "opsjobs.db")
+    raw.execute("UPDATE jobs SET mode = 'gpu' WHERE id = ?", (bad.id,))
+    raw.commit()
+    with opsjobs.embed(store=client.store, settings=settings, threads=2):
+        assert client.wait(good.id, timeout=30).state is JobState.SUCCEEDED
+        later = client.submit("later", command="pass", mode="inline")
+        assert client.wait(later.id, timeout=30).state is JobState.SUCCEEDED
+    state, error = raw.execute("SELECT state, error FROM jobs WHERE id = ?", (bad.id,)).fetchone()
+    assert state == "failed" and "cannot be read" in error, error
+    raw.close()
+    client.close()
+
+
 def test_a_thread_job_claims_no_run_of_inline_jobs_ahead(tmp_path: Path) -> None:
     # A pool thread that ends its job claims the next one itself; an inline job it claims goes
     # to the main loop (one claimed ahead of the one running, as a finishing thread always

@@ -65,7 +65,16 @@ from .base import Finish, Recovered, Store, Waiter
 from .postgres_alerts import PostgresAlerts
 from .postgres_auth import PostgresAuth
 from .postgres_schedules import PostgresSchedules
-from .rows import job_params, metric_params, row_to_job, row_to_metric, row_to_worker, worker_params
+from .rows import (
+    UNREADABLE,
+    job_params,
+    metric_params,
+    row_to_job,
+    row_to_metric,
+    row_to_worker,
+    unreadable_error,
+    worker_params,
+)
 from .sql import load_migrations, load_queries
 
 __all__ = ["PostgresStore", "PostgresWaiter"]
@@ -276,13 +285,34 @@ class PostgresStore(PostgresAlerts, PostgresAuth, PostgresSchedules, Store):
             "now": now,
             "lease_until": now + lease,
         }
-        row = self._run(
-            "claim",
-            lambda conn: conn.execute(self._q["claim"], params).fetchone(),
-            single=True,
-            retry=lambda conn: self._adopt(conn, params, self._q["claim"]),
-        )
-        return row_to_job(row) if row is not None else None
+        while True:
+            row = self._run(
+                "claim",
+                lambda conn: conn.execute(self._q["claim"], params).fetchone(),
+                single=True,
+                retry=lambda conn: self._adopt(conn, params, self._q["claim"]),
+            )
+            if row is None:
+                return None
+            job = self._readable(row, worker_id, now)
+            if job is not None:
+                return job
+            # its row could not be read and its job was failed: claim the next one
+
+    def _readable(self, row: DictRow, worker_id: str, now: float) -> Job | None:
+        """The claimed job of ``row``; if this version cannot read the row, the job is failed
+        with the reason (it is running under this worker) and None returned."""
+        try:
+            return row_to_job(row)
+        except UNREADABLE as exc:
+            self.finish(
+                str(row["id"]),
+                worker_id,
+                int(row["attempt"]),
+                Finish(JobState.FAILED, error=unreadable_error(exc)),
+                now=now,
+            )
+            return None
 
     def _adopt(self, conn: Conn, params: dict[str, Any], claim: str) -> DictRow | None:
         """The retry of a claim whose first attempt broke off: if that attempt committed
@@ -325,7 +355,12 @@ class PostgresStore(PostgresAlerts, PostgresAuth, PostgresSchedules, Store):
         assert row is not None
         # An adopted claim (see _adopt) has no finished_rows: its statement did the finish.
         accepted = row.pop("finished_rows", 1) == 1
-        return accepted, row_to_job(row) if row.get("id") is not None else None
+        if row.get("id") is None:
+            return accepted, None
+        job = self._readable(row, worker_id, now)
+        if job is None:  # failed as unreadable: claim the next one
+            job = self.claim(worker_id, host, queues, now=now, lease=lease)
+        return accepted, job
 
     def request_cancel(self, job_id: str, *, now: float) -> Job:
         params = {"id": job_id, "now": now}

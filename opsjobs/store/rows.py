@@ -8,13 +8,24 @@ from typing import Any
 from ..model import Job, JobSpec, JobState, Metric, Mode, WorkerInfo
 
 __all__ = [
+    "UNREADABLE",
     "claimed_job",
     "job_params",
     "metric_params",
     "row_to_job",
     "row_to_metric",
     "row_to_worker",
+    "unreadable_error",
 ]
+
+#: What building a job from a row that this version cannot read raises (a payload that is not
+#: JSON, a mode it does not know, a wrong type): the claim fails that job instead of the worker.
+UNREADABLE = (ValueError, KeyError, TypeError)
+
+
+def unreadable_error(exc: BaseException) -> str:
+    """The error recorded on a job whose row the worker could not read."""
+    return f"the job's stored row cannot be read ({type(exc).__name__}: {exc}); it was not run"
 
 
 def job_params(job_id: str, spec: JobSpec, now: float) -> dict[str, Any]:

@@ -19,12 +19,14 @@ from ..model import Job, JobSpec, JobState, Metric, ResultQuery, Stats, WorkerIn
 from .base import End, Finish, Recovered, Store, Waiter
 from .doorbell import Doorbell
 from .rows import (
+    UNREADABLE,
     claimed_job,
     job_params,
     metric_params,
     row_to_job,
     row_to_metric,
     row_to_worker,
+    unreadable_error,
     worker_params,
 )
 from .sql import load_migrations, load_queries
@@ -264,17 +266,37 @@ class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
                             ),
                         )
                     accepted.append(cur.rowcount == 1)
-                picked: list[Any] = []
+                taken: list[Any] = []
+                jobs: list[Job] = []
                 if want > 0 and queues:
-                    picked = cur.execute(self._pick_sql(len(queues)), (*queues, want)).fetchall()
-                    if len(picked) > 1 and len(queues) > 1:
-                        picked.sort(key=_claim_order)
-                        del picked[want:]
                     lease_until = now + lease
-                    for row in picked:
-                        cur.execute(q["claim_take"], (worker_id, host, now, lease_until, row[0]))
-                        if cur.rowcount != 1:  # cannot happen under the write lock
-                            raise StoreError(f"claim of job {row[1]} raced")
+                    pick = self._pick_sql(len(queues))
+                    while True:
+                        n = want - len(jobs)
+                        picked = cur.execute(pick, (*queues, n)).fetchall()
+                        if len(picked) > 1 and len(queues) > 1:
+                            picked.sort(key=_claim_order)
+                            del picked[n:]
+                        unreadable = False
+                        for row in picked:
+                            try:  # built inside the transaction: a bad row fails its job
+                                job = claimed_job(row, worker_id, host, now, lease_until)
+                            except UNREADABLE as exc:
+                                cur.execute(
+                                    q["fail_unreadable"],
+                                    (worker_id, host, now, now, unreadable_error(exc), row[0]),
+                                )
+                                unreadable = True
+                                continue
+                            cur.execute(
+                                q["claim_take"], (worker_id, host, now, lease_until, row[0])
+                            )
+                            if cur.rowcount != 1:  # cannot happen under the write lock
+                                raise StoreError(f"claim of job {row[1]} raced")
+                            jobs.append(job)
+                            taken.append(row)
+                        if not unreadable or len(jobs) >= want:
+                            break  # else pick again for the places the bad rows took
                 cur.execute("COMMIT")
             except BaseException as exc:
                 with contextlib.suppress(sqlite3.Error):
@@ -284,8 +306,7 @@ class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
                 raise
         for end in ends:
             rowids.pop(end.job_id, None)
-        jobs = [claimed_job(row, worker_id, host, now, now + lease) for row in picked]
-        for row in picked:
+        for row in taken:
             rowids[row[1]] = row[0]
         return accepted, jobs
 

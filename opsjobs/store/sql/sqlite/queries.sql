@@ -29,6 +29,15 @@ UPDATE jobs
        lease_until = ?
  WHERE rowid = ? AND state = 'queued';
 
+-- name: fail_unreadable
+-- A queued job whose row the worker cannot read (a payload that is not JSON, a mode this
+-- version does not know) is failed by the claim, with the reason, instead of stopping the
+-- worker or staying running until its lease lapses.
+UPDATE jobs
+   SET state = 'failed', worker_id = ?, host = ?, attempt = attempt + 1, started_at = ?,
+       finished_at = ?, runtime = 0.0, error = ?, lease_until = NULL
+ WHERE rowid = ? AND state = 'queued';
+
 -- name: finish_rowid
 -- finish for a job this store claimed (it knows the rowid): one b-tree search
 -- instead of two; the id and owner checks stay.
