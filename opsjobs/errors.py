@@ -30,6 +30,7 @@ __all__ = [
     "PermissionDenied",
     "RunnerError",
     "StoreError",
+    "UnreadableRow",
     "ValidationError",
 ]
 
@@ -68,6 +69,10 @@ class StoreError(OpsJobsError):
     """The job store failed."""
 
     status = 503
+
+
+class UnreadableRow(StoreError):
+    """A stored row this version cannot read (another version wrote it, or a hand edit)."""
 
 
 class JobNotFound(StoreError):

@@ -136,3 +136,49 @@ def test_stats_workers_and_purge(worker: Settings) -> None:
 def test_python_dash_m_and_help() -> None:
     done = subprocess.run(["opsjobs", "--help"], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0 and "submit" in done.stdout and "worker" in done.stdout
+
+
+def test_a_row_that_cannot_be_read_is_one_line_and_can_be_deleted(tmp_path: Path) -> None:
+    # a finished job whose stored payload is not JSON (a hand edit, another version): the
+    # listing names it in one line, exits 2, and the job can still be deleted
+    import sqlite3
+
+    settings = settings_for(tmp_path)
+    client = client_for(settings)
+    bad = client.submit("bad", command="pass")
+    client.submit("fine", command="pass")
+    client.close()
+    raw = sqlite3.connect(settings.data_dir / "opsjobs.db")
+    raw.execute(
+        "UPDATE jobs SET payload = '{nope', state = 'succeeded', finished_at = 1 WHERE id = ?",
+        (bad.id,),
+    )
+    raw.commit()
+    raw.close()
+    for args in (["results"], ["show", bad.id]):
+        out = run_cli(settings, *args)
+        assert out.returncode == 2, out
+        assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr, out.stderr
+        assert f"job {bad.id}: its stored row cannot be read (JSONDecodeError" in out.stderr
+    assert run_cli(settings, "delete", bad.id).returncode == 0
+    listing = run_cli(settings, "results", "--json")
+    assert listing.returncode == 0, listing.stderr
+    assert [j["name"] for j in json.loads(listing.stdout)] == ["fine"]
+
+
+def test_an_internal_error_is_one_line_unless_verbose(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from opsjobs import cli
+    from opsjobs.cli import jobs
+
+    def broken(*_: object) -> int:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(jobs, "cmd_stats", broken)  # registered when main builds the parser
+    monkeypatch.setenv("OPSJOBS_DATA", str(tmp_path / "data"))
+    assert cli.main(["stats"]) == 2
+    err = capsys.readouterr().err
+    assert err == "opsjobs: internal error: RuntimeError: a bug (-v shows the traceback)\n"
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli.main(["-v", "stats"])

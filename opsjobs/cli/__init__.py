@@ -61,3 +61,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # a bug of ours: one line, the traceback only when asked for
+        if args.verbose:
+            raise
+        print(
+            f"opsjobs: internal error: {type(exc).__name__}: {exc} (-v shows the traceback)",
+            file=sys.stderr,
+        )
+        return 2

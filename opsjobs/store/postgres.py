@@ -69,6 +69,7 @@ from .rows import (
     UNREADABLE,
     job_params,
     metric_params,
+    read_job,
     row_to_job,
     row_to_metric,
     row_to_worker,
@@ -303,7 +304,7 @@ class PostgresStore(PostgresAlerts, PostgresAuth, PostgresSchedules, Store):
         """The claimed job of ``row``; if this version cannot read the row, the job is failed
         with the reason (it is running under this worker) and None returned."""
         try:
-            return row_to_job(row)
+            return read_job(row)
         except UNREADABLE as exc:
             self.finish(
                 str(row["id"]),

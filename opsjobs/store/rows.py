@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..errors import UnreadableRow
 from ..model import Job, JobSpec, JobState, Metric, Mode, WorkerInfo
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "claimed_job",
     "job_params",
     "metric_params",
+    "read_job",
     "row_to_job",
     "row_to_metric",
     "row_to_worker",
@@ -23,9 +25,16 @@ __all__ = [
 UNREADABLE = (ValueError, KeyError, TypeError)
 
 
+def unreadable_reason(exc: BaseException) -> str:
+    return (
+        f"its stored row cannot be read ({type(exc).__name__}: {exc}); another opsjobs "
+        "version wrote it, or it was changed by hand"
+    )
+
+
 def unreadable_error(exc: BaseException) -> str:
     """The error recorded on a job whose row the worker could not read."""
-    return f"the job's stored row cannot be read ({type(exc).__name__}: {exc}); it was not run"
+    return unreadable_reason(exc) + "; it was not run"
 
 
 def job_params(job_id: str, spec: JobSpec, now: float) -> dict[str, Any]:
@@ -59,6 +68,16 @@ _STATES = {s.value: s for s in JobState}
 
 
 def row_to_job(row: Any) -> Job:
+    """The job of a ``jobs`` row; :class:`UnreadableRow` (one clear line) if this version
+    cannot read it."""
+    try:
+        return read_job(row)
+    except UNREADABLE as exc:
+        raise UnreadableRow(f"job {row['id']}: {unreadable_reason(exc)}") from None
+
+
+def read_job(row: Any) -> Job:
+    """:func:`row_to_job` that raises what the row's parsing raised (see ``UNREADABLE``)."""
     spec = JobSpec(
         name=row["name"],
         kind=row["kind"],
