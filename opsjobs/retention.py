@@ -1,4 +1,6 @@
-"""Retention: delete old jobs with their files, and files that belong to no job.
+"""Retention: delete old jobs with their files, and files that belong to no job; then the
+metric points and resolved alerts of the same age (a kept job keeps its points, an open alert
+its events).
 
 A job's files live in the data folder under its id: ``logs/<id>.log``, ``outputs/<id>.ipynb``
 and ``outputs/<id>.html`` (and any other ``outputs/<id>.*``), ``results/<id>/`` and
@@ -54,9 +56,23 @@ class PurgeReport:
     jobs: int
     files: int
     orphans: int
+    metrics: int = 0
+    alerts: int = 0
 
     def to_dict(self) -> dict[str, int]:
-        return {"jobs": self.jobs, "files": self.files, "orphans": self.orphans}
+        return {
+            "jobs": self.jobs,
+            "files": self.files,
+            "orphans": self.orphans,
+            "metrics": self.metrics,
+            "alerts": self.alerts,
+        }
+
+    def __str__(self) -> str:
+        return (
+            f"{self.jobs} job(s), {self.files} file(s), {self.orphans} orphan(s), "
+            f"{self.metrics} metric point(s), {self.alerts} resolved alert(s)"
+        )
 
 
 def _folders(settings: Settings) -> list[Path]:
@@ -142,7 +158,9 @@ def purge(
     now: float | None = None,
 ) -> PurgeReport:
     """Delete jobs that finished more than ``older_than`` seconds ago — except the
-    ``keep_last`` most recent of each job name — with their files; then sweep orphans."""
+    ``keep_last`` most recent of each job name — with their files; then sweep orphans, and
+    delete the metric points recorded and the alerts resolved before the same cutoff (the
+    points of a job that is kept stay with it)."""
     if older_than < 0:
         raise ValidationError("older_than must not be negative")
     if isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 0:
@@ -151,7 +169,9 @@ def purge(
     ids = store.purge_keeping(cutoff, keep_last) if keep_last else store.purge(cutoff)
     files = sum(remove_job_files(settings, job_id) for job_id in ids)
     orphans = sweep_orphans(store, settings) if sweep else 0
-    return PurgeReport(len(ids), files, orphans)
+    metrics = store.purge_metrics(cutoff)
+    alerts = store.purge_alerts(cutoff)
+    return PurgeReport(len(ids), files, orphans, metrics, alerts)
 
 
 def run(keep_days: float = 30, keep_last: int = 10) -> dict[str, Any]:
@@ -170,7 +190,7 @@ def run(keep_days: float = 30, keep_last: int = 10) -> dict[str, Any]:
         raise ValidationError("keep_days must be a non-negative number")
     report = purge(store, settings, older_than=float(keep_days) * 86400, keep_last=keep_last)
     print(
-        f"purged {report.jobs} job(s) older than {keep_days:g} day(s) (keeping the last "
-        f"{keep_last} of each name), {report.files} file(s), {report.orphans} orphan(s)"
+        f"purged {report} older than {keep_days:g} day(s) (keeping the last {keep_last} "
+        "jobs of each name)"
     )
     return {"keep_days": keep_days, "keep_last": keep_last, **report.to_dict()}

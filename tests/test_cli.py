@@ -130,7 +130,12 @@ def test_stats_workers_and_purge(worker: Settings) -> None:
     workers = run_cli(worker, "workers")
     assert workers.returncode == 0 and "alive" in workers.stdout
     assert run_cli(worker, "purge", "--older-than", "1h").stdout.startswith("purged 0 job(s)")
-    assert run_cli(worker, "purge", "--older-than", "0s").stdout.startswith("purged 2 job(s)")
+    kept = run_cli(worker, "purge", "--older-than", "0s", "--keep-last", "1")
+    assert kept.stdout.startswith("purged 1 job(s)"), kept  # both are named "s": one stays
+    assert "(keeping the last 1 of each name)" in kept.stdout
+    bad = run_cli(worker, "purge", "--older-than", "0s", "--keep-last", "-1")
+    assert bad.returncode == 2 and "keep_last must be a non-negative integer" in bad.stderr
+    assert run_cli(worker, "purge", "--older-than", "0s").stdout.startswith("purged 1 job(s)")
 
 
 def test_python_dash_m_and_help() -> None:

@@ -78,6 +78,54 @@ def test_purge_removes_files_of_deleted_jobs_keeps_others_and_sweeps_orphans(
     client.close()
 
 
+def test_purge_takes_old_metrics_and_resolved_alerts_along(tmp_path: Path) -> None:
+    from opsjobs.alerts.model import Alert, AlertEvent, AlertState, Severity
+    from opsjobs.model import Metric
+
+    settings = settings_for(tmp_path)
+    client = client_for(settings)
+    store = client.store
+    now = time.time()
+    old_job = _finished(store, "snap", now - 40 * DAY)
+    kept_job = _finished(store, "snap", now - 39 * DAY)  # the last of its name: kept
+    store.record_metrics(
+        [
+            Metric("rss_mb", 1.0, {}, now - 40 * DAY, job_id=old_job),
+            Metric("rss_mb", 2.0, {}, now - 39 * DAY, job_id=kept_job),
+            Metric("rss_mb", 3.0, {}, now - 35 * DAY),  # a worker's own point, no job
+            Metric("rss_mb", 4.0, {}, now - DAY),
+        ]
+    )
+    for name, resolved in (("gone", now - 31 * DAY), ("stays", now - DAY), ("open", None)):
+        alert = Alert(
+            id=f"a-{name}",
+            rule_id="r",
+            rule_name="mem",
+            metric="rss_mb",
+            series=name,
+            labels={},
+            host=None,
+            severity=Severity.WARNING,
+            state=AlertState.OPEN,
+            value=1.0,
+            message="",
+            opened_at=now - 60 * DAY,
+            updated_at=now - 60 * DAY,
+        )
+        store.open_alert(alert, AlertEvent(alert.id, "opened", now - 60 * DAY, 1.0, ""))
+        if resolved is not None:
+            store.resolve_alert(alert.id, AlertEvent(alert.id, "resolved", resolved, 0.0, ""))
+
+    report = purge(store, settings, older_than=30 * DAY, keep_last=1)
+
+    assert (report.jobs, report.metrics, report.alerts) == (1, 2, 1), report
+    assert [m.value for m in store.metrics("rss_mb")] == [2.0, 4.0]
+    assert sorted(a.id for a in store.list_alerts()) == ["a-open", "a-stays"]
+    assert store.alert_events(alert_id="a-gone") == []
+    assert "2 metric point(s), 1 resolved alert(s)" in str(report)
+    client.close()
+
+
 def test_cli_purge_removes_outputs_and_logs(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)
     client = client_for(settings)

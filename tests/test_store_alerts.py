@@ -186,3 +186,22 @@ def test_bad_rules_are_refused() -> None:
     with pytest.raises(ValidationError):
         BUILDER.build({"name": "x"})
     assert _rule(condition=Condition.BELOW).condition is Condition.BELOW
+
+
+def test_purge_alerts_deletes_old_resolved_ones_with_their_events(store: Store) -> None:
+    rule = _rule()
+    store.add_alert_rule(rule)
+    ids = []
+    for pid in ("old", "recent", "open"):
+        alert, opened = _alert(rule, Metric("rss_mb", 2000.0, {"pid": pid}, T0, host="h1"))
+        assert store.open_alert(alert, opened)
+        ids.append(alert.id)
+    old, recent, still_open = ids
+    store.resolve_alert(old, AlertEvent(old, "resolved", T0 + 10, 900.0, "resolved"))
+    store.resolve_alert(recent, AlertEvent(recent, "resolved", T0 + 100, 900.0, "resolved"))
+    assert store.purge_alerts(T0 + 50) == 1
+    assert sorted(a.id for a in store.list_alerts()) == sorted([recent, still_open])
+    assert store.alert_events(alert_id=old) == []
+    assert [e.kind for e in store.alert_events(alert_id=recent)] == ["resolved", "opened"]
+    assert store.purge_alerts(T0 + 10_000) == 1  # the open one stays, however old
+    assert [a.id for a in store.list_alerts()] == [still_open]

@@ -246,6 +246,36 @@ def test_metrics_roundtrip(store: Store) -> None:
     assert [m.value for m in store.metrics("rss_mb", limit=2)] == [103.0, 104.0]
 
 
+def test_purge_metrics_keeps_recent_points_and_those_of_kept_jobs(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # batches of 3 points (the SQL backends delete in batches, each its own transaction)
+    monkeypatch.setattr("opsjobs.store.sqlite.PURGE_BATCH", 3)
+    monkeypatch.setattr("opsjobs.store.postgres.PURGE_BATCH", 3)
+    gone = store.submit(spec("gone"), now=T0)
+    run_to(store, gone.id, JobState.SUCCEEDED, at=T0)
+    kept = store.submit(spec("kept"), now=T0)
+    store.delete(gone.id)
+
+    def pts(job_id: str | None, at: float, n: int) -> list[Metric]:
+        return [Metric("m", float(i), {}, at, job_id=job_id) for i in range(n)]
+
+    store.record_metrics(
+        [
+            *pts(None, T0, 7),  # old, no job: go
+            *pts(gone.id, T0, 4),  # old, its job is gone: go
+            *pts(kept.id, T0, 2),  # old, its job is kept: stay
+            *pts(None, T0 + 100, 5),  # recent: stay
+        ]
+    )
+    assert store.purge_metrics(T0 + 50) == 11
+    left = store.metrics("m")
+    assert sorted((m.job_id or "-", m.at) for m in left) == sorted(
+        [(kept.id, T0)] * 2 + [("-", T0 + 100)] * 5
+    )
+    assert store.purge_metrics(T0 + 50) == 0
+
+
 def test_waiter_is_woken_by_submit(store: Store) -> None:
     waiter = store.waiter("w-wake")
     try:

@@ -94,8 +94,18 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_stats)
 
-    p = sub.add_parser("purge", help="delete jobs that finished long ago, with their files")
+    p = sub.add_parser(
+        "purge",
+        help="delete jobs that finished long ago with their files, and old metrics and alerts",
+    )
     p.add_argument("--older-than", required=True, help="a duration such as 7d, 12h")
+    p.add_argument(
+        "--keep-last",
+        type=int,
+        default=0,
+        metavar="N",
+        help="keep the N latest finished jobs of each job name, however old",
+    )
     p.set_defaults(handler=cmd_purge)
 
 
@@ -275,8 +285,11 @@ def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
+    from ..retention import purge
+
     seconds = parse_duration(args.older_than)
     with client_for(settings) as client:
-        count = client.purge(seconds)
-    print(f"purged {count} job(s) that finished more than {args.older_than} ago")
+        report = purge(client.store, client.settings, older_than=seconds, keep_last=args.keep_last)
+    kept = f" (keeping the last {args.keep_last} of each name)" if args.keep_last else ""
+    print(f"purged {report} older than {args.older_than}{kept}")
     return 0

@@ -76,6 +76,11 @@ class AlertStore(abc.ABC):
     def alert_events(self, *, alert_id: str | None = None, limit: int = 100) -> list[AlertEvent]:
         """Events (of one alert, or all), newest first."""
 
+    @abc.abstractmethod
+    def purge_alerts(self, resolved_before: float) -> int:
+        """Delete the alerts resolved before ``resolved_before`` with their events (open
+        alerts stay, whatever their age); returns how many alerts went."""
+
     # -- metric reads ---------------------------------------------------------------------
     @abc.abstractmethod
     def series_points(

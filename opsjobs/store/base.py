@@ -20,9 +20,12 @@ from .alerts import AlertStore
 from .auth import AuthStore
 from .schedules import ScheduleStore
 
-__all__ = ["End", "Finish", "Recovered", "Store", "Waiter"]
+__all__ = ["PURGE_BATCH", "End", "Finish", "Recovered", "Store", "Waiter"]
 
 log = logging.getLogger("opsjobs.store")
+
+#: Metric points deleted per transaction by :meth:`Store.purge_metrics`.
+PURGE_BATCH = 5000
 
 
 class Finish(NamedTuple):
@@ -228,6 +231,12 @@ class Store(AlertStore, AuthStore, ScheduleStore, abc.ABC):
         limit: int = 10_000,
     ) -> list[Metric]:
         """Points of one metric, oldest first."""
+
+    @abc.abstractmethod
+    def purge_metrics(self, before: float) -> int:
+        """Delete the points recorded before ``before`` that belong to no job, or to a job
+        that is gone (a kept job keeps its points); returns how many went. Large deletes go
+        in batches, each its own short transaction."""
 
     # -- wake-up --------------------------------------------------------------------------
     @abc.abstractmethod

@@ -289,5 +289,13 @@ class MemoryStore(MemoryAlerts, MemoryAuth, MemorySchedules, Store):
         found.sort(key=lambda m: m.at)
         return found[-limit:] if limit else []
 
+    def purge_metrics(self, before: float) -> int:
+        with self._lock:
+            jobs = self._jobs
+            kept = [m for m in self._metrics if m.at >= before or (m.job_id in jobs)]
+            gone = len(self._metrics) - len(kept)
+            self._metrics[:] = kept
+        return gone
+
     def waiter(self, worker_id: str) -> Waiter:
         return _ConditionWaiter(self)

@@ -115,6 +115,19 @@ class MemoryAlerts(AlertStore):
             self._add_event(t, event)
             return alert
 
+    def purge_alerts(self, resolved_before: float) -> int:
+        with self._lock:
+            t = self._alert_tables()
+            gone = {
+                a.id
+                for a in t.alerts.values()
+                if not a.is_open and a.resolved_at is not None and a.resolved_at < resolved_before
+            }
+            for alert_id in gone:
+                del t.alerts[alert_id]
+            t.events[:] = [e for e in t.events if e.alert_id not in gone]
+        return len(gone)
+
     def list_alerts(self, *, open_only: bool = False, limit: int = 100) -> list[Alert]:
         with self._lock:
             found = [a for a in self._alert_tables().alerts.values() if a.is_open or not open_only]

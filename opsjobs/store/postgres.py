@@ -61,7 +61,7 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from ..errors import Conflict, JobNotFound, StoreError
 from ..model import Job, JobSpec, JobState, Metric, ResultQuery, Stats, WorkerInfo
-from .base import Finish, Recovered, Store, Waiter
+from .base import PURGE_BATCH, Finish, Recovered, Store, Waiter
 from .postgres_alerts import PostgresAlerts
 from .postgres_auth import PostgresAuth
 from .postgres_schedules import PostgresSchedules
@@ -508,6 +508,20 @@ class PostgresStore(PostgresAlerts, PostgresAuth, PostgresSchedules, Store):
                 cur.executemany(self._q["insert_metric"], rows)
 
         self._run("recording metrics", insert)
+
+    def purge_metrics(self, before: float) -> int:
+        params = {"before": before, "after": 0, "batch": PURGE_BATCH}
+        gone = 0
+
+        def batch(conn: Conn) -> list[int]:
+            return [r["id"] for r in conn.execute(self._q["metrics_purge_batch"], params)]
+
+        while True:
+            ids = self._run("purging metrics", batch)
+            gone += len(ids)
+            if len(ids) < PURGE_BATCH:
+                return gone
+            params["after"] = max(ids)
 
     def metrics(
         self,

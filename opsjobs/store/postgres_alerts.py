@@ -103,6 +103,15 @@ class PostgresAlerts(AlertStore):
         query = self._q["alerts_list_open" if open_only else "alerts_list"]
         return [row_to_alert(r) for r in self._read("list alerts", query, {"limit": limit})]
 
+    def purge_alerts(self, resolved_before: float) -> int:
+        params = {"before": resolved_before}
+
+        def purge(conn: Any) -> int:
+            conn.execute(self._q["alerts_purge_events"], params)
+            return int(conn.execute(self._q["alerts_purge"], params).rowcount)
+
+        return self._run("purging alerts", purge)
+
     def alert_events(self, *, alert_id: str | None = None, limit: int = 100) -> list[AlertEvent]:
         if alert_id is None:
             rows = self._read("alert events", self._q["alerts_events"], {"limit": limit})

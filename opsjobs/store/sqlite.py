@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import Conflict, JobNotFound, StoreError
 from ..model import Job, JobSpec, JobState, Metric, ResultQuery, Stats, WorkerInfo
-from .base import End, Finish, Recovered, Store, Waiter
+from .base import PURGE_BATCH, End, Finish, Recovered, Store, Waiter
 from .doorbell import Doorbell
 from .rows import (
     UNREADABLE,
@@ -472,6 +472,20 @@ class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
                 conn.executemany(self._q["insert_metric"], [metric_params(m) for m in metrics])
         except sqlite3.Error as exc:
             raise StoreError(f"recording metrics failed: {exc}") from exc
+
+    def purge_metrics(self, before: float) -> int:
+        params = {"before": before, "after": 0, "batch": PURGE_BATCH}
+        gone = 0
+        while True:
+            try:
+                with self._tx() as conn:
+                    ids = [r[0] for r in conn.execute(self._q["metrics_purge_batch"], params)]
+            except sqlite3.Error as exc:
+                raise StoreError(f"purging metrics failed: {exc}") from exc
+            gone += len(ids)
+            if len(ids) < PURGE_BATCH:
+                return gone
+            params["after"] = max(ids)
 
     def metrics(
         self,

@@ -92,6 +92,12 @@ class SQLiteAlerts(AlertStore):
         query = self._q["alerts_list_open" if open_only else "alerts_list"]
         return [row_to_alert(r) for r in self._read(query, {"limit": limit})]
 
+    def purge_alerts(self, resolved_before: float) -> int:
+        params = {"before": resolved_before}
+        with self._errors("purging alerts"), self._tx() as conn:
+            conn.execute(self._q["alerts_purge_events"], params)
+            return int(conn.execute(self._q["alerts_purge"], params).rowcount)
+
     def alert_events(self, *, alert_id: str | None = None, limit: int = 100) -> list[AlertEvent]:
         if alert_id is None:
             rows = self._read(self._q["alerts_events"], {"limit": limit})

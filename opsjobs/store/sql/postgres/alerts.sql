@@ -63,3 +63,10 @@ SELECT DISTINCT ON (name, labels, host) * FROM metrics WHERE at >= %(since)s
 
 -- name: alerts_job_counts
 SELECT queue, state, count(*) AS n FROM jobs GROUP BY queue, state ORDER BY queue, state;
+
+-- name: alerts_purge_events
+DELETE FROM alert_events WHERE alert_id IN (
+    SELECT id FROM alerts WHERE state = 'resolved' AND resolved_at < %(before)s);
+
+-- name: alerts_purge
+DELETE FROM alerts WHERE state = 'resolved' AND resolved_at < %(before)s;

@@ -170,3 +170,13 @@ SELECT * FROM metrics WHERE name = %(name)s{filters} ORDER BY at DESC, id DESC L
 -- name: insert_metric
 INSERT INTO metrics (name, value, labels, at, job_id, worker_id, host)
 VALUES (%(name)s, %(value)s, %(labels)s::jsonb, %(at)s, %(job_id)s, %(worker_id)s, %(host)s);
+
+-- name: metrics_purge_batch
+-- retention: points recorded before the cutoff that belong to no job or to one that is gone,
+-- a batch at a time in id order (the caller passes the last id deleted)
+DELETE FROM metrics WHERE id IN (
+    SELECT m.id FROM metrics AS m
+     WHERE m.id > %(after)s AND m.at < %(before)s
+       AND (m.job_id IS NULL OR NOT EXISTS (SELECT 1 FROM jobs AS j WHERE j.id = m.job_id))
+     ORDER BY m.id LIMIT %(batch)s)
+RETURNING id;

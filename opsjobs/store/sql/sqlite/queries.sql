@@ -112,3 +112,13 @@ SELECT * FROM workers ORDER BY started_at DESC;
 -- name: insert_metric
 INSERT INTO metrics (name, value, labels, at, job_id, worker_id, host)
 VALUES (:name, :value, :labels, :at, :job_id, :worker_id, :host);
+
+-- name: metrics_purge_batch
+-- retention: points recorded before the cutoff that belong to no job or to one that is gone,
+-- a batch at a time in id order (the caller passes the last id deleted)
+DELETE FROM metrics WHERE id IN (
+    SELECT m.id FROM metrics AS m
+     WHERE m.id > :after AND m.at < :before
+       AND (m.job_id IS NULL OR NOT EXISTS (SELECT 1 FROM jobs AS j WHERE j.id = m.job_id))
+     ORDER BY m.id LIMIT :batch)
+RETURNING id;
