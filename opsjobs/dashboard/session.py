@@ -180,9 +180,13 @@ def prelaunch_hook(handler: Any, notebook: Any, cwd: str) -> Any:
     Installed by :func:`opsjobs.server.app.server_config`. Notebooks other than the dashboard
     are left alone.
     """
+    user = getattr(getattr(handler, "current_user", None), "opsjobs", None)
+    if user is not None:
+        from ..server.kernels import starting_for
+
+        starting_for(user.id)  # the kernel Voila starts next is this user's (any notebook)
     if not str(handler.request.path).rstrip("/").endswith("dashboard.ipynb"):
         return notebook
-    user = getattr(getattr(handler, "current_user", None), "opsjobs", None)
     ext = handler.settings.get("opsjobs")
     if user is None or ext is None or getattr(ext, "opsjobs_settings", None) is None:
         return notebook  # no opsjobs identity: the dashboard shows "not signed in"

@@ -143,8 +143,10 @@ class OpsJobsExtension(ExtensionApp):
         if self.store is None:
             return
         from ..dashboard.serving import install_template
+        from .kernels import install as own_kernels
 
         install_template(serverapp.web_app)  # Voila is loaded by now
+        own_kernels(serverapp)  # a dashboard kernel is its page's user's only
         if self.run_scheduler:
             from ..scheduler import Scheduler
 

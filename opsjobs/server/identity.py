@@ -5,9 +5,10 @@
   carries the user id and the key's prefix, so a revoked key also ends its browser sessions.
   Keys in URLs (``?token=``) are not accepted: they would end up in logs.
 * :class:`OpsJobsAuthorizer` lets a key holder reach the opsjobs routes, the Voila dashboard and
-  the one kernel websocket the dashboard needs (its messages are limited to comm traffic by the
-  kernel manager's ``allowed_message_types``), and nothing else of Jupyter: no contents,
-  sessions, terminals, kernel starts or listings.
+  the kernel websocket of a page they opened themselves (the kernel's owner, see
+  :mod:`opsjobs.server.kernels`; its messages are limited to comm traffic by the kernel
+  manager's ``allowed_message_types``), and nothing else of Jupyter: no contents, sessions,
+  terminals, kernel starts or listings, nor another user's kernel.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tornado import web
 
 from ..auth import Auth, User
 from ..errors import OpsJobsError
+from .kernels import SETTING as KERNEL_OWNERS
 
 __all__ = ["COMM_ONLY_MESSAGES", "OpsJobsAuthorizer", "OpsJobsIdentityProvider", "opsjobs_user"]
 
@@ -37,7 +39,7 @@ COMM_ONLY_MESSAGES = [
 ]
 
 _BEARER = re.compile(r"^\s*bearer\s+(\S+)\s*$", re.IGNORECASE)
-_KERNEL = r"/api/kernels/[0-9a-f-]{36}"
+_KERNEL = r"/api/kernels/(?P<kernel>[0-9a-f-]{36})"
 
 
 class _KeyUser(JupyterUser):
@@ -170,10 +172,19 @@ class OpsJobsAuthorizer(Authorizer):
             return True
         base = handler.settings.get("base_url", "/").rstrip("/")
         path = handler.request.path[len(base) :] if base else handler.request.path
-        allowed = any(
-            resource == res and action == act and pattern.match(path)
-            for res, act, pattern in self.ALLOWED
-        )
+        allowed = False
+        for res, act, pattern in self.ALLOWED:
+            match = pattern.match(path) if resource == res and action == act else None
+            if match is None:
+                continue
+            kernel_id = match.groupdict().get("kernel")
+            if kernel_id is None:
+                allowed = True
+            else:  # a dashboard kernel: its page's user's only (see opsjobs.server.kernels)
+                owners = handler.settings.get(KERNEL_OWNERS)
+                who = getattr(user, "opsjobs", None)
+                allowed = owners is not None and owners.owns(who.id if who else None, kernel_id)
+            break
         if not allowed:
             self.log.warning("refused %s %s on %s to %s", action, resource, path, user.name)
         return allowed
