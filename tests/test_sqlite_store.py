@@ -6,6 +6,8 @@ import sqlite3
 import threading
 from pathlib import Path
 
+import pytest
+
 from opsjobs.store.sqlite import SQLiteStore
 
 
@@ -90,4 +92,28 @@ def test_a_row_that_cannot_be_read_fails_its_job_at_claim(tmp_path: Path) -> Non
         assert "cannot be read" in error and what in error, error
     assert store.claim("w1", "host", ["default"], now=201.0, lease=30.0) is None
     raw.close()
+    store.close()
+
+
+def test_the_rowid_cache_stays_bounded_and_a_finish_without_it_still_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A claimed job whose end this store never records (a cancel, another worker's recovery)
+    # must not stay in the cache forever; a finish whose rowid was dropped goes by id.
+    from opsjobs.model import JobSpec, JobState
+    from opsjobs.store import Finish
+
+    monkeypatch.setattr("opsjobs.store.sqlite.ROWID_CACHE", 3)
+    store = SQLiteStore(tmp_path / "a.db", runtime_dir=str(tmp_path / "run"))
+    spec = JobSpec(name="job", kind="command", payload={"source": "pass"}).validated()
+    for i in range(5):
+        store.submit(spec, now=100.0 + i)
+    claimed = [store.claim("w1", "host", ["default"], now=200.0, lease=30.0) for _ in range(5)]
+    assert all(j is not None for j in claimed)
+    assert len(store._rowids) <= 3
+    for job in claimed:
+        assert job is not None
+        assert store.finish(job.id, "w1", job.attempt, Finish(JobState.SUCCEEDED), now=201.0)
+        assert store.get(job.id).state is JobState.SUCCEEDED
+    assert store._rowids == {}
     store.close()

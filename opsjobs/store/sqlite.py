@@ -37,6 +37,8 @@ from .sqlite_schedules import SQLiteSchedules
 __all__ = ["SQLiteStore", "heads_sql"]
 
 BUSY_TIMEOUT_MS = 10_000
+#: At most this many claimed jobs' rowids are remembered for their finish.
+ROWID_CACHE = 10_000
 #: Sortable columns that are never NULL.
 _NOT_NULL = frozenset({"name", "state", "submitted_at", "mode", "queue", "owner", "kind"})
 
@@ -61,7 +63,8 @@ class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
         self._conns_lock = threading.Lock()
         self._write_lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
         self._closed = False
-        #: rowid of each job this store claimed and has not yet recorded the end of
+        #: rowid of each job this store claimed and has not yet recorded the end of (a cache:
+        #: bounded by ROWID_CACHE)
         self._rowids: dict[str, int] = {}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -306,6 +309,10 @@ class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
                 raise
         for end in ends:
             rowids.pop(end.job_id, None)
+        if taken and len(rowids) >= ROWID_CACHE:
+            # ends recorded elsewhere (a cancel, another worker's recovery) never come back
+            # here: start over rather than grow; a finish without its rowid goes by id
+            rowids.clear()
         for row in taken:
             rowids[row[1]] = row[0]
         return accepted, jobs
