@@ -24,9 +24,13 @@ import getpass
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+import sys
 from pathlib import Path
 
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 from .errors import ConfigError
 
