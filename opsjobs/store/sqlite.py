@@ -86,16 +86,23 @@ class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
                     check_same_thread=False,
                     timeout=BUSY_TIMEOUT_MS / 1000,
                 )
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open the SQLite store {self.path}: {exc}") from exc
+            try:
                 conn.row_factory = sqlite3.Row
                 conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
                 _enable_wal(conn)
                 conn.execute("PRAGMA synchronous = NORMAL")
                 conn.execute("PRAGMA foreign_keys = ON")
             except sqlite3.Error as exc:
+                conn.close()
                 raise StoreError(f"cannot open the SQLite store {self.path}: {exc}") from exc
-            self._local.conn = conn
             with self._conns_lock:
+                if self._closed:  # closed while this thread was connecting
+                    conn.close()
+                    raise StoreError("the store is closed")
                 self._conns.append(conn)
+            self._local.conn = conn
         return conn
 
     @contextlib.contextmanager
@@ -518,8 +525,8 @@ class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
         return self._doorbell.waiter(worker_id)
 
     def close(self) -> None:
-        self._closed = True
         with self._conns_lock:
+            self._closed = True
             conns, self._conns = self._conns, []
         for conn in conns:
             with contextlib.suppress(sqlite3.Error):
