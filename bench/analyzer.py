@@ -5,7 +5,10 @@ leftovers cannot pollute the other's figures:
 
 * ``ours``    wall time, peak extra memory (VmHWM after resetting it), RSS kept afterwards;
 * ``pympler`` the same for ``muppy.get_objects()`` + ``summary.summarize()``;
-* ``ticker``  a 1 ms ticker thread runs during ``analyze()``; its gaps show GIL hold times.
+* ``ticker``  a 1 ms ticker thread runs during ``analyze()``; its gaps show GIL hold times;
+* ``sizes``   per-type counts and bytes of the heap's types as ours and pympler report them,
+  beside the truth: ``sys.getsizeof`` summed over every object reachable from the gc-tracked
+  ones (each object once). The table says which tool is right where they disagree.
 
 Usage: ``PYTHONPATH=. python bench/analyzer.py [--items 125000]`` (Linux; pympler needed).
 """
@@ -16,10 +19,12 @@ import argparse
 import gc
 import json
 import os
+import platform
 import subprocess
 import sys
 import threading
 import time
+import types
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +125,80 @@ def child(kind: str, items: int) -> dict[str, Any]:
         info["ticks"] = len(gaps)
         info["gap_p99_ms"] = gaps[int(0.99 * (len(gaps) - 1))] * 1000
         info["gap_max_ms"] = gaps[-1] * 1000
+    elif kind == "sizes":
+        info["sizes"] = sizes()
     return info
+
+
+SIZE_TYPES = ("Item", "str", "int", "list", "dict")
+
+
+CODE_PARTS = (
+    "co_consts",
+    "co_names",
+    "co_varnames",
+    "co_freevars",
+    "co_cellvars",
+    "co_filename",
+    "co_name",
+    "co_qualname",
+    "co_code",
+    "co_linetable",
+    "co_exceptiontable",
+    "co_lnotab",
+)
+
+
+def _truth() -> dict[str, list[int]]:
+    """type name → [count, bytes]: sys.getsizeof over everything reachable, each object once."""
+    seen: set[int] = set()
+    out: dict[str, list[int]] = {}
+    todo = list(gc.get_objects())
+    seen.update((id(seen), id(out), id(todo)))  # the walk's own state is not the heap
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        row = out.setdefault(type(obj).__name__, [0, 0])
+        row[0] += 1
+        row[1] += sys.getsizeof(obj)
+        todo.extend(gc.get_referents(obj))
+        if isinstance(obj, types.CodeType):  # gc does not traverse code objects
+            todo.extend(getattr(obj, a) for a in CODE_PARTS if hasattr(obj, a))
+    return out
+
+
+def sizes() -> dict[str, dict[str, list[int]]]:
+    """Truth first, then each tool, keeping only the picked rows: what one measurement leaves
+    alive (a report, pympler's rows) is not counted by the next."""
+    from pympler import muppy, summary
+
+    from opsjobs.analyzer import analyze
+
+    def pick(table: dict[str, list[int]]) -> dict[str, list[int]]:
+        return {t: table.get(t, [0, 0]) for t in SIZE_TYPES}
+
+    truth = pick(_truth())
+    gc.collect()
+    rows = analyze(time_budget=60).heap.types
+    ours = pick({r.type.rsplit(".", 1)[-1]: [r.count, r.bytes] for r in rows})
+    del rows
+    gc.collect()
+    table = summary.summarize(muppy.get_objects())
+    pym = pick({str(n).rsplit(".", 1)[-1].strip("<>' "): [c, s] for n, c, s in table})
+    return {"ours": ours, "pympler": pym, "truth": truth}
+
+
+def print_sizes(table: dict[str, dict[str, list[int]]]) -> None:
+    print("sizes of the heap's types (count / MiB); truth: sys.getsizeof over all reachable")
+    print(f"{'type':8}{'ours':>22}{'pympler':>22}{'truth':>22}  closer to truth")
+    for t in SIZE_TYPES:
+        cells = [table[k][t] for k in ("ours", "pympler", "truth")]
+        text = "".join(f"{c:>12,}{b / MiB:>8.2f} MiB"[-22:].rjust(22) for c, b in cells)
+        err = [abs(cells[i][1] - cells[2][1]) for i in (0, 1)]
+        verdict = "same" if err[0] == err[1] else ("ours" if err[0] < err[1] else "pympler")
+        print(f"{t:8}{text}  {verdict}")
 
 
 HEAP: list[Item] = []
@@ -131,7 +209,7 @@ def main() -> None:
     parser.add_argument(
         "--items", type=int, default=125_000, help="Item instances (~8 objects each)"
     )
-    parser.add_argument("--child", choices=["ours", "ours-deep", "pympler", "ticker"])
+    parser.add_argument("--child", choices=["ours", "ours-deep", "pympler", "ticker", "sizes"])
     parser.add_argument(
         "--repeat", type=int, default=3, help="children per measurement; the best one is shown"
     )
@@ -152,8 +230,15 @@ def main() -> None:
             best = res.get(kind)
             if best is None or got["wall_s"] < best["wall_s"]:
                 res[kind] = got
+    sized = subprocess.run(
+        [sys.executable, __file__, "--child", "sizes", "--items", str(args.items)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     load = os.getloadavg()
     ours, pym, tick, deep = res["ours"], res["pympler"], res["ticker"], res["ours-deep"]
+    print(f"Python {platform.python_version()}")
     print(
         f"best of {args.repeat} runs each; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
@@ -186,6 +271,7 @@ def main() -> None:
         f"deep mode: {deep['wall_s']:.3f} s, peak extra {deep['peak_extra_mib']:.1f} MiB, "
         f"RSS kept {deep['rss_kept_mib']:.1f} MiB"
     )
+    print_sizes(json.loads(sized.stdout.strip().splitlines()[-1])["sizes"])
 
 
 if __name__ == "__main__":
