@@ -22,9 +22,9 @@ from __future__ import annotations
 import dataclasses
 import getpass
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-import sys
 from pathlib import Path
 
 if sys.version_info >= (3, 11):
