@@ -14,6 +14,7 @@ installed distributions' top-level names) to a requirement named in pyproject.to
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.metadata
 import json
 import re
@@ -104,9 +105,14 @@ def third_party_imports(folder: str) -> dict[str, set[str]]:
     return found
 
 
+@functools.cache
+def _distributions() -> dict[str, list[str]]:
+    return dict(importlib.metadata.packages_distributions())
+
+
 def providers(module: str) -> set[str]:
     """The normalised names of the installed distributions that provide top-level ``module``."""
-    mapping = importlib.metadata.packages_distributions()
+    mapping = _distributions()
     return {re.sub(r"[-_.]+", "-", d).lower() for d in mapping.get(module, [])}
 
 
@@ -146,12 +152,7 @@ def test_the_check_sees_an_undeclared_import() -> None:
         if "extra ==" not in r and _name(r) not in declared("test", "bench")
     )
     assert transitive, "jupyter-server needs nothing undeclared: pick another package"
-    modules = {
-        m
-        for m, ds in importlib.metadata.packages_distributions().items()
-        for d in ds
-        if _name(d) == transitive[0]
-    }
+    modules = {m for m, ds in _distributions().items() for d in ds if _name(d) == transitive[0]}
     assert modules, f"{transitive[0]} provides no module"
     assert not providers(sorted(modules)[0]) & declared("test")
     assert providers("psycopg_pool") & declared("postgres") == {"psycopg-pool"}

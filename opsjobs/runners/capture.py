@@ -136,6 +136,10 @@ class _Proxy(io.TextIOBase):
     def isatty(self) -> bool:
         return self._router.current() is None and self.original.isatty()
 
+    def close(self) -> None:
+        """Closes nothing: the original stream is the program's, and a proxy collected at exit
+        must not flush a stream that is already closed (IOBase's finaliser calls close)."""
+
     def fileno(self) -> int:
         return self.original.fileno()
 
