@@ -22,10 +22,12 @@ from __future__ import annotations
 import dataclasses
 import getpass
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -34,7 +36,30 @@ else:  # pragma: no cover - Python 3.10
 
 from .errors import ConfigError
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "redact_url"]
+
+_STORE_SCHEMES = frozenset({"postgresql", "postgres", "sqlite", "memory"})
+_USERINFO_PASSWORD = re.compile(r"(://[^:/@\s]*):[^@/\s]*@")
+_PASSWORD_PARAM = re.compile(r"(password\s*=\s*)('[^']*'|[^\s&]+)", re.IGNORECASE)
+
+
+def redact_url(url: str) -> str:
+    """``url`` as it may be printed or logged: the one redaction used for store and webhook URLs.
+
+    A store URL (``postgresql://``, libpq ``key=value`` text, ``sqlite:``) keeps everything but
+    its password; any other URL (a webhook) keeps only scheme and host, as its path is often
+    the secret itself (Slack, Teams).
+    """
+    text = str(url)
+    parts = urlsplit(text) if "://" in text else None
+    if parts is not None and parts.scheme.lower() not in _STORE_SCHEMES:
+        try:
+            host = parts.hostname or "?"
+        except ValueError:
+            host = "?"
+        return f"{parts.scheme}://{host}/…"
+    text = _USERINFO_PASSWORD.sub(r"\1:***@", text)
+    return _PASSWORD_PARAM.sub(r"\1***", text)
 
 
 @dataclass(frozen=True)

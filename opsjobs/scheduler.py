@@ -26,7 +26,7 @@ import time
 import uuid
 from collections.abc import Callable
 
-from .config import Settings
+from .config import Settings, redact_url
 from .errors import OpsJobsError
 from .schedules import plan_fires
 from .store import Store, Waiter
@@ -101,7 +101,7 @@ class Scheduler:
         threading.Thread(
             target=self._bell, args=(waiter,), name="opsjobs-scheduler-bell", daemon=True
         ).start()
-        log.debug("scheduler %s on %s", self.id, self.store.url)
+        log.debug("scheduler %s on %s", self.id, redact_url(self.store.url))
         try:
             while not self._stopping.is_set():
                 self._wake.clear()

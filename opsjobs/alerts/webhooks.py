@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..config import redact_url
 from ..errors import ConfigError
 from ..model import iso
 from .model import Alert, AlertEvent, Severity
@@ -52,11 +53,11 @@ def validate_webhook_url(url: object) -> str:
         or len(text) > 2000
         or any(c.isspace() or ord(c) < 32 for c in text)
     ):
-        raise ConfigError(f"invalid webhook URL {redact(str(url))[:80]!r}: use http(s)://host/...")
+        raise ConfigError(f"invalid webhook URL {redact_url(str(url))[:80]!r}: use http(s)://host/...")
     try:
         parts.port  # noqa: B018 - raises on a malformed port
     except ValueError:
-        raise ConfigError(f"invalid port in webhook URL {redact(text)[:80]!r}") from None
+        raise ConfigError(f"invalid port in webhook URL {redact_url(text)[:80]!r}") from None
     return text
 
 
@@ -67,12 +68,6 @@ def parse_webhooks(value: str | Iterable[str] | None) -> tuple[str, ...]:
     items = value.split(",") if isinstance(value, str) else list(value)
     urls = (validate_webhook_url(u) for u in items if str(u).strip())
     return tuple(dict.fromkeys(urls))  # each receiver once
-
-
-def redact(url: str) -> str:
-    """A URL as it may appear in logs: no credentials, no path (it often is the secret)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or '?'}/…"
 
 
 def alert_payload(alert: Alert, event: AlertEvent) -> dict[str, Any]:
@@ -217,7 +212,7 @@ class WebhookSender:
             pause = min(self.backoff * 2 ** (item.attempt - 1), self.max_backoff)
             log.info(
                 "webhook %s failed (%s); retry %d in %.1f s",
-                redact(item.url),
+                redact_url(item.url),
                 detail,
                 item.attempt,
                 pause,
@@ -228,7 +223,7 @@ class WebhookSender:
             return
         else:
             self.failed += 1
-            log.warning("webhook %s failed (%s); given up", redact(item.url), detail)
+            log.warning("webhook %s failed (%s); given up", redact_url(item.url), detail)
         waiting = self._queues.get(item.url)
         if waiting:
             waiting.popleft()

@@ -13,7 +13,7 @@ from types import FrameType
 from typing import Any
 
 from ..client import Client, parse_duration
-from ..config import Settings
+from ..config import Settings, redact_url
 from ..errors import NotFound, ValidationError
 from ..schedules import Misfire, Schedule
 from .output import client_for, fmt_time, print_json, table
@@ -240,7 +240,7 @@ def cmd_scheduler(args: argparse.Namespace, settings: Settings) -> int:
         scheduler.stop()
 
     signal.signal(signal.SIGTERM, on_term)
-    print(f"{scheduler.id} on store {store.url}; Ctrl-C stops it", file=sys.stderr)
+    print(f"{scheduler.id} on store {redact_url(store.url)}; Ctrl-C stops it", file=sys.stderr)
     try:
         scheduler.run()
     except KeyboardInterrupt:
@@ -293,7 +293,7 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
         from ..alerts import ensure_default_rules
 
         rules = ensure_default_rules(client.store)
-    print(f"store {settings.store_url} ready; data folder {settings.data_dir}")
+    print(f"store {redact_url(settings.store_url)} ready; data folder {settings.data_dir}")
     print(
         f"retention schedule {schedule.name} {action}: {schedule.trigger_text}, keeps "
         f"{args.keep_days:g} day(s) and the last {args.keep_last} job(s) of each name"

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..config import Settings
+from ..config import Settings, redact_url
 from ..errors import ConfigError
 
 __all__ = ["register"]
@@ -72,7 +72,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     app.initialize(argv=[])
     host = "localhost" if args.ip in ("127.0.0.1", "localhost", "") else args.ip
     print(
-        f"opsjobs serving http://{host}:{app.port}/ (store {settings.store_url})\n"
+        f"opsjobs serving http://{host}:{app.port}/ (store {redact_url(settings.store_url)})\n"
         "  a key: opsjobs keys create --email you@example.org --roles debug\n"
         "  then:  curl -H 'Authorization: Bearer <key>' "
         f"http://{host}:{app.port}/opsjobs/api/v1/jobs\n"

@@ -9,7 +9,7 @@ import time
 from types import FrameType
 from typing import Any
 
-from ..config import Settings
+from ..config import Settings, redact_url
 from ..errors import ValidationError
 from ..model import iso
 from .output import client_for, print_json, table
@@ -74,7 +74,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGTERM, on_term)
     print(
         f"worker {worker.id} on {worker.host} serving {', '.join(worker.queues)} "
-        f"(store {store.url}); Ctrl-C stops it",
+        f"(store {redact_url(store.url)}); Ctrl-C stops it",
         file=sys.stderr,
     )
     scheduler = None

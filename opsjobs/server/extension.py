@@ -25,7 +25,7 @@ from traitlets import Bool, Int, List, Unicode
 
 from ..auth import Auth
 from ..client import Client
-from ..config import Settings
+from ..config import Settings, redact_url
 from ..store import Store, open_store
 from ..store.sqlite import SQLiteStore
 from ..worker import Worker, WorkerHandle
@@ -113,7 +113,7 @@ class OpsJobsExtension(ExtensionApp):
         self.store = open_store(settings.store_url, runtime_dir=settings.runtime_dir)
         if isinstance(self.store, SQLiteStore):
             self.store.serialize_writes()  # request latency over worker throughput
-        self.store_label = self.store.url.split("@")[-1]
+        self.store_label = redact_url(self.store.url)
         self.executor = ThreadPoolExecutor(self.api_threads, thread_name_prefix="opsjobs-api")
         self.worker: Worker | None = None
         self._handle: WorkerHandle | None = None

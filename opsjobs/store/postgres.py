@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -59,6 +58,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
+from ..config import redact_url
 from ..errors import Conflict, JobNotFound, StoreError
 from ..model import Job, JobSpec, JobState, Metric, ResultQuery, Stats, WorkerInfo
 from .base import PURGE_BATCH, Finish, Recovered, Store, Waiter
@@ -104,12 +104,6 @@ def channel_for(schema: str) -> str:
     return name
 
 
-def redact(url: str) -> str:
-    """``url`` without its password, for messages."""
-    url = re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
-    return re.sub(r"(password=)\S+", r"\1***", url)
-
-
 class PostgresStore(PostgresAlerts, PostgresAuth, PostgresSchedules, Store):
     """Jobs, workers and metrics in PostgreSQL, through a small connection pool.
 
@@ -151,7 +145,7 @@ class PostgresStore(PostgresAlerts, PostgresAuth, PostgresSchedules, Store):
         try:
             given = conninfo_to_dict(url)
         except psycopg.ProgrammingError as exc:
-            raise StoreError(f"invalid PostgreSQL URL {redact(url)}: {exc}") from exc
+            raise StoreError(f"invalid PostgreSQL URL {redact_url(url)}: {exc}") from exc
         extra: dict[str, Any] = {}
         if "connect_timeout" not in given:
             extra["connect_timeout"] = connect_timeout
@@ -177,7 +171,7 @@ class PostgresStore(PostgresAlerts, PostgresAuth, PostgresSchedules, Store):
             self._pool.open(wait=True, timeout=timeout)
         except psycopg.Error as exc:
             self._pool.close()
-            raise StoreError(f"cannot connect to PostgreSQL at {redact(url)}: {exc}") from exc
+            raise StoreError(f"cannot connect to PostgreSQL at {redact_url(url)}: {exc}") from exc
         try:
             self.schema = self._migrate()
         except BaseException:
@@ -250,7 +244,7 @@ class PostgresStore(PostgresAlerts, PostgresAuth, PostgresSchedules, Store):
                     conn.execute(self._q["record_migration"], {"version": version, "name": name})
             return str(_one(conn, self._q["current_schema"])["schema"])
 
-        return self._run(f"migrating the PostgreSQL store at {redact(self.url)}", apply)
+        return self._run(f"migrating the PostgreSQL store at {redact_url(self.url)}", apply)
 
     def schema_version(self) -> int:
         return int(
