@@ -242,7 +242,12 @@ def connect(url: str | None = None, *, settings: Settings | None = None) -> Clie
         settings = Settings.from_env(store_url=url)
     elif url is not None:
         settings = dataclasses.replace(settings, store_url=url)
-    return Client(open_store(settings.store_url, runtime_dir=settings.runtime_dir), settings)
+    return Client(
+        open_store(
+            settings.store_url, runtime_dir=settings.runtime_dir, data_dir=settings.data_dir
+        ),
+        settings,
+    )
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

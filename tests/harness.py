@@ -32,7 +32,10 @@ def settings_for(tmp_path: Path, **kw: object) -> Settings:
 
 
 def client_for(settings: Settings) -> Client:
-    return Client(open_store(settings.store_url, runtime_dir=settings.runtime_dir), settings)
+    store = open_store(
+        settings.store_url, runtime_dir=settings.runtime_dir, data_dir=settings.data_dir
+    )
+    return Client(store, settings)
 
 
 def wait_for(check: Callable[[], T | None], timeout: float = 20.0, what: str = "condition") -> T:

@@ -53,7 +53,9 @@ def validate_webhook_url(url: object) -> str:
         or len(text) > 2000
         or any(c.isspace() or ord(c) < 32 for c in text)
     ):
-        raise ConfigError(f"invalid webhook URL {redact_url(str(url))[:80]!r}: use http(s)://host/...")
+        raise ConfigError(
+            f"invalid webhook URL {redact_url(str(url))[:80]!r}: use http(s)://host/..."
+        )
     try:
         parts.port  # noqa: B018 - raises on a malformed port
     except ValueError:

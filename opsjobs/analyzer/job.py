@@ -121,7 +121,9 @@ def _edge(ctx: JobContext) -> Iterator[tuple[Store | None, Settings, str | None]
         yield ctx.store, settings, None
         return
     try:
-        store = open_store(settings.store_url, runtime_dir=settings.runtime_dir)
+        store = open_store(
+            settings.store_url, runtime_dir=settings.runtime_dir, data_dir=settings.data_dir
+        )
     except OpsJobsError as exc:
         yield None, settings, f"history unavailable: {exc}"
         return

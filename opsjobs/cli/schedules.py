@@ -233,7 +233,9 @@ def cmd_scheduler(args: argparse.Namespace, settings: Settings) -> int:
     from ..scheduler import Scheduler
     from ..store import open_store
 
-    store = open_store(settings.store_url, runtime_dir=settings.runtime_dir)
+    store = open_store(
+        settings.store_url, runtime_dir=settings.runtime_dir, data_dir=settings.data_dir
+    )
     scheduler = Scheduler(store, settings)
 
     def on_term(signum: int, frame: FrameType | None) -> None:

@@ -58,7 +58,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         validate_every(args.memory_analysis)
     elif args.name is not None:
         raise ValidationError("--name names the memory-analysis schedule: give --memory-analysis")
-    store = open_store(settings.store_url, runtime_dir=settings.runtime_dir)
+    store = open_store(
+        settings.store_url, runtime_dir=settings.runtime_dir, data_dir=settings.data_dir
+    )
     worker = Worker(store, settings, queues=args.queue or ["default"], threads=args.threads)
     if args.memory_analysis is not None:
         try:

@@ -215,7 +215,9 @@ def open_session(
     settings = side.settings()
     from ..store import open_store
 
-    store = open_store(settings.store_url, runtime_dir=settings.runtime_dir)
+    store = open_store(
+        settings.store_url, runtime_dir=settings.runtime_dir, data_dir=settings.data_dir
+    )
     try:
         user = Auth(store).store.get_user(uid)
     except OpsJobsError:

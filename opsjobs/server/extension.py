@@ -110,7 +110,9 @@ class OpsJobsExtension(ExtensionApp):
             store_url=self.store_url or None, data_dir=self.data_dir or None
         )
         self.opsjobs_settings = settings
-        self.store = open_store(settings.store_url, runtime_dir=settings.runtime_dir)
+        self.store = open_store(
+            settings.store_url, runtime_dir=settings.runtime_dir, data_dir=settings.data_dir
+        )
         if isinstance(self.store, SQLiteStore):
             self.store.serialize_writes()  # request latency over worker throughput
         self.store_label = redact_url(self.store.url)

@@ -59,7 +59,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from ..config import redact_url
-from ..errors import Conflict, JobNotFound, StoreError
+from ..errors import ConfigError, Conflict, JobNotFound, StoreError
 from ..model import Job, JobSpec, JobState, Metric, ResultQuery, Stats, WorkerInfo
 from .base import PURGE_BATCH, Finish, Recovered, Store, Waiter
 from .postgres_alerts import PostgresAlerts
@@ -146,6 +146,11 @@ class PostgresStore(PostgresAlerts, PostgresAuth, PostgresSchedules, Store):
             given = conninfo_to_dict(url)
         except psycopg.ProgrammingError as exc:
             raise StoreError(f"invalid PostgreSQL URL {redact_url(url)}: {exc}") from exc
+        if not given.get("dbname"):
+            raise ConfigError(
+                f"the PostgreSQL URL {redact_url(url)} names no database: "
+                "use postgresql://user@host:5432/<database>"
+            )
         extra: dict[str, Any] = {}
         if "connect_timeout" not in given:
             extra["connect_timeout"] = connect_timeout
@@ -156,6 +161,14 @@ class PostgresStore(PostgresAlerts, PostgresAuth, PostgresSchedules, Store):
         # fires, heartbeats) turns synchronous_commit back on. See "Durability" above.
         extra["options"] = (str(given.get("options") or "") + " -c synchronous_commit=off").strip()
         self._conninfo = make_conninfo(url, **extra)
+        # One plain connection first: an unreachable server is one clear error, not the pool's
+        # warnings for every retry followed by "pool initialization incomplete".
+        try:
+            psycopg.connect(self._conninfo).close()
+        except psycopg.Error as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            where = redact_url(url)
+            raise StoreError(f"cannot connect to PostgreSQL at {where}: {reason}") from exc
         self._pool: ConnectionPool[Conn] = ConnectionPool(
             self._conninfo,
             min_size=min_size,

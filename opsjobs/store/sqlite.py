@@ -49,7 +49,7 @@ class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
     Parameters
     ----------
     path
-        The database file; its folder is created if needed.
+        The database file; its folder must exist.
     runtime_dir
         Where the doorbell sockets live (default: ``$TMPDIR/opsjobs-<uid>``).
     """
@@ -66,10 +66,11 @@ class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
         #: rowid of each job this store claimed and has not yet recorded the end of (a cache:
         #: bounded by ROWID_CACHE)
         self._rowids: dict[str, int] = {}
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"cannot create the store folder {self.path.parent}: {exc}") from exc
+        if not self.path.parent.is_dir():
+            raise StoreError(
+                f"the folder {self.path.parent} of the SQLite store does not exist "
+                "(only the data folder is created)"
+            )
         self._doorbell = Doorbell(str(self.path), runtime_dir)
         self._migrate()
 
