@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings, redact_url
-from ..errors import ConfigError
+from ..errors import ConfigError, OpsJobsError
 
 __all__ = ["register"]
 
@@ -81,6 +81,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         flush=True,
     )
     app.start()
+    ext = app.web_app.settings.get("opsjobs")
+    failure = getattr(ext, "start_failure", None)
     # Every job is recorded by now (finished, or marked failed by the worker's shutdown). A
     # thread job that ignores its cancel flag cannot be killed; it must not keep the process
     # alive, as Python would wait for its pool thread at exit.
@@ -99,7 +101,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                 f"opsjobs: {len(jobs)} job thread(s) ignored the stop; exiting anyway",
                 file=sys.stderr,
             )
+        if failure:
+            print(f"opsjobs: error: {failure}", file=sys.stderr)
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(0)
+        os._exit(2 if failure else 0)
+    if failure:
+        raise OpsJobsError(failure)
     return 0

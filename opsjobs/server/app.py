@@ -50,6 +50,9 @@ def server_config(
     s.terminals_enabled = False
     s.allow_unauthenticated_access = False
     s.default_url = "/opsjobs/"
+    # An extension that fails to load stops the start (jupyter_server would log and run on
+    # without it); parts that fail to start stop the server (OpsJobsExtension.start_failure).
+    s.reraise_server_extension_failures = True
     s.identity_provider_class = OpsJobsIdentityProvider
     s.authorizer_class = OpsJobsAuthorizer
     c.OpsJobsIdentityProvider.token = ""  # no Jupyter token: API keys are the only credential

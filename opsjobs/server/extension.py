@@ -104,6 +104,18 @@ class OpsJobsExtension(ExtensionApp):
     store: Store | None = None
     worker_id: str | None = None
     store_label = ""
+    #: Why a part (worker, scheduler, ...) failed to start; the server then stops itself and
+    #: ``opsjobs serve`` exits with this line.
+    start_failure: str | None = None
+    worker: Worker | None = None
+    _handle: WorkerHandle | None = None
+    _scheduler: SchedulerHandle | None = None
+    executor: ThreadPoolExecutor | None = None
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # set before anything can fail: stop_extension runs even after a failed start
+        self._closing = threading.Event()
 
     def initialize_settings(self) -> None:
         settings = Settings.from_env(
@@ -117,10 +129,6 @@ class OpsJobsExtension(ExtensionApp):
             self.store.serialize_writes()  # request latency over worker throughput
         self.store_label = redact_url(self.store.url)
         self.executor = ThreadPoolExecutor(self.api_threads, thread_name_prefix="opsjobs-api")
-        self.worker: Worker | None = None
-        self._handle: WorkerHandle | None = None
-        self._scheduler: SchedulerHandle | None = None
-        self._closing = threading.Event()
         auth = Auth(self.store)
         self.service = ApiService(Client(self.store, settings), auth)
         self.settings.update(
@@ -144,6 +152,15 @@ class OpsJobsExtension(ExtensionApp):
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         if self.store is None:
             return
+        try:
+            await self._start_parts(serverapp)
+        except Exception as exc:  # any part: the server must not run without it
+            self.start_failure = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
+            log.error("opsjobs: cannot start: %s; stopping the server", self.start_failure)
+            serverapp.stop()
+
+    async def _start_parts(self, serverapp: Any) -> None:
+        assert self.store is not None
         from ..dashboard.serving import install_template
         from .kernels import install as own_kernels
 
@@ -225,7 +242,8 @@ class OpsJobsExtension(ExtensionApp):
             # Off the loop: the worker may be waiting for an inline job queued on it.
             await loop.run_in_executor(None, self._handle.stop, 60.0)
             self._handle = None
-        self.executor.shutdown(wait=True)
+        if self.executor is not None:
+            self.executor.shutdown(wait=True)
         if self.store is not None:
             self.store.close()
             self.store = None
