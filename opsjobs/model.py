@@ -22,6 +22,7 @@ from .errors import ValidationError
 __all__ = [
     "ACTIVE_STATES",
     "FAILED_STATES",
+    "QUEUE_PATTERN",
     "SORT_COLUMNS",
     "TERMINAL_STATES",
     "Job",
@@ -97,7 +98,15 @@ class Mode(str, Enum):
 _SEED_NAMES = {Mode.INLINE: "MainLoop", Mode.THREAD: "Runspace", Mode.PROCESS: "BackgroundJob"}
 _MODE_ALIASES = {m.value: m for m in Mode} | {v.lower(): k for k, v in _SEED_NAMES.items()}
 
-_QUEUE_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,120}$")
+#: The grammar of a queue name (also the OpenAPI pattern): 1-120 characters of letters, digits
+#: and ``_.:@-``, starting with a letter or digit. :func:`validate_queue` also refuses names
+#: that read as a number or a duration (``nan``, ``1e5``, ``99999999999d``): such a name is a
+#: value sent in the wrong field, and its jobs would wait on a queue nobody serves.
+QUEUE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,119}$"
+_QUEUE_RE = re.compile(QUEUE_PATTERN)
+_NUMBER_LIKE = re.compile(
+    r"^(?:[0-9][0-9_]*(?:\.[0-9_]*)?(?:e[+-]?[0-9]+)?[smhdw]?|nan|inf|infinity)$", re.IGNORECASE
+)
 _KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
@@ -124,9 +133,11 @@ def validate_job_id(value: object) -> str:
 
 
 def validate_queue(value: object) -> str:
-    if not isinstance(value, str) or not _QUEUE_RE.match(value):
+    """``value`` if it is a queue name (see :data:`QUEUE_PATTERN`); else ValidationError."""
+    if not isinstance(value, str) or not _QUEUE_RE.match(value) or _NUMBER_LIKE.match(value):
         raise ValidationError(
-            f"invalid queue {str(value)[:60]!r}: 1-120 characters of letters, digits and _.:@-"
+            f"invalid queue {str(value)[:60]!r}: 1-120 characters of letters, digits and _.:@-, "
+            "starting with a letter or digit, not a number or duration"
         )
     return value
 

@@ -33,7 +33,7 @@ from ..worker import Worker, WorkerHandle
 if TYPE_CHECKING:
     from ..scheduler import SchedulerHandle
 from .alerts import alert_routes
-from .handlers import native_routes
+from .handlers import NoRouteHandler, native_routes
 from .prometheus import prometheus_routes
 from .schedules import schedule_routes
 from .seed import seed_routes
@@ -147,6 +147,7 @@ class OpsJobsExtension(ExtensionApp):
             (tornado_pattern(path), cls, {"route": path}) for path, cls in routes.items()
         )
         self.handlers.append((r"/opsjobs/?$", HomeHandler))
+        self.handlers.append((r"/opsjobs/api/.*", NoRouteHandler))  # last: a JSON 404
 
     # -- hosting ----------------------------------------------------------------------------------
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:

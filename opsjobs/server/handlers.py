@@ -25,14 +25,59 @@ from .identity import opsjobs_user
 from .openapi import API, check_body, document, query_names
 from .service import ApiService, JobFilter, job_summary, metric_dict, user_dict
 
-__all__ = ["MAX_BODY", "ApiHandler", "keyed", "native_routes"]
+__all__ = [
+    "MAX_BODY",
+    "MAX_DEPTH",
+    "ApiHandler",
+    "NoRouteHandler",
+    "keyed",
+    "native_routes",
+    "parse_json",
+]
 
 T = TypeVar("T")
 H = TypeVar("H", bound=type)
 
 #: Largest request body accepted (bytes).
 MAX_BODY = 1 << 20
+#: Deepest nesting of arrays and objects accepted in a JSON body.
+MAX_DEPTH = 32
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _METHODS = ("get", "post", "put", "patch", "delete")
+
+
+def parse_json(raw: bytes, *, max_depth: int = MAX_DEPTH) -> Any:
+    """A request body as JSON: strict UTF-8, arrays and objects nested at most ``max_depth``
+    deep, no lone surrogate (``"\\ud800"``) in any key or string; else ValidationError.
+
+    A lone surrogate cannot be encoded again (store, logs, replies), so it is refused here,
+    not found later as a 500. The nesting is bounded after parsing, by an iterative walk; a
+    body nested deeper than the parser's own recursion limit is refused by that limit.
+    """
+    try:
+        text = raw.decode("utf-8")
+        data = json.loads(text)
+    except UnicodeDecodeError:
+        raise ValidationError("malformed JSON: the body is not valid UTF-8") from None
+    except RecursionError:
+        raise ValidationError(f"JSON nested deeper than {max_depth} levels") from None
+    except ValueError as exc:
+        raise ValidationError(f"malformed JSON: {str(exc)[:200]}") from None
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                raise ValidationError("invalid Unicode in JSON: a lone surrogate")
+        elif isinstance(value, dict | list):
+            if depth >= max_depth:
+                raise ValidationError(f"JSON nested deeper than {max_depth} levels")
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                if isinstance(key, str):
+                    stack.append((key, depth))
+                stack.append((item, depth + 1))
+    return data
 
 
 def keyed(cls: H) -> H:
@@ -123,9 +168,9 @@ class ApiHandler(APIHandler):
         if "json" not in ctype.lower():
             raise _Failure(415 if self.request.body else 400, "send a JSON body (application/json)")
         try:
-            data = json.loads(self.request.body or b"null")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise _Failure(400, f"malformed JSON: {exc}") from None
+            data = parse_json(self.request.body or b"null")
+        except ValidationError as exc:
+            raise _Failure(400, str(exc)) from None
         try:
             return check_body(schema, data)
         except ValidationError as exc:
@@ -254,6 +299,13 @@ class MeHandler(ApiHandler):
 class OpenApiHandler(ApiHandler):
     async def get(self) -> None:
         self.finish(json.dumps(document()))
+
+
+class NoRouteHandler(ApiHandler):
+    """Any other path under the API: a JSON 404 (not Jupyter's HTML page)."""
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        raise _Failure(404, "no such API route")
 
 
 def native_routes() -> dict[str, type[ApiHandler]]:

@@ -15,6 +15,12 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from ..errors import ValidationError
+from ..model import QUEUE_PATTERN
+
+_QUEUE_DOC = (
+    "1-120 characters of letters, digits and _.:@-, starting with a letter or digit; "
+    "a name that reads as a number or a duration (nan, 1e5, 30m) is refused (422)"
+)
 
 __all__ = ["API", "PROMETHEUS", "SEED", "check_body", "document", "operations", "query_names"]
 
@@ -82,7 +88,7 @@ _SUBMIT_PROPS: dict[str, Any] = {
     "kwargs": {"type": "object", "description": "keyword arguments of call"},
     "argv": {"type": "array", "items": _S, "minItems": 1, "maxItems": 1000},
     "mode": {"enum": _MODES, "default": "thread"},
-    "queue": {"type": "string", "pattern": "^[A-Za-z0-9_.:@-]{1,120}$"},
+    "queue": {"type": "string", "pattern": QUEUE_PATTERN, "description": _QUEUE_DOC},
     "description": {"type": "string", "maxLength": 4000},
     "timeout": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 604800},
     "retries": {"type": "integer", "minimum": 0, "maximum": 100},
@@ -224,7 +230,7 @@ SCHEMAS: dict[str, Any] = {
             "history_hours": {"type": "number", "exclusiveMinimum": 0, "maximum": 8760},
             "queue": {
                 "type": "string",
-                "pattern": "^[A-Za-z0-9_.:@-]{1,120}$",
+                "pattern": QUEUE_PATTERN,
                 "description": "whose process to analyse (default: this server's worker)",
             },
         },
