@@ -75,7 +75,12 @@ def install_template(web_app: Any) -> bool:
     paths = template_paths()
     found = False
     for rule in _rules(web_app.default_router):
-        if rule.target is TornadoVoilaHandler and rule.target_kwargs is not None:
+        target = rule.target
+        if (
+            isinstance(target, type)
+            and issubclass(target, TornadoVoilaHandler)
+            and rule.target_kwargs is not None
+        ):
             rule.target_kwargs["template_paths"] = paths
             found = True
     return found

@@ -85,6 +85,15 @@ class OpsJobsServerApp(ServerApp):
 
     name = "opsjobs-serve"
 
+    def initialize(self, argv: Any = None, *args: Any, **kwargs: Any) -> None:
+        super().initialize(argv, *args, **kwargs)
+        # Before the first request: Voila renders the dashboard only (see opsjobs.server.gate).
+        from ..dashboard.serving import install_template
+        from .gate import install as gate_voila
+
+        install_template(self.web_app)
+        gate_voila(self.web_app)
+
     def init_signal(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return

@@ -163,9 +163,11 @@ class OpsJobsExtension(ExtensionApp):
     async def _start_parts(self, serverapp: Any) -> None:
         assert self.store is not None
         from ..dashboard.serving import install_template
+        from .gate import install as gate_voila
         from .kernels import install as own_kernels
 
         install_template(serverapp.web_app)  # Voila is loaded by now
+        gate_voila(serverapp.web_app)  # the dashboard only (OpsJobsServerApp did it already)
         own_kernels(serverapp)  # a dashboard kernel is its page's user's only
         if self.run_scheduler:
             from ..scheduler import Scheduler
