@@ -37,6 +37,13 @@ def register(sub: Any) -> None:
         action="store_true",
         help="do not create or re-aim the memory-analysis schedule",
     )
+    p.add_argument("--certfile", help="serve HTTPS with this certificate (PEM)")
+    p.add_argument("--keyfile", help="the certificate's private key (PEM)")
+    p.add_argument(
+        "--behind-proxy",
+        action="store_true",
+        help="trust X-Forwarded-Proto/-For of a TLS-terminating reverse proxy",
+    )
     p.set_defaults(handler=cmd_serve)
 
 
@@ -57,6 +64,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     root = Path(args.notebooks).resolve() if args.notebooks else None
     if root is not None and not root.is_dir():
         raise ConfigError(f"--notebooks {args.notebooks} is not a folder")
+    for name in ("certfile", "keyfile"):
+        value = getattr(args, name)
+        if value is not None and not Path(value).is_file():
+            raise ConfigError(f"--{name} {value} is not a file")
+    if args.keyfile and not args.certfile:
+        raise ConfigError("--keyfile needs --certfile")
     config = server_config(
         port=args.port,
         ip=args.ip,
@@ -67,15 +80,19 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         worker=not args.no_worker,
         scheduler=not args.no_scheduler,
         memory_analysis=every,
+        certfile=str(Path(args.certfile).resolve()) if args.certfile else None,
+        keyfile=str(Path(args.keyfile).resolve()) if args.keyfile else None,
+        behind_proxy=args.behind_proxy,
     )
     app = OpsJobsServerApp.instance(config=config)
     app.initialize(argv=[])
     host = "localhost" if args.ip in ("127.0.0.1", "localhost", "") else args.ip
+    scheme = "https" if args.certfile else "http"
     print(
-        f"opsjobs serving http://{host}:{app.port}/ (store {redact_url(settings.store_url)})\n"
+        f"opsjobs serving {scheme}://{host}:{app.port}/ (store {redact_url(settings.store_url)})\n"
         "  a key: opsjobs keys create --email you@example.org --roles debug\n"
         "  then:  curl -H 'Authorization: Bearer <key>' "
-        f"http://{host}:{app.port}/opsjobs/api/v1/jobs\n"
+        f"{scheme}://{host}:{app.port}/opsjobs/api/v1/jobs\n"
         "  Ctrl-C stops it",
         file=sys.stderr,
         flush=True,

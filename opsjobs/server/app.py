@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import signal
+import ssl
 import threading
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,13 @@ def server_config(
     worker: bool = True,
     scheduler: bool = True,
     memory_analysis: str | None = "30m",
+    certfile: str | None = None,
+    keyfile: str | None = None,
+    behind_proxy: bool = False,
 ) -> Config:
     """The traitlets config of an opsjobs server (``memory_analysis``: interval of the hosted
-    worker's ``memory-analysis`` schedule, None for none)."""
+    worker's ``memory-analysis`` schedule, None for none; ``certfile``/``keyfile``: serve
+    HTTPS; ``behind_proxy``: trust ``X-Forwarded-*`` headers of a TLS-terminating proxy)."""
     c = Config()
     s = c.ServerApp
     s.ip, s.port, s.port_retries = ip, port, 0
@@ -56,6 +61,14 @@ def server_config(
     s.identity_provider_class = OpsJobsIdentityProvider
     s.authorizer_class = OpsJobsAuthorizer
     c.OpsJobsIdentityProvider.token = ""  # no Jupyter token: API keys are the only credential
+    # Lax: the cookie goes with top-level navigation to the server, not with other sites'
+    # requests; jupyter_server adds Secure whenever the request came over HTTPS.
+    c.OpsJobsIdentityProvider.cookie_options = {"samesite": "Lax"}
+    if certfile:
+        s.certfile, s.keyfile = certfile, keyfile or ""
+        # jupyter_server's default, ssl.PROTOCOL_TLS, is deprecated (a warning per connection)
+        s.ssl_options = {"ssl_version": ssl.PROTOCOL_TLS_SERVER}
+    s.trust_xheaders = behind_proxy
     c.MappingKernelManager.allowed_message_types = COMM_ONLY_MESSAGES
     if voila is None:
         voila = importlib.util.find_spec("voila") is not None
