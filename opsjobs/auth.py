@@ -6,34 +6,41 @@ and the SHA-256 of the whole key, never the key itself; a presented key is compa
 password stretching is needed).
 
 Roles are the seed's: ``debug``, ``system_admin``, ``site_admin`` and ``task_manager`` may submit
-jobs; every authenticated user may read, cancel and delete their own jobs; ``system_admin`` and
-``site_admin`` may see everyone's.
+any job — which means running any code as the workers' OS user; every authenticated user may
+read, cancel and delete their own jobs; ``system_admin`` and ``site_admin`` may see everyone's.
+``operator`` submits too, but runs no code of its own: only notebooks of the server's catalog
+and the ``call`` functions of an allow-list (:class:`RunPolicy`, :meth:`Auth.check_run`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import re
 import secrets
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import NotFound, PermissionDenied, ValidationError
 
 if TYPE_CHECKING:
-    from .model import Job
+    from .model import Job, JobSpec
     from .store import Store
 
 __all__ = [
     "ADMIN_ROLES",
+    "CODE_ROLES",
+    "OPERATOR_ROLE",
     "ROLES",
     "SUBMIT_ROLES",
     "ApiKey",
     "Auth",
+    "RunPolicy",
     "User",
     "hash_key",
     "new_key",
@@ -41,8 +48,12 @@ __all__ = [
     "split_key",
 ]
 
+#: Roles that may run any code on the workers (commands, programs, any call or notebook).
+CODE_ROLES = frozenset({"debug", "system_admin", "site_admin", "task_manager"})
+#: The role that runs only catalog notebooks and allow-listed calls (see :class:`RunPolicy`).
+OPERATOR_ROLE = "operator"
 #: Every role a user may hold.
-ROLES = frozenset({"debug", "system_admin", "site_admin", "task_manager"})
+ROLES = CODE_ROLES | {OPERATOR_ROLE}
 #: Roles that may submit jobs (and manage schedules).
 SUBMIT_ROLES = ROLES
 #: Roles that may see and delete everyone's jobs (``?all=1``).
@@ -74,6 +85,38 @@ class User:
     @property
     def sees_all(self) -> bool:
         return bool(ADMIN_ROLES.intersection(self.roles))
+
+    @property
+    def may_run_code(self) -> bool:
+        """May this user run code of their own (a command, a program, any call)?"""
+        return bool(CODE_ROLES.intersection(self.roles))
+
+
+@dataclass(frozen=True)
+class RunPolicy:
+    """What a user without a code role (``operator``) may run.
+
+    Parameters
+    ----------
+    allowed_calls
+        ``pkg.module:function`` targets of ``call`` jobs (``OPSJOBS_ALLOWED_CALLS``).
+    catalog
+        The folder of notebooks users may run (the server's notebooks folder); only notebooks
+        directly in it.
+    """
+
+    allowed_calls: frozenset[str] = frozenset()
+    catalog: Path | None = None
+
+    def in_catalog(self, path: str | os.PathLike[str]) -> bool:
+        if self.catalog is None:
+            return False
+        found = Path(path)
+        return (
+            found.suffix == ".ipynb"
+            and found.resolve().parent == self.catalog.resolve()
+            and found.resolve().is_file()
+        )
 
 
 @dataclass(frozen=True)
@@ -228,6 +271,29 @@ class Auth:
             raise PermissionDenied(
                 f"submitting jobs needs one of the roles {', '.join(sorted(SUBMIT_ROLES))}"
             )
+
+    @staticmethod
+    def check_run(user: User, spec: JobSpec, policy: RunPolicy) -> None:
+        """May ``user`` submit ``spec``? A code role may submit anything; ``operator`` only a
+        catalog notebook or an allow-listed call; else :class:`PermissionDenied`."""
+        Auth.check_submit(user)
+        if user.may_run_code:
+            return
+        payload = spec.payload
+        if spec.kind == "call" and payload.get("target") in policy.allowed_calls:
+            return
+        if spec.kind == "notebook" and policy.in_catalog(str(payload.get("path", ""))):
+            return
+        raise PermissionDenied(
+            f"the {OPERATOR_ROLE} role runs only notebooks of the catalog and the calls of "
+            f"OPSJOBS_ALLOWED_CALLS, not this {spec.kind} job"
+        )
+
+    @staticmethod
+    def check_code(user: User, what: str) -> None:
+        """``user`` must hold a role that may run code (for ``what``)."""
+        if not user.may_run_code:
+            raise PermissionDenied(f"{what} needs one of the roles {', '.join(sorted(CODE_ROLES))}")
 
     @staticmethod
     def owner_scope(user: User, *, everyone: bool = False) -> str | None:

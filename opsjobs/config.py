@@ -14,6 +14,8 @@ variable                          meaning                                   defa
 ``OPSJOBS_HOST``                  host name workers record                  ``socket.gethostname()``
 ``OPSJOBS_WEBHOOKS``              alert webhooks: comma-separated http(s)   none
                                   URLs (JSON with a Slack ``text`` field)
+``OPSJOBS_ALLOWED_CALLS``         ``pkg.mod:func`` targets (comma-          none
+                                  separated) the ``operator`` role may run
 ================================  ========================================  ===================
 """
 
@@ -38,6 +40,7 @@ from .errors import ConfigError
 
 __all__ = ["Settings", "redact_url"]
 
+_CALL_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _STORE_SCHEMES = frozenset({"postgresql", "postgres", "sqlite", "memory"})
 _USERINFO_PASSWORD = re.compile(r"(://[^:/@\s]*):[^@/\s]*@")
 _PASSWORD_PARAM = re.compile(r"(password\s*=\s*)('[^']*'|[^\s&]+)", re.IGNORECASE)
@@ -78,6 +81,8 @@ class Settings:
     host: str = ""
     #: URLs that receive every alert change (see :mod:`opsjobs.alerts.webhooks`).
     webhooks: tuple[str, ...] = ()
+    #: ``pkg.module:function`` targets the ``operator`` role may run as ``call`` jobs.
+    allowed_calls: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.store_url:
@@ -93,6 +98,16 @@ class Settings:
         from .alerts.webhooks import parse_webhooks  # deferred: no import cycle
 
         object.__setattr__(self, "webhooks", parse_webhooks(self.webhooks))
+        calls = self.allowed_calls
+        items = calls.split(",") if isinstance(calls, str) else list(calls)
+        object.__setattr__(
+            self,
+            "allowed_calls",
+            tuple(dict.fromkeys(str(c).strip() for c in items if str(c).strip())),
+        )
+        for target in self.allowed_calls:
+            if not _CALL_TARGET.match(target):
+                raise ConfigError(f"invalid allowed call {target[:80]!r}: use pkg.module:function")
 
     @classmethod
     def from_env(
@@ -121,6 +136,7 @@ class Settings:
             "OPSJOBS_USER": "user",
             "OPSJOBS_HOST": "host",
             "OPSJOBS_WEBHOOKS": "webhooks",
+            "OPSJOBS_ALLOWED_CALLS": "allowed_calls",
         }
         for var, name in names.items():
             if env.get(var):
@@ -148,7 +164,7 @@ class Settings:
                     kwargs[name] = int(str(raw))
                 elif name in ("lease_seconds", "poll_interval"):
                     kwargs[name] = float(str(raw))
-                elif name == "webhooks":
+                elif name in ("webhooks", "allowed_calls"):
                     kwargs[name] = raw if isinstance(raw, list | tuple) else str(raw)
                 else:
                     kwargs[name] = str(raw)

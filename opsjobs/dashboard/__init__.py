@@ -37,7 +37,9 @@ def launch(session: Mapping[str, Any] | None = None) -> Any:
         return box
     from .app import DashboardApp
     from .data import DashboardData
+    from .session import ServerSide
 
-    app = DashboardApp(DashboardData(client, user))
+    policy = ServerSide.read(str(session["config"])).policy()  # type: ignore[index]
+    app = DashboardApp(DashboardData(client, user, policy=policy))
     app.refresh()
     return app.widget

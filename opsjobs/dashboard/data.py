@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..alerts import Alert, Severity, alert_summary, open_alerts
-from ..auth import Auth, User
+from ..auth import Auth, RunPolicy, User
 from ..client import Client
 from ..errors import JobNotFound, NotFound, ValidationError
 from ..model import ACTIVE_STATES, Job, JobState, Mode, Stats, WorkerInfo, validate_job_id
@@ -144,10 +144,19 @@ class DashboardData:
         Time source (tests).
     """
 
-    def __init__(self, client: Client, user: User, *, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        client: Client,
+        user: User,
+        *,
+        clock: Callable[[], float] = time.time,
+        policy: RunPolicy | None = None,
+    ):
         self.client = client
         self.user = user
         self.clock = clock
+        #: What the user may run without a code role (allowed calls, the notebook catalog).
+        self.policy = policy or RunPolicy(allowed_calls=frozenset(client.settings.allowed_calls))
         #: Admins' switch to everyone's jobs and schedules (ignored for other users).
         self.everyone = False
 
@@ -292,7 +301,7 @@ class DashboardData:
             args = {"kind": "notebook", "payload": {"path": target, "parameters": params}}
         else:
             raise ValidationError(f"unknown kind {form.kind!r} (call, command or notebook)")
-        return self.client.submit(
+        spec = self.client.build_spec(
             form.name,
             mode=Mode.parse(form.mode),
             queue=form.queue.strip() or "default",
@@ -300,6 +309,8 @@ class DashboardData:
             owner=self.user.email,
             **args,
         )
+        Auth.check_run(self.user, spec, self.policy)
+        return self.client.store.submit(spec, now=time.time())
 
 
 _TARGET_NAMES = {"call": "callable (pkg.module:function)", "command": "source", "notebook": "path"}

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..auth import Auth, User
+from ..auth import Auth, RunPolicy, User
 from ..client import Client
 from ..config import Settings
 from ..errors import OpsJobsError, PermissionDenied
@@ -94,6 +94,9 @@ class ServerSide:
     data_dir: str
     runtime_dir: str | None
     secret: bytes
+    #: What users without a code role may run: allowed calls and the notebook catalog.
+    allowed_calls: tuple[str, ...] = ()
+    catalog: str | None = None
 
     def write(self, folder: str | None = None) -> Path:
         """Write to a new private file (mode 0600) and return its path."""
@@ -103,6 +106,8 @@ class ServerSide:
             "data_dir": self.data_dir,
             "runtime_dir": self.runtime_dir,
             "secret": _b64(self.secret),
+            "allowed_calls": list(self.allowed_calls),
+            "catalog": self.catalog,
         }
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh)
@@ -117,6 +122,8 @@ class ServerSide:
                 data_dir=str(data["data_dir"]),
                 runtime_dir=data.get("runtime_dir"),
                 secret=_unb64(str(data["secret"])),
+                allowed_calls=tuple(str(c) for c in data.get("allowed_calls") or ()),
+                catalog=data.get("catalog"),
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise PermissionDenied(
@@ -129,6 +136,13 @@ class ServerSide:
             store_url=self.store_url,
             runtime_dir=self.runtime_dir,
             user="dashboard",
+            allowed_calls=self.allowed_calls,
+        )
+
+    def policy(self) -> RunPolicy:
+        return RunPolicy(
+            allowed_calls=frozenset(self.allowed_calls),
+            catalog=Path(self.catalog) if self.catalog else None,
         )
 
 
@@ -143,12 +157,20 @@ class DashboardLauncher:
         Time source (tests).
     """
 
-    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+        catalog: str | None = None,
+    ) -> None:
         self.side = ServerSide(
             store_url=settings.store_url,
             data_dir=str(settings.data_dir.resolve()),
             runtime_dir=settings.runtime_dir,
             secret=secrets.token_bytes(32),
+            allowed_calls=settings.allowed_calls,
+            catalog=catalog,
         )
         self.path = self.side.write()
         self.clock = clock
@@ -192,7 +214,9 @@ def prelaunch_hook(handler: Any, notebook: Any, cwd: str) -> Any:
         return notebook  # no opsjobs identity: the dashboard shows "not signed in"
     launcher = handler.settings.get("opsjobs_dashboard")
     if launcher is None:
-        launcher = DashboardLauncher(ext.opsjobs_settings)
+        policy = getattr(getattr(ext, "service", None), "policy", None)
+        catalog = str(policy.catalog) if policy is not None and policy.catalog else None
+        launcher = DashboardLauncher(ext.opsjobs_settings, catalog=catalog)
         handler.settings["opsjobs_dashboard"] = launcher
     import nbformat
 

@@ -23,7 +23,7 @@ from tornado import web
 from tornado.ioloop import IOLoop
 from traitlets import Bool, Int, List, Unicode
 
-from ..auth import Auth
+from ..auth import Auth, RunPolicy
 from ..client import Client
 from ..config import Settings, redact_url
 from ..store import Store, open_store
@@ -130,7 +130,12 @@ class OpsJobsExtension(ExtensionApp):
         self.store_label = redact_url(self.store.url)
         self.executor = ThreadPoolExecutor(self.api_threads, thread_name_prefix="opsjobs-api")
         auth = Auth(self.store)
-        self.service = ApiService(Client(self.store, settings), auth)
+        root = getattr(self.serverapp, "root_dir", None)
+        policy = RunPolicy(
+            allowed_calls=frozenset(settings.allowed_calls),
+            catalog=Path(root).resolve() if root else None,
+        )
+        self.service = ApiService(Client(self.store, settings), auth, policy=policy)
         self.settings.update(
             opsjobs_service=self.service,
             opsjobs_auth=auth,

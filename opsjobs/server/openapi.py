@@ -98,10 +98,18 @@ _SUBMIT_PROPS: dict[str, Any] = {
 SCHEMAS: dict[str, Any] = {
     "Error": _obj({"success": {"const": False}, "error": _S}),
     "SubmitRequest": _obj(
-        _SUBMIT_PROPS,
+        {
+            **_SUBMIT_PROPS,
+            "notebook": {
+                "type": "string",
+                "maxLength": 255,
+                "description": "a notebook of the server's catalog (its file name)",
+            },
+            "parameters": {"type": "object", "description": "parameters of notebook"},
+        },
         ["name"],
         additionalProperties=False,
-        description="Give exactly one of command, call (with kwargs) or argv.",
+        description="Give exactly one of command, call (with kwargs), argv or notebook.",
     ),
     "JobSummary": _obj(_JOB_FIELDS),
     "Job": _obj({**_JOB_FIELDS, "payload": {"type": "object"}, "output": _S}),

@@ -67,7 +67,9 @@ class ScheduleService:
     def _build(self, user: User, body: Mapping[str, Any]) -> Schedule:
         Auth.check_submit(user)
         args = {_BUILD[k]: v for k, v in body.items() if k != "name"}
-        return self._schedules.build(body["name"], owner=user.email, **args)
+        schedule = self._schedules.build(body["name"], owner=user.email, **args)
+        Auth.check_run(user, schedule.spec, self.api.policy)
+        return schedule
 
     def add(self, user: User, body: Mapping[str, Any]) -> Schedule:
         return self._schedules.add_schedule(self._build(user, body))
@@ -98,6 +100,8 @@ class ScheduleService:
         ``queue``) as a ``call`` job in thread mode."""
         from ..analyzer.job import JOB_NAME, TARGET, job_kwargs
 
+        # a thread job inside the server's (or a worker's) process: for roles that run code
+        Auth.check_code(user, "a live analysis")
         args = dict(body)
         queue = args.pop("queue", None)
         if queue is None:

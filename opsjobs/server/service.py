@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..auth import Auth, User
+from ..auth import Auth, RunPolicy, User
 from ..client import Client
 from ..errors import JobNotFound, ValidationError
 from ..model import ACTIVE_STATES, Job, Metric, Mode, iso, validate_job_id
@@ -23,7 +23,7 @@ __all__ = ["ApiService", "JobFilter"]
 #: Fields of a native submit body and the client argument each one maps to.
 SUBMIT_FIELDS = frozenset(
     {"name", "command", "call", "kwargs", "argv", "mode", "queue", "description", "timeout"}
-    | {"retries", "priority"}
+    | {"retries", "priority", "notebook", "parameters"}
 )
 
 
@@ -53,12 +53,22 @@ class ApiService:
         Keys and permission rules.
     worker_ids
         Ids of the workers hosted by this server (shown in ``/workers``).
+    policy
+        What users without a code role may run (allowed calls, the notebook catalog).
     """
 
-    def __init__(self, client: Client, auth: Auth, worker_ids: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        client: Client,
+        auth: Auth,
+        worker_ids: Sequence[str] = (),
+        *,
+        policy: RunPolicy | None = None,
+    ) -> None:
         self.client = client
         self.auth = auth
         self.worker_ids = list(worker_ids)
+        self.policy = policy or RunPolicy()
 
     # -- jobs -----------------------------------------------------------------------------------
     def submit(self, user: User, body: Mapping[str, Any]) -> Job:
@@ -71,7 +81,24 @@ class ApiService:
         name = args.pop("name", None)
         if not isinstance(name, str):
             raise ValidationError("name is required and must be a string")
-        return self.client.submit(name, owner=user.email, **args)
+        if "notebook" in args:
+            args["notebook"] = self.catalog_notebook(args["notebook"])
+        spec = self.client.build_spec(name, owner=user.email, **args)
+        Auth.check_run(user, spec, self.policy)
+        return self.client.store.submit(spec, now=time.time())
+
+    def catalog_notebook(self, name: object) -> str:
+        """The path of the catalog notebook ``name`` (a file name in the notebooks folder)."""
+        catalog = self.policy.catalog
+        if (
+            catalog is None
+            or not isinstance(name, str)
+            or "/" in name
+            or "\\" in name
+            or not self.policy.in_catalog(catalog / name)
+        ):
+            raise ValidationError(f"no notebook {str(name)[:80]!r} in the server's catalog")
+        return str((catalog / name).resolve())
 
     def visible_job(self, user: User, job_id: str) -> Job:
         """The job, if ``user`` may see it; otherwise :class:`JobNotFound` (ids don't leak)."""
