@@ -33,14 +33,16 @@ marked lost — the at-least-once / at-most-once guarantees above hold either wa
 Connection loss
 ---------------
 Connections killed by ``pg_terminate_backend`` or a server restart are found when used: an
-operation that meets an :class:`psycopg.OperationalError` is retried once when that is safe, after
-the pool has checked its idle connections and replaced the dead ones (``ConnectionPool.check``):
-reads, writes that failed before their ``COMMIT`` was sent (the server rolled them back), and the
-single-statement claim and finish. A claim whose reply was lost may have committed: its retry first
-looks for a job running under this worker that this very call started (same ``started_at``) and
-takes it, so no claimed job is left running unknown to its worker. A failure during the ``COMMIT``
-of a multi-statement transaction is not retried: whether it committed is unknown. A worker whose
-finish still fails retries it until the store answers (see :mod:`opsjobs.worker`).
+operation that meets an :class:`psycopg.OperationalError` is retried (up to ``ATTEMPTS`` runs)
+when that is safe, each time on a pooled connection that first answered a round trip (dead ones
+are discarded): reads, writes that failed before their ``COMMIT`` was sent (the server rolled them
+back), submits (their ``ON CONFLICT DO NOTHING`` makes a second run after an unknown commit
+harmless), and the single-statement claim and finish. A claim whose reply was lost may have
+committed: its retry first looks for a job running under this worker that this very call started
+(same ``started_at``) and takes it, so no claimed job is left running unknown to its worker. A
+failure during the ``COMMIT`` of any other multi-statement transaction is not retried: whether it
+committed is unknown. A worker whose finish still fails retries it until the store answers (see
+:mod:`opsjobs.worker`).
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ import contextlib
 import hashlib
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -84,6 +86,12 @@ T = TypeVar("T")
 Conn = psycopg.Connection[DictRow]
 
 CHANNEL = "opsjobs_jobs"
+#: Runs of a statement that failed on a lost connection (the first and two retries): a backend
+#: terminated by pg_terminate_backend or a restart may still pass a connection check and die
+#: a moment later, so one retry is not always enough.
+ATTEMPTS = 3
+#: Seconds before the first retry (twice that before the second).
+RETRY_PAUSE = 0.02
 #: Seconds between attempts of a waiter to listen again while the server is unreachable.
 RECONNECT_PAUSE = 0.5
 _MAX_IDENTIFIER = 63  # NAMEDATALEN - 1: longer channel names are refused by pg_notify
@@ -201,24 +209,28 @@ class PostgresStore(PostgresAlerts, PostgresAuth, PostgresSchedules, Store):
         write: bool = True,
         single: bool = False,
         retry: Callable[[Conn], T] | None = None,
+        idempotent: bool = False,
     ) -> T:
         """Run ``work`` on a pooled connection (in one transaction when ``write``).
 
         ``single`` marks work that is one statement: it runs in autocommit, one round trip
         instead of three (BEGIN, statement, COMMIT); such statements are written so that a
         retry after an unknown commit is harmless, or give ``retry`` to run instead of ``work``
-        the second time. Retried once on an operational error unless the error came while
-        committing a transaction; before the retry the pool drops its dead idle connections
-        (all of them are dead after a server restart).
+        from the second time on. Retried (up to :data:`ATTEMPTS` runs in all) on an
+        operational error unless the error came while committing a transaction that is not
+        ``idempotent`` (one whose second run after a commit changes nothing, such as the
+        submit's ``ON CONFLICT DO NOTHING``). A retry runs on a connection checked alive:
+        after a restart or ``pg_terminate_backend`` every pooled connection is dead, and other
+        threads may return dead ones meanwhile.
         """
-        for attempt in (1, 2):
+        for attempt in range(1, ATTEMPTS + 1):
             committing = False
-            if attempt == 2:
-                with contextlib.suppress(psycopg.Error, PoolClosed):
-                    self._pool.check()
+            if attempt > 1:
+                # let terminations already signalled to other backends land before the check
+                time.sleep(RETRY_PAUSE * (attempt - 1))
                 work = retry or work
             try:
-                with self._pool.connection() as conn:
+                with self._connection(checked=attempt > 1) as conn:
                     if not write or single:
                         return work(conn)
                     with conn.transaction():
@@ -231,12 +243,30 @@ class PostgresStore(PostgresAlerts, PostgresAuth, PostgresSchedules, Store):
             except PoolTimeout as exc:
                 raise StoreError(f"{what} failed: no database connection ({exc})") from exc
             except psycopg.OperationalError as exc:
-                if attempt == 1 and not committing:
+                if attempt < ATTEMPTS and (idempotent or not committing):
                     continue
                 raise StoreError(f"{what} failed: {exc}") from exc
             except psycopg.Error as exc:
                 raise StoreError(f"{what} failed: {exc}") from exc
         raise AssertionError("unreachable")
+
+    @contextlib.contextmanager
+    def _connection(self, *, checked: bool) -> Iterator[Conn]:
+        """A pooled connection; ``checked``: one that answered a round trip (dead ones are
+        closed and go back to the pool, which discards them)."""
+        if not checked:
+            with self._pool.connection() as conn:
+                yield conn
+            return
+        for _ in range(self._pool.max_size + 1):
+            with self._pool.connection() as conn:
+                try:
+                    ConnectionPool.check_connection(conn)
+                except psycopg.OperationalError:
+                    continue
+                yield conn
+                return
+        raise psycopg.OperationalError("no live connection to PostgreSQL")
 
     def _read(self, what: str, query: str, params: Any = None) -> list[DictRow]:
         return self._run(what, lambda conn: conn.execute(query, params).fetchall(), write=False)
@@ -272,7 +302,9 @@ class PostgresStore(PostgresAlerts, PostgresAuth, PostgresSchedules, Store):
 
         params["channel"] = self.channel
         # A transaction, not a single statement: a submitted job must survive a server crash.
-        self._run("submit", lambda conn: conn.execute(self._q["submit_job"], params))
+        self._run(
+            "submit", lambda conn: conn.execute(self._q["submit_job"], params), idempotent=True
+        )
         return Job(id=job_id, spec=spec, state=JobState.QUEUED, submitted_at=now)
 
     def get(self, job_id: str) -> Job:
