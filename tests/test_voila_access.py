@@ -5,9 +5,12 @@ another user's jobs shows, and no second store appears beside the notebooks."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
+import psutil
 import pytest
 import requests
 from harness import ROOT
@@ -153,6 +156,13 @@ def test_the_dashboard_renders_for_a_signed_in_user_in_their_scope(server: Serve
     page = _get(server, "GET", "/voila/render/dashboard.ipynb", key, timeout=120)
     assert page.status_code == 200
     assert SECRET not in page.text and "admin@example.org" not in page.text
+    # its kernel has the server's store in its environment, not one of its working folder
+    found = re.search(r'"kernelId": "([0-9a-f-]{36})"', page.text)
+    assert found is not None, page.text[:300]
+    kernel = server.app.kernel_manager.get_kernel(found.group(1))  # type: ignore[union-attr]
+    env = psutil.Process(kernel.provisioner.pid).environ()
+    assert env["OPSJOBS_STORE"] == server.store_url
+    assert Path(env["OPSJOBS_DATA"]) == server.data.resolve()
     anonymous = _get(server, "GET", "/voila/render/dashboard.ipynb", None)
     assert anonymous.status_code == 302 and "/login" in anonymous.headers["Location"]
     assert not (server.root / "data").exists()

@@ -173,7 +173,7 @@ class OpsJobsExtension(ExtensionApp):
 
         install_template(serverapp.web_app)  # Voila is loaded by now
         gate_voila(serverapp.web_app)  # the dashboard only (OpsJobsServerApp did it already)
-        own_kernels(serverapp)  # a dashboard kernel is its page's user's only
+        own_kernels(serverapp, self._kernel_env())  # a dashboard kernel is its user's only
         if self.run_scheduler:
             from ..scheduler import Scheduler
 
@@ -199,6 +199,17 @@ class OpsJobsExtension(ExtensionApp):
             await asyncio.get_running_loop().run_in_executor(
                 self.executor, self._ensure_memory_analysis, self.worker.id
             )
+
+    def _kernel_env(self) -> dict[str, str]:
+        """The store settings every kernel the server starts gets in its environment."""
+        settings = self.opsjobs_settings
+        env = {
+            "OPSJOBS_STORE": settings.store_url,
+            "OPSJOBS_DATA": str(settings.data_dir.resolve()),
+        }
+        if settings.runtime_dir:
+            env["OPSJOBS_RUNTIME_DIR"] = settings.runtime_dir
+        return env
 
     def _ensure_memory_analysis(self, worker_id: str) -> None:
         """The default ``memory-analysis`` schedule, aimed at the hosted worker (re-aimed at

@@ -16,6 +16,7 @@ manager's ``start_kernel`` files the new kernel under that name.
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from contextvars import ContextVar
@@ -41,7 +42,7 @@ def starting_for(user_id: str) -> None:
 class KernelOwners:
     """Kernel id → opsjobs user id, for the kernels started for signed-in pages."""
 
-    def __init__(self, kernel_manager: Any) -> None:
+    def __init__(self, kernel_manager: Any, env: dict[str, str] | None = None) -> None:
         # Weak references only: a cycle through the kernel manager would leave it to the
         # cyclic garbage collector, whose run of its __del__ (zmq Context.term) can block
         # whichever thread it happens on.
@@ -51,8 +52,12 @@ class KernelOwners:
         start = type(kernel_manager).start_kernel  # the class's: no reference to the instance
         km_ref, owners_ref = self._km, weakref.ref(self)
 
+        settings_env = dict(env or {})
+
         async def start_kernel(*args: Any, **kwargs: Any) -> str:
             owner = _STARTING_FOR.get()
+            if settings_env:  # the server's store, never one derived from the kernel's folder
+                kwargs["env"] = {**(kwargs.get("env") or os.environ), **settings_env}
             kernel_id: str = await ensure_async(start(km_ref(), *args, **kwargs))
             owners = owners_ref()
             if owner is not None and owners is not None:
@@ -101,12 +106,14 @@ class OwnedShutdownHandler(APIHandler):
         self.finish()
 
 
-def install(serverapp: Any) -> KernelOwners:
+def install(serverapp: Any, env: dict[str, str] | None = None) -> KernelOwners:
     """Track kernel owners on ``serverapp`` and put :class:`OwnedShutdownHandler` in place of
-    Voila's shutdown handler (once Voila's routes are loaded); returns the tracker."""
+    Voila's shutdown handler (once Voila's routes are loaded); returns the tracker. ``env``
+    (``OPSJOBS_*`` of the server's settings) goes into the environment of every kernel the
+    server starts, so ``opsjobs.connect()`` there opens the server's store."""
     owners = serverapp.web_app.settings.get(SETTING)
     if owners is None:
-        owners = KernelOwners(serverapp.kernel_manager)
+        owners = KernelOwners(serverapp.kernel_manager, env)
         serverapp.web_app.settings[SETTING] = owners
     try:
         from voila.shutdown_kernel_handler import VoilaShutdownKernelHandler
