@@ -119,3 +119,13 @@ def test_the_dashboard_submit_follows_the_role(tmp_path: Path) -> None:
     assert nb.kind == "notebook"
     assert Auth.may_access(user, job)
     store.close()
+
+
+def test_allowed_calls_come_from_the_environment_and_are_checked() -> None:
+    from opsjobs.config import Settings
+    from opsjobs.errors import ConfigError
+
+    env = {"OPSJOBS_ALLOWED_CALLS": " jobfuncs:add,pkg.mod:f , jobfuncs:add"}
+    assert Settings.from_env(env).allowed_calls == ("jobfuncs:add", "pkg.mod:f")
+    with pytest.raises(ConfigError, match="allowed call"):
+        Settings.from_env({"OPSJOBS_ALLOWED_CALLS": "print(1)"})
