@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -139,7 +140,12 @@ def test_stats_workers_and_purge(worker: Settings) -> None:
 
 
 def test_python_dash_m_and_help() -> None:
-    done = subprocess.run(["opsjobs", "--help"], capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "opsjobs"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert done.returncode == 0 and "submit" in done.stdout and "worker" in done.stdout
 
 
