@@ -5,6 +5,7 @@ intact afterwards (integrity check, row counts, a normal submit and listing stil
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import sqlite3
@@ -158,7 +159,8 @@ def test_hostile_campaign_gives_no_5xx_and_leaves_the_store_intact(server: Serve
     assert not any(code >= 500 for code in c.statuses), c.statuses
 
     # the store is intact: same rows, integrity check passes, a normal round trip works
-    with sqlite3.connect(server.data / "opsjobs.db") as db:
+    # (sqlite3's own context manager commits but does not close)
+    with contextlib.closing(sqlite3.connect(server.data / "opsjobs.db")) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert {"jobs", "api_keys", "users", "schedules"} <= tables

@@ -177,3 +177,21 @@ def test_a_notebook_in_a_subfolder_named_like_the_dashboard_is_not_served(
     key = server.key("norole@example.org", "")
     for route in ("/voila/render/sub/dashboard.ipynb", "/voila/render//sub/dashboard.ipynb"):
         assert _get(server, "GET", route, key).status_code == 404, route
+
+
+def test_a_rendered_notebook_leaves_no_signature_database_open(tmp_path: Path) -> None:
+    # jupyter_server's notebook notary opened an SQLite signature database (in the user's
+    # Jupyter data folder) for the first rendered notebook and never closed it: the file stayed
+    # open until the process ended, where Python 3.13 reports "ResourceWarning: unclosed
+    # database". Signatures are kept in memory now: no such file is opened at all.
+    server = ServerThread(tmp_path, voila=True, worker=False, scheduler=False, memory_analysis=None)
+    shutil.copy(ROOT / "notebooks" / "dashboard.ipynb", server.root / "dashboard.ipynb")
+    server.start()
+    try:
+        key = server.key("someone@example.org", "")
+        page = _get(server, "GET", "/voila/render/dashboard.ipynb", key, timeout=120)
+        assert page.status_code == 200
+    finally:
+        server.stop()
+    open_files = [f.path for f in psutil.Process().open_files()]
+    assert not [f for f in open_files if "nbsignatures" in f], open_files

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_server.serverapp import ServerApp
+from nbformat.sign import MemorySignatureStore
 from traitlets.config import Config
 
 from .identity import COMM_ONLY_MESSAGES, OpsJobsAuthorizer, OpsJobsIdentityProvider
@@ -70,6 +71,9 @@ def server_config(
         s.ssl_options = {"ssl_version": ssl.PROTOCOL_TLS_SERVER}
     s.trust_xheaders = behind_proxy
     c.MappingKernelManager.allowed_message_types = COMM_ONLY_MESSAGES
+    # Notebook trust signatures in memory: jupyter_server's default opened an SQLite file in the
+    # user's Jupyter data folder for the first rendered notebook and never closed it.
+    c.NotebookNotary.store_factory = MemorySignatureStore
     if voila is None:
         voila = importlib.util.find_spec("voila") is not None
     # Voila and jupyter_server_terminals enable themselves in jupyter_server_config.d; decide here.
