@@ -35,6 +35,7 @@ from .context import JobContext
 from .errors import OpsJobsError
 from .model import Job, JobState, Metric, Mode, WorkerInfo, validate_queue
 from .runners import process as proc_runner
+from .runners import reaper
 from .runners.capture import OutputSink, ThreadRouter
 from .runners.inproc import run_in_process
 from .runners.kinds import Kind, KindRegistry, default_registry
@@ -166,6 +167,9 @@ class Worker:
             )
         )
         self._router = ThreadRouter.acquire()
+        # what this process starts is marked as ours; what dead workers left is killed
+        reaper.mark_owner()
+        reaper.reap_orphans()
         waiter = self.store.waiter(self.id)  # listening before the first claim: no ring is missed
         # The bell owns the waiter and closes it when it sees the stop; it is not joined, since
         # it may sit in a wait for up to one poll interval.
@@ -585,6 +589,7 @@ class Worker:
     def _supervise(self) -> None:
         interval = self.lease / 3
         next_beat = last_beat = 0.0
+        next_reap = time.time() + self.lease
         while not self._stopping.is_set():
             self._tick.clear()
             now = time.time()
@@ -592,6 +597,9 @@ class Worker:
                 self._beat_soon = False
                 self._beat(now)
                 last_beat, next_beat = now, now + interval
+                if now >= next_reap:  # a worker on this host may have died meanwhile
+                    next_reap = now + self.lease
+                    reaper.reap_orphans()
             now = time.time()
             self._enforce_deadlines(now)
             wait = next_beat - now

@@ -6,14 +6,117 @@ Real workers (``opsjobs worker`` processes), real kernels, SQLite and PostgreSQL
 
 from __future__ import annotations
 
+import contextlib
+import json
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
+import pytest
+from harness import TESTS, client_for, settings_for, start_worker, wait_for
+
+from opsjobs import JobState, Settings
 from opsjobs.runners.process import kill_tree
 
+LEASE = 3.0
+LONG_RUNNING = str(TESTS / "notebooks" / "long_running.ipynb")
 
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    if request.param == "sqlite":
+        yield settings_for(tmp_path, lease_seconds=LEASE)
+        return
+    from pg import isolated_schema
+
+    with isolated_schema() as url:
+        yield settings_for(tmp_path, lease_seconds=LEASE, store_url=url)
+
+
+def _worker(settings: Settings) -> subprocess.Popen[str]:
+    # five: four pool jobs and an inline one at once (an inline claim needs a free slot too)
+    return start_worker(settings, "--threads", "5", OPSJOBS_LEASE=f"{LEASE:g}")
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.communicate(timeout=30)
+
+
+def _pids(path: Path) -> list[int]:
+    """The pids a job wrote: ``pid_tree``'s "pid child" or the notebook's JSON."""
+    text = path.read_text()
+    if text.startswith("{"):
+        return list(json.loads(text).values())
+    return [int(p) for p in text.split()]
+
+
+# -- point 2: SIGKILL ---------------------------------------------------------------------------
+@pytest.mark.slow
+def test_sigkilled_worker_leaves_no_process_of_any_job(settings: Settings, tmp_path: Path) -> None:
+    """Notebook (process and thread mode), process, thread and inline jobs each start a
+    grandchild; the worker is SIGKILLed; two leases later none of their processes is alive."""
+    client = client_for(settings)
+    victim = _worker(settings)
+    files = {name: tmp_path / f"{name}.pids" for name in ("nb_process", "nb_thread")}
+    files.update({m: tmp_path / f"{m}.pids" for m in ("process", "thread", "inline")})
+    jobs = {}
+    rescuer = None
+    try:
+        for mode in ("process", "thread"):
+            payload = {"path": LONG_RUNNING, "parameters": {"pid_file": str(files[f"nb_{mode}"])}}
+            jobs[f"nb_{mode}"] = client.submit("nb", kind="notebook", payload=payload, mode=mode)
+        for mode in ("process", "thread"):
+            kwargs = {"path": str(files[mode]), "seconds": 300}
+            jobs[mode] = client.submit(mode, call="jobfuncs:pid_tree", kwargs=kwargs, mode=mode)
+        # the inline job blocks the main loop: submitted once the pool jobs have started
+        wait_for(
+            lambda: all(client.get(j.id).state is JobState.RUNNING for j in jobs.values()),
+            60,
+            "the pool jobs to start",
+        )
+        kwargs = {"path": str(files["inline"]), "seconds": 300}
+        jobs["inline"] = client.submit("inline", call="jobfuncs:pid_tree", kwargs=kwargs)
+        wait_for(lambda: all(f.is_file() for f in files.values()), 60, "every job's pids")
+        pids = {name: _pids(f) for name, f in files.items()}
+        assert all(alive(p) for ps in pids.values() for p in ps)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=30)  # (not communicate: orphans may hold its stderr open)
+        killed_at = time.monotonic()
+        rescuer = _worker(settings)
+
+        def leftovers() -> dict[str, list[int]]:
+            left = {n: [p for p in ps if alive(p)] for n, ps in pids.items()}
+            return {n: ps for n, ps in left.items() if ps}
+
+        deadline = killed_at + 2 * LEASE
+        while leftovers() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert leftovers() == {}, "processes of the SIGKILLed worker's jobs outlived it"
+        for job in jobs.values():
+            done = client.wait(job.id, timeout=4 * LEASE)
+            assert done.state is JobState.LOST
+    finally:
+        for proc in (victim, rescuer):
+            if proc is not None:
+                _stop(proc)
+        client.close()
+
+
+# -- point 3: SIGTERM ---------------------------------------------------------------------------
 def test_kill_tree_leaves_the_exit_status_to_its_popen(tmp_path: Path) -> None:
     """kill_tree must not reap a child it did not start: the Popen that waits for it would get
     ECHILD and report exit status 0 (a stopped job recorded as a success)."""

@@ -39,6 +39,7 @@ from ..config import Settings
 from ..context import ENV_JOB_DIR, ENV_JOB_ID, METRICS_FILE, RESULT_FILE, JobContext
 from ..errors import ConfigError, NotebookExecutionError, RunnerError
 from ..model import Metric
+from . import guard
 from .process import kill_tree
 
 __all__ = ["NotebookRun"]
@@ -224,6 +225,11 @@ class NotebookRun:
                 # CurveZMQ between us and the kernel where both support it (jupyter_client 8.7+).
                 with contextlib.suppress(Exception):
                     self.transport_encryption = "auto"
+
+            def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+                # the kernel leads its own group through the guard: it dies with the thread
+                # that starts it (this job's), and what its cells started dies with it
+                return guard.command(super().format_kernel_cmd(extra_arguments))
 
             async def start_kernel(self, **kwargs: Any) -> None:  # type: ignore[override]
                 kwargs["env"] = dict(run.kernel_env)

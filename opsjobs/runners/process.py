@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ from ..config import Settings
 from ..context import ENV_JOB_DIR, ENV_JOB_ID, METRICS_FILE, RESULT_FILE
 from ..model import Job, JobState, Metric
 from ..store import Finish
+from . import guard
 from .capture import read_capped
 from .kinds import Kind
 
@@ -33,7 +35,9 @@ def spawn(
     host: str,
     settings: Settings | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start the child for ``job`` in a new session, stdout and stderr into ``log_path``.
+    """Start the child for ``job`` in a new session, stdout and stderr into ``log_path``,
+    through :mod:`~opsjobs.runners.guard`: it dies with the calling thread (the worker's), and
+    its process group with it.
 
     With ``settings``, the child's environment names the worker's data folder and store
     (``OPSJOBS_DATA``, ``OPSJOBS_STORE``), so code in the child — and a notebook kernel started
@@ -53,6 +57,9 @@ def spawn(
     if argv is None:
         argv = [sys.executable, "-m", "opsjobs.runners.child", str(job_dir)]
     env = dict(os.environ)
+    if shutil.which(argv[0], path=env.get("PATH")) is None:
+        # as Popen would say it, before anything is started (the guard would only exit 127)
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), argv[0])
     env[ENV_JOB_ID] = job.id
     env[ENV_JOB_DIR] = str(job_dir)
     env["PYTHONUNBUFFERED"] = "1"
@@ -63,7 +70,7 @@ def spawn(
             env["OPSJOBS_RUNTIME_DIR"] = settings.runtime_dir
     with open(log_path, "wb") as log:
         return subprocess.Popen(
-            argv,
+            guard.command(argv),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
