@@ -16,10 +16,13 @@ Threads of one worker:
 
 from __future__ import annotations
 
+import _thread
 import collections
+import contextlib
 import functools
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -36,7 +39,7 @@ from .errors import OpsJobsError
 from .model import Job, JobState, Metric, Mode, WorkerInfo, validate_queue
 from .runners import process as proc_runner
 from .runners import reaper
-from .runners.capture import OutputSink, ThreadRouter
+from .runners.capture import OutputSink, ThreadRouter, read_capped
 from .runners.inproc import run_in_process
 from .runners.kinds import Kind, KindRegistry, default_registry
 from .runners.outcome import describe_exception
@@ -49,6 +52,11 @@ log = logging.getLogger("opsjobs.worker")
 #: A pool job that ran shorter than this (s), or than a step, is followed by one claim for its
 #: own thread only: see :meth:`Worker._step`.
 _SHORT_JOB = 0.0001
+#: Seconds a job still running after the stop's grace has to end once it is told (a child by
+#: SIGTERM) before child trees are killed and it is marked failed: a notebook kills its
+#: kernel, saves the partial notebook and names the cell.
+_STOP_GRACE = 5.0
+_STOPPED = "the worker stopped before the job finished"
 #: How long (s) the main loop trusts a pool thread that runs short jobs back to back to take
 #: the next queued job, before it fills the other free slots itself.
 _CHAIN_TRUST = 0.002
@@ -137,6 +145,7 @@ class Worker:
         self._stopping = threading.Event()
         self._router: ThreadRouter | None = None
         self._inline_executor = inline_executor
+        self._inline_stopper: threading.Timer | None = None
         #: Jobs that ended on their own, waiting for the next step to record them: one thread
         #: at a time records ends and claims, so a backlog goes into one transaction.
         self._ended: collections.deque[_Running] = collections.deque()
@@ -187,6 +196,8 @@ class Worker:
             self._stopping.set()
             self._wake.set()
             self._tick.set()
+            if self._inline_stopper is not None:
+                self._inline_stopper.cancel()
             self._shutdown(grace=self.lease / 3)
             supervisor.join(timeout=5)
             self.alerts.close(grace=2.0)
@@ -198,6 +209,24 @@ class Worker:
         self._stopping.set()
         self._wake.set()
         self._tick.set()
+        if (
+            self._inline_executor is None
+            and self._loop_thread == threading.main_thread().ident
+            and self._inline_stopper is None
+        ):
+            # An inline job holds the main loop, so the shutdown cannot begin before it ends:
+            # after the grace it is interrupted like Ctrl-C (recorded failed, with its output).
+            self._inline_stopper = threading.Timer(self.lease / 3, self._interrupt_inline)
+            self._inline_stopper.daemon = True
+            self._inline_stopper.start()
+
+    def _interrupt_inline(self) -> None:
+        with self._lock:
+            busy = any(
+                r.job.spec.mode is Mode.INLINE and not r.settled for r in self._running.values()
+            )
+        if busy:
+            _thread.interrupt_main()
 
     @property
     def busy(self) -> int:
@@ -462,7 +491,11 @@ class Worker:
         except BaseException:  # Ctrl-C during an inline job: record it, then stop the worker
             self._settle(
                 rec,
-                Finish(JobState.FAILED, error="interrupted: the worker was stopped"),
+                Finish(
+                    JobState.FAILED,
+                    output=self._output_of(rec),
+                    error="interrupted: the worker was stopped",
+                ),
                 record=True,
             )
             raise
@@ -527,7 +560,16 @@ class Worker:
             )
         if problem:
             log.warning("job %s: %s", job.id, problem)
-        if rec.stop_state is not None:
+        if rec.stop_state is JobState.FAILED:  # the worker's shutdown stopped it
+            detail = outcome.error or f"exit code {returncode}"
+            outcome = Finish(
+                JobState.FAILED,
+                output=outcome.output,
+                error=f"{_STOPPED} ({detail})",
+                exit_code=returncode,
+                result_json=outcome.result_json,
+            )
+        elif rec.stop_state is not None:
             reason = "timed out" if rec.stop_state is JobState.TIMED_OUT else "cancelled"
             outcome = Finish(
                 rec.stop_state,
@@ -580,6 +622,28 @@ class Worker:
             pause = min(pause * 2, 2.0)
         if not accepted:
             self._refused(job)
+
+    def _drain(self, seconds: float, *, children: bool = False) -> None:
+        """Record ends as they come, for up to ``seconds``, until no child's end is left
+        unrecorded and (unless ``children``: only those) no job is left undecided."""
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            with self._lock:
+                waiting = any(
+                    r.proc is not None or not (children or r.settled)
+                    for r in self._running.values()
+                )
+            if not waiting:
+                break
+            self._wake.wait(0.05)
+            self._wake.clear()
+            self._flush_ends()
+
+    def _output_of(self, rec: _Running) -> str:
+        """What a job printed so far: its sink's capped text, or a child's log file."""
+        if rec.sink is not None:
+            return rec.sink.text()
+        return read_capped(self._log_path(rec.job), self._output_cap)
 
     @staticmethod
     def _refused(job: Job) -> None:
@@ -688,34 +752,38 @@ class Worker:
 
     def _shutdown(self, grace: float) -> None:
         """Record the ends that are waiting, tell cooperative jobs to stop, give every job
-        ``grace`` seconds, then kill child trees and record what is left as failed (nothing
-        stays ``running``)."""
+        ``grace`` seconds; then send each child left SIGTERM (it says where it stopped), after
+        ``_STOP_GRACE`` kill the child trees, and record every job still without an end as
+        ``failed`` with the output it printed. Nothing stays ``running``; a job the shutdown
+        stopped is never a success, whatever its child's exit status."""
         self._flush_ends()
         with self._lock:
             for rec in self._running.values():
                 if rec.proc is None:
                     rec.ctx.cancel()
-        deadline = time.time() + grace
-        while self.busy and time.time() < deadline:
-            self._wake.wait(0.05)
-            self._wake.clear()
-            self._flush_ends()
+        self._drain(grace)
         with self._lock:
-            left = list(self._running.values())
+            left = [r for r in self._running.values() if not r.settled]
+        for rec in left:
+            rec.ctx.cancel()
+            with rec.lock:
+                if rec.stop_state is None:
+                    rec.stop_state = JobState.FAILED  # _run_child records the shutdown
+                proc = rec.proc
+            if proc is not None:
+                with contextlib.suppress(OSError):
+                    proc.send_signal(signal.SIGTERM)  # the child alone, not yet its tree
+        self._drain(_STOP_GRACE)  # a notebook's thread, too, is ending its kernel by now
+        for rec in left:
+            if rec.proc is not None and rec.proc.poll() is None:
+                proc_runner.kill_tree(rec.proc.pid)
+        self._drain(_STOP_GRACE, children=True)  # pool threads record their ends and output
         for rec in left:
             if rec.settled:
                 continue  # recorded, or its end waits in the queue flushed below
-            rec.ctx.cancel()
-            if rec.proc is not None:
-                proc_runner.kill_tree(rec.proc.pid)
-            output = rec.sink.text() if rec.sink is not None else ""
             self._settle(
                 rec,
-                Finish(
-                    JobState.FAILED,
-                    output=output,
-                    error="the worker stopped before the job finished",
-                ),
+                Finish(JobState.FAILED, output=self._output_of(rec), error=_STOPPED),
                 record=True,
             )
         self._flush_ends()

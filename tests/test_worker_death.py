@@ -19,7 +19,8 @@ import psutil
 import pytest
 from harness import TESTS, client_for, settings_for, start_worker, wait_for
 
-from opsjobs import JobState, Settings
+from opsjobs import Job, JobState, Settings
+from opsjobs.client import Client
 from opsjobs.runners.process import kill_tree
 
 LEASE = 3.0
@@ -125,3 +126,70 @@ def test_kill_tree_leaves_the_exit_status_to_its_popen(tmp_path: Path) -> None:
     )
     kill_tree(proc.pid, grace=2.0)
     assert proc.wait(timeout=10) in (-signal.SIGTERM, -signal.SIGKILL)
+
+
+def _sigterm_mid_job(
+    settings: Settings, submit: dict[str, object], ready: Path
+) -> tuple[Client, Job]:
+    """Submit a job, SIGTERM its worker once ``ready`` exists; the job as then recorded."""
+    client = client_for(settings)
+    worker = _worker(settings)
+    try:
+        job = client.submit("stopped", **submit)  # type: ignore[arg-type]
+        wait_for(ready.is_file, 60, "the job to get going")
+        worker.send_signal(signal.SIGTERM)
+        ended = wait_for(
+            lambda: client.get(job.id).state is not JobState.RUNNING, 30, "the stop recorded"
+        )
+        if submit.get("mode") == "thread" and submit.get("kind") != "notebook":
+            # a thread that ignores the stop keeps the process until it returns (its end is
+            # recorded already): no need to wait a minute for it here
+            worker.kill()
+        _, err = worker.communicate(timeout=30)
+        assert ended and worker.returncode in (0, -signal.SIGKILL), err
+    finally:
+        _stop(worker)
+    return client, client.get(job.id)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["process", "thread"])
+def test_sigterm_mid_notebook_fails_it_with_the_cell_and_its_output(
+    tmp_path: Path, mode: str
+) -> None:
+    settings = settings_for(tmp_path, lease_seconds=LEASE)
+    pid_file = tmp_path / "pids.json"
+    payload = {"path": LONG_RUNNING, "parameters": {"pid_file": str(pid_file)}}
+    client, job = _sigterm_mid_job(
+        settings, {"kind": "notebook", "payload": payload, "mode": mode}, pid_file
+    )
+    try:
+        assert job.state is JobState.FAILED, (job.state, job.exit_code, job.error)
+        assert "cell 3" in (job.error or "") and "import time" in (job.error or ""), job.error
+        assert "[cell 4/5] import time" in job.output and "started" in job.output
+        assert "finished without being stopped" not in job.output
+        for pid in json.loads(pid_file.read_text()).values():
+            wait_for(lambda pid=pid: not alive(pid), 10, f"process {pid} of the job to end")
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("mode", ["process", "thread", "inline"])
+def test_sigterm_mid_command_keeps_its_output_in_the_row(tmp_path: Path, mode: str) -> None:
+    settings = settings_for(tmp_path, lease_seconds=LEASE)
+    ready = tmp_path / "ready"
+    source = (
+        "import time\n"
+        "print('before the stop', flush=True)\n"
+        f"open({str(ready)!r}, 'w').close()\n"
+        "for _ in range(600):\n"
+        "    time.sleep(0.1)\n"
+        "print('after the stop')\n"
+    )
+    client, job = _sigterm_mid_job(settings, {"command": source, "mode": mode}, ready)
+    try:
+        assert job.state is JobState.FAILED, (job.state, job.exit_code, job.error)
+        assert "before the stop" in job.output
+        assert "after the stop" not in job.output
+    finally:
+        client.close()

@@ -29,8 +29,19 @@ def _die_with_parent(parent: int) -> None:
     os.killpg(os.getpgid(0), signal.SIGKILL)
 
 
+class Stopped(BaseException):
+    """Raised in the job's code by SIGTERM: the worker is stopping (or the job timed out or
+    was cancelled). A BaseException, so the job's own ``except Exception`` does not swallow
+    it; its traceback in the output shows where the job was."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Stopped("stopped by SIGTERM")
+
+
 def main(argv: list[str]) -> int:
     threading.Thread(target=_die_with_parent, args=(os.getppid(),), daemon=True).start()
+    signal.signal(signal.SIGTERM, _on_sigterm)
     job_dir = Path(argv[0])
     meta = json.loads((job_dir / "job.json").read_text("utf-8"))
     ctx = file_context(job_dir, meta["job_id"], meta.get("worker_id"), meta.get("host"))

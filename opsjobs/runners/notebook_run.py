@@ -27,6 +27,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -113,6 +114,7 @@ class NotebookRun:
         self._metrics_offset = 0
         self._code_cells: list[int] = []
         self._injected_at: int | None = None
+        self._current: tuple[int, str] | None = None  # (index, first line) of the running cell
         self._exporter: Any = None
 
     # -- the run --------------------------------------------------------------------------
@@ -132,6 +134,10 @@ class NotebookRun:
             self._say(f"parameters: {json.dumps(self.parameters, default=str)}")
         watcher = threading.Thread(target=self._watch, name="opsjobs-nb-watch", daemon=True)
         watcher.start()
+        on_main = threading.current_thread() is threading.main_thread()
+        previous: Any = None
+        if on_main:  # a process-mode child: its worker stops it with SIGTERM
+            previous = signal.signal(signal.SIGTERM, self._on_sigterm)
         started = time.monotonic()
         started_at = datetime.now(timezone.utc).isoformat()
         failure: BaseException | None = None
@@ -167,11 +173,16 @@ class NotebookRun:
             failure = RunnerError(f"papermill failed: {type(exc).__name__}: {exc}")
         finally:
             self._done.set()
+            if on_main:
+                signal.signal(signal.SIGTERM, previous)
             watcher.join(timeout=5)
             self._relay()
             with contextlib.suppress(OSError):
                 shutil.rmtree(self.kernel_dir)
             self._drop_empty_job_dir()
+        if failure is None and (self._killed or self.ctx.cancelled):
+            # stopped, though papermill returned: never a success
+            failure = RunnerError(f"stopped {self._where()}")
         seconds = time.monotonic() - started
         summary = self._finish_outputs(kernel, started_at, seconds, failure)
         if failure is not None:
@@ -277,6 +288,7 @@ class NotebookRun:
     def _on_cell_start(self, cell: Any, cell_index: int, **_: Any) -> None:
         if cell_index not in self._code_cells:
             return
+        self._current = (cell_index, _first_line(cell.source))
         position = self._code_cells.index(cell_index) + 1
         label = (
             "(injected parameters)" if cell_index == self._injected_at else _first_line(cell.source)
@@ -347,12 +359,26 @@ class NotebookRun:
             f"{where} raised {exc.ename}" + (f": {evalue}" if evalue else "")
         )
 
+    def _where(self) -> str:
+        """The cell that runs now, as errors name it: ``cell 3 (import time)``."""
+        if self._current is None:
+            return "before the first cell"
+        index, line = self._current
+        if index == self._injected_at:
+            return "in the injected parameters cell"
+        return f"in cell {self._source_index(index)} ({line})"
+
     def _dead_kernel(self, exc: BaseException) -> RunnerError:
         with self._lock:
             killed = self._killed
         if killed:
-            return RunnerError("stopped: the kernel and its children were killed")
-        return NotebookExecutionError(f"the kernel died: {exc}")
+            return RunnerError(f"stopped {self._where()}: the kernel and its children were killed")
+        return NotebookExecutionError(f"the kernel died {self._where()}: {exc}")
+
+    def _on_sigterm(self, *_: object) -> None:
+        """SIGTERM in a ``process``-mode child (its worker is stopping): stop like a cancel,
+        so the run ends failed, naming its cell, with its partial notebook and summary."""
+        self.ctx.cancel()
 
     # -- outputs --------------------------------------------------------------------------
     def _finish_outputs(
