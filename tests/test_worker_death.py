@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -19,8 +20,10 @@ import psutil
 import pytest
 from harness import TESTS, client_for, settings_for, start_worker, wait_for
 
+import opsjobs
 from opsjobs import Job, JobState, Settings
 from opsjobs.client import Client
+from opsjobs.runners import reaper
 from opsjobs.runners.process import kill_tree
 
 LEASE = 3.0
@@ -191,5 +194,56 @@ def test_sigterm_mid_command_keeps_its_output_in_the_row(tmp_path: Path, mode: s
         assert job.state is JobState.FAILED, (job.state, job.exit_code, job.error)
         assert "before the stop" in job.output
         assert "after the stop" not in job.output
+    finally:
+        client.close()
+
+
+# -- the pieces -----------------------------------------------------------------------------------
+def _sleeper(**env: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"], env={**os.environ, **env}
+    )
+
+
+def test_reaper_kills_what_dead_owners_left_and_nothing_else() -> None:
+    owner = _sleeper()
+    tag = reaper.owner_tag(owner.pid)
+    assert tag is not None and reaper.owner_alive(tag)
+    ns = tag.rsplit(":", 1)[1]
+    live = reaper.owner_tag()
+    assert live is not None
+    # the second: its owner's pid started at another time (a reused pid): gone too
+    orphans = [_sleeper(OPSJOBS_OWNER=tag), _sleeper(OPSJOBS_OWNER=f"{owner.pid}:1:{ns}")]
+    spared = [
+        _sleeper(OPSJOBS_OWNER=live),  # its owner (this process) lives
+        _sleeper(OPSJOBS_OWNER=f"{owner.pid}:{tag.split(':')[1]}:1"),  # another namespace
+        _sleeper(),  # no mark
+    ]
+    try:
+        owner.kill()
+        owner.wait()
+        assert not reaper.owner_alive(tag)
+        killed = reaper.reap_orphans()
+        assert {p.pid for p in orphans} <= set(killed)
+        assert [p.wait(timeout=10) for p in orphans] == [-signal.SIGKILL] * 2
+        assert all(p.poll() is None for p in spared)
+    finally:
+        for proc in spared + orphans:
+            proc.kill()
+            proc.wait()
+
+
+def test_what_a_process_job_left_running_ends_with_it(tmp_path: Path) -> None:
+    """The group watchdog: a process job's background child does not outlive the job."""
+    settings = settings_for(tmp_path, lease_seconds=LEASE)
+    client = client_for(settings)
+    pid_file = tmp_path / "pid"
+    script = f"sleep 300 & echo $! > {pid_file}.tmp; mv {pid_file}.tmp {pid_file}"
+    try:
+        with opsjobs.embed(store=client.store, settings=settings):
+            job = client.submit("bg", argv=["sh", "-c", script], mode="process")
+            assert client.wait(job.id, timeout=30).state is JobState.SUCCEEDED
+            pid = int(pid_file.read_text())
+            wait_for(lambda: not alive(pid), 10, "the job's background sleep to end")
     finally:
         client.close()

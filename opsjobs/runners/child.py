@@ -1,4 +1,5 @@
-"""Entry point of a ``process``-mode child: ``python -m opsjobs.runners.child <job folder>``.
+"""Entry point of a ``process``-mode child:
+``python -m opsjobs.runners.child <job folder> [<worker pid>]``.
 
 The worker writes ``job.json`` (kind, payload, ids) into the job folder and points stdout and
 stderr at the job's log file. The child runs the kind with a file-backed job context, writes
@@ -17,6 +18,7 @@ import traceback
 from pathlib import Path
 
 from ..context import adopt, file_context
+from . import guard
 from .kinds import default_registry
 from .outcome import describe_exception, result_json
 
@@ -40,6 +42,9 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str]) -> int:
+    # with the worker's pid: lead a guarded group (before any thread starts: it forks)
+    if len(argv) > 1 and not guard.arm(int(argv[1])):
+        return 1  # the worker is gone already
     threading.Thread(target=_die_with_parent, args=(os.getppid(),), daemon=True).start()
     signal.signal(signal.SIGTERM, _on_sigterm)
     job_dir = Path(argv[0])

@@ -1,7 +1,8 @@
 """Launcher of a job's process group: ``python -I -S guard.py <parent pid> <program> [args...]``.
 
-Every process a worker starts for a job — a ``process``-mode child, a notebook's kernel — is
-started through this script, as the leader of its own session and process group. It
+Every process a worker starts for a job — a ``process``-mode program, a notebook's kernel — is
+started through this script, as the leader of its own session and process group (the Python
+child of ``call`` and ``command`` jobs calls :func:`arm` itself, saving an interpreter). It
 
 * asks the kernel to SIGKILL the program when the thread that started it dies
   (``prctl(PR_SET_PDEATHSIG)``, Linux), so a SIGKILLed worker takes its children with it;
@@ -70,11 +71,13 @@ def command(program: list[str], parent: int | None = None) -> list[str]:
     return [sys.executable, "-I", "-S", os.path.abspath(__file__), str(pid), *program]
 
 
-def main(argv: list[str]) -> int:
-    parent, program = int(argv[0]), argv[1:]
+def arm(parent: int) -> bool:
+    """Make this process the guarded leader of a job's group: SIGKILL when the thread of
+    ``parent`` that started it dies, and a watchdog in its group. Call it first thing, while
+    the process has one thread (it forks). False if ``parent`` is already gone."""
     set_pdeathsig(signal.SIGKILL)
     if os.getppid() != parent:  # the worker died before the signal was armed
-        return 1
+        return False
     if os.getpgrp() != os.getpid():
         os.setsid()
     leader = os.getpid()
@@ -83,6 +86,13 @@ def main(argv: list[str]) -> int:
             _watch(leader)
         finally:
             os._exit(0)
+    return True
+
+
+def main(argv: list[str]) -> int:
+    parent, program = int(argv[0]), argv[1:]
+    if not arm(parent):
+        return 1
     try:
         os.execvp(program[0], program)
     except OSError as exc:

@@ -54,12 +54,14 @@ def spawn(
     }
     (job_dir / "job.json").write_text(json.dumps(meta), "utf-8")
     argv = kind.program(job.spec.payload)
-    if argv is None:
-        argv = [sys.executable, "-m", "opsjobs.runners.child", str(job_dir)]
     env = dict(os.environ)
-    if shutil.which(argv[0], path=env.get("PATH")) is None:
+    if argv is None:  # our own child: it arms the guard itself (runners/child.py)
+        argv = [sys.executable, "-m", "opsjobs.runners.child", str(job_dir), str(os.getpid())]
+    elif shutil.which(argv[0], path=env.get("PATH")) is None:
         # as Popen would say it, before anything is started (the guard would only exit 127)
         raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), argv[0])
+    else:
+        argv = guard.command(argv)
     env[ENV_JOB_ID] = job.id
     env[ENV_JOB_DIR] = str(job_dir)
     env["PYTHONUNBUFFERED"] = "1"
@@ -70,7 +72,7 @@ def spawn(
             env["OPSJOBS_RUNTIME_DIR"] = settings.runtime_dir
     with open(log_path, "wb") as log:
         return subprocess.Popen(
-            guard.command(argv),
+            argv,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

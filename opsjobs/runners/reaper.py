@@ -1,12 +1,14 @@
 """The reaper: processes whose worker died are killed by the next worker on the host.
 
-A worker process marks itself in its environment, ``OPSJOBS_OWNER=<pid>:<start time>``, before
-it runs a job; every process started from it inherits the mark — a ``process`` child, a kernel,
-and what ``inline`` and ``thread`` jobs start with ``subprocess`` (they run in the worker's own
-process, so its environment is theirs). Each worker, when it starts and then once per lease,
-reads the environment of this user's processes on the host (``/proc/<pid>/environ``) and
-SIGKILLs those whose owner is no longer alive: a pid that is gone, a zombie, or a pid reused by a
-process that started at another time.
+A worker process marks itself in its environment before it runs a job,
+``OPSJOBS_OWNER=<pid>:<start time>:<pid namespace>``; every process started from it inherits the
+mark — a ``process`` child, a kernel, and what ``inline`` and ``thread`` jobs start with
+``subprocess`` (they run in the worker's own process, so its environment is theirs). Each worker,
+when it starts and then once per lease, reads the environment of this user's processes on the host
+(``/proc/<pid>/environ``) and SIGKILLs those whose owner is no longer alive: a pid that is gone, a
+zombie, or a pid reused by a process that started at another time. Marks made in another pid
+namespace (processes of a container, seen from its host) are left alone: their pids do not name
+processes here.
 
 This is the backstop. A job's process group already dies with its worker
 (:mod:`opsjobs.runners.guard`: ``PR_SET_PDEATHSIG`` and a group watchdog); the reaper finds what
@@ -40,17 +42,28 @@ def _start_ticks(pid: int) -> tuple[str, str] | None:
     return fields[0].decode(), fields[19].decode()
 
 
+def _pid_namespace() -> str:
+    """This process's pid namespace (``pid:[4026531836]``): a pid means something only there."""
+    try:
+        return os.readlink("/proc/self/ns/pid").removeprefix("pid:").strip("[]")
+    except OSError:
+        return ""
+
+
 def owner_tag(pid: int | None = None) -> str | None:
-    """``<pid>:<start time>`` of ``pid`` (default: this process); None without ``/proc``."""
+    """``<pid>:<start time>:<pid namespace>`` of ``pid`` (default: this process); None
+    without ``/proc``."""
     pid = os.getpid() if pid is None else pid
     found = _start_ticks(pid)
-    return None if found is None else f"{pid}:{found[1]}"
+    return None if found is None else f"{pid}:{found[1]}:{_pid_namespace()}"
 
 
-def owner_alive(tag: str) -> bool:
-    """Whether the process named by a mark still runs (not a zombie, not a reused pid)."""
-    pid, _, ticks = tag.partition(":")
-    if not pid.isdigit():
+def owner_alive(tag: str, namespace: str | None = None) -> bool:
+    """Whether the process named by a mark still runs (not a zombie, not a reused pid). A
+    mark made in another pid namespace (a container seen from its host) is never judged dead."""
+    pid, ticks, ns = [*tag.split(":"), "", ""][:3]
+    here = _pid_namespace() if namespace is None else namespace
+    if not pid.isdigit() or ns != here:
         return True  # not ours to judge
     found = _start_ticks(int(pid))
     return found is not None and found[0] != "Z" and found[1] == ticks
@@ -83,6 +96,7 @@ def reap_orphans() -> list[int]:
     except OSError:
         return []
     me = os.getpid()
+    namespace = _pid_namespace()
     verdicts: dict[str, bool] = {}
     killed = []
     for pid in pids:
@@ -92,7 +106,7 @@ def reap_orphans() -> list[int]:
         if tag is None:
             continue
         if tag not in verdicts:
-            verdicts[tag] = owner_alive(tag)
+            verdicts[tag] = owner_alive(tag, namespace)
         if verdicts[tag]:
             continue
         with contextlib.suppress(ProcessLookupError, PermissionError):
