@@ -1,16 +1,21 @@
-"""Benchmark: opsjobs.analyzer.analyze() against pympler on a ~1 M-object heap.
+"""Benchmark: opsjobs.analyzer.analyze() against pympler on a family of ~1 M-object heaps.
 
-Each measurement runs in its own child process (same synthetic heap) so one tool's
-leftovers cannot pollute the other's figures:
+The shapes are ``items`` (125,000 ``Item`` instances, the original bench heap) and those of
+``bench/heap_shapes.py``. Each measurement runs in its own child process (same synthetic
+heap) so one tool's leftovers cannot pollute the other's figures:
 
-* ``ours``    wall time, peak extra memory (VmHWM after resetting it), RSS kept afterwards;
+* ``ours``    wall and CPU time of the default ``analyze()``, peak extra memory (VmHWM after
+  resetting it), RSS kept afterwards;
 * ``pympler`` the same for ``muppy.get_objects()`` + ``summary.summarize()``;
-* ``ticker``  a 1 ms ticker thread runs during ``analyze()``; its gaps show GIL hold times;
-* ``sizes``   per-type counts and bytes of the heap's types as ours and pympler report them,
-  beside the truth: ``sys.getsizeof`` summed over every object reachable from the gc-tracked
-  ones (each object once). The table says which tool is right where they disagree.
+* ``ticker``  a 1 ms ticker thread runs during ``analyze()`` and, in the same child, during a
+  plain Python loop of the same length; the ratio of their p99 gaps shows GIL hold times;
+* ``sizes``   per-type counts and bytes of the ``items`` heap's types as ours and pympler
+  report them, beside the truth: ``sys.getsizeof`` summed over every object reachable from
+  the gc-tracked ones (each object once). The table says which tool is right where they
+  disagree.
 
-Usage: ``PYTHONPATH=. python bench/analyzer.py [--items 125000]`` (Linux; pympler needed).
+Usage: ``PYTHONPATH=. python bench/analyzer.py [--shape NAME ...] [--repeat 2]`` (Linux;
+pympler needed).
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ import time
 import types
 from pathlib import Path
 from typing import Any
+
+import heap_shapes
 
 MiB = 1024 * 1024
 
@@ -75,18 +82,64 @@ def _measure(run: Any) -> dict[str, float]:
     }
 
 
-def child(kind: str, items: int) -> dict[str, Any]:
+def _ticks(run: Any) -> tuple[list[float], float]:
+    """Gaps (s) a 1 ms ticker thread saw while ``run()`` ran on this thread, and run's wall."""
+    gaps: list[float] = []
+    stop = threading.Event()
+
+    def tick() -> None:
+        last = time.perf_counter()
+        while not stop.is_set():
+            time.sleep(0.001)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    thread = threading.Thread(target=tick)
+    thread.start()
+    time.sleep(0.05)
+    gaps.clear()
+    t0 = time.perf_counter()
+    run()
+    wall = time.perf_counter() - t0
+    stop.set()
+    thread.join()
+    return gaps, wall
+
+
+def _plain_loop(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    n = 0
+    while time.perf_counter() < end:
+        n += 1
+
+
+def _p99(gaps: list[float]) -> float:
+    gaps = sorted(gaps)
+    return gaps[int(0.99 * (len(gaps) - 1))] * 1000
+
+
+def _build(shape: str, items: int, scale: float) -> None:
     global HEAP
-    HEAP = build(items)
+    if shape == "items":
+        HEAP = build(items)
+    else:
+        heap_shapes.build(shape, scale)
+
+
+def child(kind: str, items: int, shape: str = "items", scale: float = 1.0) -> dict[str, Any]:
+    _build(shape, items, scale)
     from opsjobs.analyzer import analyze
 
     analyze(top_count=1, time_budget=0.001)  # import and first-use costs out of the figures
     info: dict[str, Any] = {"tracked": len(gc.get_objects())}
     if kind == "ours":
-        info.update(_measure(lambda: analyze(time_budget=60)))
-        report = analyze(time_budget=60)
+        info.update(_measure(lambda: analyze()))
+        report = analyze()
         info["objects"] = report.heap.objects
         info["coverage"] = report.coverage.fraction
+        info["elapsed_s"] = report.coverage.elapsed_s
+        info["cut_short"] = report.coverage.cut_short
     elif kind == "ours-deep":
         info.update(_measure(lambda: analyze(deep=True, time_budget=60)))
     elif kind == "pympler":
@@ -101,30 +154,22 @@ def child(kind: str, items: int) -> dict[str, Any]:
 
         info.update(_measure(run))
     elif kind == "ticker":
-        gaps: list[float] = []
-        stop = threading.Event()
-
-        def tick() -> None:
-            last = time.perf_counter()
-            while not stop.is_set():
-                time.sleep(0.001)
-                now = time.perf_counter()
-                gaps.append(now - last)
-                last = now
-
-        thread = threading.Thread(target=tick)
-        thread.start()
-        time.sleep(0.05)
-        gaps.clear()
-        t0 = time.perf_counter()
-        analyze(time_budget=60)
-        info["wall_s"] = time.perf_counter() - t0
-        stop.set()
-        thread.join()
-        gaps.sort()
-        info["ticks"] = len(gaps)
-        info["gap_p99_ms"] = gaps[int(0.99 * (len(gaps) - 1))] * 1000
-        info["gap_max_ms"] = gaps[-1] * 1000
+        # the same ticker beside analyze() and beside a plain Python loop of the same length,
+        # alternated three times; the gaps of each side are pooled
+        ours: list[float] = []
+        plain: list[float] = []
+        walls = []
+        for _ in range(3):
+            gaps, wall = _ticks(analyze)
+            ours += gaps
+            walls.append(wall)
+            plain += _ticks(lambda w=wall: _plain_loop(max(w, 0.2)))[0]  # type: ignore[misc]
+        info["wall_s"] = min(walls)
+        info["ticks"] = len(ours)
+        info["gap_p99_ms"] = _p99(ours)
+        info["gap_max_ms"] = max(ours) * 1000
+        info["plain_p99_ms"] = _p99(plain)
+        info["plain_max_ms"] = max(plain) * 1000
     elif kind == "sizes":
         info["sizes"] = sizes()
     return info
@@ -204,6 +249,62 @@ def print_sizes(table: dict[str, dict[str, list[int]]]) -> None:
 HEAP: list[Item] = []
 
 
+KINDS = ("ours", "pympler", "ticker")
+
+
+def _run_child(kind: str, shape: str, args: argparse.Namespace) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--child", kind, "--items", str(args.items)]
+    cmd += ["--shape", shape, "--scale", str(args.scale)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def measure_shape(shape: str, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Best (by wall time) of ``--repeat`` children of each kind, run side by side."""
+    res: dict[str, dict[str, Any]] = {}
+    for _ in range(args.repeat):
+        for kind in KINDS + (("ours-deep",) if args.deep else ()):
+            got = _run_child(kind, shape, args)
+            best = res.get(kind)
+            if best is None or got["wall_s"] < best["wall_s"]:
+                res[kind] = got
+    return res
+
+
+def _met(ok: bool) -> str:
+    return "" if ok else " !"
+
+
+def print_row(shape: str, res: dict[str, dict[str, Any]]) -> None:
+    ours, pym, tick = res["ours"], res["pympler"], res["ticker"]
+    wall_x = pym["wall_s"] / ours["wall_s"]
+    cpu_x = pym["cpu_s"] / ours["cpu_s"]
+    tick_x = tick["gap_p99_ms"] / tick["plain_p99_ms"]
+    cells = [
+        f"{shape:16}",
+        f"{ours['objects'] / 1e6:6.2f}M",
+        f"{ours['wall_s']:7.3f}",
+        f"{pym['wall_s']:7.3f}",
+        f"{wall_x:6.1f}x{_met(wall_x >= 8):2}",
+        f"{cpu_x:6.1f}x{_met(cpu_x >= 8):2}",
+        f"{ours['peak_extra_mib']:6.1f}{_met(ours['peak_extra_mib'] <= 25):2}",
+        f"{ours['rss_kept_mib']:6.1f}{_met(ours['rss_kept_mib'] <= 2):2}",
+        f"{tick['gap_p99_ms']:6.1f}/{tick['plain_p99_ms']:4.1f}",
+        f"{tick_x:5.2f}x{_met(tick_x <= 2):2}",
+        f"{ours['elapsed_s']:6.2f}{'' if not ours['cut_short'] else ' cut'}",
+    ]
+    if "ours-deep" in res:
+        deep = res["ours-deep"]
+        cells.append(f"  deep {deep['wall_s']:.3f} s {deep['peak_extra_mib']:.1f} MiB")
+    print(" ".join(cells), flush=True)
+
+
+HEADER = (
+    f"{'shape':16} {'objects':>7} {'ours s':>7} {'pympl s':>7} {'wall':>9} {'CPU':>9} "
+    f"{'peakMiB':>8} {'keptMiB':>8} {'p99 ms ours/plain':>11} {'ticker':>8} {'budget s':>6}"
+)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -211,67 +312,38 @@ def main() -> None:
     )
     parser.add_argument("--child", choices=["ours", "ours-deep", "pympler", "ticker", "sizes"])
     parser.add_argument(
-        "--repeat", type=int, default=3, help="children per measurement; the best one is shown"
+        "--shape",
+        action="append",
+        choices=["items", *heap_shapes.SHAPES],
+        help="heap shape(s) to measure (default: all); repeat the option for several",
     )
+    parser.add_argument("--scale", type=float, default=1.0, help="size of the shapes (1 = ~1 M)")
+    parser.add_argument(
+        "--repeat", type=int, default=2, help="children per measurement; the best one is shown"
+    )
+    parser.add_argument("--deep", action="store_true", help="also measure deep mode")
+    parser.add_argument("--no-sizes", action="store_true", help="skip the per-type sizes table")
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.items)))
+        shape = (args.shape or ["items"])[0]
+        print(json.dumps(child(args.child, args.items, shape, args.scale)))
         return
-    res: dict[str, dict[str, Any]] = {}
-    for _ in range(args.repeat):
-        for kind in ("ours", "pympler", "ticker", "ours-deep"):
-            out = subprocess.run(
-                [sys.executable, __file__, "--child", kind, "--items", str(args.items)],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            got = json.loads(out.stdout.strip().splitlines()[-1])
-            best = res.get(kind)
-            if best is None or got["wall_s"] < best["wall_s"]:
-                res[kind] = got
-    sized = subprocess.run(
-        [sys.executable, __file__, "--child", "sizes", "--items", str(args.items)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    load = os.getloadavg()
-    ours, pym, tick, deep = res["ours"], res["pympler"], res["ticker"], res["ours-deep"]
-    print(f"Python {platform.python_version()}")
+    shapes = args.shape or ["items", *heap_shapes.SHAPES]
+    load0 = os.getloadavg()
+    print(f"Python {platform.python_version()}; best of {args.repeat} runs per cell")
+    print("goals: wall and CPU >= 8x pympler, peak extra <= 25 MiB, RSS kept <= 2 MiB,")
+    print("ticker p99 <= 2x the same ticker beside a plain loop; ! marks a missed goal;")
+    print("budget: seconds the default analysis (time_budget 10 s) took, 'cut' if cut short")
+    print(HEADER)
+    for shape in shapes:
+        print_row(shape, measure_shape(shape, args))
+    load1 = os.getloadavg()
     print(
-        f"best of {args.repeat} runs each; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+        f"load average before {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}, "
+        f"after {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}"
     )
-    print(
-        f"heap: {ours['objects']:,} objects walked by ours ({ours['tracked']:,} gc-tracked), "
-        f"{pym['objects']:,} listed by pympler"
-    )
-    print(f"{'':24}{'ours':>10}{'pympler':>10}{'ratio':>8}{'target':>12}")
-    print(
-        f"{'wall time (s)':24}{ours['wall_s']:10.3f}{pym['wall_s']:10.3f}"
-        f"{pym['wall_s'] / ours['wall_s']:7.1f}x{'>= 8x':>12}"
-    )
-    print(
-        f"{'CPU time (s)':24}{ours['cpu_s']:10.3f}{pym['cpu_s']:10.3f}"
-        f"{pym['cpu_s'] / ours['cpu_s']:7.1f}x"
-    )
-    print(
-        f"{'peak extra (MiB)':24}{ours['peak_extra_mib']:10.1f}{pym['peak_extra_mib']:10.1f}"
-        f"{'':8}{'<= 25':>12}"
-    )
-    print(
-        f"{'RSS kept (MiB)':24}{ours['rss_kept_mib']:10.1f}{pym['rss_kept_mib']:10.1f}"
-        f"{'':8}{'<= 2':>12}"
-    )
-    print(
-        f"ticker during analyze: {tick['ticks']} ticks, gap p99 {tick['gap_p99_ms']:.2f} ms "
-        f"(target <= 10), max {tick['gap_max_ms']:.2f} ms; analyze took {tick['wall_s']:.3f} s"
-    )
-    print(
-        f"deep mode: {deep['wall_s']:.3f} s, peak extra {deep['peak_extra_mib']:.1f} MiB, "
-        f"RSS kept {deep['rss_kept_mib']:.1f} MiB"
-    )
-    print_sizes(json.loads(sized.stdout.strip().splitlines()[-1])["sizes"])
+    if not args.no_sizes:
+        print_sizes(_run_child("sizes", "items", args)["sizes"])
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ LOCAL = {
     "jobfuncs",
     "server_harness",
     "throughput",
+    "heap_shapes",
 }
 # Standard modules of the newer supported Pythons, imported behind a version check.
 NEWER_STDLIB = {"tomllib"}
