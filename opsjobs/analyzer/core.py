@@ -8,8 +8,8 @@ import platform
 from datetime import datetime
 from typing import Any
 
-from opsjobs.analyzer.deep import GlobalRow, largest_globals, module_namespaces
 from opsjobs.analyzer.gcstats import GcPauseRecorder, gc_stats
+from opsjobs.analyzer.globals import GlobalRow, largest_globals, module_namespaces
 from opsjobs.analyzer.heap import Census, run_census, type_name
 from opsjobs.analyzer.holders import find_global_holders, find_holders
 from opsjobs.analyzer.model import ContainerRow, Coverage, HeapSummary, Report
@@ -94,6 +94,10 @@ def analyze(
     del targets, modules
     containers = _containers(census, holders)
     census.containers = []
+    # the string table references every distinct heap string: dropped before the globals are
+    # sized, whose walk would take each of them for shared (and not scale sampled ones up)
+    string_stats = strings.result(top_count) if strings is not None else None
+    del strings
     if deadline.hit:
         skipped.append("globals")
         globals_rows: list[GlobalRow] = []
@@ -130,10 +134,10 @@ def analyze(
         heap=heap,
         globals=globals_rows,
         containers=containers,
-        strings=strings.result(top_count) if strings is not None else None,
+        strings=string_stats,
         coverage=coverage,
     )
-    del census, strings
+    del census
     release_free_memory()
     return report
 

@@ -1,23 +1,25 @@
-"""Deep sizes by a bounded referents walk, and the largest module globals.
+"""Deep sizes by a bounded referents walk.
 
 The walk follows :func:`gc.get_referents` from a root, counts ``sys.getsizeof`` of every
-object reached once, and stops at shared program structure (modules, classes, functions,
-code, frames), so the size of a global is the data it holds, much like ``pympler.asizeof``
-but without touching ``__dict__`` (which would materialise instance dicts on 3.11+).
+object reached once, and stops at shared program structure (modules and their namespaces,
+classes, functions, code, frames), so the size of a global is the data it holds, much like
+``pympler.asizeof`` but without touching ``__dict__`` (which would materialise instance dicts
+on 3.11+). A large builtin container met anywhere in the walk is estimated from a sample of
+its items instead of being walked whole (the result is then flagged ``estimated``).
 """
 
 from __future__ import annotations
 
+import gc
 import sys
 import types
 from dataclasses import dataclass
-from itertools import compress, islice
-from operator import not_
+from itertools import compress, filterfalse, islice, repeat
+from operator import add, and_, not_
 
-from opsjobs.analyzer.heap import type_name
 from opsjobs.analyzer.walk import CHUNK, Deadline, Dedupe, safe_sizes
 
-__all__ = ["DeepSize", "GlobalRow", "deep_size", "largest_globals", "module_namespaces"]
+__all__ = ["SAMPLE_ABOVE", "STOP_TYPES", "DeepSize", "StopCache", "aligned_total", "deep_size"]
 
 #: Referents of these kinds are program structure, not data held by a global.
 STOP_TYPES: tuple[type, ...] = (
@@ -35,8 +37,6 @@ STOP_TYPES: tuple[type, ...] = (
     types.GetSetDescriptorType,
     types.MemberDescriptorType,
 )
-#: Exact builtin containers whose ``len()`` cannot run user code.
-SIZED: frozenset[type] = frozenset({dict, list, tuple, set, frozenset, str, bytes, bytearray})
 #: Exact containers whose deep size is estimated from a sample when they are large.
 SAMPLED_TYPES: frozenset[type] = frozenset({dict, list, tuple, set, frozenset})
 #: Containers with more items than this are estimated from a sample.
@@ -45,10 +45,68 @@ SAMPLE_ABOVE = 20_000
 SAMPLE_ITEMS = 2_000
 #: Exact types that reference nothing worth walking.
 LEAVES: frozenset[type] = frozenset({str, int, float, bool, bytes, complex, type(None)})
-_MODULE_DICT = vars(types.ModuleType)["__dict__"]
+#: A container this many bytes large may hold more than :data:`SAMPLE_ABOVE` items.
+_SAMPLE_BYTES = 8 * SAMPLE_ABOVE
 
 
-class _StopCache(dict[type, bool]):
+def aligned_total(sizes: list[int]) -> int:
+    """Sum of ``sizes``, each rounded up to 8 bytes as ``pympler.asizeof`` does (the
+    allocator hands out at least 8-byte-aligned blocks; a 28-byte int takes 32)."""
+    return sum(map(and_, map(add, sizes, repeat(7)), repeat(-8)))
+
+
+#: ``type.__flags__`` bit of classes whose instances keep their attributes without a dict
+#: object until ``__dict__`` is read (3.11+: ``Py_TPFLAGS_MANAGED_DICT``).
+_MANAGED_DICT = 1 << 4 if sys.version_info >= (3, 11) else 0
+_TYPE_FLAGS = vars(type)["__flags__"]
+
+
+#: ``sys.getsizeof`` of an instance dict created from ``n`` attributes kept in the object is
+#: ``_DICT_BASE + 8 * (n + _DICT_SLACK)`` on 3.11-3.13 once a class has many instances (the
+#: shared keys then hold three free slots); measured, and what ``pympler.asizeof`` counts.
+_DICT_BASE = 48
+_DICT_SLACK = 3
+
+
+class AttrDicts(dict[type, int]):
+    """type -> bytes of the dict its instances' attributes would take, 0 for most types.
+
+    On 3.11+ an instance keeps its attributes in the object until its ``__dict__`` is read;
+    ``pympler.asizeof`` reads it (creating the dict) and counts it. The analysis never reads
+    ``__dict__``, so it adds what that dict would take (:data:`_DICT_BASE` ...) for an instance
+    with as many attributes as the first instance of the type met holds (an estimate: the
+    real figure depends on the class's history). An instance whose dict was already created
+    has that dict counted too (a small overcount).
+    """
+
+    def _measure(self, t: type, obj: object) -> int:
+        if not _TYPE_FLAGS.__get__(t) & _MANAGED_DICT:
+            return 0
+        n = len(gc.get_referents(obj)) - 1  # its values and its type
+        return _DICT_BASE + 8 * (max(n, 0) + _DICT_SLACK)
+
+    def total(self, objs: list[object]) -> int:
+        """Bytes of the would-be dicts of ``objs``."""
+        types_ = list(map(type, objs))
+        for t in set(types_).difference(self):
+            self[t] = self._measure(t, objs[types_.index(t)])
+        return sum(map(self.__getitem__, types_))
+
+
+class DeepDedupe(Dedupe):
+    """The dedupe of one deep-size walk, with the walk's settings."""
+
+    def __init__(
+        self, exclude: frozenset[int] | set[int], sample_above: int | None, attr_dicts: AttrDicts
+    ) -> None:
+        super().__init__(untracked_only=False, exclude=exclude)
+        self.sample_above = sample_above
+        self.attr_dicts = attr_dicts
+
+
+class StopCache(dict[type, bool]):
+    """type -> "is program structure, do not enter" (a cache of ``issubclass``)."""
+
     def __missing__(self, key: type) -> bool:
         stop = issubclass(key, STOP_TYPES)
         self[key] = stop
@@ -65,34 +123,21 @@ class DeepSize:
     estimated: bool = False
 
 
-@dataclass(frozen=True)
-class GlobalRow:
-    """One module global and the data it holds (``estimated``: from a sample of its items)."""
-
-    module: str
-    name: str
-    type: str
-    length: int | None
-    deep_bytes: int
-    objects: int
-    truncated: bool
-    estimated: bool = False
-
-
 def _walk(
     stack: list[list[object]],
-    dedupe: Dedupe,
+    dedupe: DeepDedupe,
     stop: dict[type, bool],
     deadline: Deadline,
     budget: int,
     shared_out: list[object] | None = None,
-) -> tuple[int, int, bool]:
-    """Sizes of everything reachable from ``stack`` not seen before: (bytes, objects, cut).
+) -> DeepSize:
+    """Sizes of everything reachable from ``stack`` not seen before (``truncated``: cut).
 
     With ``shared_out``, objects that something else references too are not entered but
     collected there (a sample's private part is scaled up, its shared part is not).
     """
     total = count = 0
+    estimated = False
     while stack:
         chunk = stack.pop()
         if len(chunk) > CHUNK:
@@ -108,12 +153,45 @@ def _walk(
         keep = list(compress(fresh, map(not_, map(stop.__getitem__, map(type, fresh)))))
         del fresh
         if keep:
-            total += sum(safe_sizes(keep))
+            sizes = safe_sizes(keep)
+            total += aligned_total(sizes) + dedupe.attr_dicts.total(keep)
             count += len(keep)
+            if dedupe.sample_above is not None and max(sizes) > _SAMPLE_BYTES:
+                big = _large(keep, sizes, dedupe.sample_above)
+                if big:
+                    ids = set(map(id, big))
+                    keep = [x for x in keep if id(x) not in ids]  # rare: only beside a big one
+                    for obj in big:
+                        inner = _contents(obj, deadline, budget - count, stop, dedupe)
+                        total += inner.bytes
+                        count += inner.objects
+                        estimated = estimated or inner.estimated
+                        if inner.truncated:
+                            return DeepSize(total, count, True, estimated)
+            del sizes
             stack.append(keep)
         if count >= budget or (count > CHUNK and deadline.expired()):
-            return total, count, bool(stack)
-    return total, count, False
+            return DeepSize(total, count, bool(stack), estimated)
+    return DeepSize(total, count, False, estimated)
+
+
+def _large(keep: list[object], sizes: list[int], above: int) -> list[object]:
+    """The exact builtin containers of ``keep`` with more than ``above`` items."""
+    bulky = compress(keep, map(_SAMPLE_BYTES.__lt__, sizes))
+    return [x for x in bulky if type(x) in SAMPLED_TYPES and len(x) > above]  # type: ignore[arg-type]
+
+
+def _contents(
+    obj: object, deadline: Deadline, budget: int, stop: dict[type, bool], dedupe: DeepDedupe
+) -> DeepSize:
+    """What ``obj`` holds (not its own size), estimated from a sample when it is large."""
+    if dedupe.sample_above is not None and type(obj) in SAMPLED_TYPES:
+        n = len(obj)  # type: ignore[arg-type]
+        if n > dedupe.sample_above:
+            estimate = _sampled_size(obj, n, deadline, budget, stop, dedupe)
+            if estimate is not None:
+                return estimate
+    return _walk([[obj]], dedupe, stop, deadline, budget)
 
 
 def _root_refcount() -> int:
@@ -155,9 +233,15 @@ def _sample(root: object, n: int) -> tuple[list[object], int] | None:
 
 
 def _sampled_size(
-    root: object, n: int, deadline: Deadline, max_objects: int, stop: dict[type, bool]
+    root: object,
+    n: int,
+    deadline: Deadline,
+    budget: int,
+    stop: dict[type, bool],
+    dedupe: DeepDedupe,
 ) -> DeepSize | None:
-    """Deep size of a large container estimated from an evenly spaced sample of its items.
+    """What a large container holds (not its own size), estimated from an evenly spaced
+    sample of its items.
 
     Objects that only the sampled items reference are scaled by ``n / sampled``; objects
     that something else references too (shared values, interned strings, singletons) and
@@ -176,20 +260,20 @@ def _sampled_size(
     )
     del sample, counts
     private = [x for x in private if not stop[type(x)]]
-    dedupe = Dedupe(untracked_only=False)
+    shared_roots = list(filterfalse(dedupe.is_seen, shared_roots))
     dedupe.mark([root])
     dedupe.mark(shared_roots)
     shared = [x for x in shared_roots if not stop[type(x)]]
     del shared_roots
-    own = sum(safe_sizes(private))
-    inner, inner_count, cut1 = _walk([list(private)], dedupe, stop, deadline, max_objects, shared)
+    own = aligned_total(safe_sizes(private)) + dedupe.attr_dicts.total(private)
+    inner = _walk([list(private)], dedupe, stop, deadline, budget, shared)
     scale = n / sampled
-    shared_bytes = sum(safe_sizes(shared))
-    rest, rest_count, cut2 = _walk([shared], dedupe, stop, deadline, max_objects)
+    shared_bytes = aligned_total(safe_sizes(shared)) + dedupe.attr_dicts.total(shared)
+    rest = _walk([shared], dedupe, stop, deadline, budget)
     return DeepSize(
-        safe_sizes([root])[0] + round((own + inner) * scale) + shared_bytes + rest,
-        1 + round((len(private) + inner_count) * scale) + len(shared) + rest_count,
-        cut1 or cut2,
+        round((own + inner.bytes) * scale) + shared_bytes + rest.bytes,
+        round((len(private) + inner.objects) * scale) + len(shared) + rest.objects,
+        inner.truncated or rest.truncated,
         estimated=True,
     )
 
@@ -199,11 +283,16 @@ def deep_size(
     deadline: Deadline,
     max_objects: int = 2_000_000,
     stop: dict[type, bool] | None = None,
+    *,
+    exclude: frozenset[int] | set[int] = frozenset(),
+    sample_above: int | None = SAMPLE_ABOVE,
+    attr_dicts: AttrDicts | None = None,
 ) -> DeepSize:
     """Size of ``root`` and everything it reaches, stopping at program structure.
 
-    A list, tuple, dict, set or frozenset with more than :data:`SAMPLE_ABOVE` items is
-    estimated from a sample of :data:`SAMPLE_ITEMS` of them (``estimated`` is then True).
+    A list, tuple, dict, set or frozenset with more than ``sample_above`` items, the root or
+    any container inside it, is estimated from a sample of :data:`SAMPLE_ITEMS` of its items
+    (``estimated`` is then True).
 
     Parameters
     ----------
@@ -215,83 +304,22 @@ def deep_size(
         Upper bound on objects visited.
     stop
         Cache of type -> "do not enter"; shared between calls for speed.
+    exclude
+        ``id``s of objects never entered nor counted (module namespaces: a function's or a
+        class's view of its module is not data the root holds).
+    sample_above
+        Containers with more items are estimated; None walks everything.
+    attr_dicts
+        Cache of the would-be instance dict sizes (see :class:`AttrDicts`), shared between
+        calls for speed.
     """
-    stop = _StopCache() if stop is None else stop
-    t = type(root)
-    if t in LEAVES:
-        return DeepSize(safe_sizes([root])[0], 1, False)
-    if t in SAMPLED_TYPES:
-        n = len(root)  # type: ignore[arg-type]
-        if n > SAMPLE_ABOVE:
-            estimate = _sampled_size(root, n, deadline, max_objects, stop)
-            if estimate is not None:
-                return estimate
-    dedupe = Dedupe(untracked_only=False)
+    stop = StopCache() if stop is None else stop
+    own = aligned_total(safe_sizes([root]))
+    if type(root) in LEAVES:
+        return DeepSize(own, 1, False)
+    attr_dicts = AttrDicts() if attr_dicts is None else attr_dicts
+    own += attr_dicts.total([root])
+    dedupe = DeepDedupe(exclude, sample_above, attr_dicts)
     dedupe.mark([root])
-    total, count, truncated = _walk([[root]], dedupe, stop, deadline, max_objects - 1)
-    return DeepSize(safe_sizes([root])[0] + total, count + 1, truncated)
-
-
-def module_namespaces() -> dict[str, dict[str, object]]:
-    """``{module name: module dict}`` for every module in ``sys.modules``."""
-    out: dict[str, dict[str, object]] = {}
-    for name, mod in list(sys.modules.items()):
-        if isinstance(mod, types.ModuleType):
-            ns = _MODULE_DICT.__get__(mod)
-            if type(ns) is dict:
-                out[name] = ns
-    return out
-
-
-def _length(value: object) -> int | None:
-    return len(value) if type(value) in SIZED else None  # type: ignore[arg-type]
-
-
-def largest_globals(
-    namespaces: dict[str, dict[str, object]],
-    deadline: Deadline,
-    top_count: int,
-    max_objects: int = 2_000_000,
-) -> tuple[list[GlobalRow], bool]:
-    """Deep-size every data global of every module; return the largest and "complete?".
-
-    Modules, classes, functions and dunder names are skipped; an object bound under several
-    names is measured once, under the first module (in name order) that holds it.
-    """
-    stop = _StopCache()
-    done: set[int] = set()
-    rows: list[GlobalRow] = []
-    complete = True
-    walked = 0
-    for mod_name in sorted(namespaces):
-        for name, value in list(namespaces[mod_name].items()):
-            if type(name) is not str or name.startswith("__") or stop[type(value)]:
-                continue
-            if id(value) in done:
-                continue
-            done.add(id(value))
-            walked += 1
-            if walked % 256 == 0 and deadline.expired():
-                complete = False
-                break
-            size = deep_size(value, deadline, max_objects, stop)
-            rows.append(
-                GlobalRow(
-                    mod_name,
-                    name,
-                    type_name(type(value)),
-                    _length(value),
-                    size.bytes,
-                    size.objects,
-                    size.truncated,
-                    size.estimated,
-                )
-            )
-            if deadline.hit:
-                complete = False
-                break
-        if deadline.hit:
-            complete = False
-            break
-    rows.sort(key=lambda r: r.deep_bytes, reverse=True)
-    return rows[:top_count], complete
+    inside = _contents(root, deadline, max_objects - 1, stop, dedupe)
+    return DeepSize(own + inside.bytes, 1 + inside.objects, inside.truncated, inside.estimated)

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from opsjobs.analyzer.deep import GlobalRow
 from opsjobs.analyzer.gcstats import GcStats
+from opsjobs.analyzer.globals import GlobalRow
 from opsjobs.analyzer.heap import TypeRow
 from opsjobs.analyzer.process import ProcessMemory
 from opsjobs.analyzer.strings import DupStringStats

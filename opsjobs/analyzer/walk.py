@@ -91,10 +91,17 @@ class Dedupe:
     untracked_only
         Keep only referents the gc does not track (the census gets tracked objects from
         ``gc.get_objects()``); otherwise keep every referent (deep-size walks).
+    exclude
+        ``id``s of objects never returned (treated as seen; the set is shared, not copied).
     """
 
-    def __init__(self, untracked_only: bool) -> None:
+    def __init__(
+        self,
+        untracked_only: bool,
+        exclude: frozenset[int] | set[int] = frozenset(),
+    ) -> None:
         self.untracked_only = untracked_only
+        self.exclude = exclude
         self.seen: set[int] = set()
         self._is_dict = _DictTypes()
         known = _BASES.get(untracked_only)
@@ -162,8 +169,14 @@ class Dedupe:
         del refs, is_shared
         by_id = dict(zip(map(id, shared), shared, strict=False))
         new_ids = by_id.keys() - self.seen
+        if self.exclude:
+            new_ids -= self.exclude
         self.seen |= new_ids
         return fresh, list(map(by_id.__getitem__, new_ids))
+
+    def is_seen(self, obj: object) -> bool:
+        """Whether ``obj`` was returned or marked before (or is excluded)."""
+        return id(obj) in self.seen or id(obj) in self.exclude
 
     def mark(self, objs: Iterable[object]) -> None:
         """Remember ``objs`` as seen (for roots of a walk)."""

@@ -1,0 +1,168 @@
+"""The largest module globals: data globals, functions (their own parts) and class attributes.
+
+Every global is measured with :func:`~opsjobs.analyzer.deep.deep_size`, which never enters a
+module namespace: a function's ``__globals__`` (or any object's view of a module) is the
+module's, not the data of the global that reaches it. Sizes follow ``pympler.asizeof`` of the
+same object: an object reached twice inside one global is counted once, and an object bound
+under several names is measured once, under the first module (in name order) that holds it.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from dataclasses import dataclass
+
+from opsjobs.analyzer.deep import AttrDicts, DeepSize, StopCache, aligned_total, deep_size
+from opsjobs.analyzer.heap import type_name
+from opsjobs.analyzer.walk import Deadline, safe_sizes
+
+__all__ = ["GlobalRow", "largest_globals", "module_namespaces"]
+
+#: Exact builtin containers whose ``len()`` cannot run user code.
+SIZED: frozenset[type] = frozenset({dict, list, tuple, set, frozenset, str, bytes, bytearray})
+_MODULE_DICT = vars(types.ModuleType)["__dict__"]
+_TYPE_DICT = vars(type)["__dict__"]
+_TYPE_MODULE = vars(type)["__module__"]
+_TYPE_NAME = vars(type)["__name__"]
+_FUNC = types.FunctionType
+_FUNC_PARTS = tuple(vars(_FUNC)[name] for name in ("__defaults__", "__kwdefaults__", "__closure__"))
+_CODE = vars(_FUNC)["__code__"]
+
+
+@dataclass(frozen=True)
+class GlobalRow:
+    """One module global and the data it holds (``estimated``: from a sample of its items).
+
+    ``name`` is ``Class.attr`` for a class attribute; a function's size is its own: the
+    function object, its code object, its defaults and its closure cells with what they hold.
+    """
+
+    module: str
+    name: str
+    type: str
+    length: int | None
+    deep_bytes: int
+    objects: int
+    truncated: bool
+    estimated: bool = False
+
+
+def module_namespaces() -> dict[str, dict[str, object]]:
+    """``{module name: module dict}`` for every module in ``sys.modules``."""
+    out: dict[str, dict[str, object]] = {}
+    for name, mod in list(sys.modules.items()):
+        if isinstance(mod, types.ModuleType):
+            ns = _MODULE_DICT.__get__(mod)
+            if type(ns) is dict:
+                out[name] = ns
+    return out
+
+
+def _length(value: object) -> int | None:
+    return len(value) if type(value) in SIZED else None  # type: ignore[arg-type]
+
+
+class _Sizer:
+    """Deep sizes of globals with one stop cache, the module namespaces excluded."""
+
+    def __init__(self, exclude: frozenset[int], deadline: Deadline, max_objects: int) -> None:
+        self.stop = StopCache()
+        self.attr_dicts = AttrDicts()
+        self.exclude = exclude
+        self.deadline = deadline
+        self.max_objects = max_objects
+
+    def data(self, value: object) -> DeepSize:
+        return deep_size(
+            value,
+            self.deadline,
+            self.max_objects,
+            self.stop,
+            exclude=self.exclude,
+            attr_dicts=self.attr_dicts,
+        )
+
+    def function(self, func: types.FunctionType) -> DeepSize:
+        """The function object, its code object, defaults and closure cells (and contents)."""
+        code = _CODE.__get__(func)
+        own = aligned_total(safe_sizes([func, code]))
+        parts = tuple(p for p in (d.__get__(func) for d in _FUNC_PARTS) if p is not None)
+        if not parts:
+            return DeepSize(own, 2, False)
+        held = self.data(parts)
+        return DeepSize(
+            own + held.bytes - aligned_total(safe_sizes([parts])),
+            1 + held.objects,
+            held.truncated,
+            held.estimated,
+        )
+
+
+def _candidates(mod_name: str, ns: dict[str, object], stop: StopCache) -> list[tuple[str, object]]:
+    """(name, value) of the globals of one module worth measuring: data, functions defined
+    there, and the data attributes of classes defined there."""
+    out: list[tuple[str, object]] = []
+    for name, value in list(ns.items()):
+        if type(name) is not str or name.startswith("__"):
+            continue
+        t = type(value)
+        if t is _FUNC:
+            if getattr(value, "__module__", None) == mod_name:
+                out.append((name, value))
+        elif issubclass(t, type):  # not isinstance: a 3.10 GenericAlias passes that
+            if _TYPE_MODULE.__get__(value) != mod_name or _TYPE_NAME.__get__(value) != name:
+                continue  # imported, or an alias: measured where it is defined
+            for attr, item in list(_TYPE_DICT.__get__(value).items()):
+                if type(attr) is str and not attr.startswith("__") and not stop[type(item)]:
+                    out.append((f"{name}.{attr}", item))
+        elif not stop[t]:
+            out.append((name, value))
+    return out
+
+
+def largest_globals(
+    namespaces: dict[str, dict[str, object]],
+    deadline: Deadline,
+    top_count: int,
+    max_objects: int = 2_000_000,
+) -> tuple[list[GlobalRow], bool]:
+    """Deep-size every data global, function and class attribute of every module; return
+    the largest and "complete?".
+
+    Modules, imported classes and functions and dunder names are skipped; an object bound
+    under several names is measured once, under the first module (in name order) that holds
+    it.
+    """
+    sizer = _Sizer(frozenset(map(id, namespaces.values())), deadline, max_objects)
+    done: set[int] = set()
+    rows: list[GlobalRow] = []
+    walked = 0
+    for mod_name in sorted(namespaces):
+        for name, value in _candidates(mod_name, namespaces[mod_name], sizer.stop):
+            if id(value) in done:
+                continue
+            done.add(id(value))
+            walked += 1
+            if walked % 256 == 0 and deadline.expired():
+                break
+            is_func = type(value) is _FUNC
+            size = sizer.function(value) if is_func else sizer.data(value)  # type: ignore[arg-type]
+            rows.append(
+                GlobalRow(
+                    mod_name,
+                    name,
+                    type_name(type(value)),
+                    _length(value),
+                    size.bytes,
+                    size.objects,
+                    size.truncated,
+                    size.estimated,
+                )
+            )
+            if deadline.hit:
+                break
+        if deadline.hit:
+            break
+    rows.sort(key=lambda r: r.deep_bytes, reverse=True)
+    return rows[:top_count], not deadline.hit
