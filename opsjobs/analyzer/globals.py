@@ -100,16 +100,17 @@ class _Sizer:
 
 
 def _candidates(mod_name: str, ns: dict[str, object], stop: StopCache) -> list[tuple[str, object]]:
-    """(name, value) of the globals of one module worth measuring: data, functions defined
-    there, and the data attributes of classes defined there."""
+    """(name, value) of the globals of one module worth measuring: data, functions, and the
+    data attributes of classes defined there."""
     out: list[tuple[str, object]] = []
     for name, value in list(ns.items()):
         if type(name) is not str or name.startswith("__"):
             continue
         t = type(value)
         if t is _FUNC:
-            if getattr(value, "__module__", None) == mod_name:
-                out.append((name, value))
+            # wherever it was defined (a closure made by a factory elsewhere is this module's
+            # data); one bound under several names is measured once (see largest_globals)
+            out.append((name, value))
         elif issubclass(t, type):  # not isinstance: a 3.10 GenericAlias passes that
             if _TYPE_MODULE.__get__(value) != mod_name or _TYPE_NAME.__get__(value) != name:
                 continue  # imported, or an alias: measured where it is defined
@@ -130,7 +131,7 @@ def largest_globals(
     """Deep-size every data global, function and class attribute of every module; return
     the largest and "complete?".
 
-    Modules, imported classes and functions and dunder names are skipped; an object bound
+    Modules, imported classes and dunder names are skipped; an object bound
     under several names is measured once, under the first module (in name order) that holds
     it.
     """

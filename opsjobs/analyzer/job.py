@@ -226,6 +226,7 @@ def run(
     metrics = report_metrics(report)
     _record(ctx, metrics, report.pid)
     diff: ReportDiff | None = None
+    earlier: Mapping[str, Any] | None = None
     notes: list[str] = []
     files: list[str] = []
     with _edge(ctx) as (store, settings, problem):
@@ -236,6 +237,8 @@ def run(
                 diff = diff_reports(
                     before.result["snapshot"], report, top_count=top_count, previous=before.id
                 )
+                if isinstance(before.result.get("diff"), Mapping):
+                    earlier = before.result["diff"]  # the one before: growth in a row
             series = rss_series(store, ctx.worker_id, time.time() - 3600 * history_hours)
         else:
             notes.append(str(problem))
@@ -245,7 +248,7 @@ def run(
     limit = report.process.cgroup_limit
     verdict: LeakVerdict = leak_verdict(series, limit=limit / MiB if limit else None)
     _record(ctx, {"leak_suspected": float(verdict.leaking)}, report.pid)
-    recs = recommend(report, th, verdict, diff)
+    recs = recommend(report, th, verdict, diff, earlier)
     text = format_text(report, recs, diff=diff, verdict=verdict)
     print(text + "".join(f"\nNote: {n}\n" for n in notes), end="")
     if files:

@@ -26,6 +26,9 @@ class Thresholds:
     full_gc_per_minute: float = 1.0
     #: Fewer full collections than this say nothing about a rate (young processes).
     full_gc_min_count: int = 5
+    #: Nor do the first minutes, while a process builds its state (each large build step
+    #: triggers a full collection).
+    full_gc_min_uptime_s: float = 600.0
     gc_pause_warning_ms: float = 100.0
     dup_string_waste_info: int = 10 * MiB
     dup_string_waste_warning: int = 50 * MiB
@@ -34,6 +37,8 @@ class Thresholds:
     leak_critical_hours: float = 24.0
     coverage_info_fraction: float = 0.99
     growth_info_bytes: int = 16 * MiB
+    #: A global that grew in each of the last two diffs by this much in all is named.
+    growing_global_bytes: int = 1 * MiB
 
 
 @dataclass(frozen=True)
@@ -86,7 +91,8 @@ def _gc(r: Mapping[str, Any], th: Thresholds) -> list[Recommendation]:
     if gens:
         count = gens[-1]["collections"]
         full = count / minutes
-        if full > th.full_gc_per_minute and count >= th.full_gc_min_count:
+        old_enough = r["process"]["uptime_s"] >= th.full_gc_min_uptime_s
+        if full > th.full_gc_per_minute and count >= th.full_gc_min_count and old_enough:
             out.append(
                 Recommendation(
                     "warning",
@@ -210,11 +216,45 @@ def _growth(diff: ReportDiff, th: Thresholds) -> list[Recommendation]:
     ]
 
 
+def _global_deltas(diff: ReportDiff | Mapping[str, Any]) -> dict[str, int]:
+    rows = diff.to_dict()["globals"] if isinstance(diff, ReportDiff) else diff.get("globals")
+    return {g["name"]: g["bytes_delta"] for g in rows or () if g["bytes_delta"] > 0}
+
+
+def _growing(
+    diff: ReportDiff, earlier: ReportDiff | Mapping[str, Any], th: Thresholds
+) -> list[Recommendation]:
+    """Globals that grew between each of the last three analyses (two diffs in a row)."""
+    before = _global_deltas(earlier)
+    rows = [
+        (g.bytes_delta + before[g.name], g)
+        for g in diff.globals
+        if g.bytes_delta > 0 and g.name in before
+    ]
+    rows = [row for row in rows if row[0] >= th.growing_global_bytes]
+    if not rows:
+        return []
+    rows.sort(key=lambda row: row[0], reverse=True)
+    total, g = rows[0]
+    others = ", ".join(row[1].name for row in rows[1:3])
+    return [
+        Recommendation(
+            "warning",
+            "growing-global",
+            f"{g.name} grew in each of the last three analyses (+{_mb(total)}, "
+            f"{g.count_delta:+d} items in the last)"
+            + (f"; also growing: {others}" if others else ""),
+            f"Bound {g.name} (maxsize, TTL, pruning) or find who keeps adding to it.",
+        )
+    ]
+
+
 def recommend(
     report: Report | Mapping[str, Any],
     thresholds: Thresholds | None = None,
     verdict: LeakVerdict | None = None,
     diff: ReportDiff | None = None,
+    earlier: ReportDiff | Mapping[str, Any] | None = None,
 ) -> list[Recommendation]:
     """Findings ordered critical first; an empty list means no issues.
 
@@ -229,12 +269,18 @@ def recommend(
     diff
         :func:`~opsjobs.analyzer.diff_reports` of the previous analysis and this one: names
         the largest growth in the leak finding, and large growth becomes an info finding.
+    earlier
+        The diff before ``diff`` (the previous analysis against the one before it), or its
+        ``to_dict()`` form: a global that grew in both, by
+        :attr:`Thresholds.growing_global_bytes` in all, is named in a warning.
     """
     th = thresholds or Thresholds()
     r = as_dict(report)
     found = _memory(r, th) + _gc(r, th) + _heap(r, th)
     if verdict is not None:
         found += _leak(verdict, th, diff)
+    if diff is not None and earlier is not None:
+        found += _growing(diff, earlier, th)
     if diff is not None and not any(rec.code == "sustained-growth" for rec in found):
         found += _growth(diff, th)
     order = {"critical": 0, "warning": 1, "info": 2}
