@@ -167,7 +167,13 @@ def format_text(
     cov = r["coverage"]
     out.append(
         f"Coverage: {100 * cov['fraction']:.1f}% of tracked objects in {cov['elapsed_s']} s"
-        + (" (time budget reached)" if cov["cut_short"] else "")
+        + (
+            f" (time budget of {cov['budget_s']:g} s reached; not done: "
+            + (", ".join(cov["skipped"]) or "the rest of the census")
+            + ")"
+            if cov["cut_short"]
+            else ""
+        )
     )
     out += ["", "=== Process Memory ===", *_process(r)]
     out += ["", "=== GC Statistics ===", *_gc(r)]

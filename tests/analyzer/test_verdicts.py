@@ -29,7 +29,7 @@ PRELUDE = f"""
 import json, sys, time
 sys.path.insert(0, {str(ROOT / "bench")!r})
 import heap_shapes
-from opsjobs.analyzer import analyze, report_metrics
+from opsjobs.analyzer import analyze, format_text, report_metrics
 """
 
 #: Plants every leak kind into a module ``m``; ``grow(m, kind, step)`` adds ~0.9 MiB to one.
@@ -112,6 +112,8 @@ def grown() -> dict[str, Any]:
                     reports.append(analyze(top_count=10).to_dict())
                 for kind in pair:
                     out[shape + "/" + kind] = [m.__name__, reports]
+            tight = analyze(top_count=10, time_budget=1e-4)
+            out[shape + "/tight"] = [format_text(tight), tight.to_dict()]
             heap_shapes.drop(shape)
         print(json.dumps(out))
     """)
@@ -120,15 +122,24 @@ def grown() -> dict[str, Any]:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_growing_global_is_named_after_three_snapshots(grown: dict[str, Any], kind: str) -> None:
-    for key, (module, (r1, r2, r3)) in grown.items():
+    for key, got in grown.items():
         if not key.endswith("/" + kind):
             continue
+        module, (r1, r2, r3) = got
         name = f"{module}.{NAMES[kind]}"
         top3 = [g.name for g in diff_reports(r1, r3).globals[:3]]
         assert name in top3, (key, top3)
         recs = recommend(r3, diff=diff_reports(r2, r3), earlier=diff_reports(r1, r2).to_dict())
         named = [r for r in recs if r.code == "growing-global" and r.severity == "warning"]
         assert named and name in named[0].message, (key, recs)
+
+
+def test_a_budget_cut_is_said_in_the_report(grown: dict[str, Any]) -> None:
+    tight = {k: v for k, v in grown.items() if k.endswith("/tight")}
+    assert len(tight) == 9
+    for key, (text, report) in tight.items():
+        assert report["coverage"]["cut_short"], key
+        assert "time budget of 0.0001 s reached; not done:" in text, key
 
 
 def test_steady_process_gets_nothing_above_info() -> None:
