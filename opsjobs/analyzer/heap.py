@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from itertools import compress, repeat
+from itertools import chain, compress, islice, repeat
 from operator import is_
 from typing import cast
 
@@ -26,6 +26,10 @@ _TYPE_QUALNAME = type.__dict__["__qualname__"]
 _count = Counter.update
 #: Exact types counted by :func:`_account_plain`.
 _PLAIN = (str, int)
+#: Exact containers whose referents are their items (and a dict's keys): sliced when large.
+_SLICED = frozenset({list, tuple, dict, set, frozenset})
+#: A container at least this large may hold more than ``CHUNK`` items.
+_LARGE_BYTES = 8 * CHUNK
 
 
 @dataclass(frozen=True)
@@ -127,9 +131,9 @@ def _account_plain(
     return list(compress(batch, map(_NOT_PLAIN.__getitem__, types))) if left else []
 
 
-def _account(census: Census, batch: list[object], top_count: int) -> list[type]:
+def _account(census: Census, batch: list[object], top_count: int) -> tuple[list[type], list[int]]:
     """Count ``batch`` (no exact ``str`` or ``int`` in it) into the census; return the type
-    of each object."""
+    and the size of each object."""
     sizes = safe_sizes(batch)
     types = list(map(type, batch))
     _count(census.sizes, zip(types, sizes, strict=False))
@@ -146,7 +150,70 @@ def _account(census: Census, batch: list[object], top_count: int) -> list[type]:
                 else:
                     heapq.heapreplace(box, item)
                 floor = box[0][0] if len(box) >= top_count else -1
-    return types
+    return types, sizes
+
+
+def _items(obj: object) -> Iterator[object]:
+    """What the gc reports as referents of an exact builtin container (a dict's keys too)."""
+    if type(obj) is dict:
+        return chain(obj.keys(), obj.values())
+    return iter(obj)  # type: ignore[call-overload]
+
+
+def _split_large(
+    batch: list[object], types: list[type], sizes: list[int]
+) -> tuple[list[object], list[type], list[Iterator[object]]]:
+    """``batch`` without its large exact containers, their types, and iterators over the
+    items of those containers: they are walked a slice at a time, so that no single C call
+    (``gc.get_referents``, ``map``) runs over a million items while the GIL is held."""
+    bulky = compress(batch, map(_LARGE_BYTES.__lt__, sizes))
+    large = [x for x in bulky if type(x) in _SLICED and len(x) > CHUNK]  # type: ignore[arg-type]
+    if not large:
+        return batch, types, []
+    ids = set(map(id, large))
+    small = [x for x in batch if id(x) not in ids]  # rare: only beside a large container
+    return small, list(map(type, small)), [_items(x) for x in large]
+
+
+def _drain(
+    census: Census,
+    dedupe: Dedupe,
+    todo: list[tuple[Iterator[object], bool]],
+    deadline: Deadline,
+    top_count: int,
+    strings: StringCounter | None,
+) -> bool:
+    """Count everything untracked reachable from ``todo`` (iterators of objects, and whether
+    they still need deduplicating), depth first, ``CHUNK`` objects at a time; False when the
+    deadline cut it short."""
+    while todo:
+        source, raw = todo[-1]
+        try:
+            pending = list(islice(source, CHUNK))
+        except RuntimeError:  # a container changed size while sliced (another thread)
+            pending = []
+        if len(pending) < CHUNK:
+            todo.pop()
+        del source
+        if raw and pending:
+            pending = dedupe.filter(pending)
+        if pending:
+            census.untracked_found += len(pending)
+            pending = _account_plain(census.plain, pending, list(map(type, pending)), strings)
+        if pending:
+            # of what is left, untracked dicts and tuples may hold further untracked objects;
+            # get_referents skips the others (floats, bytes...) in C, cheaper than a filter here
+            types, sizes = _account(census, pending, top_count)
+            pending, types, large = _split_large(pending, types, sizes)
+            todo.extend((it, True) for it in large)
+            more = dedupe.expand(pending, types)
+            if more:
+                todo.append((iter(more), False))
+            del more, types, sizes, large
+        del pending
+        if deadline.expired():
+            return False
+    return True
 
 
 def run_census(
@@ -175,20 +242,12 @@ def run_census(
         chunk = objs[start : start + CHUNK]
         census.tracked_walked += len(chunk)
         # str and int are never gc-tracked: only untracked batches go through _account_plain
-        types = _account(census, chunk, top_count)
-        pending = dedupe.expand(chunk, types)
-        del chunk
-        while pending:
-            census.untracked_found += len(pending)
-            pending = _account_plain(census.plain, pending, list(map(type, pending)), strings)
-            if not pending:
-                break
-            types = _account(census, pending, top_count)
-            # of what is left, untracked dicts and tuples may hold further untracked objects;
-            # get_referents skips the others (floats, bytes...) in C, cheaper than a filter here
-            pending = dedupe.expand(pending, types)
-        del types
-        if deadline.expired():
+        types, sizes = _account(census, chunk, top_count)
+        chunk, types, large = _split_large(chunk, types, sizes)
+        todo = [(it, True) for it in large]
+        todo.append((iter(dedupe.expand(chunk, types)), False))
+        del chunk, types, sizes, large
+        if not _drain(census, dedupe, todo, deadline, top_count, strings) or deadline.expired():
             break
     census.total_bytes = sum(n * size for (_, size), n in census.sizes.items())
     census.total_bytes += sum(nbytes for _, nbytes in census.plain.values())

@@ -79,8 +79,10 @@ class _DictTypes(dict[type, bool]):
         return value
 
 
-#: Calibrated reference counts by ``untracked_only`` (constant for this interpreter).
+#: Calibrated reference counts by ``untracked_only`` (constant for this interpreter), for
+#: referents found by the gc and for items handed in (:meth:`Dedupe.filter`).
 _BASES: dict[bool, int] = {}
+_BASES_ITEMS: dict[bool, int] = {}
 
 
 class Dedupe:
@@ -106,44 +108,59 @@ class Dedupe:
         self._is_dict = _DictTypes()
         known = _BASES.get(untracked_only)
         if known is None:
-            self.base = 0
-            known = _BASES[untracked_only] = self._calibrate()
+            self.base = self.base_items = 0
+            known = _BASES[untracked_only] = self._calibrate(False)
+            _BASES_ITEMS[untracked_only] = self._calibrate(True)
         self.base = known
+        self.base_items = _BASES_ITEMS[untracked_only]
 
     def _refcounts(
-        self, chunk: list[object], types: list[type] | None = None
+        self,
+        chunk: list[object],
+        types: list[type] | None = None,
+        items: list[object] | None = None,
     ) -> tuple[list[object], list[bool]]:
         # Calibration goes through this very function, so the number of references our
         # own temporaries add is measured, not guessed for this Python version.
-        refs = _get_referents(*chunk)
-        if types is None:
-            types = list(map(type, chunk))
-        dicts = cast(
-            list[dict[object, object]],
-            list(compress(chunk, map(self._is_dict.__getitem__, types))),
-        )
-        if dicts:
-            # A dict whose keys are all exact str does not report its keys to the gc
-            # (str cannot form cycles), so they are added here; keys of other dicts are
-            # reported already and any duplicate is caught by the shared-object path.
-            keys: list[object] = list(chain.from_iterable(map(dict.keys, dicts)))
-            refs.extend(compress(keys, map(is_, map(type, keys), repeat(str))))
-            del keys
-        del dicts
+        if items is not None:  # referents handed in (a slice of a large container's items)
+            refs = items
+        else:
+            refs = _get_referents(*chunk)
+            if types is None:
+                types = list(map(type, chunk))
+            dicts = cast(
+                list[dict[object, object]],
+                list(compress(chunk, map(self._is_dict.__getitem__, types))),
+            )
+            if dicts:
+                # A dict whose keys are all exact str does not report its keys to the gc
+                # (str cannot form cycles), so they are added here; keys of other dicts are
+                # reported already and any duplicate is caught by the shared-object path.
+                keys: list[object] = list(chain.from_iterable(map(dict.keys, dicts)))
+                refs.extend(compress(keys, map(is_, map(type, keys), repeat(str))))
+                del keys
+            del dicts
         if self.untracked_only:
             refs = list(filterfalse(_is_tracked, refs))
-        # True where something besides ``chunk`` references the object too
-        return refs, list(map(self.base.__lt__, map(_getrefcount, refs)))
+        # True where something besides ``chunk`` (or the caller's ``items``) references the
+        # object too
+        base = self.base if items is None else self.base_items
+        return refs, list(map(base.__lt__, map(_getrefcount, refs)))
 
-    def _calibrate(self) -> int:
+    def _calibrate(self, items: bool) -> int:
         probe: object = "".join(["opsjobs-", "probe"]) if self.untracked_only else [0]
         holder = [probe]
         del probe
         # the smallest base at which the probe, referenced only by ``holder``, is not shared
         for base in range(1, 64):
-            self.base = base
+            self.base = self.base_items = base
             # index, not unpack: a name left holding the last ``refs`` would add a reference
-            if not self._refcounts([holder])[1][0]:
+            if items:
+                pending = holder[:]  # as a caller's slice of a container's items
+                if not self._refcounts([], None, pending)[1][0]:
+                    return base
+                del pending
+            elif not self._refcounts([holder])[1][0]:
                 return base
         raise RuntimeError("cannot calibrate reference counts")
 
@@ -156,12 +173,22 @@ class Dedupe:
         fresh.extend(shared)
         return fresh
 
+    def filter(self, items: list[object]) -> list[object]:
+        """Like :meth:`expand`, for ``items`` already taken from a container (a slice of a
+        large one's items, or its keys and values): those not returned before, each once."""
+        fresh, shared = self.expand_split([], None, items)
+        fresh.extend(shared)
+        return fresh
+
     def expand_split(
-        self, chunk: list[object], types: list[type] | None = None
+        self,
+        chunk: list[object],
+        types: list[type] | None = None,
+        items: list[object] | None = None,
     ) -> tuple[list[object], list[object]]:
         """Like :meth:`expand`, as (objects only ``chunk`` references, newly seen objects
         that have other references too)."""
-        refs, is_shared = self._refcounts(chunk, types)
+        refs, is_shared = self._refcounts(chunk, types, items)
         if not any(is_shared):
             return refs, []
         fresh = list(compress(refs, map(not_, is_shared)))
