@@ -348,7 +348,7 @@ def bench_raw_opsjobs_sql(base: Path, n: int) -> Rate:
     ``BEGIN IMMEDIATE`` that records the previous job's end (``finish_rowid``), takes the heads
     of the worker's two queues (``claim_pick`` over both) and claims the best (``claim_take``)."""
     from opsjobs.store.sql import load_queries
-    from opsjobs.store.sqlite import heads_sql
+    from opsjobs.store.sqlite import heads_params, heads_sql
 
     folder = Path(tempfile.mkdtemp(prefix="raw-opsjobs-", dir=base))
     settings = opsjobs_settings(folder)
@@ -369,7 +369,7 @@ def bench_raw_opsjobs_sql(base: Path, n: int) -> Rate:
             done = time.time()
             end = ("succeeded", done, done, "", None, None, None)
             cur.execute(q["finish_rowid"], (*end, prev[0], prev[1], worker_id, prev[14] + 1))
-        heads = cur.execute(heads_sql(q["claim_pick"], 2), (*queues, 1)).fetchall()
+        heads = cur.execute(heads_sql(q["claim_pick"], 2), heads_params(queues, 1)).fetchall()
         heads.sort(key=lambda r: (-r[9], r[13]))
         row = heads[0] if heads else None
         if row is not None:

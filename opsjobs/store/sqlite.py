@@ -34,7 +34,7 @@ from .sqlite_alerts import SQLiteAlerts
 from .sqlite_auth import SQLiteAuth
 from .sqlite_schedules import SQLiteSchedules
 
-__all__ = ["SQLiteStore", "heads_sql"]
+__all__ = ["SQLiteStore", "heads_params", "heads_sql"]
 
 BUSY_TIMEOUT_MS = 10_000
 #: At most this many claimed jobs' rowids are remembered for their finish.
@@ -284,7 +284,7 @@ class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
                     pick = self._pick_sql(len(queues))
                     while True:
                         n = want - len(jobs)
-                        picked = cur.execute(pick, (*queues, n)).fetchall()
+                        picked = cur.execute(pick, heads_params(queues, n)).fetchall()
                         if len(picked) > 1 and len(queues) > 1:
                             picked.sort(key=_claim_order)
                             del picked[n:]
@@ -558,12 +558,17 @@ def _enable_wal(conn: sqlite3.Connection) -> None:
 @functools.cache
 def heads_sql(claim_pick: str, n_queues: int) -> str:
     """``claim_pick`` over ``n_queues`` queues in one statement: a ``UNION ALL`` of each
-    queue's heads (each a search of the partial index, no sort; parameters ``?1..?n`` are the
-    queues, ``?n+1`` the limit). One statement instead of one per queue saves ~4 us per claim;
-    the best heads are chosen in Python."""
-    one = claim_pick[claim_pick.index("SELECT") :].replace("LIMIT ?", f"LIMIT ?{n_queues + 1}")
-    arms = [one.replace("queue = ?", f"queue = ?{i + 1}") for i in range(n_queues)]
-    return " UNION ALL ".join(f"SELECT * FROM ({arm})" for arm in arms)
+    queue's heads (each a search of the partial index, no sort; its parameters come from
+    :func:`heads_params`). One statement instead of one per queue saves ~4 us per claim; the
+    best heads are chosen in Python. Plain ``?`` placeholders: numbered ones (``?1``) bound from
+    a sequence are deprecated from Python 3.12 and an error from 3.14."""
+    one = claim_pick[claim_pick.index("SELECT") :].strip().rstrip(";")
+    return " UNION ALL ".join(f"SELECT * FROM ({one})" for _ in range(n_queues))
+
+
+def heads_params(queues: Sequence[str], limit: int) -> tuple[str | int, ...]:
+    """The parameters of :func:`heads_sql`: each queue with the limit of its arm."""
+    return tuple(x for queue in queues for x in (queue, limit))
 
 
 def _begin(conn: sqlite3.Connection | sqlite3.Cursor) -> None:
