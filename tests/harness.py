@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from opsjobs import Settings
 from opsjobs.client import Client
@@ -84,3 +84,22 @@ def start_worker(settings: Settings, *args: str, **extra: str) -> subprocess.Pop
         text=True,
         cwd=settings.data_dir.parent,
     )
+
+
+def python_child(script: str, timeout: float = 240) -> Any:
+    """Run ``script`` in a fresh interpreter (the repository importable) and return the JSON
+    of the last line it prints; a failing child fails the test with its stderr."""
+    import json
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
+from harness import python_child
 
 from opsjobs.analyzer import diff_reports, leak_verdict, recommend
 
@@ -24,19 +21,7 @@ from opsjobs.analyzer import analyze, report_metrics
 
 
 def run_child(body: str) -> Any:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    script = PRELUDE + textwrap.dedent(body)
-    out = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=240,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return python_child(PRELUDE + textwrap.dedent(body))
 
 
 def test_duplicate_strings_are_counted() -> None:

@@ -7,15 +7,12 @@ process gets nothing above info over twelve snapshots.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
+from harness import python_child
 
 from opsjobs.analyzer import diff_reports, leak_verdict, recommend
 
@@ -80,18 +77,7 @@ NAMES = {
 
 
 def run_child(body: str) -> Any:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    out = subprocess.run(
-        [sys.executable, "-c", PRELUDE + PLANT + textwrap.dedent(body)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=240,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return python_child(PRELUDE + PLANT + textwrap.dedent(body))
 
 
 @pytest.fixture(scope="module")
