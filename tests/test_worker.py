@@ -30,7 +30,7 @@ def env(
     client = client_for(settings)
     handle = opsjobs.embed(store=client.store, settings=settings, threads=3)
     yield client, handle
-    handle.stop()
+    handle.stop(timeout=120)  # a loaded machine: never close the store under a running worker
     client.close()
 
 
