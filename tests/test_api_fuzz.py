@@ -71,8 +71,16 @@ def test_fuzz(
         }
         strict = bool(invalid - {ParameterLocation.HEADER})
         extra = [negative_data_rejection] if strict else []
-        case.call_and_validate(
-            base_url=server.base, headers=headers, checks=checks + extra, timeout=30
-        )
+        send = headers
+        if ParameterLocation.HEADER in invalid and "Authorization" not in (case.headers or {}):
+            # The negative case is the missing key itself: sending ours would undo it (a
+            # query marked negative could then be valid and rightly accepted).
+            send = {}
+        run_checks = checks + extra
+        if ParameterLocation.HEADER in invalid:
+            # A malformed header (a bad Host, say) is answered by the HTTP layer with a 400
+            # before any API code runs: the API's documented statuses do not apply; 5xx still do.
+            run_checks = [c for c in run_checks if c is not status_code_conformance]
+        case.call_and_validate(base_url=server.base, headers=send, checks=run_checks, timeout=30)
 
     run()
