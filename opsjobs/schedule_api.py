@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import ValidationError
+from .errors import NotFound, ValidationError
 from .model import Job, Mode
 from .schedules import Misfire, Schedule, ScheduleFire, TriggerKind, next_fire
 from .store import Store
@@ -117,9 +117,24 @@ class Schedules:
             schedule = dataclasses.replace(schedule, next_fire_at=next_fire(schedule, now))
         return self._store.add_schedule(schedule, now=now)
 
-    def get(self, name_or_id: str) -> Schedule:
-        """The schedule with this name (or id); :class:`~opsjobs.errors.NotFound` otherwise."""
-        return self._store.get_schedule(name_or_id)
+    def get(self, name_or_id: str, *, owner: str | None = None) -> Schedule:
+        """The schedule with this id, else with this name (``owner``'s, when given: names are
+        unique per owner); :class:`~opsjobs.errors.NotFound` otherwise,
+        :class:`~opsjobs.errors.Conflict` when owners share the name and none was given."""
+        return self._store.get_schedule(name_or_id, owner=owner)
+
+    def visible(self, name_or_id: str, *, owner: str, sees_all: bool = False) -> Schedule:
+        """``owner``'s schedule of this id or name — :class:`~opsjobs.errors.NotFound` for
+        another's. With ``sees_all`` (admins): their own of that name first, else anyone's."""
+        try:
+            schedule = self.get(name_or_id, owner=owner)
+        except NotFound:
+            if not sees_all:
+                raise
+            schedule = self.get(name_or_id)
+        if not (sees_all or schedule.spec.owner == owner):
+            raise NotFound(f"no schedule named {name_or_id!r}")
+        return schedule
 
     def list(self) -> list[Schedule]:
         """Every schedule, by name."""

@@ -77,6 +77,30 @@ def test_schedules_of_another_user_are_invisible(alice: Api, bob: Api) -> None:
     alice.delete(f"{API}/schedules/{name}")
 
 
+def test_schedule_names_are_per_owner(server: ServerThread, alice: Api, bob: Api) -> None:
+    """Bob may use a name Alice already uses (no 409 telling him hers exists); each sees and
+    runs his own by that name, and an admin resolves the shared name to neither by guessing."""
+    name = f"shared-{uuid.uuid4().hex[:6]}"
+    mine = valid(alice.post(f"{API}/schedules", json=schedule_body(name)), "ScheduleReply", 201)
+    his = valid(bob.post(f"{API}/schedules", json=schedule_body(name)), "ScheduleReply", 201)
+    a_id, b_id = mine["schedule"]["id"], his["schedule"]["id"]
+    assert a_id != b_id
+    failed(alice.post(f"{API}/schedules", json=schedule_body(name)), 409)  # her own clash
+    assert valid(alice.get(f"{API}/schedules/{name}"), "ScheduleReply")["schedule"]["id"] == a_id
+    assert valid(bob.get(f"{API}/schedules/{name}"), "ScheduleReply")["schedule"]["id"] == b_id
+    job = valid(bob.post(f"{API}/schedules/{name}/run"), "JobReply", 201)["job"]
+    assert job["schedule_id"] == b_id and job["owner"].startswith("bob-")
+    admin = server.api(server.key(f"admin-{uuid.uuid4().hex[:6]}@example.org", "system_admin"))
+    everyone = valid(admin.get(f"{API}/schedules?all=true"), "ScheduleList")["schedules"]
+    assert {a_id, b_id} <= {s["id"] for s in everyone}
+    ambiguous = failed(admin.get(f"{API}/schedules/{name}"), 409)
+    assert "id" in ambiguous
+    assert valid(admin.get(f"{API}/schedules/{b_id}"), "ScheduleReply")["schedule"]["id"] == b_id
+    valid(bob.delete(f"{API}/schedules/{name}"), "Deleted")
+    assert valid(alice.get(f"{API}/schedules/{name}"), "ScheduleReply")["schedule"]["id"] == a_id
+    valid(alice.delete(f"{API}/schedules/{name}"), "Deleted")
+
+
 def test_bad_schedules_change_nothing(server: ServerThread, alice: Api) -> None:
     for body in (
         schedule_body("x", cron="* * * * *"),  # both every and cron

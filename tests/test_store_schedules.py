@@ -75,6 +75,27 @@ def test_add_get_list_and_unique_name(client: Client, store: Store) -> None:
         store.get_schedule("nope")
 
 
+def test_names_are_unique_per_owner(client: Client, store: Store) -> None:
+    a = add(client, "check", owner="a@example.org")
+    b = add(client, "check", owner="b@example.org")
+    assert a.id != b.id  # type: ignore[attr-defined]
+    with pytest.raises(Conflict, match="exists already"):
+        add(client, "check", owner="a@example.org")
+    assert store.get_schedule("check", owner="a@example.org").id == a.id  # type: ignore[attr-defined]
+    assert store.get_schedule("check", owner="b@example.org").id == b.id  # type: ignore[attr-defined]
+    with pytest.raises(NotFound):
+        store.get_schedule("check", owner="c@example.org")
+    with pytest.raises(Conflict, match="2 schedules are named 'check'"):
+        store.get_schedule("check")  # ambiguous without an owner: ask for the id
+    assert store.get_schedule(b.id).id == b.id  # type: ignore[attr-defined]
+    renamed = client.schedules.build("check", every=10, command="pass", owner="b@example.org")
+    c = add(client, "other", owner="b@example.org")
+    with pytest.raises(Conflict):  # renaming onto one's own name clashes
+        client.schedules.update(c.id, renamed)  # type: ignore[attr-defined]
+    store.remove_schedule(a.id)  # type: ignore[attr-defined]
+    assert store.get_schedule("check").id == b.id  # type: ignore[attr-defined]
+
+
 def test_fire_is_exactly_once_for_a_stale_reader(client: Client, store: Store) -> None:
     add(client)
     due = store.due_schedules(T0 + 10)

@@ -110,7 +110,7 @@ def ensure_schedule(
     )
     for _ in range(2):  # a concurrent creator may win the name between get and add
         try:
-            current = client.schedules.get(name)
+            current = client.schedules.get(name, owner=wanted.spec.owner or "")
         except NotFound:
             try:
                 return client.schedules.add_schedule(wanted)
@@ -126,7 +126,7 @@ def ensure_schedule(
         if current.spec.queue != updated.spec.queue:
             _cancel_left_behind(client, current)
         return updated
-    return client.schedules.get(name)
+    return client.schedules.get(name, owner=wanted.spec.owner or "")
 
 
 def _cancel_left_behind(client: Client, old: Schedule) -> None:

@@ -90,7 +90,7 @@ def cmd_quickstart(args: argparse.Namespace, settings: Settings) -> int:
     _step(2, f"schedule {SCHEDULE}: a memory analysis every 30 minutes")
     with client_for(settings) as client:
         try:
-            own = client.schedules.get(schedule_name())
+            own = client.schedules.get(schedule_name(), owner="")  # the server's own
         except NotFound:
             own = None
     if own is not None and own.enabled:

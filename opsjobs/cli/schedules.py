@@ -281,7 +281,7 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
     with client_for(settings) as client:  # opening the store creates and migrates it
         wanted = retention_schedule(client, args)
         try:
-            current = client.schedules.get(wanted.name)
+            current = client.schedules.get(wanted.name, owner=wanted.spec.owner or "")
         except NotFound:
             current = None
         if current is None:

@@ -22,7 +22,7 @@ from typing import Any
 from ..alerts import Alert, Severity, alert_summary, open_alerts
 from ..auth import Auth, RunPolicy, User
 from ..client import Client
-from ..errors import JobNotFound, NotFound, ValidationError
+from ..errors import JobNotFound, ValidationError
 from ..model import ACTIVE_STATES, Job, JobState, Mode, Stats, WorkerInfo, validate_job_id
 from ..schedules import Schedule
 
@@ -223,10 +223,9 @@ class DashboardData:
 
     def _schedule(self, name_or_id: str) -> Schedule:
         Auth.check_submit(self.user)
-        schedule = self.client.schedules.get(name_or_id)
-        if not (self.user.sees_all or schedule.spec.owner == self.user.email):
-            raise NotFound(f"no schedule {name_or_id!r}")
-        return schedule
+        return self.client.schedules.visible(
+            name_or_id, owner=self.user.email, sees_all=self.user.sees_all
+        )
 
     def pause(self, name_or_id: str) -> Schedule:
         return self.client.schedules.pause(self._schedule(name_or_id).id)

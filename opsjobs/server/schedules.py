@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..auth import Auth, User
-from ..errors import NotFound, ValidationError
+from ..errors import ValidationError
 from ..model import Job
 from ..schedule_api import Schedules
 from ..schedules import Schedule
@@ -55,10 +55,7 @@ class ScheduleService:
         return self.api.client.schedules
 
     def visible(self, user: User, name_or_id: str) -> Schedule:
-        schedule = self._schedules.get(name_or_id)
-        if not (user.sees_all or schedule.spec.owner == user.email):
-            raise NotFound(f"no schedule {name_or_id!r}")
-        return schedule
+        return self._schedules.visible(name_or_id, owner=user.email, sees_all=user.sees_all)
 
     def list(self, user: User, *, everyone: bool = False) -> list[Schedule]:
         owner = Auth.owner_scope(user, everyone=everyone)

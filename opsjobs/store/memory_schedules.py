@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from ..errors import Conflict, NotFound
 from ..model import ACTIVE_STATES, TERMINAL_STATES, Job, JobState
 from ..schedules import FireOutcome, FirePlan, Schedule, ScheduleFire
-from .schedules import LIMIT_REASON, FireResult, ScheduleStore
+from .schedules import LIMIT_REASON, FireResult, ScheduleStore, pick_schedule
 
 __all__ = ["MemorySchedules"]
 
@@ -48,17 +48,23 @@ class MemorySchedules(ScheduleStore):
         job = self._jobs.get(schedule.last_job_id or "")
         return dataclasses.replace(schedule, last_job_state=job.state if job else None)
 
-    def _find(self, name_or_id: str) -> Schedule:
+    def _find(self, name_or_id: str, owner: str | None = None) -> Schedule:
         found = self._schedules.get(name_or_id)
-        if found is None:
-            found = next((s for s in self._schedules.values() if s.name == name_or_id), None)
-        if found is None:
-            raise NotFound(f"no schedule named {name_or_id!r}")
-        return found
+        if found is not None:
+            return found
+        named = sorted(
+            (
+                s
+                for s in self._schedules.values()
+                if s.name == name_or_id and (owner is None or (s.spec.owner or "") == owner)
+            ),
+            key=lambda s: s.spec.owner or "",
+        )
+        return pick_schedule(named, name_or_id, lambda s: s.id)
 
     def add_schedule(self, schedule: Schedule, *, now: float) -> Schedule:
         with self._lock:
-            if any(s.name == schedule.name for s in self._schedules.values()):
+            if any(_same_name(s, schedule) for s in self._schedules.values()):
                 raise Conflict(f"a schedule named {schedule.name!r} exists already")
             if schedule.id in self._schedules:
                 raise Conflict(f"a schedule with id {schedule.id} exists already")
@@ -74,9 +80,9 @@ class MemorySchedules(ScheduleStore):
         self._ring()
         return self.get_schedule(schedule.id)
 
-    def get_schedule(self, name_or_id: str) -> Schedule:
+    def get_schedule(self, name_or_id: str, *, owner: str | None = None) -> Schedule:
         with self._lock:
-            return self._with_state(self._find(name_or_id))
+            return self._with_state(self._find(name_or_id, owner))
 
     def list_schedules(self) -> list[Schedule]:
         with self._lock:
@@ -89,7 +95,7 @@ class MemorySchedules(ScheduleStore):
             old = self._schedules.get(schedule.id)
             if old is None:
                 raise NotFound(f"no schedule named {schedule.name!r}")
-            if any(s.name == schedule.name and s.id != old.id for s in self._schedules.values()):
+            if any(_same_name(s, schedule) and s.id != old.id for s in self._schedules.values()):
                 raise Conflict(f"a schedule named {schedule.name!r} exists already")
             self._schedules[old.id] = dataclasses.replace(
                 schedule,
@@ -236,3 +242,8 @@ class MemorySchedules(ScheduleStore):
     def existing_job_ids(self, ids: Iterable[str]) -> set[str]:
         with self._lock:
             return {i for i in ids if i in self._jobs}
+
+
+def _same_name(a: Schedule, b: Schedule) -> bool:
+    """Names are unique per owner."""
+    return a.name == b.name and (a.spec.owner or "") == (b.spec.owner or "")

@@ -20,7 +20,7 @@ from ..model import Job
 from ..schedules import FirePlan, Schedule, ScheduleFire
 from .firing import apply_plan, run_now
 from .schedule_rows import row_to_fire, row_to_schedule, schedule_params
-from .schedules import FireResult, ScheduleStore
+from .schedules import FireResult, ScheduleStore, pick_schedule
 
 __all__ = ["PostgresSchedules"]
 
@@ -57,11 +57,11 @@ class PostgresSchedules(ScheduleStore):
             raise
         return self.get_schedule(schedule.id)
 
-    def get_schedule(self, name_or_id: str) -> Schedule:
-        rows = self._read("get schedule", self._q["get_schedule"], {"key": name_or_id})
-        if not rows:
-            raise NotFound(f"no schedule named {name_or_id!r}")
-        return row_to_schedule(rows[0])
+    def get_schedule(self, name_or_id: str, *, owner: str | None = None) -> Schedule:
+        rows = self._read(
+            "get schedule", self._q["get_schedule"], {"key": name_or_id, "owner": owner}
+        )
+        return row_to_schedule(pick_schedule(rows, name_or_id, lambda r: str(r["id"])))
 
     def list_schedules(self) -> list[Schedule]:
         return [row_to_schedule(r) for r in self._read("schedules", self._q["list_schedules"])]

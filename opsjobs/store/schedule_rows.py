@@ -41,6 +41,7 @@ def spec_from(value: Any, schedule_id: str) -> JobSpec:
 def schedule_params(schedule: Schedule, now: float) -> dict[str, Any]:
     return {
         "id": schedule.id,
+        "owner": schedule.spec.owner or "",
         "name": schedule.name,
         "spec": spec_json(schedule.spec),
         "trigger": schedule.trigger.value,

@@ -11,6 +11,9 @@ queues a job for each fire that runs — unless the schedule's ``max_instances``
 jobs exist already, in which case the fire is recorded ``skipped`` with the reason. Idle
 waiters (workers, schedulers) are woken after commit.
 
+Names are unique per owner (``spec.owner``), not globally: one user's name tells nothing of
+another's schedules. A name shared by several owners is found by its id, or with its owner.
+
 Schedule changes (add, pause, resume, edit, remove) wake waiters too, so a sleeping scheduler
 recomputes its next due time at once.
 """
@@ -18,12 +21,16 @@ recomputes its next due time at once.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
+from ..errors import Conflict, NotFound
 from ..model import Job
 from ..schedules import FirePlan, Schedule, ScheduleFire
 
-__all__ = ["FireResult", "ScheduleStore"]
+__all__ = ["FireResult", "ScheduleStore", "pick_schedule"]
+
+T = TypeVar("T")
 
 #: Outcome reason when the instance limit stops a fire.
 LIMIT_REASON = "max_instances ({limit}) queued or running already"
@@ -46,11 +53,13 @@ class ScheduleStore(abc.ABC):
     @abc.abstractmethod
     def add_schedule(self, schedule: Schedule, *, now: float) -> Schedule:
         """Insert a validated schedule (its ``id`` and ``next_fire_at`` set by the caller);
-        :class:`~opsjobs.errors.Conflict` when the name is taken."""
+        :class:`~opsjobs.errors.Conflict` when its owner has one of that name already."""
 
     @abc.abstractmethod
-    def get_schedule(self, name_or_id: str) -> Schedule:
-        """The schedule with this name or id; :class:`~opsjobs.errors.NotFound` otherwise."""
+    def get_schedule(self, name_or_id: str, *, owner: str | None = None) -> Schedule:
+        """The schedule with this id, else the one with this name (``owner``'s, when given);
+        :class:`~opsjobs.errors.NotFound` when none, :class:`~opsjobs.errors.Conflict` when
+        owners share the name and no owner was given."""
 
     @abc.abstractmethod
     def list_schedules(self) -> list[Schedule]:
@@ -106,3 +115,13 @@ class ScheduleStore(abc.ABC):
     @abc.abstractmethod
     def existing_job_ids(self, ids: Iterable[str]) -> set[str]:
         """Those of ``ids`` that are jobs in the store."""
+
+
+def pick_schedule(found: Sequence[T], key: str, id_of: Callable[[T], str]) -> T:
+    """What ``get_schedule(key)`` answers from ``found``: the schedules whose id is ``key``
+    (first) or whose name is ``key``."""
+    if not found:
+        raise NotFound(f"no schedule named {key!r}")
+    if id_of(found[0]) == key or len(found) == 1:
+        return found[0]
+    raise Conflict(f"{len(found)} schedules are named {key!r} (different owners): give its id")

@@ -17,7 +17,7 @@ from ..model import Job
 from ..schedules import FirePlan, Schedule, ScheduleFire
 from .firing import apply_plan, run_now
 from .schedule_rows import row_to_fire, row_to_schedule, schedule_params
-from .schedules import FireResult, ScheduleStore
+from .schedules import FireResult, ScheduleStore, pick_schedule
 
 if TYPE_CHECKING:
     from .doorbell import Doorbell
@@ -57,11 +57,9 @@ class SQLiteSchedules(ScheduleStore):
         self._doorbell.ring()
         return self.get_schedule(schedule.id)
 
-    def get_schedule(self, name_or_id: str) -> Schedule:
-        rows = self._read(self._q["get_schedule"], {"key": name_or_id})
-        if not rows:
-            raise NotFound(f"no schedule named {name_or_id!r}")
-        return row_to_schedule(rows[0])
+    def get_schedule(self, name_or_id: str, *, owner: str | None = None) -> Schedule:
+        rows = self._read(self._q["get_schedule"], {"key": name_or_id, "owner": owner})
+        return row_to_schedule(pick_schedule(rows, name_or_id, lambda r: str(r["id"])))
 
     def list_schedules(self) -> list[Schedule]:
         return [row_to_schedule(r) for r in self._read(self._q["list_schedules"])]
@@ -112,7 +110,12 @@ class SQLiteSchedules(ScheduleStore):
 
     def run_schedule_now(self, schedule: Schedule, *, now: float, fired_by: str) -> Job:
         with self._sched_tx("running the schedule") as conn:
-            if conn.execute(self._q["get_schedule"], {"key": schedule.id}).fetchone() is None:
+            if (
+                conn.execute(
+                    self._q["get_schedule"], {"key": schedule.id, "owner": None}
+                ).fetchone()
+                is None
+            ):
                 raise NotFound(f"no schedule named {schedule.name!r}")
             run, count = self._runner(conn)
             job = run_now(run, lambda: count(schedule.id), schedule, now=now, fired_by=fired_by)

@@ -42,6 +42,19 @@ def test_ensure_schedule_is_idempotent_and_follows_the_worker(tmp_path: Path) ->
             ensure_schedule(client, "worker:w1")
 
 
+def test_a_users_schedule_of_the_same_name_is_left_alone(tmp_path: Path) -> None:
+    """Names are per owner: a user's "memory-analysis" neither blocks nor becomes the
+    server's own analysis schedule."""
+    with client_for(settings_for(tmp_path)) as client:
+        theirs = client.schedules.add(
+            "memory-analysis", every=60, command="pass", owner="u@example.org"
+        )
+        own = ensure_schedule(client, "w1")
+        assert own.id != theirs.id and own.spec.owner != "u@example.org"
+        assert ensure_schedule(client, "w1").id == own.id
+        assert client.schedules.get(theirs.id).spec.payload == {"source": "pass"}
+
+
 @pytest.mark.slow
 def test_scheduled_analysis_runs_in_the_target_worker(tmp_path: Path) -> None:
     settings = settings_for(tmp_path)

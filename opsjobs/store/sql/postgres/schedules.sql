@@ -2,28 +2,28 @@
 -- firing transaction they make up.
 
 -- name: insert_schedule
-INSERT INTO schedules (id, name, spec, trigger, every_seconds, cron, tz, enabled, misfire,
+INSERT INTO schedules (id, owner, name, spec, trigger, every_seconds, cron, tz, enabled, misfire,
                        grace_seconds, catchup_cap, max_instances, next_fire_at, created_at,
                        updated_at)
-VALUES (%(id)s, %(name)s, %(spec)s::jsonb, %(trigger)s, %(every_seconds)s, %(cron)s, %(tz)s,
+VALUES (%(id)s, %(owner)s, %(name)s, %(spec)s::jsonb, %(trigger)s, %(every_seconds)s, %(cron)s, %(tz)s,
         %(enabled)s, %(misfire)s, %(grace_seconds)s, %(catchup_cap)s, %(max_instances)s,
         %(next_fire_at)s, %(now)s, %(now)s);
 
 -- name: get_schedule
+-- the schedule with this id, else those with this name (of this owner when one is given)
 SELECT s.*, j.state AS last_job_state
   FROM schedules s LEFT JOIN jobs j ON j.id = s.last_job_id
- WHERE s.id = %(key)s OR s.name = %(key)s
- ORDER BY s.id = %(key)s DESC
- LIMIT 1;
+ WHERE s.id = %(key)s OR (s.name = %(key)s AND (%(owner)s::text IS NULL OR s.owner = %(owner)s))
+ ORDER BY s.id = %(key)s DESC, s.owner;
 
 -- name: list_schedules
 SELECT s.*, j.state AS last_job_state
   FROM schedules s LEFT JOIN jobs j ON j.id = s.last_job_id
- ORDER BY s.name;
+ ORDER BY s.name, s.owner;
 
 -- name: update_schedule
 UPDATE schedules
-   SET name = %(name)s, spec = %(spec)s::jsonb, trigger = %(trigger)s,
+   SET owner = %(owner)s, name = %(name)s, spec = %(spec)s::jsonb, trigger = %(trigger)s,
        every_seconds = %(every_seconds)s, cron = %(cron)s, tz = %(tz)s, enabled = %(enabled)s,
        misfire = %(misfire)s, grace_seconds = %(grace_seconds)s,
        catchup_cap = %(catchup_cap)s, max_instances = %(max_instances)s,

@@ -2,27 +2,27 @@
 -- transaction they make up.
 
 -- name: insert_schedule
-INSERT INTO schedules (id, name, spec, trigger, every_seconds, cron, tz, enabled, misfire,
+INSERT INTO schedules (id, owner, name, spec, trigger, every_seconds, cron, tz, enabled, misfire,
                        grace_seconds, catchup_cap, max_instances, next_fire_at, created_at,
                        updated_at)
-VALUES (:id, :name, :spec, :trigger, :every_seconds, :cron, :tz, :enabled, :misfire,
+VALUES (:id, :owner, :name, :spec, :trigger, :every_seconds, :cron, :tz, :enabled, :misfire,
         :grace_seconds, :catchup_cap, :max_instances, :next_fire_at, :now, :now);
 
 -- name: get_schedule
+-- the schedule with this id, else those with this name (of this owner when one is given)
 SELECT s.*, j.state AS last_job_state
   FROM schedules s LEFT JOIN jobs j ON j.id = s.last_job_id
- WHERE s.id = :key OR s.name = :key
- ORDER BY s.id = :key DESC
- LIMIT 1;
+ WHERE s.id = :key OR (s.name = :key AND (:owner IS NULL OR s.owner = :owner))
+ ORDER BY s.id = :key DESC, s.owner;
 
 -- name: list_schedules
 SELECT s.*, j.state AS last_job_state
   FROM schedules s LEFT JOIN jobs j ON j.id = s.last_job_id
- ORDER BY s.name;
+ ORDER BY s.name, s.owner;
 
 -- name: update_schedule
 UPDATE schedules
-   SET name = :name, spec = :spec, trigger = :trigger, every_seconds = :every_seconds,
+   SET owner = :owner, name = :name, spec = :spec, trigger = :trigger, every_seconds = :every_seconds,
        cron = :cron, tz = :tz, enabled = :enabled, misfire = :misfire,
        grace_seconds = :grace_seconds, catchup_cap = :catchup_cap,
        max_instances = :max_instances, next_fire_at = :next_fire_at, updated_at = :now
