@@ -203,10 +203,12 @@ def test_timeout_and_cancel_kill_the_kernel_and_its_children(
         "long_running.ipynb",
         mode,
         parameters={"pid_file": str(pid_file)},
-        timeout=8.0 if how == "timeout" else None,
+        # the timeout counts from the job's start: it must leave a loaded machine time to
+        # start the child and its kernel (8 s did not, twice) before the pids are written
+        timeout=20.0 if how == "timeout" else None,
     )
     pids = wait_for(
-        lambda: pid_file.is_file() and json.loads(pid_file.read_text()), 30, "the kernel's pids"
+        lambda: pid_file.is_file() and json.loads(pid_file.read_text()), 60, "the kernel's pids"
     )
     kernel = psutil.Process(pids["kernel"])
     assert kernel.pid != os.getpid() and not gone(pids["sleeper"])
