@@ -83,8 +83,12 @@ def _two_schedulers_exactly_once(settings: Settings) -> None:
         by.update(f.fired_by for f in fires)
     assert total >= 60
     assert len(by) == 2, f"only {by} fired: the race was not exercised"
-    late = [f.at - f.fire_at for s in schedules for f in client.schedules.fires(s.id)]
-    assert statistics.median(late) < 1.0, late
+    # On time once running: fire times before the first fire anyone recorded were caught up
+    # by design (a scheduler process started late on a loaded machine: 3 s, seen).
+    fires = [f for s in schedules for f in client.schedules.fires(s.id, limit=1000)]
+    up = min(f.at for f in fires)
+    late = [f.at - f.fire_at for f in fires if f.fire_at > up]
+    assert late and statistics.median(late) < 1.0, late
     client.close()
 
 

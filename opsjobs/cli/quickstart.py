@@ -19,7 +19,7 @@ from typing import Any
 
 from ..auth import Auth
 from ..config import Settings
-from ..errors import NotFound, OpsJobsError
+from ..errors import OpsJobsError
 from .output import client_for, fmt_runtime, table
 
 __all__ = ["register"]
@@ -89,10 +89,15 @@ def cmd_quickstart(args: argparse.Namespace, settings: Settings) -> int:
 
     _step(2, f"schedule {SCHEDULE}: a memory analysis every 30 minutes")
     with client_for(settings) as client:
-        try:
-            own = client.schedules.get(schedule_name(), owner="")  # the server's own
-        except NotFound:
-            own = None
+        # names are per owner: the server's own is the analysis of that name, whoever owns it
+        own = next(
+            (
+                s
+                for s in client.schedules.list()
+                if s.name == schedule_name() and s.spec.payload.get("target") == TARGET
+            ),
+            None,
+        )
     if own is not None and own.enabled:
         # `opsjobs serve` already analyses its own process on a schedule: a second one would
         # only run the same analysis twice.
