@@ -7,7 +7,7 @@ import dataclasses
 import json
 from typing import Any
 
-from ..auth import ApiKey, User
+from ..auth.model import ApiKey, User
 
 __all__ = ["AuthStore", "key_params", "row_to_key", "row_to_user", "user_params"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 
-from ..auth import ApiKey, User
+from ..auth.model import ApiKey, User
 from ..errors import Conflict, NotFound
 from .auth import AuthStore
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 
-from ..auth import ApiKey, User
+from ..auth.model import ApiKey, User
 from ..errors import Conflict, NotFound
 from .auth import AuthStore, key_params, row_to_key, row_to_user, user_params
 

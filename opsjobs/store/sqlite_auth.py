@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..auth import ApiKey, User
+from ..auth.model import ApiKey, User
 from ..errors import Conflict, NotFound, StoreError
 from .auth import AuthStore, key_params, row_to_key, row_to_user, user_params
 
