@@ -15,9 +15,9 @@ from typing import Any
 from ..errors import Conflict
 from ..model import Job, JobSpec, JobState
 from ..schedules import FireOutcome, FirePlan, PlannedFire, Schedule, ScheduleFire
-from .rows import job_params
-from .schedule_rows import fire_params
 from .schedules import LIMIT_REASON, FireResult
+from .sql.rows import job_params
+from .sql.schedule_rows import fire_params
 
 __all__ = ["apply_plan", "run_now"]
 

@@ -67,7 +67,8 @@ from .base import PURGE_BATCH, Finish, Recovered, Store, Waiter
 from .postgres_alerts import PostgresAlerts
 from .postgres_auth import PostgresAuth
 from .postgres_schedules import PostgresSchedules
-from .rows import (
+from .sql import load_migrations, load_queries
+from .sql.rows import (
     UNREADABLE,
     job_params,
     metric_params,
@@ -78,7 +79,6 @@ from .rows import (
     unreadable_error,
     worker_params,
 )
-from .sql import load_migrations, load_queries
 
 __all__ = ["PostgresStore", "PostgresWaiter"]
 

@@ -10,8 +10,8 @@ import psycopg
 from ..alerts.model import Alert, AlertEvent, AlertRule
 from ..errors import Conflict, NotFound
 from ..model import Metric
-from .alerts import (
-    AlertStore,
+from .alerts import AlertStore
+from .sql.alerts import (
     alert_params,
     event_params,
     labels_text,
@@ -20,7 +20,7 @@ from .alerts import (
     row_to_rule,
     rule_params,
 )
-from .rows import row_to_metric
+from .sql.rows import row_to_metric
 
 __all__ = ["PostgresAlerts"]
 

@@ -9,7 +9,8 @@ import psycopg
 
 from ..auth.model import ApiKey, User
 from ..errors import Conflict, NotFound
-from .auth import AuthStore, key_params, row_to_key, row_to_user, user_params
+from .auth import AuthStore
+from .sql.auth import key_params, row_to_key, row_to_user, user_params
 
 __all__ = ["PostgresAuth"]
 

@@ -19,8 +19,8 @@ from ..errors import Conflict, NotFound, StoreError
 from ..model import Job
 from ..schedules import FirePlan, Schedule, ScheduleFire
 from .firing import apply_plan, run_now
-from .schedule_rows import row_to_fire, row_to_schedule, schedule_params
 from .schedules import FireResult, ScheduleStore, pick_schedule
+from .sql.schedule_rows import row_to_fire, row_to_schedule, schedule_params
 
 __all__ = ["PostgresSchedules"]
 

@@ -18,7 +18,8 @@ from ..errors import Conflict, JobNotFound, StoreError
 from ..model import Job, JobSpec, JobState, Metric, ResultQuery, Stats, WorkerInfo
 from .base import PURGE_BATCH, End, Finish, Recovered, Store, Waiter
 from .doorbell import Doorbell
-from .rows import (
+from .sql import load_migrations, load_queries
+from .sql.rows import (
     UNREADABLE,
     claimed_job,
     job_params,
@@ -29,7 +30,6 @@ from .rows import (
     unreadable_error,
     worker_params,
 )
-from .sql import load_migrations, load_queries
 from .sqlite_alerts import SQLiteAlerts
 from .sqlite_auth import SQLiteAuth
 from .sqlite_schedules import SQLiteSchedules

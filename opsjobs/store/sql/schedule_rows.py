@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..model import JobSpec, JobState, Mode
-from ..schedules import FireOutcome, Misfire, Schedule, ScheduleFire, TriggerKind
+from opsjobs.model import JobSpec, JobState, Mode
+from opsjobs.schedules import FireOutcome, Misfire, Schedule, ScheduleFire, TriggerKind
 
 __all__ = ["fire_params", "row_to_fire", "row_to_schedule", "schedule_params"]
 

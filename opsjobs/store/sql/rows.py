@@ -1,12 +1,12 @@
-"""Mapping between store rows and model objects, shared by the SQL backends."""
+"""Mapping between job, worker and metric rows and model objects, shared by the SQL backends."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from ..errors import UnreadableRow
-from ..model import Job, JobSpec, JobState, Metric, Mode, WorkerInfo
+from opsjobs.errors import UnreadableRow
+from opsjobs.model import Job, JobSpec, JobState, Metric, Mode, WorkerInfo
 
 __all__ = [
     "UNREADABLE",
