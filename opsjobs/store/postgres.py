@@ -51,7 +51,7 @@ import contextlib
 import hashlib
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -61,13 +61,14 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from ..config import redact_url
-from ..errors import ConfigError, Conflict, JobNotFound, StoreError
+from ..errors import ConfigError, Conflict, JobNotFound, NotFound, StoreError
 from ..model import Job, JobSpec, JobState, Metric, ResultQuery, Stats, WorkerInfo
 from .base import PURGE_BATCH, Finish, Recovered, Store, Waiter
 from .postgres_alerts import PostgresAlerts
 from .postgres_auth import PostgresAuth
 from .postgres_schedules import PostgresSchedules
 from .sql import load_migrations, load_queries
+from .sql.db import Db, Params, Tx, conflict_message, missing_message
 from .sql.rows import (
     UNREADABLE,
     job_params,
@@ -80,7 +81,7 @@ from .sql.rows import (
     worker_params,
 )
 
-__all__ = ["PostgresStore", "PostgresWaiter"]
+__all__ = ["PostgresDb", "PostgresStore", "PostgresWaiter"]
 
 T = TypeVar("T")
 Conn = psycopg.Connection[DictRow]
@@ -199,6 +200,7 @@ class PostgresStore(PostgresAlerts, PostgresAuth, PostgresSchedules, Store):
             self._pool.close()
             raise
         self.channel = channel_for(self.schema)
+        self._db = PostgresDb(self)
 
     # -- connections and transactions -----------------------------------------------------
     def _run(
@@ -587,6 +589,58 @@ class PostgresStore(PostgresAlerts, PostgresAuth, PostgresSchedules, Store):
 
     def close(self) -> None:
         self._pool.close()
+
+
+class PostgresDb(Db):
+    """The :class:`~opsjobs.store.sql.db.Db` of a :class:`PostgresStore`: transactions run by
+    :meth:`PostgresStore._run` (retried on a lost connection when safe), ``NOTIFY`` to wake."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        self._store = store
+
+    def transaction(
+        self,
+        what: str,
+        work: Callable[[Tx], T],
+        *,
+        conflict: str | None = None,
+        missing: str | None = None,
+    ) -> T:
+        store = self._store
+        try:
+            return store._run(what, lambda conn: work(_PostgresTx(conn, store)))
+        except StoreError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, psycopg.errors.UniqueViolation):
+                raise Conflict(conflict_message(what, conflict)) from cause
+            if isinstance(cause, psycopg.errors.ForeignKeyViolation):
+                raise NotFound(missing_message(what, missing)) from cause
+            raise
+
+    def read(self, what: str, name: str, params: Params | None = None) -> list[DictRow]:
+        return self._store._read(what, self._store._q[name], params)
+
+    def array(self, values: Sequence[str]) -> list[str]:
+        return list(values)  # a text[] parameter
+
+
+class _PostgresTx(Tx):
+    def __init__(self, conn: Conn, store: PostgresStore) -> None:
+        self._conn = conn
+        self._store = store
+        self._woken = False
+
+    def run(self, name: str, params: Params | None = None) -> psycopg.Cursor[DictRow]:
+        return self._conn.execute(self._store._q[name], params)
+
+    def run_many(self, name: str, rows: Iterable[Params]) -> None:
+        with self._conn.cursor() as cur:
+            cur.executemany(self._store._q[name], rows)
+
+    def wake(self) -> None:
+        if not self._woken:  # NOTIFY is delivered on commit
+            self._store._notify(self._conn)
+            self._woken = True
 
 
 class PostgresWaiter(Waiter):

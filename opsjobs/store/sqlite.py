@@ -5,20 +5,22 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from ..errors import Conflict, JobNotFound, StoreError
+from ..errors import Conflict, JobNotFound, NotFound, StoreError
 from ..model import Job, JobSpec, JobState, Metric, ResultQuery, Stats, WorkerInfo
 from .base import PURGE_BATCH, End, Finish, Recovered, Store, Waiter
 from .doorbell import Doorbell
 from .sql import load_migrations, load_queries
+from .sql.db import Db, Params, Tx, conflict_message, missing_message
 from .sql.rows import (
     UNREADABLE,
     claimed_job,
@@ -34,7 +36,9 @@ from .sqlite_alerts import SQLiteAlerts
 from .sqlite_auth import SQLiteAuth
 from .sqlite_schedules import SQLiteSchedules
 
-__all__ = ["SQLiteStore", "heads_params", "heads_sql"]
+__all__ = ["SQLiteDb", "SQLiteStore", "heads_params", "heads_sql"]
+
+T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 10_000
 #: At most this many claimed jobs' rowids are remembered for their finish.
@@ -72,6 +76,7 @@ class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
                 "(only the data folder is created)"
             )
         self._doorbell = Doorbell(str(self.path), runtime_dir)
+        self._db = SQLiteDb(self)
         self._migrate()
 
     # -- connections and transactions -----------------------------------------------------
@@ -534,6 +539,61 @@ class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
                 conn.close()
         self._local = threading.local()
         self._doorbell.close()
+
+
+class SQLiteDb(Db):
+    """The :class:`~opsjobs.store.sql.db.Db` of a :class:`SQLiteStore`: its ``BEGIN IMMEDIATE``
+    transactions (serialised by the file's write lock, never retried), its doorbell."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+
+    def transaction(
+        self,
+        what: str,
+        work: Callable[[Tx], T],
+        *,
+        conflict: str | None = None,
+        missing: str | None = None,
+    ) -> T:
+        try:
+            with self._store._tx() as conn:
+                tx = _SQLiteTx(conn, self._store._q)
+                result = work(tx)
+        except sqlite3.IntegrityError as exc:
+            if "FOREIGN KEY" in str(exc):
+                raise NotFound(missing_message(what, missing)) from exc
+            raise Conflict(conflict_message(what, conflict)) from exc
+        except sqlite3.Error as exc:
+            raise StoreError(f"{what} failed: {exc}") from exc
+        if tx.woken:
+            self._store._doorbell.ring()
+        return result
+
+    def read(self, what: str, name: str, params: Params | None = None) -> list[sqlite3.Row]:
+        try:
+            return self._store._conn().execute(self._store._q[name], params or {}).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{what} failed: {exc}") from exc
+
+    def array(self, values: Sequence[str]) -> str:
+        return json.dumps(list(values))  # read with json_each(...)
+
+
+class _SQLiteTx(Tx):
+    def __init__(self, conn: sqlite3.Connection, q: dict[str, str]) -> None:
+        self._conn = conn
+        self._q = q
+        self.woken = False
+
+    def run(self, name: str, params: Params | None = None) -> sqlite3.Cursor:
+        return self._conn.execute(self._q[name], params or {})
+
+    def run_many(self, name: str, rows: Iterable[Params]) -> None:
+        self._conn.executemany(self._q[name], rows)
+
+    def wake(self) -> None:
+        self.woken = True  # the doorbell rings after the commit
 
 
 def _enable_wal(conn: sqlite3.Connection) -> None:
