@@ -20,6 +20,7 @@ from ..model import Job, JobSpec, JobState, Metric, ResultQuery, Stats, WorkerIn
 from .base import PURGE_BATCH, End, Finish, Recovered, Store, Waiter
 from .doorbell import Doorbell
 from .sql import load_migrations, load_queries
+from .sql.auth import SqlAuth
 from .sql.db import Db, Params, Tx, conflict_message, missing_message
 from .sql.rows import (
     UNREADABLE,
@@ -33,7 +34,6 @@ from .sql.rows import (
     worker_params,
 )
 from .sqlite_alerts import SQLiteAlerts
-from .sqlite_auth import SQLiteAuth
 from .sqlite_schedules import SQLiteSchedules
 
 __all__ = ["SQLiteDb", "SQLiteStore", "heads_params", "heads_sql"]
@@ -47,7 +47,7 @@ ROWID_CACHE = 10_000
 _NOT_NULL = frozenset({"name", "state", "submitted_at", "mode", "queue", "owner", "kind"})
 
 
-class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
+class SQLiteStore(SQLiteAlerts, SqlAuth, SQLiteSchedules, Store):
     """Jobs, workers and metrics in one SQLite file.
 
     Parameters
