@@ -64,9 +64,9 @@ from ..config import redact_url
 from ..errors import ConfigError, Conflict, JobNotFound, NotFound, StoreError
 from ..model import Job, JobSpec, JobState, Metric, ResultQuery, Stats, WorkerInfo
 from .base import PURGE_BATCH, Finish, Recovered, Store, Waiter
-from .postgres_alerts import PostgresAlerts
 from .postgres_schedules import PostgresSchedules
 from .sql import load_migrations, load_queries
+from .sql.alerts import SqlAlerts
 from .sql.auth import SqlAuth
 from .sql.db import Db, Params, Tx, conflict_message, missing_message
 from .sql.rows import (
@@ -113,7 +113,7 @@ def channel_for(schema: str) -> str:
     return name
 
 
-class PostgresStore(PostgresAlerts, SqlAuth, PostgresSchedules, Store):
+class PostgresStore(SqlAlerts, SqlAuth, PostgresSchedules, Store):
     """Jobs, workers and metrics in PostgreSQL, through a small connection pool.
 
     Parameters

@@ -20,6 +20,7 @@ from ..model import Job, JobSpec, JobState, Metric, ResultQuery, Stats, WorkerIn
 from .base import PURGE_BATCH, End, Finish, Recovered, Store, Waiter
 from .doorbell import Doorbell
 from .sql import load_migrations, load_queries
+from .sql.alerts import SqlAlerts
 from .sql.auth import SqlAuth
 from .sql.db import Db, Params, Tx, conflict_message, missing_message
 from .sql.rows import (
@@ -33,7 +34,6 @@ from .sql.rows import (
     unreadable_error,
     worker_params,
 )
-from .sqlite_alerts import SQLiteAlerts
 from .sqlite_schedules import SQLiteSchedules
 
 __all__ = ["SQLiteDb", "SQLiteStore", "heads_params", "heads_sql"]
@@ -47,7 +47,7 @@ ROWID_CACHE = 10_000
 _NOT_NULL = frozenset({"name", "state", "submitted_at", "mode", "queue", "owner", "kind"})
 
 
-class SQLiteStore(SQLiteAlerts, SqlAuth, SQLiteSchedules, Store):
+class SQLiteStore(SqlAlerts, SqlAuth, SQLiteSchedules, Store):
     """Jobs, workers and metrics in one SQLite file.
 
     Parameters
