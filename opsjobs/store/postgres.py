@@ -64,7 +64,6 @@ from ..config import redact_url
 from ..errors import ConfigError, Conflict, JobNotFound, NotFound, StoreError
 from ..model import Job, JobSpec, JobState, Metric, ResultQuery, Stats, WorkerInfo
 from .base import PURGE_BATCH, Finish, Recovered, Store, Waiter
-from .postgres_schedules import PostgresSchedules
 from .sql import load_migrations, load_queries
 from .sql.alerts import SqlAlerts
 from .sql.auth import SqlAuth
@@ -80,6 +79,7 @@ from .sql.rows import (
     unreadable_error,
     worker_params,
 )
+from .sql.schedules import SqlSchedules
 
 __all__ = ["PostgresDb", "PostgresStore", "PostgresWaiter"]
 
@@ -113,7 +113,7 @@ def channel_for(schema: str) -> str:
     return name
 
 
-class PostgresStore(SqlAlerts, SqlAuth, PostgresSchedules, Store):
+class PostgresStore(SqlAlerts, SqlAuth, SqlSchedules, Store):
     """Jobs, workers and metrics in PostgreSQL, through a small connection pool.
 
     Parameters

@@ -34,7 +34,7 @@ from .sql.rows import (
     unreadable_error,
     worker_params,
 )
-from .sqlite_schedules import SQLiteSchedules
+from .sql.schedules import SqlSchedules
 
 __all__ = ["SQLiteDb", "SQLiteStore", "heads_params", "heads_sql"]
 
@@ -47,7 +47,7 @@ ROWID_CACHE = 10_000
 _NOT_NULL = frozenset({"name", "state", "submitted_at", "mode", "queue", "owner", "kind"})
 
 
-class SQLiteStore(SqlAlerts, SqlAuth, SQLiteSchedules, Store):
+class SQLiteStore(SqlAlerts, SqlAuth, SqlSchedules, Store):
     """Jobs, workers and metrics in one SQLite file.
 
     Parameters
