@@ -61,23 +61,23 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from ..config import redact_url
-from ..errors import ConfigError, Conflict, JobNotFound, NotFound, StoreError
-from ..model import Job, JobSpec, JobState, Metric, ResultQuery, Stats, WorkerInfo
-from .base import PURGE_BATCH, Finish, Recovered, Store, Waiter
+from ..errors import ConfigError, Conflict, NotFound, StoreError
+from ..model import Job, JobSpec, JobState, Metric, ResultQuery, Stats
+from .base import PURGE_BATCH, Finish, Store, Waiter
 from .sql import load_migrations, load_queries
 from .sql.alerts import SqlAlerts
 from .sql.auth import SqlAuth
 from .sql.db import Db, Params, Tx, conflict_message, missing_message
+from .sql.jobs import SqlJobs
 from .sql.rows import (
     UNREADABLE,
+    finish_params,
     job_params,
-    metric_params,
+    like_escape,
     read_job,
     row_to_job,
     row_to_metric,
-    row_to_worker,
     unreadable_error,
-    worker_params,
 )
 from .sql.schedules import SqlSchedules
 
@@ -113,7 +113,7 @@ def channel_for(schema: str) -> str:
     return name
 
 
-class PostgresStore(SqlAlerts, SqlAuth, SqlSchedules, Store):
+class PostgresStore(SqlJobs, SqlAlerts, SqlAuth, SqlSchedules, Store):
     """Jobs, workers and metrics in PostgreSQL, through a small connection pool.
 
     Parameters
@@ -309,12 +309,6 @@ class PostgresStore(SqlAlerts, SqlAuth, SqlSchedules, Store):
         )
         return Job(id=job_id, spec=spec, state=JobState.QUEUED, submitted_at=now)
 
-    def get(self, job_id: str) -> Job:
-        rows = self._read("get", self._q["get_job"], {"id": job_id})
-        if not rows:
-            raise JobNotFound(f"no job with id {job_id}")
-        return row_to_job(rows[0])
-
     def claim(
         self, worker_id: str, host: str, queues: Sequence[str], *, now: float, lease: float
     ) -> Job | None:
@@ -367,7 +361,7 @@ class PostgresStore(SqlAlerts, SqlAuth, SqlSchedules, Store):
     def finish(
         self, job_id: str, worker_id: str, attempt: int, outcome: Finish, *, now: float
     ) -> bool:
-        params = _finish_params(job_id, worker_id, attempt, outcome, now)
+        params = finish_params(job_id, worker_id, attempt, outcome, now)
         rows = self._run(
             "finish", lambda conn: conn.execute(self._q["finish"], params).rowcount, single=True
         )
@@ -386,7 +380,7 @@ class PostgresStore(SqlAlerts, SqlAuth, SqlSchedules, Store):
         lease: float,
     ) -> tuple[bool, Job | None]:
         """One statement, one round trip, for a worker that has room for another job."""
-        params = _finish_params(job_id, worker_id, attempt, outcome, now)
+        params = finish_params(job_id, worker_id, attempt, outcome, now)
         params.update(host=host, queues=list(queues), lease_until=now + lease)
         row = self._run(
             "finish",
@@ -404,38 +398,6 @@ class PostgresStore(SqlAlerts, SqlAuth, SqlSchedules, Store):
             job = self.claim(worker_id, host, queues, now=now, lease=lease)
         return accepted, job
 
-    def request_cancel(self, job_id: str, *, now: float) -> Job:
-        params = {"id": job_id, "now": now}
-
-        def cancel(conn: Conn) -> DictRow | None:
-            for name in ("cancel_queued", "cancel_running_cooperative", "cancel_running_process"):
-                if conn.execute(self._q[name], params).rowcount:
-                    break
-            row = conn.execute(self._q["get_job"], params).fetchone()
-            if row is not None:
-                self._notify(conn)
-            return row
-
-        row = self._run("cancel", cancel)
-        if row is None:
-            raise JobNotFound(f"no job with id {job_id}")
-        return row_to_job(row)
-
-    def delete(self, job_id: str) -> None:
-        params = {"id": job_id}
-
-        def delete(conn: Conn) -> tuple[bool, DictRow | None]:
-            if conn.execute(self._q["delete_finished"], params).rowcount:
-                return True, None
-            return False, conn.execute(self._q["get_job"], params).fetchone()
-
-        deleted, row = self._run("delete", delete)
-        if deleted:
-            return
-        if row is None:
-            raise JobNotFound(f"no job with id {job_id}")
-        raise Conflict(f"job {job_id} is {row['state']}: cancel it before deleting it")
-
     def _where(self, query: ResultQuery) -> tuple[str, dict[str, Any]]:
         clauses: list[str] = []
         params: dict[str, Any] = {}
@@ -448,7 +410,7 @@ class PostgresStore(SqlAlerts, SqlAuth, SqlSchedules, Store):
         if query.name:
             # ILIKE under COLLATE "C" folds ASCII case only, like SQLite's LIKE.
             clauses.append("name ILIKE %(name)s ESCAPE '\\'")
-            params["name"] = "%" + _like_escape(query.name) + "%"
+            params["name"] = "%" + like_escape(query.name) + "%"
         if query.queue:
             clauses.append("queue = %(queue)s")
             params["queue"] = query.queue
@@ -482,87 +444,9 @@ class PostgresStore(SqlAlerts, SqlAuth, SqlSchedules, Store):
             row["avg_runtime"],
         )
 
-    def purge(self, finished_before: float) -> list[str]:
-        params = {"before": finished_before}
-        rows = self._run("purge", lambda conn: conn.execute(self._q["purge"], params).fetchall())
-        return [r["id"] for r in rows]
-
-    # -- leases and workers ---------------------------------------------------------------
-    def heartbeat(
-        self, worker_id: str, held: Sequence[str], *, now: float, lease: float
-    ) -> list[str]:
-        params: dict[str, Any] = {
-            "worker_id": worker_id,
-            "now": now,
-            "lease": lease,
-            "lease_until": now + lease,
-            "busy": len(held),
-            "held": list(held),
-        }
-
-        def beat(conn: Conn) -> list[DictRow]:
-            conn.execute(self._q["renew_leases"], params)
-            conn.execute(self._q["worker_heartbeat"], params)
-            return conn.execute(self._q["held_jobs"], params).fetchall() if held else []
-
-        keep = {
-            r["id"]
-            for r in self._run("heartbeat", beat)
-            if r["state"] == "running" and r["worker_id"] == worker_id and not r["cancel_requested"]
-        }
-        return [job_id for job_id in held if job_id not in keep]
-
-    def recover_expired(self, *, now: float) -> list[Recovered]:
-        def recover(conn: Conn) -> list[Recovered]:
-            out: list[Recovered] = []
-            for row in conn.execute(self._q["expired_select"], {"now": now}).fetchall():
-                params = {"id": row["id"], "now": now}
-                requeued = bool(conn.execute(self._q["expired_requeue"], params).rowcount)
-                if not requeued:
-                    conn.execute(self._q["expired_lose"], params)
-                out.append(Recovered(row["id"], row["worker_id"], requeued))
-            if any(r.requeued for r in out):
-                self._notify(conn)
-            return out
-
-        return self._run("lease recovery", recover)
-
-    def register_worker(self, info: WorkerInfo) -> None:
-        params = worker_params(info)
-        self._run("register worker", lambda conn: conn.execute(self._q["register_worker"], params))
-
-    def stop_worker(self, worker_id: str, *, now: float) -> None:
-        params = {"id": worker_id, "now": now}
-        self._run("stop worker", lambda conn: conn.execute(self._q["stop_worker"], params))
-
-    def workers(self) -> list[WorkerInfo]:
-        return [row_to_worker(r) for r in self._read("workers", self._q["list_workers"])]
-
     # -- metrics --------------------------------------------------------------------------
-    def record_metrics(self, metrics: Sequence[Metric]) -> None:
-        if not metrics:
-            return
-        rows = [metric_params(m) for m in metrics]
-
-        def insert(conn: Conn) -> None:
-            with conn.cursor() as cur:
-                cur.executemany(self._q["insert_metric"], rows)
-
-        self._run("recording metrics", insert)
-
     def purge_metrics(self, before: float) -> int:
-        params = {"before": before, "after": 0, "batch": PURGE_BATCH}
-        gone = 0
-
-        def batch(conn: Conn) -> list[int]:
-            return [r["id"] for r in conn.execute(self._q["metrics_purge_batch"], params)]
-
-        while True:
-            ids = self._run("purging metrics", batch)
-            gone += len(ids)
-            if len(ids) < PURGE_BATCH:
-                return gone
-            params["after"] = max(ids)
+        return self._purge_metrics(before, PURGE_BATCH)
 
     def metrics(
         self,
@@ -713,23 +597,3 @@ def _one(conn: Conn, query: str) -> DictRow:
     if row is None:
         raise StoreError(f"no row from {query!r}")
     return row
-
-
-def _finish_params(
-    job_id: str, worker_id: str, attempt: int, outcome: Finish, now: float
-) -> dict[str, Any]:
-    return {
-        "id": job_id,
-        "worker_id": worker_id,
-        "attempt": attempt,
-        "state": outcome.state.value,
-        "now": now,
-        "output": outcome.output,
-        "result": outcome.result_json,
-        "error": outcome.error,
-        "exit_code": outcome.exit_code,
-    }
-
-
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

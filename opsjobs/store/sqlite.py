@@ -15,24 +15,24 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..errors import Conflict, JobNotFound, NotFound, StoreError
-from ..model import Job, JobSpec, JobState, Metric, ResultQuery, Stats, WorkerInfo
-from .base import PURGE_BATCH, End, Finish, Recovered, Store, Waiter
+from ..errors import Conflict, NotFound, StoreError
+from ..model import Job, JobSpec, JobState, Metric, ResultQuery, Stats
+from .base import PURGE_BATCH, End, Finish, Store, Waiter
 from .doorbell import Doorbell
 from .sql import load_migrations, load_queries
 from .sql.alerts import SqlAlerts
 from .sql.auth import SqlAuth
 from .sql.db import Db, Params, Tx, conflict_message, missing_message
+from .sql.jobs import SqlJobs
 from .sql.rows import (
     UNREADABLE,
     claimed_job,
+    finish_params,
     job_params,
-    metric_params,
+    like_escape,
     row_to_job,
     row_to_metric,
-    row_to_worker,
     unreadable_error,
-    worker_params,
 )
 from .sql.schedules import SqlSchedules
 
@@ -47,7 +47,7 @@ ROWID_CACHE = 10_000
 _NOT_NULL = frozenset({"name", "state", "submitted_at", "mode", "queue", "owner", "kind"})
 
 
-class SQLiteStore(SqlAlerts, SqlAuth, SqlSchedules, Store):
+class SQLiteStore(SqlJobs, SqlAlerts, SqlAuth, SqlSchedules, Store):
     """Jobs, workers and metrics in one SQLite file.
 
     Parameters
@@ -181,12 +181,6 @@ class SQLiteStore(SqlAlerts, SqlAuth, SqlSchedules, Store):
         self._doorbell.ring()
         return Job(id=job_id, spec=spec, state=JobState.QUEUED, submitted_at=now)
 
-    def get(self, job_id: str) -> Job:
-        rows = self._read(self._q["get_job"], {"id": job_id})
-        if not rows:
-            raise JobNotFound(f"no job with id {job_id}")
-        return row_to_job(rows[0])
-
     def claim(
         self, worker_id: str, host: str, queues: Sequence[str], *, now: float, lease: float
     ) -> Job | None:
@@ -262,7 +256,7 @@ class SQLiteStore(SqlAlerts, SqlAuth, SqlSchedules, Store):
                     if rowid is None:
                         cur.execute(
                             q["finish"],
-                            _finish_params(end.job_id, worker_id, end.attempt, o, end.at),
+                            finish_params(end.job_id, worker_id, end.attempt, o, end.at),
                         )
                     else:
                         cur.execute(
@@ -342,37 +336,6 @@ class SQLiteStore(SqlAlerts, SqlAuth, SqlSchedules, Store):
             self._local.cur = cur
         return cur
 
-    def request_cancel(self, job_id: str, *, now: float) -> Job:
-        params = {"id": job_id, "now": now}
-        try:
-            with self._tx() as conn:
-                for name in (
-                    "cancel_queued",
-                    "cancel_running_cooperative",
-                    "cancel_running_process",
-                ):
-                    if conn.execute(self._q[name], params).rowcount:
-                        break
-                row = conn.execute(self._q["get_job"], params).fetchone()
-        except sqlite3.Error as exc:
-            raise StoreError(f"cancel failed: {exc}") from exc
-        if row is None:
-            raise JobNotFound(f"no job with id {job_id}")
-        self._doorbell.ring()
-        return row_to_job(row)
-
-    def delete(self, job_id: str) -> None:
-        try:
-            with self._tx() as conn:
-                if conn.execute(self._q["delete_finished"], {"id": job_id}).rowcount:
-                    return
-                row = conn.execute(self._q["get_job"], {"id": job_id}).fetchone()
-        except sqlite3.Error as exc:
-            raise StoreError(f"delete failed: {exc}") from exc
-        if row is None:
-            raise JobNotFound(f"no job with id {job_id}")
-        raise Conflict(f"job {job_id} is {row['state']}: cancel it before deleting it")
-
     def _where(self, query: ResultQuery) -> tuple[str, dict[str, Any]]:
         clauses: list[str] = []
         params: dict[str, Any] = {}
@@ -385,7 +348,7 @@ class SQLiteStore(SqlAlerts, SqlAuth, SqlSchedules, Store):
             params.update({f"s{i}": s.value for i, s in enumerate(query.states)})
         if query.name:
             clauses.append("name LIKE :name ESCAPE '\\'")
-            params["name"] = "%" + _like_escape(query.name) + "%"
+            params["name"] = "%" + like_escape(query.name) + "%"
         if query.queue:
             clauses.append("queue = :queue")
             params["queue"] = query.queue
@@ -420,92 +383,9 @@ class SQLiteStore(SqlAlerts, SqlAuth, SqlSchedules, Store):
         row = self._read(sql, params)[0]
         return Stats(int(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]), row[5])
 
-    def purge(self, finished_before: float) -> list[str]:
-        params = {"before": finished_before}
-        try:
-            with self._tx() as conn:
-                ids = [r[0] for r in conn.execute(self._q["purge_select"], params)]
-                conn.execute(self._q["purge_delete"], params)
-        except sqlite3.Error as exc:
-            raise StoreError(f"purge failed: {exc}") from exc
-        return ids
-
-    # -- leases and workers ---------------------------------------------------------------
-    def heartbeat(
-        self, worker_id: str, held: Sequence[str], *, now: float, lease: float
-    ) -> list[str]:
-        params = {"worker_id": worker_id, "now": now, "lease": lease, "lease_until": now + lease}
-        params["busy"] = len(held)
-        try:
-            with self._tx() as conn:
-                conn.execute(self._q["renew_leases"], params)
-                conn.execute(self._q["worker_heartbeat"], params)
-            if not held:
-                return []
-            marks = ", ".join(f":h{i}" for i in range(len(held)))
-            rows = self._conn().execute(
-                f"SELECT id, state, worker_id, cancel_requested FROM jobs WHERE id IN ({marks})",
-                {f"h{i}": job_id for i, job_id in enumerate(held)},
-            )
-            keep = {
-                r["id"]
-                for r in rows
-                if r["state"] == "running"
-                and r["worker_id"] == worker_id
-                and not r["cancel_requested"]
-            }
-        except sqlite3.Error as exc:
-            raise StoreError(f"heartbeat failed: {exc}") from exc
-        return [job_id for job_id in held if job_id not in keep]
-
-    def recover_expired(self, *, now: float) -> list[Recovered]:
-        out: list[Recovered] = []
-        try:
-            with self._tx() as conn:
-                for row in conn.execute(self._q["expired_select"], {"now": now}).fetchall():
-                    params = {"id": row["id"], "now": now}
-                    requeued = bool(conn.execute(self._q["expired_requeue"], params).rowcount)
-                    if not requeued:
-                        conn.execute(self._q["expired_lose"], params)
-                    out.append(Recovered(row["id"], row["worker_id"], requeued))
-        except sqlite3.Error as exc:
-            raise StoreError(f"lease recovery failed: {exc}") from exc
-        if any(r.requeued for r in out):
-            self._doorbell.ring()
-        return out
-
-    def register_worker(self, info: WorkerInfo) -> None:
-        self._write(self._q["register_worker"], worker_params(info))
-
-    def stop_worker(self, worker_id: str, *, now: float) -> None:
-        self._write(self._q["stop_worker"], {"id": worker_id, "now": now})
-
-    def workers(self) -> list[WorkerInfo]:
-        return [row_to_worker(r) for r in self._read(self._q["list_workers"])]
-
     # -- metrics --------------------------------------------------------------------------
-    def record_metrics(self, metrics: Sequence[Metric]) -> None:
-        if not metrics:
-            return
-        try:
-            with self._tx() as conn:
-                conn.executemany(self._q["insert_metric"], [metric_params(m) for m in metrics])
-        except sqlite3.Error as exc:
-            raise StoreError(f"recording metrics failed: {exc}") from exc
-
     def purge_metrics(self, before: float) -> int:
-        params = {"before": before, "after": 0, "batch": PURGE_BATCH}
-        gone = 0
-        while True:
-            try:
-                with self._tx() as conn:
-                    ids = [r[0] for r in conn.execute(self._q["metrics_purge_batch"], params)]
-            except sqlite3.Error as exc:
-                raise StoreError(f"purging metrics failed: {exc}") from exc
-            gone += len(ids)
-            if len(ids) < PURGE_BATCH:
-                return gone
-            params["after"] = max(ids)
+        return self._purge_metrics(before, PURGE_BATCH)
 
     def metrics(
         self,
@@ -645,22 +525,6 @@ def _claim_order(row: Any) -> tuple[int, float]:
     return (-row[9], row[13])
 
 
-def _finish_params(
-    job_id: str, worker_id: str, attempt: int, outcome: Finish, now: float
-) -> dict[str, Any]:
-    return {
-        "id": job_id,
-        "worker_id": worker_id,
-        "attempt": attempt,
-        "state": outcome.state.value,
-        "now": now,
-        "output": outcome.output,
-        "result": outcome.result_json,
-        "error": outcome.error,
-        "exit_code": outcome.exit_code,
-    }
-
-
 def _statements(script: str) -> Iterator[str]:
     """Split a migration script into complete statements."""
     buffer = ""
@@ -673,7 +537,3 @@ def _statements(script: str) -> Iterator[str]:
             buffer = ""
     if buffer.strip():
         yield buffer.strip()
-
-
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -7,11 +7,14 @@ from typing import Any
 
 from opsjobs.errors import UnreadableRow
 from opsjobs.model import Job, JobSpec, JobState, Metric, Mode, WorkerInfo
+from opsjobs.store.base import Finish
 
 __all__ = [
     "UNREADABLE",
     "claimed_job",
+    "finish_params",
     "job_params",
+    "like_escape",
     "metric_params",
     "read_job",
     "row_to_job",
@@ -215,3 +218,25 @@ def row_to_metric(row: Any) -> Metric:
         worker_id=row["worker_id"],
         host=row["host"],
     )
+
+
+def finish_params(
+    job_id: str, worker_id: str, attempt: int, outcome: Finish, now: float
+) -> dict[str, Any]:
+    """The parameters of the ``finish`` statements."""
+    return {
+        "id": job_id,
+        "worker_id": worker_id,
+        "attempt": attempt,
+        "state": outcome.state.value,
+        "now": now,
+        "output": outcome.output,
+        "result": outcome.result_json,
+        "error": outcome.error,
+        "exit_code": outcome.exit_code,
+    }
+
+
+def like_escape(text: str) -> str:
+    """``text`` for a ``LIKE … ESCAPE '\\'`` pattern: its wildcards match themselves."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
