@@ -27,7 +27,6 @@ from ..auth import Auth, RunPolicy
 from ..client import Client
 from ..config import Settings, redact_url
 from ..store import Store, open_store
-from ..store.sqlite import SQLiteStore
 from ..worker import Worker, WorkerHandle
 
 if TYPE_CHECKING:
@@ -125,8 +124,7 @@ class OpsJobsExtension(ExtensionApp):
         self.store = open_store(
             settings.store_url, runtime_dir=settings.runtime_dir, data_dir=settings.data_dir
         )
-        if isinstance(self.store, SQLiteStore):
-            self.store.serialize_writes()  # request latency over worker throughput
+        self.store.serialize_writes()  # request latency over worker throughput
         self.store_label = redact_url(self.store.url)
         self.executor = ThreadPoolExecutor(self.api_threads, thread_name_prefix="opsjobs-api")
         auth = Auth(self.store)
@@ -141,7 +139,7 @@ class OpsJobsExtension(ExtensionApp):
             opsjobs_auth=auth,
             opsjobs_executor=self.executor,
             # reads of a local store are short enough for the event loop (see handlers.call)
-            opsjobs_local_store=self.store.url.startswith(("sqlite:", "memory:")),
+            opsjobs_local_store=self.store.local,
         )
         log.info("opsjobs: store %s", self.store_label)
 

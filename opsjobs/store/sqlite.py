@@ -58,6 +58,8 @@ class SQLiteStore(SqlJobs, SqlAlerts, SqlAuth, SqlSchedules, Store):
         Where the doorbell sockets live (default: ``$TMPDIR/opsjobs-<uid>``).
     """
 
+    local = True
+
     def __init__(self, path: str | os.PathLike[str], *, runtime_dir: str | None = None) -> None:
         self.path = Path(path).resolve()
         self.url = f"sqlite://{self.path}"

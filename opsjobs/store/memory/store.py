@@ -56,6 +56,8 @@ class _ConditionWaiter(Waiter):
 class MemoryStore(MemoryAlerts, MemoryAuth, MemorySchedules, Store):
     """Every job, worker and metric in dictionaries guarded by one lock."""
 
+    local = True
+
     def __init__(self) -> None:
         self.url = "memory://"
         self._lock = threading.RLock()
