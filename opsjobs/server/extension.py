@@ -37,13 +37,11 @@ from .prometheus import prometheus_routes
 from .schedules import schedule_routes
 from .seed import seed_routes
 from .service import ApiService
+from .voila import DASHBOARD
 
 __all__ = ["DASHBOARD", "OpsJobsExtension", "tornado_pattern"]
 
 log = logging.getLogger("opsjobs.server")
-
-#: The dashboard notebook, relative to the server's root folder.
-DASHBOARD = "dashboard.ipynb"
 
 
 def tornado_pattern(path: str) -> str:
@@ -165,9 +163,8 @@ class OpsJobsExtension(ExtensionApp):
 
     async def _start_parts(self, serverapp: Any) -> None:
         assert self.store is not None
-        from ..dashboard.serving import install_template
         from .gate import install as gate_voila
-        from .kernels import install as own_kernels
+        from .voila import install_template, own_kernels
 
         install_template(serverapp.web_app)  # Voila is loaded by now
         gate_voila(serverapp.web_app)  # the dashboard only (OpsJobsServerApp did it already)
