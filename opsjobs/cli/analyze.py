@@ -21,7 +21,7 @@ from ..client import Client
 from ..config import Settings
 from ..errors import NotFound, ValidationError
 from ..model import validate_queue
-from .jobs import EXIT_CODES, _follow
+from .jobs import EXIT_CODES, follow
 from .output import client_for
 
 __all__ = ["register"]
@@ -97,7 +97,7 @@ def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
             print(job.id)
             return 0
         print(f"submitted {job.id} to {queue}", file=sys.stderr)
-        final = _follow(client, job)
+        final = follow(client, job)
     return EXIT_CODES.get(final.state, 1)
 
 

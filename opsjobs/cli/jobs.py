@@ -14,7 +14,7 @@ from ..errors import ValidationError
 from ..model import SORT_COLUMNS, Job, JobState
 from .output import client_for, fmt_runtime, fmt_time, print_json, table
 
-__all__ = ["EXIT_CODES", "register"]
+__all__ = ["EXIT_CODES", "follow", "register"]
 
 EXIT_CODES = {
     JobState.SUCCEEDED: 0,
@@ -144,7 +144,7 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
             print(job.id)
             return 0
         print(f"submitted {job.id} ({job.mode.value} mode, queue {job.queue})", file=sys.stderr)
-        final = _follow(client, job)
+        final = follow(client, job)
     return EXIT_CODES.get(final.state, 1)
 
 
@@ -164,7 +164,7 @@ def _notebook_payload(args: argparse.Namespace) -> tuple[str | None, dict[str, A
     return "notebook", {"path": args.notebook, "parameters": parameters, "kernel": args.kernel}
 
 
-def _follow(client: Client, job: Job) -> Job:
+def follow(client: Client, job: Job) -> Job:
     """Show state changes and stream the job's log while waiting for it."""
     log_path = client.log_path(job.id)
     state: dict[str, Any] = {"seen": None, "offset": 0}

@@ -163,30 +163,6 @@ class AnalyzeHandler(ApiHandler):
         self.reply({"job": job.to_dict()}, status=201)
 
 
-def seed_tasks(service: ApiService, user: User) -> list[dict[str, Any]]:
-    """The seed's ``tasks`` listing: the caller's schedules (everyone's for admins)."""
-    from .seed import seed_command_of
-
-    out = []
-    for s in ScheduleService(service).list(user, everyone=user.sees_all):
-        out.append(
-            {
-                "TaskID": s.id,
-                "TaskName": s.name,
-                "Command": seed_command_of(s.spec),
-                "Description": s.spec.description,
-                "ExecutionMode": s.spec.mode.seed_name,
-                "Schedule": s.trigger_text,
-                "Enabled": s.enabled,
-                "NextRun": s.to_dict()["next_fire_at"],
-                "LastRun": s.to_dict()["last_fire_at"],
-                "LastJobID": s.last_job_id,
-                "LastStatus": s.last_job_state.value if s.last_job_state else None,
-            }
-        )
-    return out
-
-
 def schedule_routes() -> dict[str, type[ApiHandler]]:
     """OpenAPI path → handler of the schedule and analysis routes."""
     return {
