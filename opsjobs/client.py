@@ -10,7 +10,17 @@ from typing import TYPE_CHECKING, Any
 
 from .config import Settings
 from .errors import ConfigError, OpsJobsError, ValidationError
-from .model import Job, JobSpec, JobState, Mode, ResultQuery, Stats, parse_states, validate_job_id
+from .model import (
+    Job,
+    JobSpec,
+    JobState,
+    Mode,
+    ResultQuery,
+    Stats,
+    parse_duration,
+    parse_states,
+    validate_job_id,
+)
 from .runners.kinds import KindRegistry, default_registry
 from .schedule_api import Schedules
 from .store import Store, open_store
@@ -248,22 +258,3 @@ def connect(url: str | None = None, *, settings: Settings | None = None) -> Clie
         ),
         settings,
     )
-
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(text: str) -> float:
-    """``"30s"``, ``"30m"``, ``"12h"``, ``"7d"``, ``"2w"`` or plain seconds → seconds."""
-    value = str(text).strip().lower()
-    try:
-        if value and value[-1] in _UNITS:
-            number = float(value[:-1])
-            seconds = number * _UNITS[value[-1]]
-        else:
-            seconds = float(value)
-    except ValueError:
-        raise ValidationError(f"invalid duration {text!r} (examples: 90s, 30m, 12h, 7d)") from None
-    if seconds < 0 or seconds != seconds or seconds == float("inf"):
-        raise ValidationError(f"invalid duration {text!r}")
-    return seconds
