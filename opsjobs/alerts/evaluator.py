@@ -4,7 +4,7 @@ A worker hands every metric it records to :meth:`AlertEvaluator.observe`, which 
 (a full queue drops the metric from evaluation with a warning — it is stored regardless) and
 returns. One background thread, started at the first metric, drains the queue in batches: it
 reads the enabled rules once per batch, judges each (rule, series) pair once on the series'
-recent points in the store (:func:`~opsjobs.alerts.evaluate.judge`) and moves its alert:
+recent points in the store (:func:`~opsjobs.alerts.verdicts.judge`) and moves its alert:
 
 * no open alert and the rule fires → open one (``opened`` event);
 * an open alert and the condition no longer holds → resolve it (``resolved`` event);
@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING
 
 from ..errors import OpsJobsError
 from ..model import Metric
-from .evaluate import MAX_POINTS, judge, lookback
 from .model import Alert, AlertEvent, AlertRule, AlertState, series_key, series_labels
+from .verdicts import MAX_POINTS, judge, lookback
 from .webhooks import WebhookSender, alert_payload
 
 if TYPE_CHECKING:
