@@ -3,7 +3,6 @@ port, and the metric reads of alerting."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,7 +11,14 @@ from opsjobs.errors import NotFound
 from opsjobs.model import Metric
 from opsjobs.store.alerts import AlertStore
 from opsjobs.store.sql.db import Db, Tx
-from opsjobs.store.sql.rows import row_to_metric
+from opsjobs.store.sql.rows import (
+    columns,
+    enum_value,
+    from_columns,
+    json_text,
+    json_value,
+    row_to_metric,
+)
 
 __all__ = [
     "SqlAlerts",
@@ -141,105 +147,34 @@ class SqlAlerts(AlertStore):
 
 def labels_text(labels: Mapping[str, str]) -> str:
     """Labels as the metrics table stores them (see ``rows.metric_params``)."""
-    return json.dumps(dict(labels), sort_keys=True)
+    return json_text(dict(labels))
 
 
-def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value  # jsonb arrives decoded
+def _labels(value: Any) -> Any:
+    return json_value(value) or {}
 
 
 def rule_params(rule: AlertRule) -> dict[str, Any]:
-    return {
-        "id": rule.id,
-        "name": rule.name,
-        "metric": rule.metric,
-        "labels": labels_text(rule.labels),
-        "condition": rule.condition.value,
-        "threshold": rule.threshold,
-        "for_points": rule.for_points,
-        "for_seconds": rule.for_seconds,
-        "window_seconds": rule.window_seconds,
-        "per_seconds": rule.per_seconds,
-        "severity": rule.severity.value,
-        "description": rule.description,
-        "enabled": rule.enabled,
-        "created_at": rule.created_at,
-    }
+    return columns(rule, labels=labels_text, condition=enum_value, severity=enum_value)
 
 
 def row_to_rule(row: Any) -> AlertRule:
-    return AlertRule(
-        id=row["id"],
-        name=row["name"],
-        metric=row["metric"],
-        labels=_json(row["labels"]) or {},
-        condition=Condition(row["condition"]),
-        threshold=row["threshold"],
-        for_points=row["for_points"],
-        for_seconds=row["for_seconds"],
-        window_seconds=row["window_seconds"],
-        per_seconds=row["per_seconds"],
-        severity=Severity(row["severity"]),
-        description=row["description"],
-        enabled=bool(row["enabled"]),
-        created_at=row["created_at"],
+    return from_columns(
+        AlertRule, row, labels=_labels, condition=Condition, severity=Severity, enabled=bool
     )
 
 
 def alert_params(alert: Alert) -> dict[str, Any]:
-    return {
-        "id": alert.id,
-        "rule_id": alert.rule_id,
-        "rule_name": alert.rule_name,
-        "metric": alert.metric,
-        "series": alert.series,
-        "labels": labels_text(alert.labels),
-        "host": alert.host,
-        "severity": alert.severity.value,
-        "state": alert.state.value,
-        "value": alert.value,
-        "message": alert.message,
-        "opened_at": alert.opened_at,
-        "updated_at": alert.updated_at,
-        "resolved_at": alert.resolved_at,
-    }
+    return columns(alert, labels=labels_text, severity=enum_value, state=enum_value)
 
 
 def row_to_alert(row: Any) -> Alert:
-    return Alert(
-        id=row["id"],
-        rule_id=row["rule_id"],
-        rule_name=row["rule_name"],
-        metric=row["metric"],
-        series=row["series"],
-        labels=_json(row["labels"]) or {},
-        host=row["host"],
-        severity=Severity(row["severity"]),
-        state=AlertState(row["state"]),
-        value=row["value"],
-        message=row["message"],
-        opened_at=row["opened_at"],
-        updated_at=row["updated_at"],
-        resolved_at=row["resolved_at"],
-    )
+    return from_columns(Alert, row, labels=_labels, severity=Severity, state=AlertState)
 
 
 def event_params(event: AlertEvent) -> dict[str, Any]:
-    return {
-        "alert_id": event.alert_id,
-        "kind": event.kind,
-        "at": event.at,
-        "value": event.value,
-        "message": event.message,
-    }
+    return columns(event)  # the id is the table's own: the insert leaves it out
 
 
 def row_to_event(row: Any) -> AlertEvent:
-    return AlertEvent(
-        id=int(row["id"]),
-        alert_id=row["alert_id"],
-        kind=row["kind"],
-        at=row["at"],
-        value=row["value"],
-        message=row["message"],
-    )
+    return from_columns(AlertEvent, row, id=int)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any
 
@@ -10,6 +9,7 @@ from opsjobs.auth.model import ApiKey, User
 from opsjobs.errors import NotFound
 from opsjobs.store.auth import AuthStore
 from opsjobs.store.sql.db import Db
+from opsjobs.store.sql.rows import columns, from_columns, json_value
 
 __all__ = ["SqlAuth", "key_params", "row_to_key", "row_to_user", "user_params"]
 
@@ -78,33 +78,16 @@ class SqlAuth(AuthStore):
 
 
 def user_params(user: User) -> dict[str, Any]:
-    return {
-        "id": user.id,
-        "email": user.email,
-        "name": user.name,
-        "roles": json.dumps(list(user.roles)),
-        "is_test": user.is_test,
-        "created": user.created,
-    }
+    return columns(user, roles=lambda roles: json.dumps(list(roles)))
 
 
 def row_to_user(row: Any) -> User:
-    roles = row["roles"]
-    if isinstance(roles, str):
-        roles = json.loads(roles)  # PostgreSQL's jsonb arrives decoded
-    return User(
-        id=row["id"],
-        email=row["email"],
-        name=row["name"],
-        roles=tuple(roles),
-        is_test=bool(row["is_test"]),
-        created=row["created"],
-    )
+    return from_columns(User, row, roles=lambda roles: tuple(json_value(roles)), is_test=bool)
 
 
 def key_params(key: ApiKey) -> dict[str, Any]:
-    return dataclasses.asdict(key)
+    return columns(key)
 
 
 def row_to_key(row: Any) -> ApiKey:
-    return ApiKey(**{f.name: row[f.name] for f in dataclasses.fields(ApiKey)})
+    return from_columns(ApiKey, row)

@@ -15,7 +15,7 @@ from opsjobs.model import Job, JobSpec, JobState
 from opsjobs.schedules import FireOutcome, FirePlan, PlannedFire, Schedule, ScheduleFire
 from opsjobs.store.schedules import LIMIT_REASON, FireResult
 from opsjobs.store.sql.db import Tx
-from opsjobs.store.sql.rows import job_params
+from opsjobs.store.sql.rows import columns, enum_value, job_params
 
 __all__ = ["apply_plan", "count_active", "fire_params", "run_now"]
 
@@ -26,15 +26,7 @@ def count_active(tx: Tx, schedule_id: str) -> int:
 
 
 def fire_params(fire: ScheduleFire) -> dict[str, Any]:
-    return {
-        "schedule_id": fire.schedule_id,
-        "fire_at": fire.fire_at,
-        "outcome": fire.outcome.value,
-        "job_id": fire.job_id,
-        "reason": fire.reason,
-        "at": fire.at,
-        "fired_by": fire.fired_by,
-    }
+    return columns(fire, outcome=enum_value)
 
 
 def _job_spec(schedule: Schedule) -> JobSpec:

@@ -19,6 +19,7 @@ from opsjobs.schedules import FireOutcome, FirePlan, Misfire, Schedule, Schedule
 from opsjobs.store.schedules import FireResult, ScheduleStore, pick_schedule
 from opsjobs.store.sql.db import Db, Tx
 from opsjobs.store.sql.firing import apply_plan, run_now
+from opsjobs.store.sql.rows import from_columns
 
 __all__ = ["SqlSchedules", "row_to_fire", "row_to_schedule", "schedule_params"]
 
@@ -171,36 +172,18 @@ def schedule_params(schedule: Schedule, now: float) -> dict[str, Any]:
 
 
 def row_to_schedule(row: Any) -> Schedule:
-    state = row["last_job_state"]
-    return Schedule(
-        id=str(row["id"]),
-        name=row["name"],
-        spec=spec_from(row["spec"], str(row["id"])),
-        trigger=TriggerKind(row["trigger"]),
-        every_seconds=row["every_seconds"],
-        cron=row["cron"],
-        tz=row["tz"],
-        enabled=bool(row["enabled"]),
-        misfire=Misfire(row["misfire"]),
-        grace_seconds=row["grace_seconds"],
-        catchup_cap=row["catchup_cap"],
-        max_instances=row["max_instances"],
-        next_fire_at=row["next_fire_at"],
-        last_fire_at=row["last_fire_at"],
-        last_job_id=row["last_job_id"],
-        last_job_state=JobState(state) if state else None,
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
+    schedule_id = str(row["id"])
+    return from_columns(
+        Schedule,
+        row,
+        id=str,
+        spec=lambda spec: spec_from(spec, schedule_id),
+        trigger=TriggerKind,
+        enabled=bool,
+        misfire=Misfire,
+        last_job_state=lambda state: JobState(state) if state else None,
     )
 
 
 def row_to_fire(row: Any) -> ScheduleFire:
-    return ScheduleFire(
-        schedule_id=row["schedule_id"],
-        fire_at=row["fire_at"],
-        outcome=FireOutcome(row["outcome"]),
-        job_id=row["job_id"],
-        reason=row["reason"],
-        at=row["at"],
-        fired_by=row["fired_by"],
-    )
+    return from_columns(ScheduleFire, row, outcome=FireOutcome)
