@@ -8,9 +8,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .config import Settings
-from .errors import ConfigError, OpsJobsError, ValidationError
-from .model import (
+from opsjobs.config import Settings
+from opsjobs.errors import ConfigError, OpsJobsError, ValidationError
+from opsjobs.model import (
     Job,
     JobSpec,
     JobState,
@@ -21,9 +21,9 @@ from .model import (
     parse_states,
     validate_job_id,
 )
-from .runners.kinds import KindRegistry, default_registry
-from .schedule_api import Schedules
-from .store import Store, open_store
+from opsjobs.runners.kinds import KindRegistry, default_registry
+from opsjobs.schedule_api import Schedules
+from opsjobs.store import Store, open_store
 
 if TYPE_CHECKING:
     import pandas
@@ -199,12 +199,12 @@ class Client:
         """Delete jobs that finished more than ``older_than`` seconds ago (but the
         ``keep_last`` latest of each job name) with their files, and sweep files of ids that
         are no job (see :mod:`opsjobs.retention`); returns how many jobs went."""
-        from .retention import purge
+        from opsjobs.retention import purge
 
         return purge(self.store, self.settings, older_than=older_than, keep_last=keep_last).jobs
 
     def _remove_files(self, job_id: str) -> None:
-        from .retention import remove_job_files
+        from opsjobs.retention import remove_job_files
 
         remove_job_files(self.settings, job_id)
 

@@ -36,7 +36,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from .errors import ConfigError
+from opsjobs.errors import ConfigError
 
 __all__ = ["Settings", "parse_webhooks", "redact_url", "validate_webhook_url"]
 

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
-from .errors import ValidationError
+from opsjobs.errors import ValidationError
 
 __all__ = [
     "ACTIVE_STATES",

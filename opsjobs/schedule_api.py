@@ -14,11 +14,11 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from .config import Settings
-from .errors import NotFound, ValidationError
-from .model import Job, JobSpec, Mode, parse_duration
-from .schedules import Misfire, Schedule, ScheduleFire, TriggerKind, next_fire
-from .store import Store
+from opsjobs.config import Settings
+from opsjobs.errors import NotFound, ValidationError
+from opsjobs.model import Job, JobSpec, Mode, parse_duration
+from opsjobs.schedules import Misfire, Schedule, ScheduleFire, TriggerKind, next_fire
+from opsjobs.store import Store
 
 __all__ = ["Schedules", "SpecBuilder"]
 

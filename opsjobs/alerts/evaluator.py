@@ -25,15 +25,15 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from ..errors import OpsJobsError
-from ..model import Metric
-from .model import Alert, AlertEvent, AlertRule, AlertState, series_key, series_labels
-from .verdicts import MAX_POINTS, judge, lookback
-from .webhooks import WebhookSender, alert_payload
+from opsjobs.alerts.model import Alert, AlertEvent, AlertRule, AlertState, series_key, series_labels
+from opsjobs.alerts.verdicts import MAX_POINTS, judge, lookback
+from opsjobs.alerts.webhooks import WebhookSender, alert_payload
+from opsjobs.errors import OpsJobsError
+from opsjobs.model import Metric
 
 if TYPE_CHECKING:
-    from ..config import Settings
-    from ..store import Store
+    from opsjobs.config import Settings
+    from opsjobs.store import Store
 
 __all__ = ["AlertEvaluator", "Change"]
 

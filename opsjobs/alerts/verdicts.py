@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..model import Metric
-from .model import AlertRule
+from opsjobs.alerts.model import AlertRule
+from opsjobs.model import Metric
 
 __all__ = ["MAX_POINTS", "POINTS_LOOKBACK", "Verdict", "judge", "lookback", "rate_at"]
 

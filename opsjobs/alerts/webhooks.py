@@ -26,9 +26,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import parse_webhooks, redact_url, validate_webhook_url
-from ..model import iso
-from .model import Alert, AlertEvent, Severity
+from opsjobs.alerts.model import Alert, AlertEvent, Severity
+from opsjobs.config import parse_webhooks, redact_url, validate_webhook_url
+from opsjobs.model import iso
 
 __all__ = ["WebhookSender", "alert_payload", "parse_webhooks", "validate_webhook_url"]
 

@@ -14,15 +14,15 @@ import time
 from datetime import datetime
 from typing import Any
 
-from ..analyzer import analyze, export_csv, format_text
-from ..analyzer.external import format_external, inspect_process
-from ..analyzer.job import JOB_NAME, TARGET, job_kwargs
-from ..client import Client
-from ..config import Settings
-from ..errors import NotFound, ValidationError
-from ..model import validate_queue
-from .jobs import EXIT_CODES, follow
-from .output import client_for
+from opsjobs.analyzer import analyze, export_csv, format_text
+from opsjobs.analyzer.external import format_external, inspect_process
+from opsjobs.analyzer.job import JOB_NAME, TARGET, job_kwargs
+from opsjobs.cli.jobs import EXIT_CODES, follow
+from opsjobs.cli.output import client_for
+from opsjobs.client import Client
+from opsjobs.config import Settings
+from opsjobs.errors import NotFound, ValidationError
+from opsjobs.model import validate_queue
 
 __all__ = ["register"]
 

@@ -32,10 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..auth import Auth, RunPolicy, User
-from ..client import Client
-from ..config import Settings
-from ..errors import OpsJobsError, PermissionDenied
+from opsjobs.auth import Auth, RunPolicy, User
+from opsjobs.client import Client
+from opsjobs.config import Settings
+from opsjobs.errors import OpsJobsError, PermissionDenied
 
 __all__ = [
     "SESSION_VARIABLE",
@@ -156,7 +156,7 @@ def open_session(
     side = ServerSide.read(str(session["config"]))
     uid = verify_token(side.secret, str(session["token"]), now=time.time() if now is None else now)
     settings = side.settings()
-    from ..store import open_store
+    from opsjobs.store import open_store
 
     store = open_store(
         settings.store_url, runtime_dir=settings.runtime_dir, data_dir=settings.data_dir

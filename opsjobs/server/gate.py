@@ -61,8 +61,8 @@ def _render_gate(base: type) -> type:
     class DashboardOnlyHandler(base):
         async def prepare(self) -> None:
             await ensure_async(super().prepare())
-            from .identity import opsjobs_user
-            from .voila import DASHBOARD
+            from opsjobs.server.identity import opsjobs_user
+            from opsjobs.server.voila import DASHBOARD
 
             path = self.path_args[0] if self.path_args else None
             if not may_render(path, DASHBOARD):
@@ -81,7 +81,7 @@ def install(web_app: Any) -> int:
         from voila.tornado.handler import TornadoVoilaHandler
     except ImportError:
         return 0
-    from .voila import router_rules
+    from opsjobs.server.voila import router_rules
 
     changed = 0
     gated = _render_gate(TornadoVoilaHandler)

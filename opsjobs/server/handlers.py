@@ -18,12 +18,12 @@ from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
-from ..auth import User
-from ..errors import OpsJobsError, ValidationError
-from ..model import validate_job_id
-from .identity import opsjobs_user
-from .openapi import API, check_body, document, query_names
-from .service import ApiService, JobFilter, job_summary, metric_dict, user_dict
+from opsjobs.auth import User
+from opsjobs.errors import OpsJobsError, ValidationError
+from opsjobs.model import validate_job_id
+from opsjobs.server.identity import opsjobs_user
+from opsjobs.server.openapi import API, check_body, document, query_names
+from opsjobs.server.service import ApiService, JobFilter, job_summary, metric_dict, user_dict
 
 __all__ = [
     "MAX_BODY",

@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..auth import Auth, User
-from ..errors import ValidationError
-from ..model import Job
-from ..schedule_api import Schedules
-from ..schedules import Schedule
-from .handlers import ApiHandler, keyed
-from .openapi import API
-from .service import ApiService
+from opsjobs.auth import Auth, User
+from opsjobs.errors import ValidationError
+from opsjobs.model import Job
+from opsjobs.schedule_api import Schedules
+from opsjobs.schedules import Schedule
+from opsjobs.server.handlers import ApiHandler, keyed
+from opsjobs.server.openapi import API
+from opsjobs.server.service import ApiService
 
 __all__ = ["ScheduleService", "schedule_routes"]
 
@@ -95,7 +95,7 @@ class ScheduleService:
     def analyze(self, user: User, body: Mapping[str, Any]) -> Job:
         """Queue a live memory analysis of this server's process (or of the workers on
         ``queue``) as a ``call`` job in thread mode."""
-        from ..analyzer.job import JOB_NAME, TARGET, job_kwargs
+        from opsjobs.analyzer.job import JOB_NAME, TARGET, job_kwargs
 
         # a thread job inside the server's (or a worker's) process: for roles that run code
         Auth.check_code(user, "a live analysis")

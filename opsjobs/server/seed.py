@@ -11,12 +11,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..auth import User
-from ..model import TERMINAL_STATES, Job, JobSpec, JobState, Mode, WorkerInfo, iso
-from .handlers import ApiFailure, ApiHandler, keyed
-from .openapi import SEED
-from .schedules import ScheduleService
-from .service import ApiService
+from opsjobs.auth import User
+from opsjobs.model import TERMINAL_STATES, Job, JobSpec, JobState, Mode, WorkerInfo, iso
+from opsjobs.server.handlers import ApiFailure, ApiHandler, keyed
+from opsjobs.server.openapi import SEED
+from opsjobs.server.schedules import ScheduleService
+from opsjobs.server.service import ApiService
 
 __all__ = ["seed_command", "seed_command_of", "seed_result", "seed_routes", "seed_tasks"]
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping
 
-from ..alerts.model import Alert, AlertEvent, AlertRule
-from ..model import Metric
+from opsjobs.alerts.model import Alert, AlertEvent, AlertRule
+from opsjobs.model import Metric
 
 __all__ = ["AlertStore"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 
-from ..auth.model import ApiKey, User
+from opsjobs.auth.model import ApiKey, User
 
 __all__ = ["AuthStore"]
 

@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from ..errors import OpsJobsError
-from ..model import Job, JobSpec, JobState, Metric, ResultQuery, Stats, WorkerInfo
-from .alerts import AlertStore
-from .auth import AuthStore
-from .schedules import ScheduleStore
+from opsjobs.errors import OpsJobsError
+from opsjobs.model import Job, JobSpec, JobState, Metric, ResultQuery, Stats, WorkerInfo
+from opsjobs.store.alerts import AlertStore
+from opsjobs.store.auth import AuthStore
+from opsjobs.store.schedules import ScheduleStore
 
 __all__ = ["PURGE_BATCH", "End", "Finish", "Recovered", "Store", "Waiter"]
 

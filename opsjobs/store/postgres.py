@@ -60,16 +60,16 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
-from ..config import redact_url
-from ..errors import ConfigError, Conflict, NotFound, StoreError
-from ..model import Job, JobSpec, JobState, Metric, ResultQuery, Stats
-from .base import PURGE_BATCH, Finish, Store, Waiter
-from .sql import load_migrations, load_queries
-from .sql.alerts import SqlAlerts
-from .sql.auth import SqlAuth
-from .sql.db import Db, Params, Tx, conflict_message, missing_message
-from .sql.jobs import SqlJobs
-from .sql.rows import (
+from opsjobs.config import redact_url
+from opsjobs.errors import ConfigError, Conflict, NotFound, StoreError
+from opsjobs.model import Job, JobSpec, JobState, Metric, ResultQuery, Stats
+from opsjobs.store.base import PURGE_BATCH, Finish, Store, Waiter
+from opsjobs.store.sql import load_migrations, load_queries
+from opsjobs.store.sql.alerts import SqlAlerts
+from opsjobs.store.sql.auth import SqlAuth
+from opsjobs.store.sql.db import Db, Params, Tx, conflict_message, missing_message
+from opsjobs.store.sql.jobs import SqlJobs
+from opsjobs.store.sql.rows import (
     UNREADABLE,
     finish_params,
     job_params,
@@ -79,7 +79,7 @@ from .sql.rows import (
     row_to_metric,
     unreadable_error,
 )
-from .sql.schedules import SqlSchedules
+from opsjobs.store.sql.schedules import SqlSchedules
 
 __all__ = ["PostgresDb", "PostgresStore", "PostgresWaiter"]
 

@@ -15,16 +15,16 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..errors import Conflict, NotFound, StoreError
-from ..model import Job, JobSpec, JobState, Metric, ResultQuery, Stats
-from .base import PURGE_BATCH, End, Finish, Store, Waiter
-from .doorbell import Doorbell
-from .sql import load_migrations, load_queries
-from .sql.alerts import SqlAlerts
-from .sql.auth import SqlAuth
-from .sql.db import Db, Params, Tx, conflict_message, missing_message
-from .sql.jobs import SqlJobs
-from .sql.rows import (
+from opsjobs.errors import Conflict, NotFound, StoreError
+from opsjobs.model import Job, JobSpec, JobState, Metric, ResultQuery, Stats
+from opsjobs.store.base import PURGE_BATCH, End, Finish, Store, Waiter
+from opsjobs.store.doorbell import Doorbell
+from opsjobs.store.sql import load_migrations, load_queries
+from opsjobs.store.sql.alerts import SqlAlerts
+from opsjobs.store.sql.auth import SqlAuth
+from opsjobs.store.sql.db import Db, Params, Tx, conflict_message, missing_message
+from opsjobs.store.sql.jobs import SqlJobs
+from opsjobs.store.sql.rows import (
     UNREADABLE,
     claimed_job,
     finish_params,
@@ -34,7 +34,7 @@ from .sql.rows import (
     row_to_metric,
     unreadable_error,
 )
-from .sql.schedules import SqlSchedules
+from opsjobs.store.sql.schedules import SqlSchedules
 
 __all__ = ["SQLiteDb", "SQLiteStore", "heads_params", "heads_sql"]
 
