@@ -62,7 +62,7 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from opsjobs.config import redact_url
 from opsjobs.errors import ConfigError, Conflict, NotFound, StoreError
-from opsjobs.model import Job, JobSpec, JobState, Metric, ResultQuery, Stats
+from opsjobs.model import Job, JobSpec, JobState, ResultQuery, Stats
 from opsjobs.store.base import PURGE_BATCH, Finish, Store, Waiter
 from opsjobs.store.sql import load_migrations, load_queries
 from opsjobs.store.sql.alerts import SqlAlerts
@@ -76,7 +76,6 @@ from opsjobs.store.sql.rows import (
     like_escape,
     read_job,
     row_to_job,
-    row_to_metric,
     unreadable_error,
 )
 from opsjobs.store.sql.schedules import SqlSchedules
@@ -447,25 +446,6 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlAuth, SqlSchedules, Store):
     # -- metrics --------------------------------------------------------------------------
     def purge_metrics(self, before: float) -> int:
         return self._purge_metrics(before, PURGE_BATCH)
-
-    def metrics(
-        self,
-        name: str,
-        *,
-        since: float | None = None,
-        job_id: str | None = None,
-        limit: int = 10_000,
-    ) -> list[Metric]:
-        filters = ""
-        params: dict[str, Any] = {"name": name, "limit": limit}
-        if since is not None:
-            filters += " AND at >= %(since)s"
-            params["since"] = since
-        if job_id is not None:
-            filters += " AND job_id = %(job_id)s"
-            params["job_id"] = job_id
-        text = self._q["metrics"].replace("{filters}", filters)
-        return [row_to_metric(r) for r in reversed(self._read("metrics", text, params))]
 
     # -- wake-up and lifetime -------------------------------------------------------------
     def waiter(self, worker_id: str) -> Waiter:

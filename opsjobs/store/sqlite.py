@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from opsjobs.errors import Conflict, NotFound, StoreError
-from opsjobs.model import Job, JobSpec, JobState, Metric, ResultQuery, Stats
+from opsjobs.model import Job, JobSpec, JobState, ResultQuery, Stats
 from opsjobs.store.base import PURGE_BATCH, End, Finish, Store, Waiter
 from opsjobs.store.doorbell import Doorbell
 from opsjobs.store.sql import load_migrations, load_queries
@@ -31,7 +31,6 @@ from opsjobs.store.sql.rows import (
     job_params,
     like_escape,
     row_to_job,
-    row_to_metric,
     unreadable_error,
 )
 from opsjobs.store.sql.schedules import SqlSchedules
@@ -388,25 +387,6 @@ class SQLiteStore(SqlJobs, SqlAlerts, SqlAuth, SqlSchedules, Store):
     # -- metrics --------------------------------------------------------------------------
     def purge_metrics(self, before: float) -> int:
         return self._purge_metrics(before, PURGE_BATCH)
-
-    def metrics(
-        self,
-        name: str,
-        *,
-        since: float | None = None,
-        job_id: str | None = None,
-        limit: int = 10_000,
-    ) -> list[Metric]:
-        sql = "SELECT * FROM metrics WHERE name = :name"
-        params: dict[str, Any] = {"name": name, "limit": limit}
-        if since is not None:
-            sql += " AND at >= :since"
-            params["since"] = since
-        if job_id is not None:
-            sql += " AND job_id = :job_id"
-            params["job_id"] = job_id
-        sql += " ORDER BY at DESC, id DESC LIMIT :limit"
-        return [row_to_metric(r) for r in reversed(self._read(sql, params))]
 
     # -- wake-up and lifetime -------------------------------------------------------------
     def waiter(self, worker_id: str) -> Waiter:

@@ -2,8 +2,8 @@
 once over the :class:`~opsjobs.store.sql.db.Db` port.
 
 Submit, claim and finish stay in each dialect (:mod:`opsjobs.store.sqlite`,
-:mod:`opsjobs.store.postgres`): they are tuned per driver. So do the listings
-(``results``, ``count``, ``stats``, ``metrics``), whose filters are built per dialect.
+:mod:`opsjobs.store.postgres`): they are tuned per driver. So do the job listings
+(``results``, ``count``, ``stats``), whose filters and ordering are built per dialect.
 """
 
 from __future__ import annotations
@@ -15,7 +15,13 @@ from opsjobs.errors import Conflict, JobNotFound
 from opsjobs.model import Job, Metric, WorkerInfo
 from opsjobs.store.base import Recovered
 from opsjobs.store.sql.db import Db, Tx
-from opsjobs.store.sql.rows import metric_params, row_to_job, row_to_worker, worker_params
+from opsjobs.store.sql.rows import (
+    metric_params,
+    row_to_job,
+    row_to_metric,
+    row_to_worker,
+    worker_params,
+)
 
 __all__ = ["SqlJobs"]
 
@@ -145,3 +151,16 @@ class SqlJobs:
             if len(ids) < batch_size:
                 return gone
             params["after"] = max(ids)
+
+    def metrics(
+        self,
+        name: str,
+        *,
+        since: float | None = None,
+        job_id: str | None = None,
+        limit: int = 10_000,
+    ) -> list[Metric]:
+        params = {"name": name, "since": since, "job_id": job_id, "limit": limit}
+        query = "metrics" + ("_since" if since is not None else "")
+        query += "_of_job" if job_id is not None else ""
+        return [row_to_metric(r) for r in reversed(self._db.read("metrics", query, params))]

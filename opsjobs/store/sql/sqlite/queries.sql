@@ -111,6 +111,23 @@ UPDATE workers SET stopped_at = :now, busy = 0 WHERE id = :id;
 -- name: list_workers
 SELECT * FROM workers ORDER BY started_at DESC;
 
+-- name: metrics
+-- the points of one metric, newest first (the variants filter by time, by job or both)
+SELECT * FROM metrics WHERE name = :name
+ ORDER BY at DESC, id DESC LIMIT :limit;
+
+-- name: metrics_since
+SELECT * FROM metrics WHERE name = :name AND at >= :since
+ ORDER BY at DESC, id DESC LIMIT :limit;
+
+-- name: metrics_of_job
+SELECT * FROM metrics WHERE name = :name AND job_id = :job_id
+ ORDER BY at DESC, id DESC LIMIT :limit;
+
+-- name: metrics_since_of_job
+SELECT * FROM metrics WHERE name = :name AND at >= :since AND job_id = :job_id
+ ORDER BY at DESC, id DESC LIMIT :limit;
+
 -- name: insert_metric
 INSERT INTO metrics (name, value, labels, at, job_id, worker_id, host)
 VALUES (:name, :value, :labels, :at, :job_id, :worker_id, :host);
