@@ -106,7 +106,7 @@ t1 = time.perf_counter()
 from opsjobs.config import Settings
 from opsjobs.auth import Auth
 from opsjobs.store import open_store
-from opsjobs.dashboard.session import DashboardLauncher
+from opsjobs.server.voila import DashboardLauncher
 from pathlib import Path
 settings = Settings(data_dir=Path({str(data)!r}), store_url={store_url!r})
 store = open_store(settings.store_url)

@@ -141,7 +141,10 @@ def opsjobs_client(settings: Any) -> Any:
     from opsjobs import Client
     from opsjobs.store import open_store
 
-    return Client(open_store(settings.store_url, runtime_dir=settings.runtime_dir), settings)
+    store = open_store(
+        settings.store_url, runtime_dir=settings.runtime_dir, data_dir=settings.data_dir
+    )
+    return Client(store, settings)
 
 
 def prefill(client: Any, n: int, mode: str) -> tuple[float, float]:

@@ -7,10 +7,10 @@ dashboard. Importing this package opens nothing and starts nothing.
 
 from __future__ import annotations
 
-from .client import Client, connect
-from .config import Settings
-from .context import JobContext, context, record_metric
-from .errors import (
+from opsjobs.client import Client, connect
+from opsjobs.config import Settings
+from opsjobs.context import JobContext, context, record_metric
+from opsjobs.errors import (
     ConfigError,
     Conflict,
     JobNotFound,
@@ -21,8 +21,8 @@ from .errors import (
     StoreError,
     ValidationError,
 )
-from .model import Job, JobSpec, JobState, Metric, Mode, Stats, WorkerInfo
-from .worker import Worker, WorkerHandle, embed
+from opsjobs.model import Job, JobSpec, JobState, Metric, Mode, Stats, WorkerInfo
+from opsjobs.worker import Worker, WorkerHandle, embed
 
 __version__ = "0.1.0"
 

@@ -8,12 +8,22 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .config import Settings
-from .errors import ConfigError, OpsJobsError, ValidationError
-from .model import Job, JobSpec, JobState, Mode, ResultQuery, Stats, parse_states, validate_job_id
-from .runners.kinds import KindRegistry, default_registry
-from .schedule_api import Schedules
-from .store import Store, open_store
+from opsjobs.config import Settings
+from opsjobs.errors import ConfigError, OpsJobsError, ValidationError
+from opsjobs.model import (
+    Job,
+    JobSpec,
+    JobState,
+    Mode,
+    ResultQuery,
+    Stats,
+    parse_duration,
+    parse_states,
+    validate_job_id,
+)
+from opsjobs.runners.kinds import KindRegistry, default_registry
+from opsjobs.schedule_api import Schedules
+from opsjobs.store import Store, open_store
 
 if TYPE_CHECKING:
     import pandas
@@ -189,12 +199,12 @@ class Client:
         """Delete jobs that finished more than ``older_than`` seconds ago (but the
         ``keep_last`` latest of each job name) with their files, and sweep files of ids that
         are no job (see :mod:`opsjobs.retention`); returns how many jobs went."""
-        from .retention import purge
+        from opsjobs.retention import purge
 
         return purge(self.store, self.settings, older_than=older_than, keep_last=keep_last).jobs
 
     def _remove_files(self, job_id: str) -> None:
-        from .retention import remove_job_files
+        from opsjobs.retention import remove_job_files
 
         remove_job_files(self.settings, job_id)
 
@@ -248,22 +258,3 @@ def connect(url: str | None = None, *, settings: Settings | None = None) -> Clie
         ),
         settings,
     )
-
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(text: str) -> float:
-    """``"30s"``, ``"30m"``, ``"12h"``, ``"7d"``, ``"2w"`` or plain seconds → seconds."""
-    value = str(text).strip().lower()
-    try:
-        if value and value[-1] in _UNITS:
-            number = float(value[:-1])
-            seconds = number * _UNITS[value[-1]]
-        else:
-            seconds = float(value)
-    except ValueError:
-        raise ValidationError(f"invalid duration {text!r} (examples: 90s, 30m, 12h, 7d)") from None
-    if seconds < 0 or seconds != seconds or seconds == float("inf"):
-        raise ValidationError(f"invalid duration {text!r}")
-    return seconds

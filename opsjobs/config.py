@@ -26,7 +26,7 @@ import getpass
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -36,9 +36,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from .errors import ConfigError
+from opsjobs.errors import ConfigError
 
-__all__ = ["Settings", "redact_url"]
+__all__ = ["Settings", "parse_webhooks", "redact_url", "validate_webhook_url"]
 
 _CALL_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _STORE_SCHEMES = frozenset({"postgresql", "postgres", "sqlite", "memory"})
@@ -63,6 +63,35 @@ def redact_url(url: str) -> str:
         return f"{parts.scheme}://{host}/…"
     text = _USERINFO_PASSWORD.sub(r"\1:***@", text)
     return _PASSWORD_PARAM.sub(r"\1***", text)
+
+
+def validate_webhook_url(url: object) -> str:
+    """``url`` if it is an absolute ``http(s)`` URL with a host; else :class:`ConfigError`."""
+    text = url.strip() if isinstance(url, str) else ""
+    parts = urlsplit(text)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or len(text) > 2000
+        or any(c.isspace() or ord(c) < 32 for c in text)
+    ):
+        raise ConfigError(
+            f"invalid webhook URL {redact_url(str(url))[:80]!r}: use http(s)://host/..."
+        )
+    try:
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        raise ConfigError(f"invalid port in webhook URL {redact_url(text)[:80]!r}") from None
+    return text
+
+
+def parse_webhooks(value: str | Iterable[str] | None) -> tuple[str, ...]:
+    """Webhook URLs from a comma-separated text or a list, each validated."""
+    if value is None:
+        return ()
+    items = value.split(",") if isinstance(value, str) else list(value)
+    urls = (validate_webhook_url(u) for u in items if str(u).strip())
+    return tuple(dict.fromkeys(urls))  # each receiver once
 
 
 @dataclass(frozen=True)
@@ -95,8 +124,6 @@ class Settings:
             raise ConfigError("lease must be between 1 and 3600 seconds")
         if not 0.05 <= self.poll_interval <= 600:
             raise ConfigError("poll interval must be between 0.05 and 600 seconds")
-        from .alerts.webhooks import parse_webhooks  # deferred: no import cycle
-
         object.__setattr__(self, "webhooks", parse_webhooks(self.webhooks))
         calls = self.allowed_calls
         items = calls.split(",") if isinstance(calls, str) else list(calls)

@@ -18,12 +18,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import OpsJobsError
-from .model import Metric, json_size_checked, validate_job_id
+from opsjobs.errors import OpsJobsError
+from opsjobs.model import Metric, json_size_checked, validate_job_id
 
 if TYPE_CHECKING:
-    from .config import Settings
-    from .store import Store
+    from opsjobs.config import Settings
+    from opsjobs.store import Store
 
 __all__ = ["JobContext", "bind", "context", "record_metric"]
 

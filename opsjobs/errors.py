@@ -11,8 +11,8 @@ with ``raise ... from exc`` so the cause stays visible in logs.
     ├── ValidationError        a user-supplied field is wrong (name, mode, id, kwargs, ...)
     ├── PermissionDenied       the caller may not do this
     ├── StoreError             the store failed or refused
-    │   ├── JobNotFound        no job with this id (or not visible to the caller)
-    │   ├── NotFound           no schedule / worker / key with this id
+    │   ├── NotFound           no schedule / worker / key / alert rule with this id
+    │   │   └── JobNotFound    no job with this id (or not visible to the caller)
     │   └── Conflict           the object is in a state that forbids the change
     └── RunnerError            a job could not be started or run
         └── NotebookExecutionError  a notebook cell failed
@@ -75,16 +75,14 @@ class UnreadableRow(StoreError):
     """A stored row this version cannot read (another version wrote it, or a hand edit)."""
 
 
-class JobNotFound(StoreError):
-    """No such job."""
-
-    status = 404
-
-
 class NotFound(StoreError):
     """No such object."""
 
     status = 404
+
+
+class JobNotFound(NotFound):
+    """No such job."""
 
 
 class Conflict(StoreError):

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
-from .errors import ValidationError
+from opsjobs.errors import ValidationError
 
 __all__ = [
     "ACTIVE_STATES",
@@ -440,3 +440,22 @@ def iso(ts: float | None) -> str | None:
 
 def parse_states(values: Iterable[str]) -> tuple[JobState, ...]:
     return tuple(JobState.parse(v) for v in values)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float:
+    """``"30s"``, ``"30m"``, ``"12h"``, ``"7d"``, ``"2w"`` or plain seconds → seconds."""
+    value = str(text).strip().lower()
+    try:
+        if value and value[-1] in _UNITS:
+            number = float(value[:-1])
+            seconds = number * _UNITS[value[-1]]
+        else:
+            seconds = float(value)
+    except ValueError:
+        raise ValidationError(f"invalid duration {text!r} (examples: 90s, 30m, 12h, 7d)") from None
+    if seconds < 0 or seconds != seconds or seconds == float("inf"):
+        raise ValidationError(f"invalid duration {text!r}")
+    return seconds

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import Settings
-from .errors import ConfigError, ValidationError
-from .model import validate_job_id
-from .store import Store
+from opsjobs.config import Settings
+from opsjobs.errors import ConfigError, ValidationError
+from opsjobs.model import validate_job_id
+from opsjobs.store import Store
 
 __all__ = [
     "RETENTION_SCHEDULE",
@@ -177,7 +177,7 @@ def purge(
 def run(keep_days: float = 30, keep_last: int = 10) -> dict[str, Any]:
     """The retention job: keep ``keep_days`` days of finished jobs and at least the
     ``keep_last`` latest of each job name. Runs inside a worker (``thread``/``inline``)."""
-    from .context import context
+    from opsjobs.context import context
 
     ctx = context()
     store: Store | None = getattr(ctx, "store", None)

@@ -12,23 +12,34 @@ import dataclasses
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from .errors import NotFound, ValidationError
-from .model import Job, Mode
-from .schedules import Misfire, Schedule, ScheduleFire, TriggerKind, next_fire
-from .store import Store
+from opsjobs.config import Settings
+from opsjobs.errors import NotFound, ValidationError
+from opsjobs.model import Job, JobSpec, Mode, parse_duration
+from opsjobs.schedules import Misfire, Schedule, ScheduleFire, TriggerKind, next_fire
+from opsjobs.store import Store
 
-if TYPE_CHECKING:
-    from .client import Client
+__all__ = ["Schedules", "SpecBuilder"]
 
-__all__ = ["Schedules"]
+
+class SpecBuilder(Protocol):
+    """What :class:`Schedules` needs of its :class:`~opsjobs.client.Client`."""
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def build_spec(self) -> Callable[..., JobSpec]: ...
 
 
 class Schedules:
     """Schedules on the store of ``client`` (``client.schedules``)."""
 
-    def __init__(self, client: Client, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, client: SpecBuilder, *, clock: Callable[[], float] = time.time) -> None:
         self._client = client
         self._clock = clock
 
@@ -65,8 +76,6 @@ class Schedules:
     ) -> Schedule:
         """A validated :class:`Schedule` (not stored). Give exactly one of ``every`` (seconds
         or a duration such as ``"30m"``) and ``cron`` (with ``tz``, default UTC)."""
-        from .client import parse_duration
-
         if (every is None) == (cron is None):
             raise ValidationError("give exactly one of every (an interval) or cron")
         if every is not None and tz is not None:

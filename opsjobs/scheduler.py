@@ -26,11 +26,11 @@ import time
 import uuid
 from collections.abc import Callable
 
-from .config import Settings, redact_url
-from .errors import OpsJobsError
-from .schedules import plan_fires
-from .store import Store, Waiter
-from .store.schedules import FireResult
+from opsjobs.config import Settings, redact_url
+from opsjobs.errors import OpsJobsError
+from opsjobs.schedules import plan_fires
+from opsjobs.store import Store, Waiter
+from opsjobs.store.schedules import FireResult
 
 __all__ = ["Scheduler", "SchedulerHandle"]
 

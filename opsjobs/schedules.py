@@ -39,8 +39,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
-from .errors import ValidationError
-from .model import JobSpec, JobState, iso
+from opsjobs.errors import ValidationError
+from opsjobs.model import JobSpec, JobState, iso
 
 __all__ = [
     "FireOutcome",

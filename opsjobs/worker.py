@@ -32,18 +32,18 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from subprocess import Popen
 
-from .alerts.evaluator import AlertEvaluator
-from .config import Settings
-from .context import JobContext
-from .errors import OpsJobsError
-from .model import Job, JobState, Metric, Mode, WorkerInfo, validate_queue
-from .runners import process as proc_runner
-from .runners import reaper
-from .runners.capture import OutputSink, ThreadRouter, read_capped
-from .runners.inproc import run_in_process
-from .runners.kinds import Kind, KindRegistry, default_registry
-from .runners.outcome import describe_exception
-from .store import End, Finish, Store, Waiter
+from opsjobs.alerts.evaluator import AlertEvaluator
+from opsjobs.config import Settings
+from opsjobs.context import JobContext
+from opsjobs.errors import OpsJobsError
+from opsjobs.model import Job, JobState, Metric, Mode, WorkerInfo, validate_queue
+from opsjobs.runners import process as proc_runner
+from opsjobs.runners import reaper
+from opsjobs.runners.capture import OutputSink, ThreadRouter, read_capped
+from opsjobs.runners.inproc import run_in_process
+from opsjobs.runners.kinds import Kind, KindRegistry, default_registry
+from opsjobs.runners.outcome import describe_exception
+from opsjobs.store import End, Finish, Store, Waiter
 
 __all__ = ["Worker", "WorkerHandle", "embed"]
 
@@ -844,14 +844,14 @@ def embed(
     settings = settings or Settings.from_env()
     own_store = store is None
     if store is None:
-        from .store import open_store
+        from opsjobs.store import open_store
 
         store = open_store(settings.store_url, runtime_dir=settings.runtime_dir)
     try:
         worker = Worker(store, settings, queues=queues, threads=threads)
         if memory_analysis is not None:
-            from .analyzer.schedule import opt_in
-            from .client import Client
+            from opsjobs.analyzer.schedule import opt_in
+            from opsjobs.client import Client
 
             key = name if name is not None else worker.queues
             opt_in(

@@ -23,8 +23,8 @@ from opsjobs.alerts import (
     open_alerts,
     parse_webhooks,
 )
-from opsjobs.alerts.evaluate import judge, rate_at
 from opsjobs.alerts.model import AlertRule
+from opsjobs.alerts.verdicts import judge, rate_at
 from opsjobs.config import Settings
 from opsjobs.errors import ConfigError
 from opsjobs.model import JobState, Metric

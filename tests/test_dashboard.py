@@ -19,16 +19,10 @@ from opsjobs.client import Client
 from opsjobs.dashboard import launch
 from opsjobs.dashboard.data import DashboardData, ResultsState, SubmitForm
 from opsjobs.dashboard.render import detail_html, duration, results_table
-from opsjobs.dashboard.session import (
-    SESSION_VARIABLE,
-    DashboardLauncher,
-    open_session,
-    prelaunch_hook,
-    sign_token,
-    verify_token,
-)
+from opsjobs.dashboard.session import SESSION_VARIABLE, open_session, sign_token, verify_token
 from opsjobs.errors import JobNotFound, NotFound, PermissionDenied, ValidationError
 from opsjobs.model import JobState, Metric
+from opsjobs.server.voila import DashboardLauncher, prelaunch_hook
 from opsjobs.store.base import Finish
 
 ADA, BOB, ROOT = "ada@example.org", "bob@example.org", "root@example.org"

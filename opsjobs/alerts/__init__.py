@@ -8,10 +8,21 @@ the dashboard share (:func:`open_alerts`, :func:`alert_summary`, :class:`AlertRu
 
 from __future__ import annotations
 
-from .evaluator import AlertEvaluator
-from .model import Alert, AlertEvent, AlertRule, AlertState, Condition, Severity
-from .rules import AlertRules, alert_summary, default_rules, ensure_default_rules, open_alerts
-from .webhooks import WebhookSender, alert_payload, parse_webhooks, validate_webhook_url
+from opsjobs.alerts.evaluator import AlertEvaluator
+from opsjobs.alerts.model import Alert, AlertEvent, AlertRule, AlertState, Condition, Severity
+from opsjobs.alerts.rules import (
+    AlertRules,
+    alert_summary,
+    default_rules,
+    ensure_default_rules,
+    open_alerts,
+)
+from opsjobs.alerts.webhooks import (
+    WebhookSender,
+    alert_payload,
+    parse_webhooks,
+    validate_webhook_url,
+)
 
 __all__ = [
     "Alert",

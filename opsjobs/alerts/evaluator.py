@@ -4,7 +4,7 @@ A worker hands every metric it records to :meth:`AlertEvaluator.observe`, which 
 (a full queue drops the metric from evaluation with a warning — it is stored regardless) and
 returns. One background thread, started at the first metric, drains the queue in batches: it
 reads the enabled rules once per batch, judges each (rule, series) pair once on the series'
-recent points in the store (:func:`~opsjobs.alerts.evaluate.judge`) and moves its alert:
+recent points in the store (:func:`~opsjobs.alerts.verdicts.judge`) and moves its alert:
 
 * no open alert and the rule fires → open one (``opened`` event);
 * an open alert and the condition no longer holds → resolve it (``resolved`` event);
@@ -25,15 +25,15 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from ..errors import OpsJobsError
-from ..model import Metric
-from .evaluate import MAX_POINTS, judge, lookback
-from .model import Alert, AlertEvent, AlertRule, AlertState, series_key, series_labels
-from .webhooks import WebhookSender, alert_payload
+from opsjobs.alerts.model import Alert, AlertEvent, AlertRule, AlertState, series_key, series_labels
+from opsjobs.alerts.verdicts import MAX_POINTS, judge, lookback
+from opsjobs.alerts.webhooks import WebhookSender, alert_payload
+from opsjobs.errors import OpsJobsError
+from opsjobs.model import Metric
 
 if TYPE_CHECKING:
-    from ..config import Settings
-    from ..store import Store
+    from opsjobs.config import Settings
+    from opsjobs.store import Store
 
 __all__ = ["AlertEvaluator", "Change"]
 

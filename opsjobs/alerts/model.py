@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from ..errors import ValidationError
-from ..model import Metric, iso
+from opsjobs.errors import ValidationError
+from opsjobs.model import Metric, iso
 
 __all__ = [
     "Alert",

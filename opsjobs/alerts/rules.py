@@ -9,12 +9,12 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import NotFound, ValidationError
-from .evaluator import resolve_rule_alerts
-from .model import Alert, AlertRule, Condition, Severity
+from opsjobs.alerts.evaluator import resolve_rule_alerts
+from opsjobs.alerts.model import Alert, AlertRule, Condition, Severity
+from opsjobs.errors import NotFound, ValidationError
 
 if TYPE_CHECKING:
-    from ..store import Store
+    from opsjobs.store import Store
 
 __all__ = ["AlertRules", "alert_summary", "default_rules", "ensure_default_rules", "open_alerts"]
 

@@ -25,12 +25,10 @@ import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
-from ..config import redact_url
-from ..errors import ConfigError
-from ..model import iso
-from .model import Alert, AlertEvent, Severity
+from opsjobs.alerts.model import Alert, AlertEvent, Severity
+from opsjobs.config import parse_webhooks, redact_url, validate_webhook_url
+from opsjobs.model import iso
 
 __all__ = ["WebhookSender", "alert_payload", "parse_webhooks", "validate_webhook_url"]
 
@@ -41,35 +39,6 @@ _ICONS = {
     Severity.WARNING: ":warning:",
     Severity.CRITICAL: ":rotating_light:",
 }
-
-
-def validate_webhook_url(url: object) -> str:
-    """``url`` if it is an absolute ``http(s)`` URL with a host; else :class:`ConfigError`."""
-    text = url.strip() if isinstance(url, str) else ""
-    parts = urlsplit(text)
-    if (
-        parts.scheme not in ("http", "https")
-        or not parts.hostname
-        or len(text) > 2000
-        or any(c.isspace() or ord(c) < 32 for c in text)
-    ):
-        raise ConfigError(
-            f"invalid webhook URL {redact_url(str(url))[:80]!r}: use http(s)://host/..."
-        )
-    try:
-        parts.port  # noqa: B018 - raises on a malformed port
-    except ValueError:
-        raise ConfigError(f"invalid port in webhook URL {redact_url(text)[:80]!r}") from None
-    return text
-
-
-def parse_webhooks(value: str | Iterable[str] | None) -> tuple[str, ...]:
-    """Webhook URLs from a comma-separated text or a list, each validated."""
-    if value is None:
-        return ()
-    items = value.split(",") if isinstance(value, str) else list(value)
-    urls = (validate_webhook_url(u) for u in items if str(u).strip())
-    return tuple(dict.fromkeys(urls))  # each receiver once
 
 
 def alert_payload(alert: Alert, event: AlertEvent) -> dict[str, Any]:

@@ -14,8 +14,8 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from ..config import Settings
-from ..errors import OpsJobsError
+from opsjobs.config import Settings
+from opsjobs.errors import OpsJobsError
 
 __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 

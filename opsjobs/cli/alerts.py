@@ -6,11 +6,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..alerts import AlertRules, Condition, Severity
-from ..client import parse_duration
-from ..config import Settings
-from ..errors import ValidationError
-from .output import client_for, fmt_time, print_json, table
+from opsjobs.alerts import AlertRules, Condition, Severity
+from opsjobs.cli.output import client_for, fmt_time, print_json, table
+from opsjobs.client import parse_duration
+from opsjobs.config import Settings
+from opsjobs.errors import ValidationError
 
 __all__ = ["register"]
 

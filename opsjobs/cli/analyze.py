@@ -14,15 +14,15 @@ import time
 from datetime import datetime
 from typing import Any
 
-from ..analyzer import analyze, export_csv, format_text
-from ..analyzer.external import format_external, inspect_process
-from ..analyzer.job import JOB_NAME, TARGET, job_kwargs
-from ..client import Client
-from ..config import Settings
-from ..errors import NotFound, ValidationError
-from ..model import validate_queue
-from .jobs import EXIT_CODES, _follow
-from .output import client_for
+from opsjobs.analyzer import analyze, export_csv, format_text
+from opsjobs.analyzer.external import format_external, inspect_process
+from opsjobs.analyzer.job import JOB_NAME, TARGET, job_kwargs
+from opsjobs.cli.jobs import EXIT_CODES, follow
+from opsjobs.cli.output import client_for
+from opsjobs.client import Client
+from opsjobs.config import Settings
+from opsjobs.errors import NotFound, ValidationError
+from opsjobs.model import validate_queue
 
 __all__ = ["register"]
 
@@ -97,7 +97,7 @@ def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
             print(job.id)
             return 0
         print(f"submitted {job.id} to {queue}", file=sys.stderr)
-        final = _follow(client, job)
+        final = follow(client, job)
     return EXIT_CODES.get(final.state, 1)
 
 

@@ -8,13 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..client import Client, parse_duration
-from ..config import Settings
-from ..errors import ValidationError
-from ..model import SORT_COLUMNS, Job, JobState
-from .output import client_for, fmt_runtime, fmt_time, print_json, table
+from opsjobs.cli.output import client_for, fmt_runtime, fmt_time, print_json, table
+from opsjobs.client import Client, parse_duration
+from opsjobs.config import Settings
+from opsjobs.errors import ValidationError
+from opsjobs.model import SORT_COLUMNS, Job, JobState
 
-__all__ = ["EXIT_CODES", "register"]
+__all__ = ["EXIT_CODES", "follow", "register"]
 
 EXIT_CODES = {
     JobState.SUCCEEDED: 0,
@@ -144,7 +144,7 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
             print(job.id)
             return 0
         print(f"submitted {job.id} ({job.mode.value} mode, queue {job.queue})", file=sys.stderr)
-        final = _follow(client, job)
+        final = follow(client, job)
     return EXIT_CODES.get(final.state, 1)
 
 
@@ -156,7 +156,7 @@ def _notebook_payload(args: argparse.Namespace) -> tuple[str | None, dict[str, A
                 "-p/--parameter, -y/--parameters-yaml and --kernel go with --notebook"
             )
         return None, None
-    from ..runners.notebook import parse_parameter_value, parse_parameters_text
+    from opsjobs.runners.notebook import parse_parameter_value, parse_parameters_text
 
     parameters = parse_parameters_text(args.parameters_yaml) if args.parameters_yaml else {}
     for name, value in args.parameter:
@@ -164,7 +164,7 @@ def _notebook_payload(args: argparse.Namespace) -> tuple[str | None, dict[str, A
     return "notebook", {"path": args.notebook, "parameters": parameters, "kernel": args.kernel}
 
 
-def _follow(client: Client, job: Job) -> Job:
+def follow(client: Client, job: Job) -> Job:
     """Show state changes and stream the job's log while waiting for it."""
     log_path = client.log_path(job.id)
     state: dict[str, Any] = {"seen": None, "offset": 0}
@@ -285,7 +285,7 @@ def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
-    from ..retention import purge
+    from opsjobs.retention import purge
 
     seconds = parse_duration(args.older_than)
     with client_for(settings) as client:

@@ -6,10 +6,10 @@ import argparse
 import sys
 from typing import Any
 
-from ..auth import Auth
-from ..config import Settings
-from ..model import iso
-from .output import client_for, print_json, table
+from opsjobs.auth import Auth
+from opsjobs.cli.output import client_for, print_json, table
+from opsjobs.config import Settings
+from opsjobs.model import iso
 
 __all__ = ["register"]
 

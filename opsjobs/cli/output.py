@@ -7,8 +7,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ..client import Client, connect
-from ..config import Settings
+from opsjobs.client import Client, connect
+from opsjobs.config import Settings
 
 __all__ = ["client_for", "fmt_runtime", "fmt_time", "print_json", "table"]
 

@@ -17,10 +17,10 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from ..auth import Auth
-from ..config import Settings
-from ..errors import OpsJobsError
-from .output import client_for, fmt_runtime, table
+from opsjobs.auth import Auth
+from opsjobs.cli.output import client_for, fmt_runtime, table
+from opsjobs.config import Settings
+from opsjobs.errors import OpsJobsError
 
 __all__ = ["register"]
 
@@ -68,8 +68,8 @@ def _step(n: int, text: str) -> None:
 
 
 def cmd_quickstart(args: argparse.Namespace, settings: Settings) -> int:
-    from ..analyzer.job import JOB_NAME, TARGET, job_kwargs
-    from ..analyzer.schedule import schedule_name
+    from opsjobs.analyzer.job import JOB_NAME, TARGET, job_kwargs
+    from opsjobs.analyzer.schedule import schedule_name
 
     _Http(args.url, "")("GET", f"{API}/me")  # is a server there at all? (401 without a key)
     _step(1, f"API key with the debug role for {args.email}")

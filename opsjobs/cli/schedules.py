@@ -12,11 +12,11 @@ import sys
 from types import FrameType
 from typing import Any
 
-from ..client import Client, parse_duration
-from ..config import Settings, redact_url
-from ..errors import NotFound, ValidationError
-from ..schedules import Misfire, Schedule
-from .output import client_for, fmt_time, print_json, table
+from opsjobs.cli.output import client_for, fmt_time, print_json, table
+from opsjobs.client import Client, parse_duration
+from opsjobs.config import Settings, redact_url
+from opsjobs.errors import NotFound, ValidationError
+from opsjobs.schedules import Misfire, Schedule
 
 __all__ = ["register"]
 
@@ -230,8 +230,8 @@ def cmd_run_now(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_scheduler(args: argparse.Namespace, settings: Settings) -> int:
-    from ..scheduler import Scheduler
-    from ..store import open_store
+    from opsjobs.scheduler import Scheduler
+    from opsjobs.store import open_store
 
     store = open_store(
         settings.store_url, runtime_dir=settings.runtime_dir, data_dir=settings.data_dir
@@ -253,7 +253,7 @@ def cmd_scheduler(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def retention_schedule(client: Client, args: argparse.Namespace) -> Schedule:
-    from ..retention import RETENTION_SCHEDULE, RETENTION_TARGET
+    from opsjobs.retention import RETENTION_SCHEDULE, RETENTION_TARGET
 
     return client.schedules.build(
         RETENTION_SCHEDULE,
@@ -292,7 +292,7 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
             action = "updated"
         else:
             schedule, action = current, "unchanged"
-        from ..alerts import ensure_default_rules
+        from opsjobs.alerts import ensure_default_rules
 
         rules = ensure_default_rules(client.store)
     print(f"store {redact_url(settings.store_url)} ready; data folder {settings.data_dir}")

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..config import Settings, redact_url
-from ..errors import ConfigError, OpsJobsError
+from opsjobs.config import Settings, redact_url
+from opsjobs.errors import ConfigError, OpsJobsError
 
 __all__ = ["register"]
 
@@ -49,7 +49,7 @@ def register(sub: Any) -> None:
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        from ..server.app import OpsJobsServerApp, server_config
+        from opsjobs.server.app import OpsJobsServerApp, server_config
     except ImportError as exc:
         raise ConfigError(
             f"the server needs the 'server' extra: pip install 'opsjobs[server]' ({exc})"
@@ -58,7 +58,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError(f"invalid port {args.port}")
     every = None if args.no_memory_analysis else args.memory_analysis
     if every is not None:
-        from ..analyzer.schedule import validate_every
+        from opsjobs.analyzer.schedule import validate_every
 
         validate_every(every)
     root = Path(args.notebooks).resolve() if args.notebooks else None

@@ -9,10 +9,10 @@ import time
 from types import FrameType
 from typing import Any
 
-from ..config import Settings, redact_url
-from ..errors import ValidationError
-from ..model import iso
-from .output import client_for, print_json, table
+from opsjobs.cli.output import client_for, print_json, table
+from opsjobs.config import Settings, redact_url
+from opsjobs.errors import ValidationError
+from opsjobs.model import iso
 
 __all__ = ["register"]
 
@@ -49,11 +49,11 @@ def register(sub: Any) -> None:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from ..store import open_store
-    from ..worker import Worker
+    from opsjobs.store import open_store
+    from opsjobs.worker import Worker
 
     if args.memory_analysis is not None:
-        from ..analyzer.schedule import validate_every
+        from opsjobs.analyzer.schedule import validate_every
 
         validate_every(args.memory_analysis)
     elif args.name is not None:
@@ -81,7 +81,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     )
     scheduler = None
     if args.scheduler:
-        from ..scheduler import Scheduler
+        from opsjobs.scheduler import Scheduler
 
         scheduler = Scheduler(store, settings).start()
     try:
@@ -96,8 +96,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _opt_in(worker: Any, settings: Settings, every: str, name: str | None) -> str:
-    from ..analyzer.schedule import opt_in
-    from ..client import Client
+    from opsjobs.analyzer.schedule import opt_in
+    from opsjobs.client import Client
 
     key = name if name is not None else worker.queues
     schedule = opt_in(

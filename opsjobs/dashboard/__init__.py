@@ -24,8 +24,8 @@ def launch(session: Mapping[str, Any] | None = None) -> Any:
 
     import ipywidgets as w
 
-    from ..errors import OpsJobsError
-    from .session import open_session
+    from opsjobs.dashboard.session import open_session
+    from opsjobs.errors import OpsJobsError
 
     try:
         client, user = open_session(session)
@@ -35,9 +35,9 @@ def launch(session: Mapping[str, Any] | None = None) -> Any:
         )
         box.add_class("opsjobs-signed-out")
         return box
-    from .app import DashboardApp
-    from .data import DashboardData
-    from .session import ServerSide
+    from opsjobs.dashboard.app import DashboardApp
+    from opsjobs.dashboard.data import DashboardData
+    from opsjobs.dashboard.session import ServerSide
 
     policy = ServerSide.read(str(session["config"])).policy()  # type: ignore[index]
     app = DashboardApp(DashboardData(client, user, policy=policy))

@@ -21,9 +21,9 @@ from typing import Any
 
 import ipywidgets as w
 
-from ..errors import OpsJobsError, ValidationError
-from . import render
-from .data import PAGE_SIZES, WINDOWS, DashboardData, ResultsState, SubmitForm
+from opsjobs.dashboard import render
+from opsjobs.dashboard.data import PAGE_SIZES, WINDOWS, DashboardData, ResultsState, SubmitForm
+from opsjobs.errors import OpsJobsError, ValidationError
 
 __all__ = ["DashboardApp"]
 
@@ -258,7 +258,7 @@ class DashboardApp:
             {m: {k: (len(v), v[-1]) for k, v in s.items()} for m, s in view.series.items()},
         )
         if key != self._chart_key:
-            from .charts import memory_chart
+            from opsjobs.dashboard.charts import memory_chart
 
             self.chart.value = memory_chart(view)
             self._chart_key = key

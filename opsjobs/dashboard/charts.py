@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 from datetime import datetime, timezone
 
-from .data import MemoryView
+from opsjobs.dashboard.data import MemoryView
 
 __all__ = ["memory_chart"]
 

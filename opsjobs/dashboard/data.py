@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..alerts import Alert, Severity, alert_summary, open_alerts
-from ..auth import Auth, RunPolicy, User
-from ..client import Client
-from ..errors import JobNotFound, ValidationError
-from ..model import ACTIVE_STATES, Job, JobState, Mode, Stats, WorkerInfo, validate_job_id
-from ..schedules import Schedule
+from opsjobs.alerts import Alert, Severity, alert_summary, open_alerts
+from opsjobs.auth import Auth, RunPolicy, User
+from opsjobs.client import Client
+from opsjobs.errors import JobNotFound, ValidationError
+from opsjobs.model import ACTIVE_STATES, Job, JobState, Mode, Stats, WorkerInfo, validate_job_id
+from opsjobs.schedules import Schedule
 
 __all__ = [
     "PAGE_SIZES",
@@ -246,8 +246,8 @@ class DashboardData:
     def memory(self, window: float) -> MemoryView:
         """rss/uss and gc series per host and worker over the last ``window`` seconds, leak
         verdicts on each rss series and the latest analysis the user may see."""
-        from ..analyzer.job import JOB_NAME, RESULT_MARK
-        from ..analyzer.leaks import leak_verdict
+        from opsjobs.analyzer.job import JOB_NAME, RESULT_MARK
+        from opsjobs.analyzer.leaks import leak_verdict
 
         now = self.clock()
         since = now - window

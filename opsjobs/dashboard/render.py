@@ -13,10 +13,10 @@ from datetime import datetime, timezone
 from html import escape
 from typing import Any
 
-from ..alerts import Alert, Severity
-from ..model import FAILED_STATES, Job, JobState, Stats, WorkerInfo
-from ..schedules import Schedule
-from .data import SORTABLE, MemoryView, ResultsPage
+from opsjobs.alerts import Alert, Severity
+from opsjobs.dashboard.data import SORTABLE, MemoryView, ResultsPage
+from opsjobs.model import FAILED_STATES, Job, JobState, Stats, WorkerInfo
+from opsjobs.schedules import Schedule
 
 __all__ = [
     "alert_badges",

@@ -1,8 +1,8 @@
 """Who the dashboard's kernel works for, without the API key ever reaching the kernel or the page.
 
 The server (``opsjobs serve``) knows the signed-in user from its identity provider. When Voila is
-about to start a dashboard kernel, :func:`prelaunch_hook` inserts one hidden first cell into the
-notebook::
+about to start a dashboard kernel, :func:`opsjobs.server.voila.prelaunch_hook` inserts one hidden
+first cell into the notebook::
 
     _opsjobs_session = {"config": "/tmp/opsjobs-dashboard-….json", "token": "<signed>"}
 
@@ -25,26 +25,23 @@ import hashlib
 import hmac
 import json
 import os
-import secrets
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..auth import Auth, RunPolicy, User
-from ..client import Client
-from ..config import Settings
-from ..errors import OpsJobsError, PermissionDenied
+from opsjobs.auth import Auth, RunPolicy, User
+from opsjobs.client import Client
+from opsjobs.config import Settings
+from opsjobs.errors import OpsJobsError, PermissionDenied
 
 __all__ = [
     "SESSION_VARIABLE",
     "TOKEN_TTL",
-    "DashboardLauncher",
     "ServerSide",
     "open_session",
-    "prelaunch_hook",
     "sign_token",
     "verify_token",
 ]
@@ -146,84 +143,6 @@ class ServerSide:
         )
 
 
-class DashboardLauncher:
-    """The server half: one per server, created on the first dashboard visit.
-
-    Parameters
-    ----------
-    settings
-        The server's settings (store and data folder the kernels will use).
-    clock
-        Time source (tests).
-    """
-
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        clock: Callable[[], float] = time.time,
-        catalog: str | None = None,
-    ) -> None:
-        self.side = ServerSide(
-            store_url=settings.store_url,
-            data_dir=str(settings.data_dir.resolve()),
-            runtime_dir=settings.runtime_dir,
-            secret=secrets.token_bytes(32),
-            allowed_calls=settings.allowed_calls,
-            catalog=catalog,
-        )
-        self.path = self.side.write()
-        self.clock = clock
-
-    def session_for(self, user: User) -> dict[str, str]:
-        """The value of ``_opsjobs_session`` for a kernel working for ``user``."""
-        token = sign_token(self.side.secret, user.id, now=self.clock())
-        return {"config": str(self.path), "token": token}
-
-    def close(self) -> None:
-        self.path.unlink(missing_ok=True)
-
-
-def session_cell(session: Mapping[str, str]) -> dict[str, Any]:
-    """The hidden code cell that hands ``session`` to the kernel."""
-    return {
-        "cell_type": "code",
-        "execution_count": None,
-        "id": "opsjobs-session",
-        "metadata": {"tags": ["opsjobs-session"]},
-        "outputs": [],
-        "source": f"{SESSION_VARIABLE} = {dict(session)!r}",
-    }
-
-
-def prelaunch_hook(handler: Any, notebook: Any, cwd: str) -> Any:
-    """Voila's ``prelaunch_hook``: give the kernel a signed session for the signed-in user.
-
-    Installed by :func:`opsjobs.server.app.server_config`. Notebooks other than the dashboard
-    are left alone.
-    """
-    user = getattr(getattr(handler, "current_user", None), "opsjobs", None)
-    if user is not None:
-        from ..server.kernels import starting_for
-
-        starting_for(user.id)  # the kernel Voila starts next is this user's (any notebook)
-    if not str(handler.request.path).rstrip("/").endswith("dashboard.ipynb"):
-        return notebook
-    ext = handler.settings.get("opsjobs")
-    if user is None or ext is None or getattr(ext, "opsjobs_settings", None) is None:
-        return notebook  # no opsjobs identity: the dashboard shows "not signed in"
-    launcher = handler.settings.get("opsjobs_dashboard")
-    if launcher is None:
-        policy = getattr(getattr(ext, "service", None), "policy", None)
-        catalog = str(policy.catalog) if policy is not None and policy.catalog else None
-        launcher = DashboardLauncher(ext.opsjobs_settings, catalog=catalog)
-        handler.settings["opsjobs_dashboard"] = launcher
-    import nbformat
-
-    notebook.cells.insert(0, nbformat.from_dict(session_cell(launcher.session_for(user))))
-    return notebook
-
-
 def open_session(
     session: Mapping[str, Any] | None, *, now: float | None = None
 ) -> tuple[Client, User]:
@@ -237,7 +156,7 @@ def open_session(
     side = ServerSide.read(str(session["config"]))
     uid = verify_token(side.secret, str(session["token"]), now=time.time() if now is None else now)
     settings = side.settings()
-    from ..store import open_store
+    from opsjobs.store import open_store
 
     store = open_store(
         settings.store_url, runtime_dir=settings.runtime_dir, data_dir=settings.data_dir

@@ -17,10 +17,10 @@ import time
 import traceback
 from pathlib import Path
 
-from ..context import adopt, file_context
-from . import guard
-from .kinds import default_registry
-from .outcome import describe_exception, result_json
+from opsjobs.context import adopt, file_context
+from opsjobs.runners import guard
+from opsjobs.runners.kinds import default_registry
+from opsjobs.runners.outcome import describe_exception, result_json
 
 
 def _die_with_parent(parent: int) -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..context import JobContext, bind_context
-from ..model import Job, JobState
-from ..store import Finish
-from .capture import OutputSink, ThreadRouter
-from .kinds import Kind
-from .outcome import describe_exception, format_traceback, result_json
+from opsjobs.context import JobContext, bind_context
+from opsjobs.model import Job, JobState
+from opsjobs.runners.capture import OutputSink, ThreadRouter
+from opsjobs.runners.kinds import Kind
+from opsjobs.runners.outcome import describe_exception, format_traceback, result_json
+from opsjobs.store import Finish
 
 __all__ = ["run_in_process"]
 

@@ -15,9 +15,9 @@ from functools import cache
 from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
-from ..context import JobContext
-from ..errors import ConfigError, RunnerError, ValidationError
-from ..model import MAX_PAYLOAD_BYTES, Mode, json_size_checked
+from opsjobs.context import JobContext
+from opsjobs.errors import ConfigError, RunnerError, ValidationError
+from opsjobs.model import MAX_PAYLOAD_BYTES, Mode, json_size_checked
 
 __all__ = ["ArgvKind", "CallKind", "CommandKind", "Kind", "KindRegistry", "default_registry"]
 

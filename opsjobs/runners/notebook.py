@@ -24,10 +24,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..context import JobContext
-from ..errors import ValidationError
-from ..model import Mode, json_size_checked
-from .kinds import Kind
+from opsjobs.context import JobContext
+from opsjobs.errors import ValidationError
+from opsjobs.model import Mode, json_size_checked
+from opsjobs.runners.kinds import Kind
 
 __all__ = ["NotebookKind", "parse_parameter_value", "parse_parameters_text"]
 
@@ -153,7 +153,7 @@ class NotebookKind(Kind):
         }
 
     def run(self, payload: Mapping[str, Any], ctx: JobContext) -> Any:
-        from .notebook_run import NotebookRun
+        from opsjobs.runners.notebook_run import NotebookRun
 
         return NotebookRun(payload, ctx).execute()
 

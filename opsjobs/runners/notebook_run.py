@@ -36,12 +36,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..config import Settings
-from ..context import ENV_JOB_DIR, ENV_JOB_ID, METRICS_FILE, RESULT_FILE, JobContext
-from ..errors import ConfigError, NotebookExecutionError, RunnerError
-from ..model import Metric
-from . import guard
-from .process import kill_tree
+from opsjobs.config import Settings
+from opsjobs.context import ENV_JOB_DIR, ENV_JOB_ID, METRICS_FILE, RESULT_FILE, JobContext
+from opsjobs.errors import ConfigError, NotebookExecutionError, RunnerError
+from opsjobs.model import Metric
+from opsjobs.runners import guard
+from opsjobs.runners.process import kill_tree
 
 __all__ = ["NotebookRun"]
 
@@ -401,7 +401,7 @@ class NotebookRun:
                     if out.get("output_type") == "error" and out.get("ename") == "SystemExit":
                         code = out.get("evalue") or ""
                         exit_note = f"; stopped by sys.exit({code}) in cell {self._source_index(i)}"
-            from .. import __version__
+            from opsjobs import __version__
 
             nb.metadata["opsjobs"] = {
                 "version": __version__,

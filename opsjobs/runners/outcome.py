@@ -7,8 +7,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from ..model import MAX_PAYLOAD_BYTES, JobState
-from ..store import Finish
+from opsjobs.model import MAX_PAYLOAD_BYTES, JobState
+from opsjobs.store import Finish
 
 __all__ = ["describe_exception", "failure", "format_traceback", "result_json"]
 

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import psutil
 
-from ..config import Settings
-from ..context import ENV_JOB_DIR, ENV_JOB_ID, METRICS_FILE, RESULT_FILE
-from ..model import Job, JobState, Metric
-from ..store import Finish
-from . import guard
-from .capture import read_capped
-from .kinds import Kind
+from opsjobs.config import Settings
+from opsjobs.context import ENV_JOB_DIR, ENV_JOB_ID, METRICS_FILE, RESULT_FILE
+from opsjobs.model import Job, JobState, Metric
+from opsjobs.runners import guard
+from opsjobs.runners.capture import read_capped
+from opsjobs.runners.kinds import Kind
+from opsjobs.store import Finish
 
 __all__ = ["collect", "kill_tree", "spawn"]
 

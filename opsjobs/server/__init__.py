@@ -12,6 +12,6 @@ __all__: list[str] = []
 
 
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:
-    from .extension import OpsJobsExtension
+    from opsjobs.server.extension import OpsJobsExtension
 
     return [{"module": "opsjobs.server.extension", "app": OpsJobsExtension}]

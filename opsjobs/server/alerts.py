@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..alerts import AlertRule, AlertRules, alert_summary
-from ..auth import ADMIN_ROLES, User
-from ..errors import PermissionDenied, ValidationError
-from .handlers import ApiHandler, keyed
-from .openapi import API
-from .service import ApiService
+from opsjobs.alerts import AlertRule, AlertRules, alert_summary
+from opsjobs.auth import ADMIN_ROLES, User
+from opsjobs.errors import PermissionDenied, ValidationError
+from opsjobs.server.handlers import ApiHandler, keyed
+from opsjobs.server.openapi import API
+from opsjobs.server.service import ApiService
 
 __all__ = ["AlertService", "alert_routes"]
 

@@ -13,7 +13,7 @@ from jupyter_server.serverapp import ServerApp
 from nbformat.sign import MemorySignatureStore
 from traitlets.config import Config
 
-from .identity import COMM_ONLY_MESSAGES, OpsJobsAuthorizer, OpsJobsIdentityProvider
+from opsjobs.server.identity import COMM_ONLY_MESSAGES, OpsJobsAuthorizer, OpsJobsIdentityProvider
 
 __all__ = ["OpsJobsServerApp", "default_root", "server_config"]
 
@@ -83,7 +83,7 @@ def server_config(
         "jupyter_server_terminals": False,
     }
     if voila:
-        from ..dashboard.serving import voila_config
+        from opsjobs.server.voila import voila_config
 
         voila_config(c)  # the dashboard's template, identity hook and kernel culling
     ext = c.OpsJobsExtension
@@ -105,8 +105,8 @@ class OpsJobsServerApp(ServerApp):
     def initialize(self, argv: Any = None, *args: Any, **kwargs: Any) -> None:
         super().initialize(argv, *args, **kwargs)
         # Before the first request: Voila renders the dashboard only (see opsjobs.server.gate).
-        from ..dashboard.serving import install_template
-        from .gate import install as gate_voila
+        from opsjobs.server.gate import install as gate_voila
+        from opsjobs.server.voila import install_template
 
         install_template(self.web_app)
         gate_voila(self.web_app)

@@ -23,28 +23,25 @@ from tornado import web
 from tornado.ioloop import IOLoop
 from traitlets import Bool, Int, List, Unicode
 
-from ..auth import Auth, RunPolicy
-from ..client import Client
-from ..config import Settings, redact_url
-from ..store import Store, open_store
-from ..store.sqlite import SQLiteStore
-from ..worker import Worker, WorkerHandle
+from opsjobs.auth import Auth, RunPolicy
+from opsjobs.client import Client
+from opsjobs.config import Settings, redact_url
+from opsjobs.store import Store, open_store
+from opsjobs.worker import Worker, WorkerHandle
 
 if TYPE_CHECKING:
-    from ..scheduler import SchedulerHandle
-from .alerts import alert_routes
-from .handlers import NoRouteHandler, native_routes
-from .prometheus import prometheus_routes
-from .schedules import schedule_routes
-from .seed import seed_routes
-from .service import ApiService
+    from opsjobs.scheduler import SchedulerHandle
+from opsjobs.server.alerts import alert_routes
+from opsjobs.server.handlers import NoRouteHandler, native_routes
+from opsjobs.server.prometheus import prometheus_routes
+from opsjobs.server.schedules import schedule_routes
+from opsjobs.server.seed import seed_routes
+from opsjobs.server.service import ApiService
+from opsjobs.server.voila import DASHBOARD
 
 __all__ = ["DASHBOARD", "OpsJobsExtension", "tornado_pattern"]
 
 log = logging.getLogger("opsjobs.server")
-
-#: The dashboard notebook, relative to the server's root folder.
-DASHBOARD = "dashboard.ipynb"
 
 
 def tornado_pattern(path: str) -> str:
@@ -125,8 +122,7 @@ class OpsJobsExtension(ExtensionApp):
         self.store = open_store(
             settings.store_url, runtime_dir=settings.runtime_dir, data_dir=settings.data_dir
         )
-        if isinstance(self.store, SQLiteStore):
-            self.store.serialize_writes()  # request latency over worker throughput
+        self.store.serialize_writes()  # request latency over worker throughput
         self.store_label = redact_url(self.store.url)
         self.executor = ThreadPoolExecutor(self.api_threads, thread_name_prefix="opsjobs-api")
         auth = Auth(self.store)
@@ -141,7 +137,7 @@ class OpsJobsExtension(ExtensionApp):
             opsjobs_auth=auth,
             opsjobs_executor=self.executor,
             # reads of a local store are short enough for the event loop (see handlers.call)
-            opsjobs_local_store=self.store.url.startswith(("sqlite:", "memory:")),
+            opsjobs_local_store=self.store.local,
         )
         log.info("opsjobs: store %s", self.store_label)
 
@@ -167,15 +163,14 @@ class OpsJobsExtension(ExtensionApp):
 
     async def _start_parts(self, serverapp: Any) -> None:
         assert self.store is not None
-        from ..dashboard.serving import install_template
-        from .gate import install as gate_voila
-        from .kernels import install as own_kernels
+        from opsjobs.server.gate import install as gate_voila
+        from opsjobs.server.voila import install_template, own_kernels
 
         install_template(serverapp.web_app)  # Voila is loaded by now
         gate_voila(serverapp.web_app)  # the dashboard only (OpsJobsServerApp did it already)
         own_kernels(serverapp, self._kernel_env())  # a dashboard kernel is its user's only
         if self.run_scheduler:
-            from ..scheduler import Scheduler
+            from opsjobs.scheduler import Scheduler
 
             self._scheduler = Scheduler(self.store, self.opsjobs_settings).start()
             log.info("opsjobs: scheduler %s", self._scheduler.id)
@@ -214,8 +209,8 @@ class OpsJobsExtension(ExtensionApp):
     def _ensure_memory_analysis(self, worker_id: str) -> None:
         """The default ``memory-analysis`` schedule, aimed at the hosted worker (re-aimed at
         every start); a failure is logged, the server runs on."""
-        from ..analyzer.schedule import opt_in
-        from ..errors import OpsJobsError
+        from opsjobs.analyzer.schedule import opt_in
+        from opsjobs.errors import OpsJobsError
 
         assert self.store is not None
         try:

@@ -9,7 +9,7 @@ run for any key holder, roles or not.
 
 :func:`install` therefore puts, in place of those Voila handlers:
 
-* ``/voila/render/<path>``: the dashboard notebook (:data:`~opsjobs.server.extension.DASHBOARD`)
+* ``/voila/render/<path>``: the dashboard notebook (:data:`~opsjobs.server.voila.DASHBOARD`)
   for a signed-in opsjobs user; 404 for every other path, whoever asks;
 * the tree, contents, files and progressive-execution routes: 404.
 
@@ -61,8 +61,8 @@ def _render_gate(base: type) -> type:
     class DashboardOnlyHandler(base):
         async def prepare(self) -> None:
             await ensure_async(super().prepare())
-            from .extension import DASHBOARD
-            from .identity import opsjobs_user
+            from opsjobs.server.identity import opsjobs_user
+            from opsjobs.server.voila import DASHBOARD
 
             path = self.path_args[0] if self.path_args else None
             if not may_render(path, DASHBOARD):
@@ -81,11 +81,11 @@ def install(web_app: Any) -> int:
         from voila.tornado.handler import TornadoVoilaHandler
     except ImportError:
         return 0
-    from ..dashboard.serving import _rules
+    from opsjobs.server.voila import router_rules
 
     changed = 0
     gated = _render_gate(TornadoVoilaHandler)
-    for rule in _rules(web_app.default_router):
+    for rule in router_rules(web_app.default_router):
         target = rule.target
         if target is TornadoVoilaHandler:
             rule.target = gated

@@ -18,16 +18,17 @@ from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
-from ..auth import User
-from ..errors import OpsJobsError, ValidationError
-from ..model import validate_job_id
-from .identity import opsjobs_user
-from .openapi import API, check_body, document, query_names
-from .service import ApiService, JobFilter, job_summary, metric_dict, user_dict
+from opsjobs.auth import User
+from opsjobs.errors import OpsJobsError, ValidationError
+from opsjobs.model import validate_job_id
+from opsjobs.server.identity import opsjobs_user
+from opsjobs.server.openapi import API, check_body, document, query_names
+from opsjobs.server.service import ApiService, JobFilter, job_summary, metric_dict, user_dict
 
 __all__ = [
     "MAX_BODY",
     "MAX_DEPTH",
+    "ApiFailure",
     "ApiHandler",
     "NoRouteHandler",
     "keyed",
@@ -90,7 +91,9 @@ def keyed(cls: H) -> H:
     return cls
 
 
-class _Failure(web.HTTPError):
+class ApiFailure(web.HTTPError):
+    """A 4xx answer whose JSON ``error`` is ``message``."""
+
     def __init__(self, status: int, message: str) -> None:
         super().__init__(status)
         self.message = message
@@ -116,15 +119,15 @@ class ApiHandler(APIHandler):
         if len(self.request.body or b"") > MAX_BODY or (
             length.isdigit() and int(length) > MAX_BODY
         ):
-            raise _Failure(413, f"request body larger than {MAX_BODY} bytes")
+            raise ApiFailure(413, f"request body larger than {MAX_BODY} bytes")
         user = opsjobs_user(self)
         if user is None:
-            raise _Failure(401, "a valid API key is required (Authorization: Bearer <key>)")
+            raise ApiFailure(401, "a valid API key is required (Authorization: Bearer <key>)")
         self.user = user
         known = query_names(self.route, self.request.method or "") | {"_xsrf"}
         unknown = sorted(set(self.request.query_arguments) - known)
         if unknown:
-            raise _Failure(422, f"unknown query parameter(s): {', '.join(unknown)[:200]}")
+            raise ApiFailure(422, f"unknown query parameter(s): {', '.join(unknown)[:200]}")
 
     def check_xsrf_cookie(self) -> None:
         # Bearer requests are exempt (as Jupyter's token requests are); cookie sessions are not.
@@ -134,7 +137,7 @@ class ApiHandler(APIHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, _Failure):
+        if isinstance(exc, ApiFailure):
             message = exc.message
         elif isinstance(exc, web.HTTPError) and status_code < 500:
             message = exc.log_message % exc.args if exc.log_message else (exc.reason or "error")
@@ -161,20 +164,22 @@ class ApiHandler(APIHandler):
             )
         except OpsJobsError as exc:
             status = exc.status if 400 <= exc.status < 500 else 503
-            raise _Failure(status, str(exc)) from None
+            raise ApiFailure(status, str(exc)) from None
 
     def body(self, schema: str) -> dict[str, Any]:
         ctype = self.request.headers.get("Content-Type", "application/json")
         if "json" not in ctype.lower():
-            raise _Failure(415 if self.request.body else 400, "send a JSON body (application/json)")
+            raise ApiFailure(
+                415 if self.request.body else 400, "send a JSON body (application/json)"
+            )
         try:
             data = parse_json(self.request.body or b"null")
         except ValidationError as exc:
-            raise _Failure(400, str(exc)) from None
+            raise ApiFailure(400, str(exc)) from None
         try:
             return check_body(schema, data)
         except ValidationError as exc:
-            raise _Failure(422, str(exc)) from None
+            raise ApiFailure(422, str(exc)) from None
 
     def reply(self, data: dict[str, Any], status: int = 200) -> None:
         self.set_status(status)
@@ -184,7 +189,7 @@ class ApiHandler(APIHandler):
     def arg(self, name: str) -> str | None:
         values = self.get_query_arguments(name)
         if len(values) > 1:
-            raise _Failure(422, f"give {name} once")
+            raise ApiFailure(422, f"give {name} once")
         return values[0] if values else None
 
     def int_arg(self, name: str, default: int, lo: int, hi: int) -> int:
@@ -192,14 +197,14 @@ class ApiHandler(APIHandler):
         if text is None:
             return default
         if not re.fullmatch(r"[+-]?\d{1,12}", text.strip()) or not lo <= int(text) <= hi:
-            raise _Failure(422, f"{name} must be an integer between {lo} and {hi}")
+            raise ApiFailure(422, f"{name} must be an integer between {lo} and {hi}")
         return int(text)
 
     def flag(self, name: str) -> bool:
         text = self.arg(name)
         text = "0" if text is None else text.strip().lower()
         if text not in ("0", "1", "true", "false"):
-            raise _Failure(422, f"{name} must be 0, 1, true or false")
+            raise ApiFailure(422, f"{name} must be 0, 1, true or false")
         return text in ("1", "true")
 
 
@@ -276,9 +281,9 @@ class MetricsHandler(ApiHandler):
             try:
                 since = float(since_text)
             except ValueError:
-                raise _Failure(422, "since must be a number (epoch seconds)") from None
+                raise ApiFailure(422, "since must be a number (epoch seconds)") from None
             if since != since or since in (float("inf"), float("-inf")):
-                raise _Failure(422, "since must be a finite number")
+                raise ApiFailure(422, "since must be a finite number")
         points = await self.call(
             self.service.metrics,
             name,
@@ -305,7 +310,7 @@ class NoRouteHandler(ApiHandler):
     """Any other path under the API: a JSON 404 (not Jupyter's HTML page)."""
 
     async def prepare(self) -> None:  # type: ignore[override]
-        raise _Failure(404, "no such API route")
+        raise ApiFailure(404, "no such API route")
 
 
 def native_routes() -> dict[str, type[ApiHandler]]:

@@ -23,9 +23,9 @@ from jupyter_server.auth.identity import IdentityProvider
 from jupyter_server.auth.identity import User as JupyterUser
 from tornado import web
 
-from ..auth import Auth, User
-from ..errors import OpsJobsError
-from .kernels import SETTING as KERNEL_OWNERS
+from opsjobs.auth import Auth, User
+from opsjobs.errors import OpsJobsError
+from opsjobs.server.kernels import SETTING as KERNEL_OWNERS
 
 __all__ = ["COMM_ONLY_MESSAGES", "OpsJobsAuthorizer", "OpsJobsIdentityProvider", "opsjobs_user"]
 

@@ -11,7 +11,8 @@ dashboard's prelaunch hook names the user (:func:`starting_for`, in the render r
 just before Voila calls ``start_kernel`` in that same task), and a wrapper around the kernel
 manager's ``start_kernel`` files the new kernel under that name.
 :class:`~opsjobs.server.identity.OpsJobsAuthorizer` lets only the owner reach a kernel, and
-:func:`install` swaps Voila's shutdown handler for one that checks the owner too.
+:func:`opsjobs.server.voila.own_kernels` swaps Voila's shutdown handler for one that checks the
+owner too.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from jupyter_core.utils import ensure_async
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
-__all__ = ["SETTING", "KernelOwners", "install", "starting_for"]
+__all__ = ["SETTING", "KernelOwners", "OwnedShutdownHandler", "starting_for"]
 
 #: The web app setting that holds the server's :class:`KernelOwners`.
 SETTING = "opsjobs_kernel_owners"
@@ -94,34 +95,11 @@ class OwnedShutdownHandler(APIHandler):
 
     @web.authenticated
     async def post(self, kernel_id: str) -> None:
-        from .identity import opsjobs_user
-
         owners: KernelOwners | None = self.settings.get(SETTING)
-        user = opsjobs_user(self)
+        user = getattr(self.current_user, "opsjobs", None)  # see identity.opsjobs_user
         if owners is None or not owners.owns(user.id if user else None, kernel_id):
             raise web.HTTPError(403, "not your kernel")
         await ensure_async(self.kernel_manager.shutdown_kernel(kernel_id))
         owners.forget(kernel_id)
         self.set_status(204)
         self.finish()
-
-
-def install(serverapp: Any, env: dict[str, str] | None = None) -> KernelOwners:
-    """Track kernel owners on ``serverapp`` and put :class:`OwnedShutdownHandler` in place of
-    Voila's shutdown handler (once Voila's routes are loaded); returns the tracker. ``env``
-    (``OPSJOBS_*`` of the server's settings) goes into the environment of every kernel the
-    server starts, so ``opsjobs.connect()`` there opens the server's store."""
-    owners = serverapp.web_app.settings.get(SETTING)
-    if owners is None:
-        owners = KernelOwners(serverapp.kernel_manager, env)
-        serverapp.web_app.settings[SETTING] = owners
-    try:
-        from voila.shutdown_kernel_handler import VoilaShutdownKernelHandler
-    except ImportError:
-        return owners
-    from ..dashboard.serving import _rules
-
-    for rule in _rules(serverapp.web_app.default_router):
-        if rule.target is VoilaShutdownKernelHandler:
-            rule.target = OwnedShutdownHandler
-    return owners

@@ -14,8 +14,8 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from ..errors import ValidationError
-from ..model import QUEUE_PATTERN
+from opsjobs.errors import ValidationError
+from opsjobs.model import QUEUE_PATTERN
 
 _QUEUE_DOC = (
     "1-120 characters of letters, digits and _.:@-, starting with a letter or digit; "

@@ -32,12 +32,12 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from ..alerts import Severity, alert_summary
-from ..alerts.model import series_labels
-from ..model import JobState
-from ..store import Store
-from .handlers import ApiHandler, keyed
-from .openapi import PROMETHEUS
+from opsjobs.alerts import Severity, alert_summary
+from opsjobs.alerts.model import series_labels
+from opsjobs.model import JobState
+from opsjobs.server.handlers import ApiHandler, keyed
+from opsjobs.server.openapi import PROMETHEUS
+from opsjobs.store import Store
 
 __all__ = ["PrometheusHandler", "StoreCollector", "exposition", "prometheus_routes"]
 

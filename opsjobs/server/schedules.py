@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..auth import Auth, User
-from ..errors import ValidationError
-from ..model import Job
-from ..schedule_api import Schedules
-from ..schedules import Schedule
-from .handlers import ApiHandler, keyed
-from .openapi import API
-from .service import ApiService
+from opsjobs.auth import Auth, User
+from opsjobs.errors import ValidationError
+from opsjobs.model import Job
+from opsjobs.schedule_api import Schedules
+from opsjobs.schedules import Schedule
+from opsjobs.server.handlers import ApiHandler, keyed
+from opsjobs.server.openapi import API
+from opsjobs.server.service import ApiService
 
 __all__ = ["ScheduleService", "schedule_routes"]
 
@@ -95,7 +95,7 @@ class ScheduleService:
     def analyze(self, user: User, body: Mapping[str, Any]) -> Job:
         """Queue a live memory analysis of this server's process (or of the workers on
         ``queue``) as a ``call`` job in thread mode."""
-        from ..analyzer.job import JOB_NAME, TARGET, job_kwargs
+        from opsjobs.analyzer.job import JOB_NAME, TARGET, job_kwargs
 
         # a thread job inside the server's (or a worker's) process: for roles that run code
         Auth.check_code(user, "a live analysis")
@@ -161,30 +161,6 @@ class AnalyzeHandler(ApiHandler):
         body = self.body("AnalyzeRequest")
         job = await self.call(_service(self).analyze, self.user, body)
         self.reply({"job": job.to_dict()}, status=201)
-
-
-def seed_tasks(service: ApiService, user: User) -> list[dict[str, Any]]:
-    """The seed's ``tasks`` listing: the caller's schedules (everyone's for admins)."""
-    from .seed import seed_command_of
-
-    out = []
-    for s in ScheduleService(service).list(user, everyone=user.sees_all):
-        out.append(
-            {
-                "TaskID": s.id,
-                "TaskName": s.name,
-                "Command": seed_command_of(s.spec),
-                "Description": s.spec.description,
-                "ExecutionMode": s.spec.mode.seed_name,
-                "Schedule": s.trigger_text,
-                "Enabled": s.enabled,
-                "NextRun": s.to_dict()["next_fire_at"],
-                "LastRun": s.to_dict()["last_fire_at"],
-                "LastJobID": s.last_job_id,
-                "LastStatus": s.last_job_state.value if s.last_job_state else None,
-            }
-        )
-    return out
 
 
 def schedule_routes() -> dict[str, type[ApiHandler]]:

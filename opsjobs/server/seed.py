@@ -11,11 +11,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..model import TERMINAL_STATES, Job, JobSpec, JobState, Mode, WorkerInfo, iso
-from .handlers import ApiHandler, _Failure, keyed
-from .openapi import SEED
+from opsjobs.auth import User
+from opsjobs.model import TERMINAL_STATES, Job, JobSpec, JobState, Mode, WorkerInfo, iso
+from opsjobs.server.handlers import ApiFailure, ApiHandler, keyed
+from opsjobs.server.openapi import SEED
+from opsjobs.server.schedules import ScheduleService
+from opsjobs.server.service import ApiService
 
-__all__ = ["seed_command", "seed_command_of", "seed_result", "seed_routes"]
+__all__ = ["seed_command", "seed_command_of", "seed_result", "seed_routes", "seed_tasks"]
 
 
 def seed_command(job: Job) -> str:
@@ -118,7 +121,7 @@ class ResultsHandler(ApiHandler):
     async def delete(self) -> None:
         job_id = self.arg("jobId")
         if not job_id:
-            raise _Failure(400, "jobId is required")
+            raise ApiFailure(400, "jobId is required")
         await self.call(self.service.delete, self.user, job_id)
         self.reply({"message": "Job result deleted successfully"})
 
@@ -133,8 +136,6 @@ class ActiveJobsHandler(ApiHandler):
 @keyed
 class TasksHandler(ApiHandler):
     async def get(self) -> None:
-        from .schedules import seed_tasks
-
         tasks = await self.call(seed_tasks, self.service, self.user)
         self.reply({"count": len(tasks), "tasks": tasks})
 
@@ -145,6 +146,28 @@ class RunspacesHandler(ApiHandler):
         workers = await self.call(self.service.client.store.workers)
         now = time.time()
         self.reply({"count": len(workers), "runspaces": [_runspace(w, now) for w in workers]})
+
+
+def seed_tasks(service: ApiService, user: User) -> list[dict[str, Any]]:
+    """The seed's ``tasks`` listing: the caller's schedules (everyone's for admins)."""
+    out = []
+    for s in ScheduleService(service).list(user, everyone=user.sees_all):
+        out.append(
+            {
+                "TaskID": s.id,
+                "TaskName": s.name,
+                "Command": seed_command_of(s.spec),
+                "Description": s.spec.description,
+                "ExecutionMode": s.spec.mode.seed_name,
+                "Schedule": s.trigger_text,
+                "Enabled": s.enabled,
+                "NextRun": s.to_dict()["next_fire_at"],
+                "LastRun": s.to_dict()["last_fire_at"],
+                "LastJobID": s.last_job_id,
+                "LastStatus": s.last_job_state.value if s.last_job_state else None,
+            }
+        )
+    return out
 
 
 def seed_routes() -> dict[str, type[ApiHandler]]:

@@ -13,10 +13,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..auth import Auth, RunPolicy, User
-from ..client import Client
-from ..errors import JobNotFound, ValidationError
-from ..model import ACTIVE_STATES, Job, Metric, Mode, iso, validate_job_id
+from opsjobs.auth import Auth, RunPolicy, User
+from opsjobs.client import Client
+from opsjobs.errors import JobNotFound, ValidationError
+from opsjobs.model import ACTIVE_STATES, Job, Metric, Mode, iso, validate_job_id
 
 __all__ = ["ApiService", "JobFilter"]
 

@@ -1,18 +1,33 @@
 """Job stores: one interface (:class:`Store`), several backends chosen by URL.
 
 ``memory://`` — in-process; ``sqlite:///abs/path.db``, ``sqlite:relative.db`` or a bare path
-ending in ``.db`` — embedded SQLite; ``postgresql://…`` — PostgreSQL (extra ``postgres``).
+ending in ``.db`` — embedded SQLite; ``postgresql://…`` — PostgreSQL (extra ``postgres``). Another
+package may add a scheme through the ``opsjobs.stores`` entry-point group (see
+:mod:`opsjobs.store.openers`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from importlib.metadata import entry_points
 from pathlib import Path
 
-from ..config import Settings
-from ..errors import ConfigError
-from .base import End, Finish, Recovered, Store, Waiter
+from opsjobs.errors import ConfigError
+from opsjobs.store.base import End, Finish, Recovered, Store, Waiter
+from opsjobs.store.openers import open_memory, open_postgres, open_sqlite, sqlite_path
 
 __all__ = ["End", "Finish", "Recovered", "Store", "Waiter", "open_store"]
+
+Opener = Callable[..., Store]
+
+#: The built-in schemes (also declared as ``opsjobs.stores`` entry points); they need no
+#: installed metadata, so a source checkout opens them too.
+_BUILT_IN: dict[str, Opener] = {
+    "memory": open_memory,
+    "sqlite": open_sqlite,
+    "postgresql": open_postgres,
+    "postgres": open_postgres,
+}
 
 
 def open_store(
@@ -26,37 +41,26 @@ def open_store(
     name its database.
     """
     url = (url or "").strip()
-    if url in ("memory://", "memory:", "memory"):
-        from .memory import MemoryStore
+    if url in ("memory:", "memory"):
+        url = "memory://"
+    scheme = "sqlite" if sqlite_path(url) else url.split(":", 1)[0].lower() if ":" in url else ""
+    opener = _BUILT_IN.get(scheme) or _installed(scheme)
+    if opener is None:
+        raise ConfigError(
+            f"unknown store URL {url!r} (use sqlite:///path/to/file.db, postgresql://... or "
+            "memory://)"
+        )
+    return opener(url, runtime_dir=runtime_dir, data_dir=data_dir)
 
-        return MemoryStore()
-    if url.startswith(("postgresql://", "postgres://")):
+
+def _installed(scheme: str) -> Opener | None:
+    """The opener another package declares for ``scheme`` (loaded only when asked for)."""
+    if not scheme:
+        return None
+    for ep in entry_points(group="opsjobs.stores", name=scheme):
         try:
-            from .postgres import PostgresStore
-        except ImportError as exc:
-            raise ConfigError(
-                "PostgreSQL support needs the 'postgres' extra: "
-                f"pip install 'opsjobs[postgres]' ({exc})"
-            ) from exc
-        return PostgresStore(url)
-    path: str | None = None
-    if url.startswith("sqlite://"):
-        path = url[len("sqlite://") :]
-    elif url.startswith("sqlite:"):
-        path = url[len("sqlite:") :]
-    elif url.endswith((".db", ".sqlite", ".sqlite3")) and "://" not in url:
-        path = url
-    if path:
-        from .sqlite import SQLiteStore
-
-        file = Path(path).expanduser().resolve()
-        data = Settings.data_dir if data_dir is None else Path(data_dir)
-        if file.parent == data.expanduser().resolve():
-            try:
-                file.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise ConfigError(f"cannot create the data folder {file.parent}: {exc}") from exc
-        return SQLiteStore(file, runtime_dir=runtime_dir)
-    raise ConfigError(
-        f"unknown store URL {url!r} (use sqlite:///path/to/file.db, postgresql://... or memory://)"
-    )
+            opener: Opener = ep.load()
+        except Exception as exc:
+            raise ConfigError(f"cannot load the opsjobs store {scheme!r}: {exc}") from exc
+        return opener
+    return None

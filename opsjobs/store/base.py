@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from ..errors import OpsJobsError
-from ..model import Job, JobSpec, JobState, Metric, ResultQuery, Stats, WorkerInfo
-from .alerts import AlertStore
-from .auth import AuthStore
-from .schedules import ScheduleStore
+from opsjobs.errors import OpsJobsError
+from opsjobs.model import Job, JobSpec, JobState, Metric, ResultQuery, Stats, WorkerInfo
+from opsjobs.store.alerts import AlertStore
+from opsjobs.store.auth import AuthStore
+from opsjobs.store.schedules import ScheduleStore
 
 __all__ = ["PURGE_BATCH", "End", "Finish", "Recovered", "Store", "Waiter"]
 
@@ -74,6 +74,14 @@ class Store(AlertStore, AuthStore, ScheduleStore, abc.ABC):
     """Persistence of jobs, workers and metrics. Thread-safe; each method is one transaction."""
 
     url: str
+    #: Does the store live on this host (a file, or this process)? Its reads are then short and
+    #: never wait on a network, so the server runs them on its event loop.
+    local: bool = False
+
+    def serialize_writes(self) -> None:
+        """Prefer the latency of concurrent writers (a server's requests) to the throughput of
+        one process's workers, where the backend has that choice (SQLite); by default nothing
+        changes."""
 
     # -- jobs ------------------------------------------------------------------------------
     @abc.abstractmethod

@@ -17,7 +17,7 @@ import socket
 import tempfile
 from pathlib import Path
 
-from .base import Waiter
+from opsjobs.store.base import Waiter
 
 __all__ = ["Doorbell", "DoorbellWaiter"]
 

@@ -51,7 +51,7 @@ import contextlib
 import hashlib
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -60,27 +60,27 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
-from ..config import redact_url
-from ..errors import ConfigError, Conflict, JobNotFound, StoreError
-from ..model import Job, JobSpec, JobState, Metric, ResultQuery, Stats, WorkerInfo
-from .base import PURGE_BATCH, Finish, Recovered, Store, Waiter
-from .postgres_alerts import PostgresAlerts
-from .postgres_auth import PostgresAuth
-from .postgres_schedules import PostgresSchedules
-from .rows import (
+from opsjobs.config import redact_url
+from opsjobs.errors import ConfigError, Conflict, NotFound, StoreError
+from opsjobs.model import Job, JobSpec, JobState, ResultQuery, Stats
+from opsjobs.store.base import PURGE_BATCH, Finish, Store, Waiter
+from opsjobs.store.sql import load_migrations, load_queries
+from opsjobs.store.sql.alerts import SqlAlerts
+from opsjobs.store.sql.auth import SqlAuth
+from opsjobs.store.sql.db import Db, Params, Tx, conflict_message, missing_message
+from opsjobs.store.sql.jobs import SqlJobs
+from opsjobs.store.sql.rows import (
     UNREADABLE,
+    finish_params,
     job_params,
-    metric_params,
+    like_escape,
     read_job,
     row_to_job,
-    row_to_metric,
-    row_to_worker,
     unreadable_error,
-    worker_params,
 )
-from .sql import load_migrations, load_queries
+from opsjobs.store.sql.schedules import SqlSchedules
 
-__all__ = ["PostgresStore", "PostgresWaiter"]
+__all__ = ["PostgresDb", "PostgresStore", "PostgresWaiter"]
 
 T = TypeVar("T")
 Conn = psycopg.Connection[DictRow]
@@ -112,7 +112,7 @@ def channel_for(schema: str) -> str:
     return name
 
 
-class PostgresStore(PostgresAlerts, PostgresAuth, PostgresSchedules, Store):
+class PostgresStore(SqlJobs, SqlAlerts, SqlAuth, SqlSchedules, Store):
     """Jobs, workers and metrics in PostgreSQL, through a small connection pool.
 
     Parameters
@@ -199,6 +199,7 @@ class PostgresStore(PostgresAlerts, PostgresAuth, PostgresSchedules, Store):
             self._pool.close()
             raise
         self.channel = channel_for(self.schema)
+        self._db = PostgresDb(self)
 
     # -- connections and transactions -----------------------------------------------------
     def _run(
@@ -307,12 +308,6 @@ class PostgresStore(PostgresAlerts, PostgresAuth, PostgresSchedules, Store):
         )
         return Job(id=job_id, spec=spec, state=JobState.QUEUED, submitted_at=now)
 
-    def get(self, job_id: str) -> Job:
-        rows = self._read("get", self._q["get_job"], {"id": job_id})
-        if not rows:
-            raise JobNotFound(f"no job with id {job_id}")
-        return row_to_job(rows[0])
-
     def claim(
         self, worker_id: str, host: str, queues: Sequence[str], *, now: float, lease: float
     ) -> Job | None:
@@ -365,7 +360,7 @@ class PostgresStore(PostgresAlerts, PostgresAuth, PostgresSchedules, Store):
     def finish(
         self, job_id: str, worker_id: str, attempt: int, outcome: Finish, *, now: float
     ) -> bool:
-        params = _finish_params(job_id, worker_id, attempt, outcome, now)
+        params = finish_params(job_id, worker_id, attempt, outcome, now)
         rows = self._run(
             "finish", lambda conn: conn.execute(self._q["finish"], params).rowcount, single=True
         )
@@ -384,7 +379,7 @@ class PostgresStore(PostgresAlerts, PostgresAuth, PostgresSchedules, Store):
         lease: float,
     ) -> tuple[bool, Job | None]:
         """One statement, one round trip, for a worker that has room for another job."""
-        params = _finish_params(job_id, worker_id, attempt, outcome, now)
+        params = finish_params(job_id, worker_id, attempt, outcome, now)
         params.update(host=host, queues=list(queues), lease_until=now + lease)
         row = self._run(
             "finish",
@@ -402,38 +397,6 @@ class PostgresStore(PostgresAlerts, PostgresAuth, PostgresSchedules, Store):
             job = self.claim(worker_id, host, queues, now=now, lease=lease)
         return accepted, job
 
-    def request_cancel(self, job_id: str, *, now: float) -> Job:
-        params = {"id": job_id, "now": now}
-
-        def cancel(conn: Conn) -> DictRow | None:
-            for name in ("cancel_queued", "cancel_running_cooperative", "cancel_running_process"):
-                if conn.execute(self._q[name], params).rowcount:
-                    break
-            row = conn.execute(self._q["get_job"], params).fetchone()
-            if row is not None:
-                self._notify(conn)
-            return row
-
-        row = self._run("cancel", cancel)
-        if row is None:
-            raise JobNotFound(f"no job with id {job_id}")
-        return row_to_job(row)
-
-    def delete(self, job_id: str) -> None:
-        params = {"id": job_id}
-
-        def delete(conn: Conn) -> tuple[bool, DictRow | None]:
-            if conn.execute(self._q["delete_finished"], params).rowcount:
-                return True, None
-            return False, conn.execute(self._q["get_job"], params).fetchone()
-
-        deleted, row = self._run("delete", delete)
-        if deleted:
-            return
-        if row is None:
-            raise JobNotFound(f"no job with id {job_id}")
-        raise Conflict(f"job {job_id} is {row['state']}: cancel it before deleting it")
-
     def _where(self, query: ResultQuery) -> tuple[str, dict[str, Any]]:
         clauses: list[str] = []
         params: dict[str, Any] = {}
@@ -446,7 +409,7 @@ class PostgresStore(PostgresAlerts, PostgresAuth, PostgresSchedules, Store):
         if query.name:
             # ILIKE under COLLATE "C" folds ASCII case only, like SQLite's LIKE.
             clauses.append("name ILIKE %(name)s ESCAPE '\\'")
-            params["name"] = "%" + _like_escape(query.name) + "%"
+            params["name"] = "%" + like_escape(query.name) + "%"
         if query.queue:
             clauses.append("queue = %(queue)s")
             params["queue"] = query.queue
@@ -480,106 +443,9 @@ class PostgresStore(PostgresAlerts, PostgresAuth, PostgresSchedules, Store):
             row["avg_runtime"],
         )
 
-    def purge(self, finished_before: float) -> list[str]:
-        params = {"before": finished_before}
-        rows = self._run("purge", lambda conn: conn.execute(self._q["purge"], params).fetchall())
-        return [r["id"] for r in rows]
-
-    # -- leases and workers ---------------------------------------------------------------
-    def heartbeat(
-        self, worker_id: str, held: Sequence[str], *, now: float, lease: float
-    ) -> list[str]:
-        params: dict[str, Any] = {
-            "worker_id": worker_id,
-            "now": now,
-            "lease": lease,
-            "lease_until": now + lease,
-            "busy": len(held),
-            "held": list(held),
-        }
-
-        def beat(conn: Conn) -> list[DictRow]:
-            conn.execute(self._q["renew_leases"], params)
-            conn.execute(self._q["worker_heartbeat"], params)
-            return conn.execute(self._q["held_jobs"], params).fetchall() if held else []
-
-        keep = {
-            r["id"]
-            for r in self._run("heartbeat", beat)
-            if r["state"] == "running" and r["worker_id"] == worker_id and not r["cancel_requested"]
-        }
-        return [job_id for job_id in held if job_id not in keep]
-
-    def recover_expired(self, *, now: float) -> list[Recovered]:
-        def recover(conn: Conn) -> list[Recovered]:
-            out: list[Recovered] = []
-            for row in conn.execute(self._q["expired_select"], {"now": now}).fetchall():
-                params = {"id": row["id"], "now": now}
-                requeued = bool(conn.execute(self._q["expired_requeue"], params).rowcount)
-                if not requeued:
-                    conn.execute(self._q["expired_lose"], params)
-                out.append(Recovered(row["id"], row["worker_id"], requeued))
-            if any(r.requeued for r in out):
-                self._notify(conn)
-            return out
-
-        return self._run("lease recovery", recover)
-
-    def register_worker(self, info: WorkerInfo) -> None:
-        params = worker_params(info)
-        self._run("register worker", lambda conn: conn.execute(self._q["register_worker"], params))
-
-    def stop_worker(self, worker_id: str, *, now: float) -> None:
-        params = {"id": worker_id, "now": now}
-        self._run("stop worker", lambda conn: conn.execute(self._q["stop_worker"], params))
-
-    def workers(self) -> list[WorkerInfo]:
-        return [row_to_worker(r) for r in self._read("workers", self._q["list_workers"])]
-
     # -- metrics --------------------------------------------------------------------------
-    def record_metrics(self, metrics: Sequence[Metric]) -> None:
-        if not metrics:
-            return
-        rows = [metric_params(m) for m in metrics]
-
-        def insert(conn: Conn) -> None:
-            with conn.cursor() as cur:
-                cur.executemany(self._q["insert_metric"], rows)
-
-        self._run("recording metrics", insert)
-
     def purge_metrics(self, before: float) -> int:
-        params = {"before": before, "after": 0, "batch": PURGE_BATCH}
-        gone = 0
-
-        def batch(conn: Conn) -> list[int]:
-            return [r["id"] for r in conn.execute(self._q["metrics_purge_batch"], params)]
-
-        while True:
-            ids = self._run("purging metrics", batch)
-            gone += len(ids)
-            if len(ids) < PURGE_BATCH:
-                return gone
-            params["after"] = max(ids)
-
-    def metrics(
-        self,
-        name: str,
-        *,
-        since: float | None = None,
-        job_id: str | None = None,
-        limit: int = 10_000,
-    ) -> list[Metric]:
-        filters = ""
-        params: dict[str, Any] = {"name": name, "limit": limit}
-        if since is not None:
-            filters += " AND at >= %(since)s"
-            params["since"] = since
-        if job_id is not None:
-            filters += " AND job_id = %(job_id)s"
-            params["job_id"] = job_id
-        text = self._q["metrics"].replace("{filters}", filters)
-        return [row_to_metric(r) for r in reversed(self._read("metrics", text, params))]
+        return self._purge_metrics(before, PURGE_BATCH)
 
     # -- wake-up and lifetime -------------------------------------------------------------
     def waiter(self, worker_id: str) -> Waiter:
@@ -587,6 +453,58 @@ class PostgresStore(PostgresAlerts, PostgresAuth, PostgresSchedules, Store):
 
     def close(self) -> None:
         self._pool.close()
+
+
+class PostgresDb(Db):
+    """The :class:`~opsjobs.store.sql.db.Db` of a :class:`PostgresStore`: transactions run by
+    :meth:`PostgresStore._run` (retried on a lost connection when safe), ``NOTIFY`` to wake."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        self._store = store
+
+    def transaction(
+        self,
+        what: str,
+        work: Callable[[Tx], T],
+        *,
+        conflict: str | None = None,
+        missing: str | None = None,
+    ) -> T:
+        store = self._store
+        try:
+            return store._run(what, lambda conn: work(_PostgresTx(conn, store)))
+        except StoreError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, psycopg.errors.UniqueViolation):
+                raise Conflict(conflict_message(what, conflict)) from cause
+            if isinstance(cause, psycopg.errors.ForeignKeyViolation):
+                raise NotFound(missing_message(what, missing)) from cause
+            raise
+
+    def read(self, what: str, name: str, params: Params | None = None) -> list[DictRow]:
+        return self._store._read(what, self._store._q[name], params)
+
+    def array(self, values: Sequence[str]) -> list[str]:
+        return list(values)  # a text[] parameter
+
+
+class _PostgresTx(Tx):
+    def __init__(self, conn: Conn, store: PostgresStore) -> None:
+        self._conn = conn
+        self._store = store
+        self._woken = False
+
+    def run(self, name: str, params: Params | None = None) -> psycopg.Cursor[DictRow]:
+        return self._conn.execute(self._store._q[name], params)
+
+    def run_many(self, name: str, rows: Iterable[Params]) -> None:
+        with self._conn.cursor() as cur:
+            cur.executemany(self._store._q[name], rows)
+
+    def wake(self) -> None:
+        if not self._woken:  # NOTIFY is delivered on commit
+            self._store._notify(self._conn)
+            self._woken = True
 
 
 class PostgresWaiter(Waiter):
@@ -659,23 +577,3 @@ def _one(conn: Conn, query: str) -> DictRow:
     if row is None:
         raise StoreError(f"no row from {query!r}")
     return row
-
-
-def _finish_params(
-    job_id: str, worker_id: str, attempt: int, outcome: Finish, now: float
-) -> dict[str, Any]:
-    return {
-        "id": job_id,
-        "worker_id": worker_id,
-        "attempt": attempt,
-        "state": outcome.state.value,
-        "now": now,
-        "output": outcome.output,
-        "result": outcome.result_json,
-        "error": outcome.error,
-        "exit_code": outcome.exit_code,
-    }
-
-
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

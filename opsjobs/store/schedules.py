@@ -24,9 +24,9 @@ import abc
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
-from ..errors import Conflict, NotFound
-from ..model import Job
-from ..schedules import FirePlan, Schedule, ScheduleFire
+from opsjobs.errors import Conflict, NotFound
+from opsjobs.model import Job
+from opsjobs.schedules import FirePlan, Schedule, ScheduleFire
 
 __all__ = ["FireResult", "ScheduleStore", "pick_schedule"]
 

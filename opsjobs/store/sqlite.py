@@ -5,36 +5,39 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from ..errors import Conflict, JobNotFound, StoreError
-from ..model import Job, JobSpec, JobState, Metric, ResultQuery, Stats, WorkerInfo
-from .base import PURGE_BATCH, End, Finish, Recovered, Store, Waiter
-from .doorbell import Doorbell
-from .rows import (
+from opsjobs.errors import Conflict, NotFound, StoreError
+from opsjobs.model import Job, JobSpec, JobState, ResultQuery, Stats
+from opsjobs.store.base import PURGE_BATCH, End, Finish, Store, Waiter
+from opsjobs.store.doorbell import Doorbell
+from opsjobs.store.sql import load_migrations, load_queries
+from opsjobs.store.sql.alerts import SqlAlerts
+from opsjobs.store.sql.auth import SqlAuth
+from opsjobs.store.sql.db import Db, Params, Tx, conflict_message, missing_message
+from opsjobs.store.sql.jobs import SqlJobs
+from opsjobs.store.sql.rows import (
     UNREADABLE,
     claimed_job,
+    finish_params,
     job_params,
-    metric_params,
+    like_escape,
     row_to_job,
-    row_to_metric,
-    row_to_worker,
     unreadable_error,
-    worker_params,
 )
-from .sql import load_migrations, load_queries
-from .sqlite_alerts import SQLiteAlerts
-from .sqlite_auth import SQLiteAuth
-from .sqlite_schedules import SQLiteSchedules
+from opsjobs.store.sql.schedules import SqlSchedules
 
-__all__ = ["SQLiteStore", "heads_params", "heads_sql"]
+__all__ = ["SQLiteDb", "SQLiteStore", "heads_params", "heads_sql"]
+
+T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 10_000
 #: At most this many claimed jobs' rowids are remembered for their finish.
@@ -43,7 +46,7 @@ ROWID_CACHE = 10_000
 _NOT_NULL = frozenset({"name", "state", "submitted_at", "mode", "queue", "owner", "kind"})
 
 
-class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
+class SQLiteStore(SqlJobs, SqlAlerts, SqlAuth, SqlSchedules, Store):
     """Jobs, workers and metrics in one SQLite file.
 
     Parameters
@@ -53,6 +56,8 @@ class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
     runtime_dir
         Where the doorbell sockets live (default: ``$TMPDIR/opsjobs-<uid>``).
     """
+
+    local = True
 
     def __init__(self, path: str | os.PathLike[str], *, runtime_dir: str | None = None) -> None:
         self.path = Path(path).resolve()
@@ -72,6 +77,7 @@ class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
                 "(only the data folder is created)"
             )
         self._doorbell = Doorbell(str(self.path), runtime_dir)
+        self._db = SQLiteDb(self)
         self._migrate()
 
     # -- connections and transactions -----------------------------------------------------
@@ -176,12 +182,6 @@ class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
         self._doorbell.ring()
         return Job(id=job_id, spec=spec, state=JobState.QUEUED, submitted_at=now)
 
-    def get(self, job_id: str) -> Job:
-        rows = self._read(self._q["get_job"], {"id": job_id})
-        if not rows:
-            raise JobNotFound(f"no job with id {job_id}")
-        return row_to_job(rows[0])
-
     def claim(
         self, worker_id: str, host: str, queues: Sequence[str], *, now: float, lease: float
     ) -> Job | None:
@@ -257,7 +257,7 @@ class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
                     if rowid is None:
                         cur.execute(
                             q["finish"],
-                            _finish_params(end.job_id, worker_id, end.attempt, o, end.at),
+                            finish_params(end.job_id, worker_id, end.attempt, o, end.at),
                         )
                     else:
                         cur.execute(
@@ -337,37 +337,6 @@ class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
             self._local.cur = cur
         return cur
 
-    def request_cancel(self, job_id: str, *, now: float) -> Job:
-        params = {"id": job_id, "now": now}
-        try:
-            with self._tx() as conn:
-                for name in (
-                    "cancel_queued",
-                    "cancel_running_cooperative",
-                    "cancel_running_process",
-                ):
-                    if conn.execute(self._q[name], params).rowcount:
-                        break
-                row = conn.execute(self._q["get_job"], params).fetchone()
-        except sqlite3.Error as exc:
-            raise StoreError(f"cancel failed: {exc}") from exc
-        if row is None:
-            raise JobNotFound(f"no job with id {job_id}")
-        self._doorbell.ring()
-        return row_to_job(row)
-
-    def delete(self, job_id: str) -> None:
-        try:
-            with self._tx() as conn:
-                if conn.execute(self._q["delete_finished"], {"id": job_id}).rowcount:
-                    return
-                row = conn.execute(self._q["get_job"], {"id": job_id}).fetchone()
-        except sqlite3.Error as exc:
-            raise StoreError(f"delete failed: {exc}") from exc
-        if row is None:
-            raise JobNotFound(f"no job with id {job_id}")
-        raise Conflict(f"job {job_id} is {row['state']}: cancel it before deleting it")
-
     def _where(self, query: ResultQuery) -> tuple[str, dict[str, Any]]:
         clauses: list[str] = []
         params: dict[str, Any] = {}
@@ -380,7 +349,7 @@ class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
             params.update({f"s{i}": s.value for i, s in enumerate(query.states)})
         if query.name:
             clauses.append("name LIKE :name ESCAPE '\\'")
-            params["name"] = "%" + _like_escape(query.name) + "%"
+            params["name"] = "%" + like_escape(query.name) + "%"
         if query.queue:
             clauses.append("queue = :queue")
             params["queue"] = query.queue
@@ -415,111 +384,9 @@ class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
         row = self._read(sql, params)[0]
         return Stats(int(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]), row[5])
 
-    def purge(self, finished_before: float) -> list[str]:
-        params = {"before": finished_before}
-        try:
-            with self._tx() as conn:
-                ids = [r[0] for r in conn.execute(self._q["purge_select"], params)]
-                conn.execute(self._q["purge_delete"], params)
-        except sqlite3.Error as exc:
-            raise StoreError(f"purge failed: {exc}") from exc
-        return ids
-
-    # -- leases and workers ---------------------------------------------------------------
-    def heartbeat(
-        self, worker_id: str, held: Sequence[str], *, now: float, lease: float
-    ) -> list[str]:
-        params = {"worker_id": worker_id, "now": now, "lease": lease, "lease_until": now + lease}
-        params["busy"] = len(held)
-        try:
-            with self._tx() as conn:
-                conn.execute(self._q["renew_leases"], params)
-                conn.execute(self._q["worker_heartbeat"], params)
-            if not held:
-                return []
-            marks = ", ".join(f":h{i}" for i in range(len(held)))
-            rows = self._conn().execute(
-                f"SELECT id, state, worker_id, cancel_requested FROM jobs WHERE id IN ({marks})",
-                {f"h{i}": job_id for i, job_id in enumerate(held)},
-            )
-            keep = {
-                r["id"]
-                for r in rows
-                if r["state"] == "running"
-                and r["worker_id"] == worker_id
-                and not r["cancel_requested"]
-            }
-        except sqlite3.Error as exc:
-            raise StoreError(f"heartbeat failed: {exc}") from exc
-        return [job_id for job_id in held if job_id not in keep]
-
-    def recover_expired(self, *, now: float) -> list[Recovered]:
-        out: list[Recovered] = []
-        try:
-            with self._tx() as conn:
-                for row in conn.execute(self._q["expired_select"], {"now": now}).fetchall():
-                    params = {"id": row["id"], "now": now}
-                    requeued = bool(conn.execute(self._q["expired_requeue"], params).rowcount)
-                    if not requeued:
-                        conn.execute(self._q["expired_lose"], params)
-                    out.append(Recovered(row["id"], row["worker_id"], requeued))
-        except sqlite3.Error as exc:
-            raise StoreError(f"lease recovery failed: {exc}") from exc
-        if any(r.requeued for r in out):
-            self._doorbell.ring()
-        return out
-
-    def register_worker(self, info: WorkerInfo) -> None:
-        self._write(self._q["register_worker"], worker_params(info))
-
-    def stop_worker(self, worker_id: str, *, now: float) -> None:
-        self._write(self._q["stop_worker"], {"id": worker_id, "now": now})
-
-    def workers(self) -> list[WorkerInfo]:
-        return [row_to_worker(r) for r in self._read(self._q["list_workers"])]
-
     # -- metrics --------------------------------------------------------------------------
-    def record_metrics(self, metrics: Sequence[Metric]) -> None:
-        if not metrics:
-            return
-        try:
-            with self._tx() as conn:
-                conn.executemany(self._q["insert_metric"], [metric_params(m) for m in metrics])
-        except sqlite3.Error as exc:
-            raise StoreError(f"recording metrics failed: {exc}") from exc
-
     def purge_metrics(self, before: float) -> int:
-        params = {"before": before, "after": 0, "batch": PURGE_BATCH}
-        gone = 0
-        while True:
-            try:
-                with self._tx() as conn:
-                    ids = [r[0] for r in conn.execute(self._q["metrics_purge_batch"], params)]
-            except sqlite3.Error as exc:
-                raise StoreError(f"purging metrics failed: {exc}") from exc
-            gone += len(ids)
-            if len(ids) < PURGE_BATCH:
-                return gone
-            params["after"] = max(ids)
-
-    def metrics(
-        self,
-        name: str,
-        *,
-        since: float | None = None,
-        job_id: str | None = None,
-        limit: int = 10_000,
-    ) -> list[Metric]:
-        sql = "SELECT * FROM metrics WHERE name = :name"
-        params: dict[str, Any] = {"name": name, "limit": limit}
-        if since is not None:
-            sql += " AND at >= :since"
-            params["since"] = since
-        if job_id is not None:
-            sql += " AND job_id = :job_id"
-            params["job_id"] = job_id
-        sql += " ORDER BY at DESC, id DESC LIMIT :limit"
-        return [row_to_metric(r) for r in reversed(self._read(sql, params))]
+        return self._purge_metrics(before, PURGE_BATCH)
 
     # -- wake-up and lifetime -------------------------------------------------------------
     def waiter(self, worker_id: str) -> Waiter:
@@ -534,6 +401,61 @@ class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
                 conn.close()
         self._local = threading.local()
         self._doorbell.close()
+
+
+class SQLiteDb(Db):
+    """The :class:`~opsjobs.store.sql.db.Db` of a :class:`SQLiteStore`: its ``BEGIN IMMEDIATE``
+    transactions (serialised by the file's write lock, never retried), its doorbell."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+
+    def transaction(
+        self,
+        what: str,
+        work: Callable[[Tx], T],
+        *,
+        conflict: str | None = None,
+        missing: str | None = None,
+    ) -> T:
+        try:
+            with self._store._tx() as conn:
+                tx = _SQLiteTx(conn, self._store._q)
+                result = work(tx)
+        except sqlite3.IntegrityError as exc:
+            if "FOREIGN KEY" in str(exc):
+                raise NotFound(missing_message(what, missing)) from exc
+            raise Conflict(conflict_message(what, conflict)) from exc
+        except sqlite3.Error as exc:
+            raise StoreError(f"{what} failed: {exc}") from exc
+        if tx.woken:
+            self._store._doorbell.ring()
+        return result
+
+    def read(self, what: str, name: str, params: Params | None = None) -> list[sqlite3.Row]:
+        try:
+            return self._store._conn().execute(self._store._q[name], params or {}).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{what} failed: {exc}") from exc
+
+    def array(self, values: Sequence[str]) -> str:
+        return json.dumps(list(values))  # read with json_each(...)
+
+
+class _SQLiteTx(Tx):
+    def __init__(self, conn: sqlite3.Connection, q: dict[str, str]) -> None:
+        self._conn = conn
+        self._q = q
+        self.woken = False
+
+    def run(self, name: str, params: Params | None = None) -> sqlite3.Cursor:
+        return self._conn.execute(self._q[name], params or {})
+
+    def run_many(self, name: str, rows: Iterable[Params]) -> None:
+        self._conn.executemany(self._q[name], rows)
+
+    def wake(self) -> None:
+        self.woken = True  # the doorbell rings after the commit
 
 
 def _enable_wal(conn: sqlite3.Connection) -> None:
@@ -585,22 +507,6 @@ def _claim_order(row: Any) -> tuple[int, float]:
     return (-row[9], row[13])
 
 
-def _finish_params(
-    job_id: str, worker_id: str, attempt: int, outcome: Finish, now: float
-) -> dict[str, Any]:
-    return {
-        "id": job_id,
-        "worker_id": worker_id,
-        "attempt": attempt,
-        "state": outcome.state.value,
-        "now": now,
-        "output": outcome.output,
-        "result": outcome.result_json,
-        "error": outcome.error,
-        "exit_code": outcome.exit_code,
-    }
-
-
 def _statements(script: str) -> Iterator[str]:
     """Split a migration script into complete statements."""
     buffer = ""
@@ -613,7 +519,3 @@ def _statements(script: str) -> Iterator[str]:
             buffer = ""
     if buffer.strip():
         yield buffer.strip()
-
-
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -165,7 +165,21 @@ UPDATE workers SET stopped_at = %(now)s, busy = 0 WHERE id = %(id)s;
 SELECT * FROM workers ORDER BY started_at DESC;
 
 -- name: metrics
-SELECT * FROM metrics WHERE name = %(name)s{filters} ORDER BY at DESC, id DESC LIMIT %(limit)s;
+-- the points of one metric, newest first (the variants filter by time, by job or both)
+SELECT * FROM metrics WHERE name = %(name)s
+ ORDER BY at DESC, id DESC LIMIT %(limit)s;
+
+-- name: metrics_since
+SELECT * FROM metrics WHERE name = %(name)s AND at >= %(since)s
+ ORDER BY at DESC, id DESC LIMIT %(limit)s;
+
+-- name: metrics_of_job
+SELECT * FROM metrics WHERE name = %(name)s AND job_id = %(job_id)s
+ ORDER BY at DESC, id DESC LIMIT %(limit)s;
+
+-- name: metrics_since_of_job
+SELECT * FROM metrics WHERE name = %(name)s AND at >= %(since)s AND job_id = %(job_id)s
+ ORDER BY at DESC, id DESC LIMIT %(limit)s;
 
 -- name: insert_metric
 INSERT INTO metrics (name, value, labels, at, job_id, worker_id, host)

@@ -70,11 +70,9 @@ UPDATE jobs SET cancel_requested = 1
 -- name: delete_finished
 DELETE FROM jobs WHERE id = :id AND state NOT IN ('queued', 'running');
 
--- name: purge_select
-SELECT id FROM jobs WHERE state NOT IN ('queued', 'running') AND finished_at < :before;
-
--- name: purge_delete
-DELETE FROM jobs WHERE state NOT IN ('queued', 'running') AND finished_at < :before;
+-- name: purge
+DELETE FROM jobs WHERE state NOT IN ('queued', 'running') AND finished_at < :before
+RETURNING id;
 
 -- name: renew_leases
 UPDATE jobs SET lease_until = :lease_until WHERE worker_id = :worker_id AND state = 'running';
@@ -82,6 +80,10 @@ UPDATE jobs SET lease_until = :lease_until WHERE worker_id = :worker_id AND stat
 -- name: worker_heartbeat
 UPDATE workers SET heartbeat_at = :now, lease_seconds = :lease, busy = :busy, stopped_at = NULL
  WHERE id = :worker_id;
+
+-- name: held_jobs
+SELECT id, state, worker_id, cancel_requested FROM jobs
+ WHERE id IN (SELECT value FROM json_each(:held));
 
 -- name: expired_select
 SELECT id, worker_id, attempt, retries FROM jobs WHERE state = 'running' AND lease_until < :now;
@@ -108,6 +110,23 @@ UPDATE workers SET stopped_at = :now, busy = 0 WHERE id = :id;
 
 -- name: list_workers
 SELECT * FROM workers ORDER BY started_at DESC;
+
+-- name: metrics
+-- the points of one metric, newest first (the variants filter by time, by job or both)
+SELECT * FROM metrics WHERE name = :name
+ ORDER BY at DESC, id DESC LIMIT :limit;
+
+-- name: metrics_since
+SELECT * FROM metrics WHERE name = :name AND at >= :since
+ ORDER BY at DESC, id DESC LIMIT :limit;
+
+-- name: metrics_of_job
+SELECT * FROM metrics WHERE name = :name AND job_id = :job_id
+ ORDER BY at DESC, id DESC LIMIT :limit;
+
+-- name: metrics_since_of_job
+SELECT * FROM metrics WHERE name = :name AND at >= :since AND job_id = :job_id
+ ORDER BY at DESC, id DESC LIMIT :limit;
 
 -- name: insert_metric
 INSERT INTO metrics (name, value, labels, at, job_id, worker_id, host)

@@ -32,7 +32,7 @@ UPDATE schedules
 DELETE FROM schedules WHERE id = :id;
 
 -- name: next_due_at
-SELECT min(next_fire_at) FROM schedules WHERE enabled = 1;
+SELECT min(next_fire_at) AS at FROM schedules WHERE enabled = 1;
 
 -- name: due_schedules
 SELECT s.*, NULL AS last_job_state FROM schedules s
@@ -49,7 +49,11 @@ VALUES (:schedule_id, :fire_at, :outcome, :job_id, :reason, :at, :fired_by)
 ON CONFLICT (schedule_id, fire_at) DO NOTHING;
 
 -- name: active_instances
-SELECT count(*) FROM jobs WHERE schedule_id = :id AND state IN ('queued', 'running');
+SELECT count(*) AS n FROM jobs WHERE schedule_id = :id AND state IN ('queued', 'running');
+
+-- name: lock_schedule
+-- (the transaction holds the file's write lock already)
+SELECT id FROM schedules WHERE id = :id;
 
 -- name: set_last_fire
 UPDATE schedules
@@ -61,12 +65,15 @@ UPDATE schedules
 SELECT * FROM schedule_fires WHERE schedule_id = :id
  ORDER BY fire_at DESC LIMIT :limit;
 
--- name: purge_keeping_select
-SELECT id FROM (
-    SELECT id, finished_at,
-           row_number() OVER (PARTITION BY name ORDER BY finished_at DESC, id DESC) AS rank
-      FROM jobs WHERE state NOT IN ('queued', 'running')
-) WHERE rank > :keep AND finished_at < :before;
+-- name: purge_keeping
+DELETE FROM jobs WHERE id IN (
+    SELECT id FROM (
+        SELECT id, finished_at,
+               row_number() OVER (PARTITION BY name ORDER BY finished_at DESC, id DESC) AS rank
+          FROM jobs WHERE state NOT IN ('queued', 'running')
+    ) WHERE rank > :keep AND finished_at < :before
+) AND state NOT IN ('queued', 'running')
+RETURNING id;
 
--- name: delete_job_by_id
-DELETE FROM jobs WHERE id = :id AND state NOT IN ('queued', 'running');
+-- name: existing_job_ids
+SELECT id FROM jobs WHERE id IN (SELECT value FROM json_each(:ids));

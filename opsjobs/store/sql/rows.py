@@ -1,17 +1,28 @@
-"""Mapping between store rows and model objects, shared by the SQL backends."""
+"""Mapping between job, worker and metric rows and model objects, shared by the SQL backends."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from typing import Any
+from collections.abc import Callable
+from enum import Enum
+from typing import Any, TypeVar
 
-from ..errors import UnreadableRow
-from ..model import Job, JobSpec, JobState, Metric, Mode, WorkerInfo
+from opsjobs.errors import UnreadableRow
+from opsjobs.model import Job, JobSpec, JobState, Metric, Mode, WorkerInfo
+from opsjobs.store.base import Finish
 
 __all__ = [
     "UNREADABLE",
     "claimed_job",
+    "columns",
+    "enum_value",
+    "finish_params",
+    "from_columns",
     "job_params",
+    "json_text",
+    "json_value",
+    "like_escape",
     "metric_params",
     "read_job",
     "row_to_job",
@@ -23,6 +34,8 @@ __all__ = [
 #: What building a job from a row that this version cannot read raises (a payload that is not
 #: JSON, a mode it does not know, a wrong type): the claim fails that job instead of the worker.
 UNREADABLE = (ValueError, KeyError, TypeError)
+
+T = TypeVar("T")
 
 
 def unreadable_reason(exc: BaseException) -> str:
@@ -54,6 +67,51 @@ def job_params(job_id: str, spec: JobSpec, now: float) -> dict[str, Any]:
         "schedule_id": spec.schedule_id,
         "now": now,
     }
+
+
+#: The init fields of each mapped dataclass (a cache: dataclasses.fields is slow).
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _fields(cls: type) -> tuple[str, ...]:
+    found = _FIELDS.get(cls)
+    if found is None:
+        found = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls) if f.init)
+    return found
+
+
+def columns(obj: Any, **encode: Callable[[Any], Any]) -> dict[str, Any]:
+    """The bind parameters of the dataclass instance ``obj``: one per field, named as it;
+    ``encode`` turns a field's value into its column's (JSON text, an enum's value)."""
+    out = {}
+    for name in _fields(type(obj)):
+        value = getattr(obj, name)
+        out[name] = encode[name](value) if name in encode else value
+    return out
+
+
+def from_columns(cls: type[T], row: Any, **decode: Callable[[Any], Any]) -> T:
+    """An instance of the dataclass ``cls`` from the columns of ``row`` named as its fields;
+    ``decode`` turns a column's value into its field's (JSON, an enum, a bool)."""
+    values = {}
+    for name in _fields(cls):
+        value = row[name]
+        values[name] = decode[name](value) if name in decode else value
+    return cls(**values)
+
+
+def enum_value(member: Enum) -> Any:
+    return member.value
+
+
+def json_text(value: Any) -> str:
+    """A JSON column's text (keys sorted: equal values store equal texts)."""
+    return json.dumps(value, sort_keys=True)
+
+
+def json_value(value: Any) -> Any:
+    """A JSON column's value (PostgreSQL's jsonb arrives decoded, SQLite's text does not)."""
+    return _json(value)
 
 
 def _json(value: Any) -> Any:
@@ -166,52 +224,38 @@ def claimed_job(row: Any, worker_id: str, host: str, now: float, lease_until: fl
 
 
 def worker_params(info: WorkerInfo) -> dict[str, Any]:
-    return {
-        "id": info.id,
-        "host": info.host,
-        "pid": info.pid,
-        "queues": json.dumps(list(info.queues)),
-        "threads": info.threads,
-        "started_at": info.started_at,
-        "heartbeat_at": info.heartbeat_at,
-        "lease_seconds": info.lease_seconds,
-    }
+    return columns(info, queues=lambda q: json.dumps(list(q)))
 
 
 def row_to_worker(row: Any) -> WorkerInfo:
-    return WorkerInfo(
-        id=row["id"],
-        host=row["host"],
-        pid=row["pid"],
-        queues=list(_json(row["queues"])),
-        threads=row["threads"],
-        started_at=row["started_at"],
-        heartbeat_at=row["heartbeat_at"],
-        lease_seconds=row["lease_seconds"],
-        stopped_at=row["stopped_at"],
-        busy=row["busy"],
-    )
+    return from_columns(WorkerInfo, row, queues=lambda q: list(_json(q)))
 
 
 def metric_params(metric: Metric) -> dict[str, Any]:
-    return {
-        "name": metric.name,
-        "value": metric.value,
-        "labels": json.dumps(dict(metric.labels), sort_keys=True),
-        "at": metric.at,
-        "job_id": metric.job_id,
-        "worker_id": metric.worker_id,
-        "host": metric.host,
-    }
+    return columns(metric, labels=lambda labels: json_text(dict(labels)))
 
 
 def row_to_metric(row: Any) -> Metric:
-    return Metric(
-        name=row["name"],
-        value=row["value"],
-        labels=_json(row["labels"]) or {},
-        at=row["at"],
-        job_id=row["job_id"],
-        worker_id=row["worker_id"],
-        host=row["host"],
-    )
+    return from_columns(Metric, row, labels=lambda labels: _json(labels) or {})
+
+
+def finish_params(
+    job_id: str, worker_id: str, attempt: int, outcome: Finish, now: float
+) -> dict[str, Any]:
+    """The parameters of the ``finish`` statements."""
+    return {
+        "id": job_id,
+        "worker_id": worker_id,
+        "attempt": attempt,
+        "state": outcome.state.value,
+        "now": now,
+        "output": outcome.output,
+        "result": outcome.result_json,
+        "error": outcome.error,
+        "exit_code": outcome.exit_code,
+    }
+
+
+def like_escape(text: str) -> str:
+    """``text`` for a ``LIKE … ESCAPE '\\'`` pattern: its wildcards match themselves."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -1,4 +1,4 @@
-"""Pure evaluation of a rule on the points of one series (no store, no clock).
+"""Verdicts: pure evaluation of a rule on the points of one series (no store, no clock).
 
 A rule *holds* at a point when its condition is true of the point's value — or, for a rate
 condition, of the counter's increase over the window ending at that point, per ``per_seconds``
@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..model import Metric
-from .model import AlertRule
+from opsjobs.alerts.model import AlertRule
+from opsjobs.model import Metric
 
 __all__ = ["MAX_POINTS", "POINTS_LOOKBACK", "Verdict", "judge", "lookback", "rate_at"]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 import threading
 
-from ..auth import ApiKey, User
-from ..errors import Conflict, NotFound
-from .auth import AuthStore
+from opsjobs.auth.model import ApiKey, User
+from opsjobs.errors import Conflict, NotFound
+from opsjobs.store.auth import AuthStore
 
 __all__ = ["MemoryAuth"]
 

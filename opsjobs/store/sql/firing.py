@@ -1,27 +1,32 @@
 """The firing transaction, written once for the SQL backends over named statements.
 
-``run(name, params)`` executes one named statement inside the caller's open transaction and
-returns a cursor (``rowcount``, ``fetchone``); ``count_active()`` returns the schedule's queued
-and running jobs. See :mod:`opsjobs.store.schedules` for why this is exactly-once.
+Both entry points run inside the caller's open transaction (a :class:`~opsjobs.store.sql.db.Tx`).
+See :mod:`opsjobs.store.schedules` for why this is exactly-once.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Callable
 from typing import Any
 
-from ..errors import Conflict
-from ..model import Job, JobSpec, JobState
-from ..schedules import FireOutcome, FirePlan, PlannedFire, Schedule, ScheduleFire
-from .rows import job_params
-from .schedule_rows import fire_params
-from .schedules import LIMIT_REASON, FireResult
+from opsjobs.errors import Conflict
+from opsjobs.model import Job, JobSpec, JobState
+from opsjobs.schedules import FireOutcome, FirePlan, PlannedFire, Schedule, ScheduleFire
+from opsjobs.store.schedules import LIMIT_REASON, FireResult
+from opsjobs.store.sql.db import Tx
+from opsjobs.store.sql.rows import columns, enum_value, job_params
 
-__all__ = ["apply_plan", "run_now"]
+__all__ = ["apply_plan", "count_active", "fire_params", "run_now"]
 
-Run = Callable[[str, dict[str, Any]], Any]
+
+def count_active(tx: Tx, schedule_id: str) -> int:
+    """The queued and running jobs of a schedule."""
+    return int(tx.run("active_instances", {"id": schedule_id}).fetchone()["n"])
+
+
+def fire_params(fire: ScheduleFire) -> dict[str, Any]:
+    return columns(fire, outcome=enum_value)
 
 
 def _job_spec(schedule: Schedule) -> JobSpec:
@@ -29,8 +34,7 @@ def _job_spec(schedule: Schedule) -> JobSpec:
 
 
 def apply_plan(
-    run: Run,
-    count_active: Callable[[], int],
+    tx: Tx,
     schedule: Schedule,
     plan: FirePlan,
     *,
@@ -38,27 +42,27 @@ def apply_plan(
     fired_by: str,
 ) -> FireResult | None:
     """Advance ``next_fire_at`` conditionally, record the fires, queue the jobs."""
-    moved = run(
+    moved = tx.run(
         "advance_schedule",
         {"id": schedule.id, "expected": schedule.next_fire_at, "next_fire_at": plan.next_fire_at},
     )
     if moved.rowcount != 1:
         return None  # another scheduler fired it, or it changed since it was read
-    active = count_active()
+    active = count_active(tx, schedule.id)
     spec = _job_spec(schedule)
     fires: list[ScheduleFire] = []
     jobs: list[Job] = []
     for planned in plan.fires:
         fire = _decide(schedule, planned, active, now, fired_by)
-        if run("insert_fire", fire_params(fire)).rowcount != 1:
+        if tx.run("insert_fire", fire_params(fire)).rowcount != 1:
             continue  # this fire time is recorded already: it never fires twice
         fires.append(fire)
         if fire.job_id is not None:
-            run("insert_job", job_params(fire.job_id, spec, now))
+            tx.run("insert_job", job_params(fire.job_id, spec, now))
             jobs.append(Job(id=fire.job_id, spec=spec, state=JobState.QUEUED, submitted_at=now))
             active += 1
     if fires:
-        run(
+        tx.run(
             "set_last_fire",
             {
                 "id": schedule.id,
@@ -83,11 +87,9 @@ def _decide(
     return ScheduleFire(schedule.id, planned.fire_at, outcome, job_id, reason, now, fired_by)
 
 
-def run_now(
-    run: Run, count_active: Callable[[], int], schedule: Schedule, *, now: float, fired_by: str
-) -> Job:
+def run_now(tx: Tx, schedule: Schedule, *, now: float, fired_by: str) -> Job:
     """Queue one job of ``schedule`` outside its fire times (the caller holds its row lock)."""
-    if count_active() >= schedule.max_instances:
+    if count_active(tx, schedule.id) >= schedule.max_instances:
         raise Conflict(
             f"schedule {schedule.name!r} has "
             + LIMIT_REASON.format(limit=schedule.max_instances)
@@ -96,8 +98,8 @@ def run_now(
     spec = _job_spec(schedule)
     job_id = str(uuid.uuid4())
     fire = ScheduleFire(schedule.id, now, FireOutcome.FIRED, job_id, "run now", now, fired_by)
-    if run("insert_fire", fire_params(fire)).rowcount != 1:
+    if tx.run("insert_fire", fire_params(fire)).rowcount != 1:
         raise Conflict(f"schedule {schedule.name!r} was fired at this very instant already")
-    run("insert_job", job_params(job_id, spec, now))
-    run("set_last_fire", {"id": schedule.id, "fire_at": now, "job_id": job_id})
+    tx.run("insert_job", job_params(job_id, spec, now))
+    tx.run("set_last_fire", {"id": schedule.id, "fire_at": now, "job_id": job_id})
     return Job(id=job_id, spec=spec, state=JobState.QUEUED, submitted_at=now)

@@ -11,10 +11,10 @@ import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from ..errors import Conflict, NotFound
-from ..model import ACTIVE_STATES, TERMINAL_STATES, Job, JobState
-from ..schedules import FireOutcome, FirePlan, Schedule, ScheduleFire
-from .schedules import LIMIT_REASON, FireResult, ScheduleStore, pick_schedule
+from opsjobs.errors import Conflict, NotFound
+from opsjobs.model import ACTIVE_STATES, TERMINAL_STATES, Job, JobState
+from opsjobs.schedules import FireOutcome, FirePlan, Schedule, ScheduleFire
+from opsjobs.store.schedules import LIMIT_REASON, FireResult, ScheduleStore, pick_schedule
 
 __all__ = ["MemorySchedules"]
 

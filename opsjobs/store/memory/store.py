@@ -13,8 +13,8 @@ import threading
 import uuid
 from collections.abc import Sequence
 
-from ..errors import Conflict, JobNotFound
-from ..model import (
+from opsjobs.errors import Conflict, JobNotFound
+from opsjobs.model import (
     ACTIVE_STATES,
     FAILED_STATES,
     Job,
@@ -26,10 +26,10 @@ from ..model import (
     Stats,
     WorkerInfo,
 )
-from .base import Finish, Recovered, Store, Waiter
-from .memory_alerts import MemoryAlerts
-from .memory_auth import MemoryAuth
-from .memory_schedules import MemorySchedules
+from opsjobs.store.base import Finish, Recovered, Store, Waiter
+from opsjobs.store.memory.alerts import MemoryAlerts
+from opsjobs.store.memory.auth import MemoryAuth
+from opsjobs.store.memory.schedules import MemorySchedules
 
 __all__ = ["MemoryStore"]
 
@@ -55,6 +55,8 @@ class _ConditionWaiter(Waiter):
 
 class MemoryStore(MemoryAlerts, MemoryAuth, MemorySchedules, Store):
     """Every job, worker and metric in dictionaries guarded by one lock."""
+
+    local = True
 
     def __init__(self) -> None:
         self.url = "memory://"

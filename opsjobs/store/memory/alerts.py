@@ -8,10 +8,10 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from ..alerts.model import Alert, AlertEvent, AlertRule, AlertState
-from ..errors import Conflict, NotFound
-from ..model import Job, Metric
-from .alerts import AlertStore
+from opsjobs.alerts.model import Alert, AlertEvent, AlertRule, AlertState
+from opsjobs.errors import Conflict, NotFound
+from opsjobs.model import Job, Metric
+from opsjobs.store.alerts import AlertStore
 
 __all__ = ["MemoryAlerts"]
 
