@@ -66,18 +66,24 @@ class Client:
         notebook: str | os.PathLike[str] | None = None,
         parameters: Mapping[str, Any] | None = None,
         kernel: str | None = None,
+        allow_unknown: bool = False,
     ) -> JobSpec:
-        """A validated :class:`JobSpec` from the same arguments as :meth:`submit`."""
+        """A validated :class:`JobSpec` from the same arguments as :meth:`submit`.
+
+        A notebook's ``parameters`` are checked against its ``parameters`` cell: a name it does
+        not declare is refused unless ``allow_unknown``."""
         given = [x is not None for x in (command, call, argv, kind, notebook)]
         if sum(given) != 1:
             raise ValidationError("give exactly one of command, call, argv, notebook or kind")
         if kwargs is not None and call is None:
             raise ValidationError("kwargs go with call")
-        if (parameters is not None or kernel is not None) and notebook is None:
-            raise ValidationError("parameters and kernel go with notebook")
+        if (parameters is not None or kernel is not None or allow_unknown) and notebook is None:
+            raise ValidationError("parameters, kernel and allow_unknown go with notebook")
         if notebook is not None:
             kind = "notebook"
             payload = {"path": os.fspath(notebook), "parameters": parameters, "kernel": kernel}
+            if allow_unknown:
+                payload["allow_unknown"] = True
         if command is not None:
             kind, payload = "command", {"source": command}
         elif call is not None:

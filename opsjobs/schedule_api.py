@@ -49,6 +49,10 @@ class Schedules:
         argv: Sequence[str] | None = None,
         kind: str | None = None,
         payload: Mapping[str, Any] | None = None,
+        notebook: str | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        kernel: str | None = None,
+        allow_unknown: bool = False,
         job_name: str | None = None,
         mode: str | Mode = Mode.THREAD,
         queue: str = "default",
@@ -64,7 +68,8 @@ class Schedules:
         enabled: bool = True,
     ) -> Schedule:
         """A validated :class:`Schedule` (not stored). Give exactly one of ``every`` (seconds
-        or a duration such as ``"30m"``) and ``cron`` (with ``tz``, default UTC)."""
+        or a duration such as ``"30m"``) and ``cron`` (with ``tz``, default UTC). A notebook's
+        parameters are checked against the notebook now, at definition time."""
         from .client import parse_duration
 
         if (every is None) == (cron is None):
@@ -80,6 +85,10 @@ class Schedules:
             argv=argv,
             kind=kind,
             payload=payload,
+            notebook=notebook,
+            parameters=parameters,
+            kernel=kernel,
+            allow_unknown=allow_unknown,
             mode=mode,
             queue=queue,
             description=description,

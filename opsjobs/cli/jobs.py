@@ -52,6 +52,11 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--kernel", help="Jupyter kernel for --notebook (default: the notebook's)")
     p.add_argument(
+        "--allow-unknown",
+        action="store_true",
+        help="pass -p parameters the notebook's parameters cell does not declare",
+    )
+    p.add_argument(
         "--mode",
         default="thread",
         help="inline | thread | process (or MainLoop, Runspace, BackgroundJob)",
@@ -151,9 +156,10 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
 def _notebook_payload(args: argparse.Namespace) -> tuple[str | None, dict[str, Any] | None]:
     """``--notebook`` with its ``-y``/``-p``/``--kernel`` as a ``notebook`` kind payload."""
     if args.notebook is None:
-        if args.parameter or args.parameters_yaml or args.kernel:
+        if args.parameter or args.parameters_yaml or args.kernel or args.allow_unknown:
             raise ValidationError(
-                "-p/--parameter, -y/--parameters-yaml and --kernel go with --notebook"
+                "-p/--parameter, -y/--parameters-yaml, --kernel and --allow-unknown go with "
+                "--notebook"
             )
         return None, None
     from ..runners.notebook import parse_parameter_value, parse_parameters_text
@@ -161,7 +167,10 @@ def _notebook_payload(args: argparse.Namespace) -> tuple[str | None, dict[str, A
     parameters = parse_parameters_text(args.parameters_yaml) if args.parameters_yaml else {}
     for name, value in args.parameter:
         parameters[name] = parse_parameter_value(value)
-    return "notebook", {"path": args.notebook, "parameters": parameters, "kernel": args.kernel}
+    payload = {"path": args.notebook, "parameters": parameters, "kernel": args.kernel}
+    if args.allow_unknown:
+        payload["allow_unknown"] = True
+    return "notebook", payload
 
 
 def _follow(client: Client, job: Job) -> Job:

@@ -131,9 +131,11 @@ class OpsJobsExtension(ExtensionApp):
         self.executor = ThreadPoolExecutor(self.api_threads, thread_name_prefix="opsjobs-api")
         auth = Auth(self.store)
         root = getattr(self.serverapp, "root_dir", None)
+        # the catalog: OPSJOBS_NOTEBOOKS, else the folder Voila serves (--notebooks)
+        catalog = settings.notebooks_dir or (Path(root) if root else settings.catalog_dir)
         policy = RunPolicy(
             allowed_calls=frozenset(settings.allowed_calls),
-            catalog=Path(root).resolve() if root else None,
+            catalog=catalog.expanduser().resolve(),
         )
         self.service = ApiService(Client(self.store, settings), auth, policy=policy)
         self.settings.update(

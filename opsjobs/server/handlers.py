@@ -296,6 +296,14 @@ class MeHandler(ApiHandler):
 
 
 @keyed
+class NotebooksHandler(ApiHandler):
+    async def get(self) -> None:
+        found = await self.call(self.service.notebooks)
+        folder = self.service.catalog.root if self.service.catalog is not None else ""
+        self.reply({"folder": str(folder), "notebooks": [n.to_dict() for n in found]})
+
+
+@keyed
 class OpenApiHandler(ApiHandler):
     async def get(self) -> None:
         self.finish(json.dumps(document()))
@@ -318,5 +326,6 @@ def native_routes() -> dict[str, type[ApiHandler]]:
         f"{API}/workers": WorkersHandler,
         f"{API}/metrics/{{name}}": MetricsHandler,
         f"{API}/me": MeHandler,
+        f"{API}/notebooks": NotebooksHandler,
         f"{API}/openapi.json": OpenApiHandler,
     }

@@ -95,17 +95,32 @@ _SUBMIT_PROPS: dict[str, Any] = {
     "priority": {"type": "integer", "minimum": -1000, "maximum": 1000},
 }
 
+_NOTEBOOK_PROPS: dict[str, Any] = {
+    "notebook": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 255,
+        "description": "a notebook of the server's catalog: its path in the catalog folder "
+        "(GET /notebooks); anything outside it is refused (422)",
+    },
+    "parameters": {
+        "type": "object",
+        "description": "parameters of notebook, checked against its parameters cell: an "
+        "undeclared name or a value of the wrong type is refused (422)",
+    },
+    "kernel": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"},
+    "allow_unknown": {
+        "type": "boolean",
+        "description": "pass parameters the notebook does not declare",
+    },
+}
+
 SCHEMAS: dict[str, Any] = {
     "Error": _obj({"success": {"const": False}, "error": _S}),
     "SubmitRequest": _obj(
         {
             **_SUBMIT_PROPS,
-            "notebook": {
-                "type": "string",
-                "maxLength": 255,
-                "description": "a notebook of the server's catalog (its file name)",
-            },
-            "parameters": {"type": "object", "description": "parameters of notebook"},
+            **_NOTEBOOK_PROPS,
         },
         ["name"],
         additionalProperties=False,
@@ -183,6 +198,24 @@ SCHEMAS: dict[str, Any] = {
         }
     ),
     "OpenApi": {"type": "object", "required": ["openapi", "paths"]},
+    "NotebookParameter": _obj(
+        {
+            "name": _S,
+            "type": {"enum": ["int", "float", "bool", "str", "list", "dict", "any"]},
+            "default": {"description": "the default's value (null if not a literal)"},
+            "default_text": _S,
+            "help": _S,
+        }
+    ),
+    "Notebook": _obj(
+        {
+            "path": _S,
+            "title": _S,
+            "has_parameters_cell": _B,
+            "parameters": {"type": "array", "items": _ref("NotebookParameter")},
+        }
+    ),
+    "NotebookList": _ok({"folder": _S, "notebooks": {"type": "array", "items": _ref("Notebook")}}),
     "ScheduleRequest": _obj(
         {
             "name": {"type": "string", "minLength": 1, "maxLength": 120},
@@ -193,6 +226,7 @@ SCHEMAS: dict[str, Any] = {
             "cron": {"type": "string", "maxLength": 200},
             "tz": {"type": "string", "maxLength": 64},
             **{k: v for k, v in _SUBMIT_PROPS.items() if k != "name"},
+            **_NOTEBOOK_PROPS,
             "job_name": {"type": "string", "minLength": 1, "maxLength": 200},
             "misfire": {"enum": ["coalesce", "skip", "catchup"]},
             "grace": {"type": ["number", "string"]},
@@ -202,7 +236,8 @@ SCHEMAS: dict[str, Any] = {
         },
         ["name"],
         additionalProperties=False,
-        description="Give exactly one of every or cron, and one of command, call or argv.",
+        description="Give exactly one of every or cron, and one of command, call, argv or "
+        "notebook.",
     ),
     "SchedulePatch": _obj({"enabled": _B}, additionalProperties=False),
     "Schedule": _obj(
@@ -485,6 +520,9 @@ PATHS: dict[str, dict[str, Any]] = {
         )
     },
     f"{API}/me": {"get": _op("The calling user", "Me")},
+    f"{API}/notebooks": {
+        "get": _op("The notebook catalog: titles and typed parameters", "NotebookList"),
+    },
     f"{API}/schedules": {
         "get": _op(
             "Schedules (the caller's; everyone's with all=1 for admins)",

@@ -29,6 +29,10 @@ _BUILD = {
     "call": "call",
     "kwargs": "kwargs",
     "argv": "argv",
+    "notebook": "notebook",
+    "parameters": "parameters",
+    "kernel": "kernel",
+    "allow_unknown": "allow_unknown",
     "job_name": "job_name",
     "mode": "mode",
     "queue": "queue",
@@ -64,6 +68,8 @@ class ScheduleService:
     def _build(self, user: User, body: Mapping[str, Any]) -> Schedule:
         Auth.check_submit(user)
         args = {_BUILD[k]: v for k, v in body.items() if k != "name"}
+        if "notebook" in args:
+            args["notebook"] = self.api.catalog_notebook(args["notebook"])
         schedule = self._schedules.build(body["name"], owner=user.email, **args)
         Auth.check_run(user, schedule.spec, self.api.policy)
         return schedule

@@ -17,13 +17,14 @@ from ..auth import Auth, RunPolicy, User
 from ..client import Client
 from ..errors import JobNotFound, ValidationError
 from ..model import ACTIVE_STATES, Job, Metric, Mode, iso, validate_job_id
+from ..notebooks import Catalog, NotebookInfo
 
 __all__ = ["ApiService", "JobFilter"]
 
 #: Fields of a native submit body and the client argument each one maps to.
 SUBMIT_FIELDS = frozenset(
     {"name", "command", "call", "kwargs", "argv", "mode", "queue", "description", "timeout"}
-    | {"retries", "priority", "notebook", "parameters"}
+    | {"retries", "priority", "notebook", "parameters", "kernel", "allow_unknown"}
 )
 
 
@@ -69,6 +70,8 @@ class ApiService:
         self.auth = auth
         self.worker_ids = list(worker_ids)
         self.policy = policy or RunPolicy()
+        #: The notebooks REST, dashboard and schedule jobs may run (None: no catalog folder).
+        self.catalog = Catalog(self.policy.catalog) if self.policy.catalog is not None else None
 
     # -- jobs -----------------------------------------------------------------------------------
     def submit(self, user: User, body: Mapping[str, Any]) -> Job:
@@ -88,17 +91,15 @@ class ApiService:
         return self.client.store.submit(spec, now=time.time())
 
     def catalog_notebook(self, name: object) -> str:
-        """The path of the catalog notebook ``name`` (a file name in the notebooks folder)."""
-        catalog = self.policy.catalog
-        if (
-            catalog is None
-            or not isinstance(name, str)
-            or "/" in name
-            or "\\" in name
-            or not self.policy.in_catalog(catalog / name)
-        ):
-            raise ValidationError(f"no notebook {str(name)[:80]!r} in the server's catalog")
-        return str((catalog / name).resolve())
+        """The file of the catalog notebook ``name`` (its path relative to the catalog folder);
+        :class:`ValidationError` for anything outside the folder."""
+        if self.catalog is None:
+            raise ValidationError("this server has no notebook catalog (OPSJOBS_NOTEBOOKS)")
+        return str(self.catalog.resolve(name))
+
+    def notebooks(self) -> list[NotebookInfo]:
+        """The catalog: every notebook with its title and declared parameters."""
+        return [] if self.catalog is None else self.catalog.list()
 
     def visible_job(self, user: User, job_id: str) -> Job:
         """The job, if ``user`` may see it; otherwise :class:`JobNotFound` (ids don't leak)."""
