@@ -263,3 +263,53 @@ def _wait(api: Api, job_id: str) -> dict[str, object]:
         return job if job["state"] not in ("queued", "running") else None
 
     return wait_for(done, 120, f"job {job_id} to finish")
+
+
+# -- downloads ----------------------------------------------------------------------------------
+def test_downloads_of_a_notebook_job_are_owner_scoped(server: ServerThread, api: Api) -> None:
+    import nbformat
+
+    body = {
+        "name": "dl",
+        "notebook": "typed_parameters.ipynb",
+        "mode": "process",
+        "parameters": {"count": 7, "label": "web-1"},
+    }
+    job = valid(api.post(f"{API}/jobs", json=body), "JobReply", 201)["job"]
+    assert _wait(api, job["id"])["state"] == "succeeded"
+    results = server.data / "results" / job["id"]
+    (results / "sub").mkdir(parents=True)
+    (results / "census.csv").write_text("type,count\ndict,3\n")
+    (results / "sub" / "more.csv").write_text("a\n1\n")
+    (results / "escape.csv").symlink_to("/etc/passwd")
+    listed = valid(api.get(f"{API}/jobs/{job['id']}/files"), "JobFiles")["files"]
+    names = [f["name"] for f in listed]
+    assert names == [
+        "notebook.ipynb",
+        "notebook.html",
+        "output.log",
+        "results/census.csv",
+        "results/sub/more.csv",
+    ]
+    got = api.get(next(f["url"] for f in listed if f["name"] == "notebook.ipynb"))
+    assert got.status_code == 200, got.text
+    assert got.headers["Content-Disposition"].startswith(
+        f'attachment; filename="dl-{job["id"][:8]}-notebook.ipynb"'
+    )
+    nb = nbformat.reads(got.text, as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata.papermill.parameters == {"count": 7, "label": "web-1"}
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert "count = 7" in injected[0].source
+    assert "opsjobs" in nb.metadata  # provenance
+    html = api.get(f"{API}/jobs/{job['id']}/files/notebook.html")
+    assert html.status_code == 200 and html.headers["Content-Type"].startswith("text/html")
+    log = api.get(f"{API}/jobs/{job['id']}/files/output.log")
+    assert "[cell 1/3]" in log.text
+    csv = api.get(f"{API}/jobs/{job['id']}/files/results%2Fsub%2Fmore.csv")
+    assert csv.text == "a\n1\n" and csv.headers["Content-Type"].startswith("text/csv")
+    for name in ("results%2Fescape.csv", "..%2F..%2Fopsjobs.db", "nope"):
+        failed(api.get(f"{API}/jobs/{job['id']}/files/{name}"), 404)
+    other = server.api(server.key("other@example.org", "debug"))
+    failed(other.get(f"{API}/jobs/{job['id']}/files"), 404)
+    failed(other.get(f"{API}/jobs/{job['id']}/files/notebook.ipynb"), 404)

@@ -33,6 +33,7 @@ from ..worker import Worker, WorkerHandle
 if TYPE_CHECKING:
     from ..scheduler import SchedulerHandle
 from .alerts import alert_routes
+from .files import file_routes
 from .handlers import NoRouteHandler, native_routes
 from .prometheus import prometheus_routes
 from .schedules import schedule_routes
@@ -148,7 +149,7 @@ class OpsJobsExtension(ExtensionApp):
         log.info("opsjobs: store %s", self.store_label)
 
     def initialize_handlers(self) -> None:
-        routes = {**native_routes(), **schedule_routes(), **seed_routes()}
+        routes = {**native_routes(), **schedule_routes(), **seed_routes(), **file_routes()}
         routes.update({**alert_routes(), **prometheus_routes()})
         self.handlers.extend(
             (tornado_pattern(path), cls, {"route": path}) for path, cls in routes.items()

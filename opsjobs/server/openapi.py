@@ -198,6 +198,15 @@ SCHEMAS: dict[str, Any] = {
         }
     ),
     "OpenApi": {"type": "object", "required": ["openapi", "paths"]},
+    "JobFiles": _ok(
+        {
+            "job_id": _S,
+            "files": {
+                "type": "array",
+                "items": _obj({"name": _S, "size": _I, "media_type": _S, "url": _S}),
+            },
+        }
+    ),
     "NotebookParameter": _obj(
         {
             "name": _S,
@@ -499,6 +508,51 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     f"{API}/jobs/{{job_id}}/cancel": {
         "post": _op("Cancel a queued or running job", "JobReply", params=[_ID], errors=(404, 422)),
+    },
+    f"{API}/jobs/{{job_id}}/files": {
+        "get": _op(
+            "The job's files: executed notebook and HTML, full log, results (owner-scoped)",
+            "JobFiles",
+            params=[_ID],
+            errors=(404, 422),
+        ),
+    },
+    f"{API}/jobs/{{job_id}}/files/{{name}}": {
+        "get": {
+            **_op("Download one file of the job (Content-Disposition: attachment)", "Error"),
+            "parameters": [
+                _ID,
+                _param(
+                    "name",
+                    "path",
+                    {"type": "string"},
+                    "notebook.ipynb, notebook.html, output.log or results/<path>",
+                ),
+            ],
+            "responses": {
+                "200": {
+                    "description": "the file",
+                    "content": {
+                        t: {"schema": {"type": "string"}}
+                        for t in (
+                            "application/x-ipynb+json",
+                            "text/html",
+                            "text/plain",
+                            "text/csv",
+                            "application/json",
+                            "application/octet-stream",
+                        )
+                    },
+                },
+                **{
+                    str(code): {
+                        "description": "error",
+                        "content": {"application/json": {"schema": _ref("Error")}},
+                    }
+                    for code in (401, 404, 422)
+                },
+            },
+        },
     },
     f"{API}/stats": {
         "get": _op(
