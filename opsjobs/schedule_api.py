@@ -187,9 +187,37 @@ class Schedules:
         """Delete a schedule and its fire records; jobs it queued stay."""
         self._store.remove_schedule(self.get(name_or_id).id)
 
-    def run_now(self, name_or_id: str) -> Job:
+    def set_parameters(
+        self,
+        name_or_id: str,
+        parameters: Mapping[str, Any],
+        *,
+        allow_unknown: bool = False,
+        replace: bool = False,
+    ) -> Schedule:
+        """Change the parameters of a notebook schedule's job: merged over the current ones
+        (``replace``: instead of them), checked against the notebook now."""
+        current = self.get(name_or_id)
+        spec = self._client.with_parameters(
+            current.spec, parameters, allow_unknown=allow_unknown, replace=replace
+        )
+        return self.update(current.id, dataclasses.replace(current, spec=spec))
+
+    def run_now(
+        self,
+        name_or_id: str,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        allow_unknown: bool = False,
+    ) -> Job:
         """Queue one run at once (recorded as a fire), whether paused or not; the instance
-        limit applies (:class:`~opsjobs.errors.Conflict`)."""
+        limit applies (:class:`~opsjobs.errors.Conflict`). ``parameters`` override the
+        notebook schedule's own for this run only (checked against the notebook)."""
         schedule = self.get(name_or_id)
+        if parameters is not None or allow_unknown:
+            spec = self._client.with_parameters(
+                schedule.spec, parameters, allow_unknown=allow_unknown
+            )
+            schedule = dataclasses.replace(schedule, spec=spec)
         fired_by = f"run-now:{self._client.settings.user}"
         return self._store.run_schedule_now(schedule, now=self._clock(), fired_by=fired_by)

@@ -305,7 +305,7 @@ def test_downloads_of_a_notebook_job_are_owner_scoped(server: ServerThread, api:
     html = api.get(f"{API}/jobs/{job['id']}/files/notebook.html")
     assert html.status_code == 200 and html.headers["Content-Type"].startswith("text/html")
     log = api.get(f"{API}/jobs/{job['id']}/files/output.log")
-    assert "[cell 1/3]" in log.text
+    assert "[cell 0 (1/3)] count = 0" in log.text
     csv = api.get(f"{API}/jobs/{job['id']}/files/results%2Fsub%2Fmore.csv")
     assert csv.text == "a\n1\n" and csv.headers["Content-Type"].startswith("text/csv")
     for name in ("results%2Fescape.csv", "..%2F..%2Fopsjobs.db", "nope"):
@@ -313,3 +313,144 @@ def test_downloads_of_a_notebook_job_are_owner_scoped(server: ServerThread, api:
     other = server.api(server.key("other@example.org", "debug"))
     failed(other.get(f"{API}/jobs/{job['id']}/files"), 404)
     failed(other.get(f"{API}/jobs/{job['id']}/files/notebook.ipynb"), 404)
+
+
+# -- rerun, run-now overrides, schedule parameters ----------------------------------------------
+def test_rerun_with_a_changed_parameter_links_both_jobs(server: ServerThread, api: Api) -> None:
+    body = {
+        "name": "again",
+        "notebook": "typed_parameters.ipynb",
+        "mode": "process",
+        "parameters": {"count": 3, "label": "first"},
+    }
+    first = valid(api.post(f"{API}/jobs", json=body), "JobReply", 201)["job"]
+    assert _wait(api, first["id"])["state"] == "succeeded"
+    resp = api.post(f"{API}/jobs/{first['id']}/rerun", json={"parameters": {"count": 9}})
+    second = valid(resp, "JobReply", 201)["job"]
+    assert second["rerun_of"] == first["id"] and second["id"] != first["id"]
+    assert second["payload"]["parameters"] == {"count": 9, "label": "first"}
+    done = _wait(api, second["id"])
+    assert done["state"] == "succeeded" and done["result"]["count"] == [9, "int"]
+    assert done["rerun_of"] == first["id"]
+    assert valid(api.get(f"{API}/jobs/{first['id']}"), "JobReply")["job"]["rerun_of"] is None
+    history = valid(api.get(f"{API}/history/again"), "History")
+    assert [r["rerun_of"] for r in history["runs"]] == [None, first["id"]]
+    # an empty body runs it as it was; a misspelled parameter is refused like at submit
+    same = valid(api.post(f"{API}/jobs/{first['id']}/rerun"), "JobReply", 201)["job"]
+    assert same["payload"]["parameters"] == {"count": 3, "label": "first"}
+    bad = api.post(f"{API}/jobs/{first['id']}/rerun", json={"parameters": {"cuont": 1}})
+    assert "count, ratio" in failed(bad, 422)
+    other = server.api(server.key("rerun-other@example.org", "debug"))
+    failed(other.post(f"{API}/jobs/{first['id']}/rerun", json={}), 404)
+
+
+def test_run_now_honours_parameter_overrides_and_patch_edits_them(api: Api) -> None:
+    body = {
+        "name": "typed-hourly",
+        "every": "1h",
+        "notebook": "typed_parameters.ipynb",
+        "mode": "process",
+        "parameters": {"count": 1},
+    }
+    valid(api.post(f"{API}/schedules", json=body), "ScheduleReply", 201)
+    run = api.post(f"{API}/schedules/typed-hourly/run", json={"parameters": {"count": 5}})
+    job = valid(run, "JobReply", 201)["job"]
+    assert job["payload"]["parameters"] == {"count": 5}
+    assert _wait(api, job["id"])["result"]["count"] == [5, "int"]
+    schedule = valid(api.get(f"{API}/schedules/typed-hourly"), "ScheduleReply")["schedule"]
+    assert schedule["job"]["payload"]["parameters"] == {"count": 1}
+    bad = api.post(f"{API}/schedules/typed-hourly/run", json={"parameters": {"cuont": 5}})
+    failed(bad, 422)
+    patched = api.patch(f"{API}/schedules/typed-hourly", json={"parameters": {"ratio": "0.25"}})
+    schedule = valid(patched, "ScheduleReply")["schedule"]
+    assert schedule["job"]["payload"]["parameters"] == {"count": 1, "ratio": 0.25}
+    assert schedule["enabled"] is True
+    failed(api.patch(f"{API}/schedules/typed-hourly", json={"parameters": {"x": 1}}), 422)
+
+
+# -- live output --------------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["process", "thread"])
+def test_a_running_jobs_output_is_served_before_it_ends(
+    server: ServerThread, api: Api, tmp_path: Path, mode: str
+) -> None:
+    from harness import wait_for
+
+    body = {
+        "name": f"live-{mode}",
+        "notebook": "long_running.ipynb",
+        "mode": mode,
+        "parameters": {"pid_file": str(tmp_path / "pids.json")},
+    }
+    job = valid(api.post(f"{API}/jobs", json=body), "JobReply", 201)["job"]
+    url = f"{API}/jobs/{job['id']}/output"
+
+    def started() -> dict[str, object] | None:
+        got = valid(api.get(url), "JobOutput")
+        return got if "started" in str(got["text"]) else None
+
+    first = wait_for(started, 90, "the job's first output")
+    assert first["state"] == "running" and not first["finished"]
+    assert "[cell 1 (1/5)] pid_file" in str(first["text"])  # progress, live
+    offset = int(first["offset"])  # type: ignore[call-overload]
+    assert offset == first["size"] > 0
+    later = valid(api.get(url, params={"offset": offset}), "JobOutput")
+    assert not str(later["text"]).startswith(str(first["text"])[:20])
+    assert valid(api.post(f"{API}/jobs/{job['id']}/cancel"), "JobReply")
+    done = _wait(api, job["id"])
+    assert done["state"] == "cancelled"
+    failed(api.get(url, params={"offset": "-1"}), 422)
+    other = server.api(server.key("live-other@example.org", "debug"))
+    failed(other.get(url), 404)
+
+
+# -- per-name history ---------------------------------------------------------------------------
+def test_exact_name_filter_and_per_name_history(api: Api) -> None:
+    ids = []
+    for i in range(21):
+        body = {"name": "nightly", "command": f"print({i})" if i != 4 else "1/0"}
+        ids.append(valid(api.post(f"{API}/jobs", json=body), "JobReply", 201)["job"]["id"])
+    valid(api.post(f"{API}/jobs", json={"name": "nightly-extra", "command": "1"}), "JobReply", 201)
+    for job_id in ids:
+        _wait(api, job_id)
+    exact = valid(api.get(f"{API}/jobs", params={"name": "nightly", "total": "1"}), "JobList")
+    assert exact["total"] == 21 and {j["name"] for j in exact["jobs"]} == {"nightly"}
+    like = valid(api.get(f"{API}/jobs", params={"name_like": "nightly", "total": "1"}), "JobList")
+    assert like["total"] == 22
+    stats = valid(api.get(f"{API}/stats", params={"name": "nightly"}), "Stats")["stats"]
+    assert stats["total"] == 21 and stats["failed"] == 1
+    history = valid(api.get(f"{API}/history/nightly"), "History")
+    assert [r["id"] for r in history["runs"]] == ids  # oldest first
+    summary = history["summary"]
+    assert summary["runs"] == 21 and summary["succeeded"] == 20
+    assert summary["success_rate"] == pytest.approx(20 / 21)
+    assert all(r["peak_rss"] and r["peak_rss"] > 1 << 20 for r in history["runs"])
+    assert all(r["runtime"] is not None for r in history["runs"])
+    assert valid(api.get(f"{API}/history/nobody"), "History")["summary"]["runs"] == 0
+
+
+# -- the CLI's rerun and schedule parameters ----------------------------------------------------
+def test_cli_rerun_and_schedule_parameters(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    client = Client(open_store(settings.store_url), settings)
+    try:
+        old = client.submit("typed", notebook=NOTEBOOKS / "ok.ipynb", mode="process")
+        done = run_cli(settings, "rerun", old.id, "-p", "greeting", "hi")
+        assert done.returncode == 0, done.stderr
+        new = client.get(done.stdout.strip())
+        assert new.spec.rerun_of == old.id and new.spec.payload["parameters"] == {"greeting": "hi"}
+        done = run_cli(settings, "rerun", old.id, "-p", "greting", "hi")
+        assert done.returncode == 2 and "declares only greeting" in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+        show = run_cli(settings, "show", new.id)
+        assert f"rerun_of         : {old.id}" in show.stdout
+        client.schedules.add("nb", every="1h", notebook=str(NOTEBOOKS / "ok.ipynb"))
+        done = run_cli(settings, "schedule", "params", "nb", "-p", "greeting", "yo")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == {"greeting": "yo"}
+        done = run_cli(settings, "schedule", "run-now", "nb", "-p", "greeting", "now")
+        assert done.returncode == 0, done.stderr
+        assert client.get(done.stdout.strip()).spec.payload["parameters"] == {"greeting": "now"}
+        assert client.schedules.get("nb").spec.payload["parameters"] == {"greeting": "yo"}
+    finally:
+        client.close()

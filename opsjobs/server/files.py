@@ -1,5 +1,6 @@
 """Downloads of a job's files, owner-scoped like the job itself: ``GET /jobs/{id}/files`` lists
-them, ``GET /jobs/{id}/files/{name}`` sends one with ``Content-Disposition: attachment``.
+them, ``GET /jobs/{id}/files/{name}`` sends one with ``Content-Disposition: attachment``; and
+``GET /jobs/{id}/output?offset=N``, the job's log from byte ``N`` on while it runs (live output).
 
 A job's files are its executed notebook (``notebook.ipynb``, provenance in its metadata) and its
 HTML (``notebook.html``), its full log (``output.log``) and every file it left under its results
@@ -97,6 +98,31 @@ def download_name(job_name: str, job_id: str, name: str) -> str:
     return f"{stem}-{job_id[:8]}-{_UNSAFE.sub('_', name.replace('results/', ''))}"
 
 
+#: Most bytes of log one ``/output`` answer carries.
+MAX_OUTPUT_CHUNK = 256 << 10
+
+
+def read_log(path: Path, offset: int, limit: int = MAX_OUTPUT_CHUNK) -> tuple[str, int, int]:
+    """Text of the log at ``path`` from byte ``offset`` (at most ``limit`` bytes, ending on a
+    whole UTF-8 character), the offset to ask for next and the log's size now."""
+    try:
+        with path.open("rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            offset = min(offset, size)
+            fh.seek(offset)
+            data = fh.read(min(limit, size - offset))
+    except FileNotFoundError:
+        return "", 0, 0
+    # a character cut in half at the end waits for the next read
+    for back in range(min(4, len(data))):
+        try:
+            return data[: len(data) - back].decode("utf-8"), offset + len(data) - back, size
+        except UnicodeDecodeError as exc:
+            if exc.reason != "unexpected end of data":
+                break
+    return data.decode("utf-8", errors="replace"), offset + len(data), size
+
+
 class FileService:
     """The synchronous core of the download routes."""
 
@@ -106,6 +132,22 @@ class FileService:
     def files(self, user: User, job_id: str) -> tuple[str, list[JobFile]]:
         job = self.api.visible_job(user, job_id)
         return job.id, list_job_files(self.api.client.settings, job.id)
+
+    def output(self, user: User, job_id: str, offset: int) -> dict[str, Any]:
+        """The job's output from byte ``offset`` of its log, and where to go on from."""
+        job = self.api.visible_job(user, job_id)
+        path = self.api.client.settings.logs_dir / f"{job.id}.log"
+        text, after, size = read_log(path, offset)
+        if size == 0 and job.finished and offset == 0 and job.output:
+            text, after = job.output, len(job.output.encode())  # no log file: the row's copy
+        return {
+            "job_id": job.id,
+            "state": job.state.value,
+            "finished": job.finished,
+            "text": text,
+            "offset": after,
+            "size": size,
+        }
 
     def one(self, user: User, job_id: str, name: str) -> tuple[JobFile, str]:
         job = self.api.visible_job(user, job_id)
@@ -121,6 +163,16 @@ class FilesHandler(ApiHandler):
         svc = FileService(self.service)
         jid, found = await self.call(svc.files, self.user, job_id, read=True)
         self.reply({"job_id": jid, "files": [f.to_dict(jid) for f in found]})
+
+
+@keyed
+class OutputHandler(ApiHandler):
+    async def get(self, job_id: str) -> None:
+        offset = self.int_arg("offset", 0, 0, 1 << 50)
+        data = await self.call(
+            FileService(self.service).output, self.user, job_id, offset, read=True
+        )
+        self.reply(data)
 
 
 @keyed
@@ -150,5 +202,6 @@ def file_routes() -> dict[str, type[ApiHandler]]:
     """OpenAPI path → handler of the download routes."""
     return {
         f"{API}/jobs/{{job_id}}/files": FilesHandler,
+        f"{API}/jobs/{{job_id}}/output": OutputHandler,
         f"{API}/jobs/{{job_id}}/files/{{name}}": FileHandler,
     }

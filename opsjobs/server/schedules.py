@@ -81,6 +81,21 @@ class ScheduleService:
         current = self.visible(user, name_or_id)
         return self._schedules.update(current.id, self._build(user, body))
 
+    def patch(self, user: User, name_or_id: str, body: Mapping[str, Any]) -> Schedule:
+        """Pause or resume (``enabled``), change a notebook schedule's ``parameters``."""
+        Auth.check_submit(user)
+        current = self.visible(user, name_or_id)
+        if "parameters" in body or body.get("allow_unknown"):
+            current = self._schedules.set_parameters(
+                current.id,
+                body.get("parameters") or {},
+                allow_unknown=bool(body.get("allow_unknown")),
+            )
+            Auth.check_run(user, current.spec, self.api.policy)
+        if "enabled" in body:
+            return self.set_enabled(user, current.id, bool(body["enabled"]))
+        return current
+
     def set_enabled(self, user: User, name_or_id: str, enabled: bool) -> Schedule:
         Auth.check_submit(user)
         current = self.visible(user, name_or_id)
@@ -94,9 +109,14 @@ class ScheduleService:
         self._schedules.remove(current.id)
         return current.id
 
-    def run_now(self, user: User, name_or_id: str) -> Job:
+    def run_now(self, user: User, name_or_id: str, body: Mapping[str, Any] | None = None) -> Job:
         Auth.check_submit(user)
-        return self._schedules.run_now(self.visible(user, name_or_id).id)
+        body = body or {}
+        return self._schedules.run_now(
+            self.visible(user, name_or_id).id,
+            parameters=body.get("parameters"),
+            allow_unknown=bool(body.get("allow_unknown")),
+        )
 
     def analyze(self, user: User, body: Mapping[str, Any]) -> Job:
         """Queue a live memory analysis of this server's process (or of the workers on
@@ -145,8 +165,7 @@ class ScheduleHandler(ApiHandler):
 
     async def patch(self, name_or_id: str) -> None:
         body = self.body("SchedulePatch")
-        svc = _service(self)
-        schedule = await self.call(svc.set_enabled, self.user, name_or_id, body["enabled"])
+        schedule = await self.call(_service(self).patch, self.user, name_or_id, body)
         self.reply({"schedule": schedule.to_dict()})
 
     async def delete(self, name_or_id: str) -> None:
@@ -157,7 +176,8 @@ class ScheduleHandler(ApiHandler):
 @keyed
 class RunNowHandler(ApiHandler):
     async def post(self, name_or_id: str) -> None:
-        job = await self.call(_service(self).run_now, self.user, name_or_id)
+        body = self.body("RunNowRequest", optional=True)
+        job = await self.call(_service(self).run_now, self.user, name_or_id, body)
         self.reply({"job": job.to_dict()}, status=201)
 
 

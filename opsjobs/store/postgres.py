@@ -447,6 +447,9 @@ class PostgresStore(PostgresAlerts, PostgresAuth, PostgresSchedules, Store):
             # ILIKE under COLLATE "C" folds ASCII case only, like SQLite's LIKE.
             clauses.append("name ILIKE %(name)s ESCAPE '\\'")
             params["name"] = "%" + _like_escape(query.name) + "%"
+        if query.exact_name:
+            clauses.append("name = %(exact_name)s")
+            params["exact_name"] = query.exact_name
         if query.queue:
             clauses.append("queue = %(queue)s")
             params["queue"] = query.queue
@@ -674,6 +677,7 @@ def _finish_params(
         "result": outcome.result_json,
         "error": outcome.error,
         "exit_code": outcome.exit_code,
+        "peak_rss": outcome.peak_rss,
     }
 
 

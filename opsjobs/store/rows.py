@@ -52,6 +52,7 @@ def job_params(job_id: str, spec: JobSpec, now: float) -> dict[str, Any]:
         "timeout": spec.timeout,
         "retries": spec.retries,
         "schedule_id": spec.schedule_id,
+        "rerun_of": spec.rerun_of,
         "now": now,
     }
 
@@ -90,6 +91,7 @@ def read_job(row: Any) -> Job:
         timeout=row["timeout"],
         retries=row["retries"],
         schedule_id=row["schedule_id"],
+        rerun_of=row["rerun_of"],
     )
     return Job(
         id=str(row["id"]),
@@ -108,6 +110,7 @@ def read_job(row: Any) -> Job:
         output=row["output"] or "",
         result=_json(row["result"]),
         error=row["error"],
+        peak_rss=row["peak_rss"],
     )
 
 

@@ -270,6 +270,7 @@ class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
                                 o.result_json,
                                 o.error,
                                 o.exit_code,
+                                o.peak_rss,
                                 rowid,
                                 end.job_id,
                                 worker_id,
@@ -381,6 +382,9 @@ class SQLiteStore(SQLiteAlerts, SQLiteAuth, SQLiteSchedules, Store):
         if query.name:
             clauses.append("name LIKE :name ESCAPE '\\'")
             params["name"] = "%" + _like_escape(query.name) + "%"
+        if query.exact_name:
+            clauses.append("name = :exact_name")
+            params["exact_name"] = query.exact_name
         if query.queue:
             clauses.append("queue = :queue")
             params["queue"] = query.queue
@@ -598,6 +602,7 @@ def _finish_params(
         "result": outcome.result_json,
         "error": outcome.error,
         "exit_code": outcome.exit_code,
+        "peak_rss": outcome.peak_rss,
     }
 
 
