@@ -22,8 +22,10 @@ from typing import Any
 from ..alerts import Alert, Severity, alert_summary, open_alerts
 from ..auth import Auth, RunPolicy, User
 from ..client import Client
-from ..errors import JobNotFound, ValidationError
+from ..errors import JobNotFound, OpsJobsError, ValidationError
 from ..model import ACTIVE_STATES, Job, JobState, Mode, Stats, WorkerInfo, validate_job_id
+from ..notebooks import Catalog, NotebookInfo
+from ..outputs import list_job_files, read_log
 from ..schedules import Schedule
 
 __all__ = [
@@ -54,6 +56,10 @@ MEMORY_METRICS = ("rss_mb", "uss_mb")
 GC_METRICS = ("gc_gen0_collections", "gc_gen1_collections", "gc_gen2_collections")
 #: Most open alerts listed in the Memory tab (the header counts all of them).
 MAX_ALERTS = 50
+#: Runs shown in the history of a job name.
+HISTORY_RUNS = 100
+#: Bytes of a running job's log the detail view shows (its tail).
+LIVE_TAIL = 64 << 10
 _SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
 
 
@@ -159,6 +165,8 @@ class DashboardData:
         self.policy = policy or RunPolicy(allowed_calls=frozenset(client.settings.allowed_calls))
         #: Admins' switch to everyone's jobs and schedules (ignored for other users).
         self.everyone = False
+        #: The notebooks the user may run by name (the server's catalog), if there is one.
+        self.catalog = Catalog(self.policy.catalog) if self.policy.catalog is not None else None
 
     @property
     def owner(self) -> str | None:
@@ -207,6 +215,80 @@ class DashboardData:
         try:
             return path.read_text("utf-8", errors="replace")
         except OSError:
+            return None
+
+    def files(self, job: Job) -> list[tuple[str, str, int]]:
+        """(name, download URL, size) of the job's files (see :mod:`opsjobs.outputs`)."""
+        found = list_job_files(self.client.settings, job.id)
+        return [(f.name, f.url(job.id), f.size) for f in found]
+
+    def live_output(self, job: Job) -> str:
+        """The tail of a job's log as it is now (a running job's output so far)."""
+        path = self.client.settings.logs_dir / f"{job.id}.log"
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return ""
+        text, _, _ = read_log(path, max(0, size - LIVE_TAIL), LIVE_TAIL)
+        return text if size <= LIVE_TAIL else "…" + text
+
+    def history(self, name: str) -> list[Job]:
+        """The last runs of the job name ``name`` the user may see, oldest first."""
+        jobs = self.client.results(
+            limit=HISTORY_RUNS, exact_name=name, owner=self.owner, sort="-submitted_at"
+        )
+        return jobs[::-1]
+
+    # -- notebooks ----------------------------------------------------------------------------
+    def notebooks(self) -> list[NotebookInfo]:
+        """The catalog's notebooks with their typed parameters."""
+        return [] if self.catalog is None else self.catalog.list()
+
+    def run_notebook(
+        self,
+        notebook: str,
+        *,
+        name: str,
+        parameters: Mapping[str, Any],
+        mode: str = "process",
+        queue: str = "default",
+        timeout: float | None = None,
+        rerun_of: str | None = None,
+    ) -> Job:
+        """Queue the catalog notebook ``notebook`` with typed ``parameters`` as the user;
+        ``rerun_of``: the job this run repeats."""
+        Auth.check_submit(self.user)
+        if self.catalog is None:
+            raise ValidationError("the server has no notebook catalog")
+        spec = self.client.build_spec(
+            name or Path(notebook).stem,
+            notebook=self.catalog.resolve(notebook),
+            parameters=dict(parameters),
+            mode=Mode.parse(mode),
+            queue=queue.strip() or "default",
+            timeout=timeout,
+            owner=self.user.email,
+        )
+        if rerun_of is not None:
+            spec = dataclasses.replace(spec, rerun_of=self.job(rerun_of).id).validated()
+        Auth.check_run(self.user, spec, self.policy)
+        return self.client.store.submit(spec, now=time.time())
+
+    def rerun(self, job_id: str) -> Job:
+        """Queue a finished job again as it was, linked to it."""
+        Auth.check_submit(self.user)
+        spec = self.client.rerun_spec(self.job(job_id), owner=self.user.email)
+        Auth.check_run(self.user, spec, self.policy)
+        return self.client.store.submit(spec, now=time.time())
+
+    def catalog_name(self, job: Job) -> str | None:
+        """The catalog name of a notebook job's notebook (None when it is not in the catalog)."""
+        if job.kind != "notebook" or self.catalog is None:
+            return None
+        path = Path(str(job.spec.payload.get("path", "")))
+        try:
+            return path.name if self.catalog.resolve(path.name) == path.resolve() else None
+        except (OSError, OpsJobsError):
             return None
 
     # -- jobs, schedules, workers -------------------------------------------------------------
@@ -297,6 +379,8 @@ class DashboardData:
                 raise ValidationError("a command takes no parameters (use call or notebook)")
             args = {"command": form.target}
         elif form.kind == "notebook":
+            if self.catalog is not None and not Path(target).is_absolute():
+                target = str(self.catalog.resolve(target))  # a catalog name
             args = {"kind": "notebook", "payload": {"path": target, "parameters": params}}
         else:
             raise ValidationError(f"unknown kind {form.kind!r} (call, command or notebook)")
