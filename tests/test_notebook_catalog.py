@@ -331,6 +331,7 @@ def test_rerun_with_a_changed_parameter_links_both_jobs(server: ServerThread, ap
     assert second["payload"]["parameters"] == {"count": 9, "label": "first"}
     done = _wait(api, second["id"])
     assert done["state"] == "succeeded" and done["result"]["count"] == [9, "int"]
+    assert done["peak_rss"] > 20 << 20  # the child's peak (wait4), the kernel included
     assert done["rerun_of"] == first["id"]
     assert valid(api.get(f"{API}/jobs/{first['id']}"), "JobReply")["job"]["rerun_of"] is None
     history = valid(api.get(f"{API}/history/again"), "History")

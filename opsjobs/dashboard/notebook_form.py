@@ -208,6 +208,10 @@ class NotebookForm:
         self.mode.value = job.mode.value if job.mode.value in ("thread", "process") else "process"
         self.queue.value = job.queue
         self.timeout.value = job.spec.timeout or 0
+        self.title.value = (
+            f"<p><b>{escape(info.title)}</b> <span class='oj-dim'>pre-filled from the run "
+            f"{job.id[:8]} ({escape(job.state.value)})</span></p>"
+        )
         self.note.value = (
             f'<p class="oj-dim opsjobs-nb-rerun">Running again <span class="oj-mono">'
             f"{job.id[:8]}</span> — change what you like.</p>"
