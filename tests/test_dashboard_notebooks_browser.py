@@ -216,3 +216,31 @@ def test_history_of_one_job_name(browser: Any, site: dict[str, Any]) -> None:
         assert chart.bounding_box()["height"] > 100
         shot(page, f"history-{width}")
         page.context.close()
+
+
+def test_a_notebook_schedules_parameters_are_edited_in_the_form(
+    browser: Any, site: dict[str, Any]
+) -> None:
+    client: Client = site["client"]
+    notebook = site["server"].root / "run_form.ipynb"
+    client.schedules.add(
+        "form-nightly", every="1d", notebook=str(notebook), parameters={"count": 4}, owner=ADA
+    )
+    page = sign_in(browser, site)
+    page.get_by_role("tab", name="Schedules").click()
+    row = page.locator('.opsjobs-schedules-table tr[data-schedule="form-nightly"]')
+    row.get_by_role("button", name="Parameters").click()
+    page.wait_for_selector(".opsjobs-nb-schedule")
+    assert page.input_value(".opsjobs-param-count input[type=number]") == "4"
+    page.fill(".opsjobs-param-count input", "11")
+    page.press(".opsjobs-param-count input", "Tab")
+    shot(page, "schedule-parameters")
+    page.get_by_role("button", name="Save to schedule").click()
+    wait_for(
+        lambda: client.schedules.get("form-nightly").spec.payload["parameters"].get("count") == 11,
+        30,
+        "the saved parameters",
+    )
+    params = client.schedules.get("form-nightly").spec.payload["parameters"]
+    assert params == {"count": 11, "ratio": 0.5, "enabled": True, "label": "web", "items": [1, 2]}
+    page.context.close()

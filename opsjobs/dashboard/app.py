@@ -168,7 +168,12 @@ class DashboardApp:
 
     def _notebook_panel(self) -> w.Widget:
         self.notebook_form = NotebookForm(
-            self.data.notebooks, self.data.run_notebook, self._queued, self._guard
+            self.data.notebooks,
+            self.data.run_notebook,
+            self._queued,
+            self._guard,
+            save=self.data.set_schedule_parameters,
+            on_saved=self._saved,
         )
         return self.notebook_form.widget
 
@@ -329,6 +334,7 @@ class DashboardApp:
             "run": lambda a: self._schedule("run_now", a),
             "alerts": lambda _: self._show_tab("Memory"),
             "rerun": self.run_again,
+            "params": self.edit_schedule,
             "history": self.show_history,
         }
         handler = handlers.get(action)
@@ -365,7 +371,7 @@ class DashboardApp:
         """A notebook of the catalog: the Run notebook form, pre-filled; any other job: queued
         again as it was. Either way the new job is linked to this one."""
         job = self.data.job(job_id)
-        notebook = self.data.catalog_name(job)
+        notebook = self.data.catalog_name(job.spec)
         if notebook is None or "Run notebook" not in self.tab_names:
             self._queued(self.data.rerun(job.id))
             return
@@ -373,6 +379,21 @@ class DashboardApp:
         self.notebook_form.prefill(job, notebook)
         self._show_tab("Run notebook")
         self.say(f"Run again: {escape(job.name)} — change what you like, then Run notebook.")
+
+    def edit_schedule(self, schedule_id: str) -> None:
+        """A notebook schedule's parameters in the Run notebook form; Save stores them."""
+        schedule = self.data.schedule(schedule_id)
+        notebook = self.data.catalog_name(schedule.spec)
+        if notebook is None:
+            raise ValidationError(f"{schedule.name} does not run a notebook of the catalog")
+        self._catalog_loaded = True
+        self.notebook_form.prefill_schedule(schedule, notebook)
+        self._show_tab("Run notebook")
+        self.say(f"Parameters of schedule {escape(schedule.name)}: change them, then Save.")
+
+    def _saved(self, schedule: Any) -> None:
+        self._show_tab("Schedules")
+        self.say(f"Saved the parameters of schedule {escape(schedule.name)}.")
 
     def _queued(self, job: Any) -> None:
         self.show_detail(job.id)

@@ -23,7 +23,16 @@ from ..alerts import Alert, Severity, alert_summary, open_alerts
 from ..auth import Auth, RunPolicy, User
 from ..client import Client
 from ..errors import JobNotFound, OpsJobsError, ValidationError
-from ..model import ACTIVE_STATES, Job, JobState, Mode, Stats, WorkerInfo, validate_job_id
+from ..model import (
+    ACTIVE_STATES,
+    Job,
+    JobSpec,
+    JobState,
+    Mode,
+    Stats,
+    WorkerInfo,
+    validate_job_id,
+)
 from ..notebooks import Catalog, NotebookInfo
 from ..outputs import list_job_files, read_log
 from ..schedules import Schedule
@@ -281,11 +290,11 @@ class DashboardData:
         Auth.check_run(self.user, spec, self.policy)
         return self.client.store.submit(spec, now=time.time())
 
-    def catalog_name(self, job: Job) -> str | None:
+    def catalog_name(self, spec: JobSpec) -> str | None:
         """The catalog name of a notebook job's notebook (None when it is not in the catalog)."""
-        if job.kind != "notebook" or self.catalog is None:
+        if spec.kind != "notebook" or self.catalog is None:
             return None
-        path = Path(str(job.spec.payload.get("path", "")))
+        path = Path(str(spec.payload.get("path", "")))
         try:
             return path.name if self.catalog.resolve(path.name) == path.resolve() else None
         except (OSError, OpsJobsError):
@@ -314,6 +323,17 @@ class DashboardData:
 
     def resume(self, name_or_id: str) -> Schedule:
         return self.client.schedules.resume(self._schedule(name_or_id).id)
+
+    def schedule(self, name_or_id: str) -> Schedule:
+        """A schedule the user may manage; :class:`~opsjobs.errors.NotFound` otherwise."""
+        return self._schedule(name_or_id)
+
+    def set_schedule_parameters(self, name_or_id: str, parameters: Mapping[str, Any]) -> Schedule:
+        """Replace a notebook schedule's parameters (checked against the notebook now)."""
+        current = self._schedule(name_or_id)
+        spec = self.client.with_parameters(current.spec, parameters, replace=True)
+        Auth.check_run(self.user, spec, self.policy)
+        return self.client.schedules.update(current.id, dataclasses.replace(current, spec=spec))
 
     def run_now(self, name_or_id: str) -> Job:
         return self.client.schedules.run_now(self._schedule(name_or_id).id)

@@ -21,6 +21,7 @@ from ..errors import ValidationError
 from ..model import Job
 from ..notebooks import NotebookInfo, Parameter
 from ..runners.notebook import parse_parameter_value
+from ..schedules import Schedule
 
 __all__ = ["NotebookForm"]
 
@@ -94,6 +95,9 @@ class NotebookForm:
         Called with the queued job (the app opens its detail view).
     guard
         Runs a button's action, turning errors into the app's message line.
+    save, on_saved
+        Store a schedule's new parameters (``save(schedule_id, parameters)``), then tell the
+        app; the form edits a notebook schedule after :meth:`prefill_schedule`.
     """
 
     def __init__(
@@ -102,7 +106,13 @@ class NotebookForm:
         run: Callable[..., Job],
         on_queued: Callable[[Job], None],
         guard: Callable[[Callable[[], None]], None],
+        save: Callable[[str, dict[str, Any]], Schedule] | None = None,
+        on_saved: Callable[[Schedule], None] | None = None,
     ) -> None:
+        self._save = save
+        self._on_saved = on_saved
+        #: The schedule whose parameters the form edits (instead of running a job).
+        self.schedule_id: str | None = None
         self._load = load
         self._guard = guard
         self._run = run
@@ -130,10 +140,12 @@ class NotebookForm:
         go = _classed(
             w.Button(description="Run notebook", button_style="primary"), "opsjobs-nb-run"
         )
+        self.go = go
         go.on_click(lambda _: self._guard(self._submit))
         reload = _classed(w.Button(description="Reload catalog"), "opsjobs-nb-reload")
         reload.on_click(lambda _: self._guard(self.reload))
         row = _classed(w.HBox([self.mode, self.queue, self.timeout]), "oj-bar")
+        self.run_options = (self.name, row)  # hidden while a schedule's parameters are edited
         self.widget = _classed(
             w.VBox(
                 [
@@ -190,20 +202,41 @@ class NotebookForm:
         if self.rerun_of is None:
             self.name.value = info.path.rsplit(".", 1)[0]
 
-    def prefill(self, job: Job, notebook: str) -> None:
-        """Open the form on ``notebook`` with ``job``'s parameters, name, mode and queue; the
-        next run is linked to ``job``."""
+    def _fill(self, notebook: str, given: Mapping[str, Any]) -> NotebookInfo:
         self.reload()
         if notebook not in self.infos:
             raise ValidationError(f"notebook {notebook} is no longer in the catalog")
-        self.rerun_of = job.id
         self.picker.value = notebook
         self._build()
         info = self.infos[notebook]
-        given: Mapping[str, Any] = job.spec.payload.get("parameters") or {}
         for p in info.parameters:
             if p.name in given:
                 _set(p, self.inputs[p.name], given[p.name])
+        return info
+
+    def prefill_schedule(self, schedule: Schedule, notebook: str) -> None:
+        """Edit the parameters of a notebook schedule: the form shows them; Save stores them."""
+        self.rerun_of = None
+        self.schedule_id = schedule.id
+        info = self._fill(notebook, schedule.spec.payload.get("parameters") or {})
+        self.name.value = schedule.name
+        self._show_run_options(False)
+        self.go.description = "Save to schedule"
+        self.title.value = (
+            f"<p><b>{escape(info.title)}</b> <span class='oj-dim'>the parameters of schedule "
+            f"{escape(schedule.name)}</span></p>"
+        )
+        self.note.value = (
+            f'<p class="oj-dim opsjobs-nb-schedule">Editing schedule {escape(schedule.name)}: '
+            "Save stores these parameters for its next runs.</p>"
+        )
+
+    def prefill(self, job: Job, notebook: str) -> None:
+        """Open the form on ``notebook`` with ``job``'s parameters, name, mode and queue; the
+        next run is linked to ``job``."""
+        self._edit_done()
+        self.rerun_of = job.id
+        info = self._fill(notebook, job.spec.payload.get("parameters") or {})
         self.name.value = job.name
         self.mode.value = job.mode.value if job.mode.value in ("thread", "process") else "process"
         self.queue.value = job.queue
@@ -223,7 +256,24 @@ class NotebookForm:
             return {}
         return {p.name: _value(p, self.inputs[p.name]) for p in info.parameters}
 
+    def _show_run_options(self, show: bool) -> None:
+        for widget in self.run_options:
+            widget.layout.display = "" if show else "none"
+
+    def _edit_done(self) -> None:
+        """Back from editing a schedule to running notebooks."""
+        self.schedule_id = None
+        self.go.description = "Run notebook"
+        self.note.value = ""
+        self._show_run_options(True)
+
     def _submit(self) -> None:
+        if self.schedule_id is not None and self._save is not None:
+            schedule = self._save(self.schedule_id, self.values())
+            self._edit_done()
+            if self._on_saved is not None:
+                self._on_saved(schedule)
+            return
         self.submit()
 
     def submit(self) -> Job:

@@ -188,7 +188,7 @@ def job_actions(job: Job, *, may_submit: bool) -> str:
     elif may_submit:
         out.append(button("Run again", f"rerun:{job.id}", tone="primary", title="pre-filled form"))
     out.append(button("History of this name", f"history:{job.name}", title="runs over time"))
-    return f'<div class="oj-actions opsjobs-detail-actions">{"".join(out)}</div>'
+    return f'<div class="oj-detail-actions opsjobs-detail-actions">{"".join(out)}</div>'
 
 
 def downloads_html(files: Sequence[tuple[str, str, int]]) -> str:
@@ -314,6 +314,8 @@ def schedules_table(schedules: Sequence[Schedule], *, may_manage: bool) -> str:
             buttons = button("Resume", f"resume:{s.id}", tone="primary")
         if may_manage:
             buttons += button("Run now", f"run:{s.id}")
+            if s.spec.kind == "notebook":
+                buttons += button("Parameters", f"params:{s.id}", title="edit its parameters")
         state = badge(s.last_job_state) if s.last_job_state else '<span class="oj-dim">—</span>'
         paused = "" if s.enabled else ' <span class="oj-badge oj-warn">paused</span>'
         rows.append(
