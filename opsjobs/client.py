@@ -76,18 +76,24 @@ class Client:
         notebook: str | os.PathLike[str] | None = None,
         parameters: Mapping[str, Any] | None = None,
         kernel: str | None = None,
+        allow_unknown: bool = False,
     ) -> JobSpec:
-        """A validated :class:`JobSpec` from the same arguments as :meth:`submit`."""
+        """A validated :class:`JobSpec` from the same arguments as :meth:`submit`.
+
+        A notebook's ``parameters`` are checked against its ``parameters`` cell: a name it does
+        not declare is refused unless ``allow_unknown``."""
         given = [x is not None for x in (command, call, argv, kind, notebook)]
         if sum(given) != 1:
             raise ValidationError("give exactly one of command, call, argv, notebook or kind")
         if kwargs is not None and call is None:
             raise ValidationError("kwargs go with call")
-        if (parameters is not None or kernel is not None) and notebook is None:
-            raise ValidationError("parameters and kernel go with notebook")
+        if (parameters is not None or kernel is not None or allow_unknown) and notebook is None:
+            raise ValidationError("parameters, kernel and allow_unknown go with notebook")
         if notebook is not None:
             kind = "notebook"
             payload = {"path": os.fspath(notebook), "parameters": parameters, "kernel": kernel}
+            if allow_unknown:
+                payload["allow_unknown"] = True
         if command is not None:
             kind, payload = "command", {"source": command}
         elif call is not None:
@@ -113,6 +119,79 @@ class Client:
             schedule_id=schedule_id,
         ).validated()
 
+    def rerun(
+        self,
+        job_id: str,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        mode: str | Mode | None = None,
+        queue: str | None = None,
+        timeout: float | None = None,
+        allow_unknown: bool = False,
+        owner: str | None = None,
+    ) -> Job:
+        """Queue job ``job_id`` again as a new job linked to it (``rerun_of``): the same spec,
+        with ``parameters`` (a notebook's; merged over the old ones and checked against the
+        notebook as it is now), ``mode``, ``queue`` and ``timeout`` changed when given."""
+        return self.store.submit(
+            self.rerun_spec(
+                self.get(job_id),
+                parameters=parameters,
+                mode=mode,
+                queue=queue,
+                timeout=timeout,
+                allow_unknown=allow_unknown,
+                owner=owner,
+            ),
+            now=time.time(),
+        )
+
+    def rerun_spec(
+        self,
+        old: Job,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        mode: str | Mode | None = None,
+        queue: str | None = None,
+        timeout: float | None = None,
+        allow_unknown: bool = False,
+        owner: str | None = None,
+    ) -> JobSpec:
+        """The validated spec of a rerun of ``old`` (see :meth:`rerun`)."""
+        spec = self.with_parameters(old.spec, parameters, allow_unknown=allow_unknown, mode=mode)
+        return dataclasses.replace(
+            spec,
+            queue=old.spec.queue if queue is None else queue,
+            timeout=old.spec.timeout if timeout is None else timeout,
+            owner=self.settings.user if owner is None else owner,
+            schedule_id=None,
+            rerun_of=old.id,
+        ).validated()
+
+    def with_parameters(
+        self,
+        spec: JobSpec,
+        parameters: Mapping[str, Any] | None,
+        *,
+        allow_unknown: bool = False,
+        mode: str | Mode | None = None,
+        replace: bool = False,
+    ) -> JobSpec:
+        """``spec`` with a notebook's ``parameters`` merged over its own (``replace``: instead
+        of them) and its mode changed, the payload checked again by its kind."""
+        payload = dict(spec.payload)
+        if parameters is not None or allow_unknown:
+            if spec.kind != "notebook":
+                raise ValidationError("parameters and allow_unknown go with notebook jobs")
+            old = {} if replace else dict(payload.get("parameters") or {})
+            payload["parameters"] = {**old, **(parameters or {})}
+            if allow_unknown:
+                payload["allow_unknown"] = True
+        parsed_mode = Mode.parse(mode) if mode is not None else spec.mode
+        return dataclasses.replace(
+            spec, payload=self.kinds.validate(spec.kind, payload, parsed_mode), mode=parsed_mode
+        )
+
     # -- reading --------------------------------------------------------------------------
     def get(self, job_id: str) -> Job:
         return self.store.get(validate_job_id(job_id))
@@ -127,9 +206,13 @@ class Client:
         owner: str | None = None,
         queue: str | None = None,
         sort: str = "-submitted_at",
+        exact_name: str | None = None,
     ) -> list[Job]:
-        """Jobs, newest first by default; filter and sort in the store."""
-        return self.store.results(self._query(limit, offset, states, name, owner, queue, sort))
+        """Jobs, newest first by default; filter and sort in the store (``name``: names
+        containing the text; ``exact_name``: that name only)."""
+        return self.store.results(
+            self._query(limit, offset, states, name, owner, queue, sort, exact_name)
+        )
 
     def count(self, **filters: Any) -> int:
         return self.store.count(
@@ -141,11 +224,15 @@ class Client:
                 filters.get("owner"),
                 filters.get("queue"),
                 "name",
+                filters.get("exact_name"),
             )
         )
 
-    def stats(self, *, owner: str | None = None, name: str | None = None) -> Stats:
-        return self.store.stats(ResultQuery(owner=owner, name=name).validated())
+    def stats(
+        self, *, owner: str | None = None, name: str | None = None, exact_name: str | None = None
+    ) -> Stats:
+        query = ResultQuery(owner=owner, name=name, exact_name=exact_name)
+        return self.store.stats(query.validated())
 
     @staticmethod
     def _query(
@@ -156,6 +243,7 @@ class Client:
         owner: str | None,
         queue: str | None,
         sort: str,
+        exact_name: str | None = None,
     ) -> ResultQuery:
         return ResultQuery(
             owner=owner,
@@ -165,6 +253,7 @@ class Client:
             sort=sort,
             limit=limit,
             offset=offset,
+            exact_name=exact_name,
         ).validated()
 
     def results_frame(self, **kwargs: Any) -> pandas.DataFrame:

@@ -16,6 +16,9 @@ variable                          meaning                                   defa
                                   URLs (JSON with a Slack ``text`` field)
 ``OPSJOBS_ALLOWED_CALLS``         ``pkg.mod:func`` targets (comma-          none
                                   separated) the ``operator`` role may run
+``OPSJOBS_NOTEBOOKS``             the notebook catalog: the folder whose    ``./notebooks``
+                                  notebooks REST, dashboard and schedules   (the server: its
+                                  may run                                   ``--notebooks``)
 ================================  ========================================  ===================
 """
 
@@ -112,6 +115,8 @@ class Settings:
     webhooks: tuple[str, ...] = ()
     #: ``pkg.module:function`` targets the ``operator`` role may run as ``call`` jobs.
     allowed_calls: tuple[str, ...] = ()
+    #: The notebook catalog folder (``OPSJOBS_NOTEBOOKS``); None: see :attr:`catalog_dir`.
+    notebooks_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if not self.store_url:
@@ -164,6 +169,7 @@ class Settings:
             "OPSJOBS_HOST": "host",
             "OPSJOBS_WEBHOOKS": "webhooks",
             "OPSJOBS_ALLOWED_CALLS": "allowed_calls",
+            "OPSJOBS_NOTEBOOKS": "notebooks_dir",
         }
         for var, name in names.items():
             if env.get(var):
@@ -185,7 +191,7 @@ class Settings:
         kwargs: dict[str, object] = {}
         for name, raw in values.items():
             try:
-                if name == "data_dir":
+                if name in ("data_dir", "notebooks_dir"):
                     kwargs[name] = Path(str(raw))
                 elif name == "output_cap":
                     kwargs[name] = int(str(raw))
@@ -198,6 +204,12 @@ class Settings:
             except ValueError:
                 raise ConfigError(f"setting {name} has an invalid value {raw!r}") from None
         return cls(**kwargs)  # type: ignore[arg-type]
+
+    @property
+    def catalog_dir(self) -> Path:
+        """The notebook catalog: ``OPSJOBS_NOTEBOOKS``, else ``./notebooks`` (the server uses
+        its ``--notebooks`` folder when the setting is not given)."""
+        return self.notebooks_dir if self.notebooks_dir is not None else Path("notebooks")
 
     # Folders inside the data folder -----------------------------------------------------
     @property

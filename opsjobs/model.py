@@ -204,6 +204,8 @@ class JobSpec:
     timeout: float | None = None
     retries: int = 0
     schedule_id: str | None = None
+    #: The job this one runs again (``POST /jobs/{id}/rerun``, ``opsjobs rerun``).
+    rerun_of: str | None = None
 
     def validated(self) -> JobSpec:
         """Return a copy with every field checked and normalised (raises ValidationError)."""
@@ -227,6 +229,7 @@ class JobSpec:
             retries=_integer(self.retries, "retries", 0, MAX_RETRIES),
             payload=dict(self.payload),
             schedule_id=self.schedule_id,
+            rerun_of=None if self.rerun_of is None else validate_job_id(self.rerun_of),
         )
 
 
@@ -250,6 +253,8 @@ class Job:
     output: str = ""
     result: Any = None
     error: str | None = None
+    #: Peak resident memory of the run in bytes, as the worker measured it (None: unknown).
+    peak_rss: int | None = None
 
     # Convenience views of the spec, so callers can write job.name, job.mode, ...
     @property
@@ -292,6 +297,7 @@ class Job:
             "timeout": spec.timeout,
             "retries": spec.retries,
             "schedule_id": spec.schedule_id,
+            "rerun_of": spec.rerun_of,
             "state": self.state.value,
             "submitted_at": iso(self.submitted_at),
             "started_at": iso(self.started_at),
@@ -305,6 +311,7 @@ class Job:
             "output": self.output,
             "result": self.result,
             "error": self.error,
+            "peak_rss": self.peak_rss,
         }
 
 
@@ -381,7 +388,8 @@ class ResultQuery:
     """A filter, sort and page over jobs.
 
     ``sort`` is a column name from :data:`SORT_COLUMNS`, with a leading ``-`` for descending.
-    ``name`` matches job names containing the text (case-insensitive).
+    ``name`` matches job names containing the text (case-insensitive); ``exact_name`` only the
+    job name equal to it.
     """
 
     owner: str | None = None
@@ -391,6 +399,7 @@ class ResultQuery:
     sort: str = "-submitted_at"
     limit: int = 100
     offset: int = 0
+    exact_name: str | None = None
 
     def validated(self) -> ResultQuery:
         column = self.sort.lstrip("-+")
@@ -404,6 +413,7 @@ class ResultQuery:
             limit=_integer(self.limit, "limit", 0, 10_000),
             offset=_integer(self.offset, "offset", 0, 10**9),
             name=_text(self.name, "name filter", MAX_NAME, required=False) or None,
+            exact_name=_text(self.exact_name, "name", MAX_NAME, required=False) or None,
             queue=validate_queue(self.queue) if self.queue else None,
         )
 

@@ -35,6 +35,16 @@ class SpecBuilder(Protocol):
     @property
     def build_spec(self) -> Callable[..., JobSpec]: ...
 
+    def with_parameters(
+        self,
+        spec: JobSpec,
+        parameters: Mapping[str, Any] | None,
+        *,
+        allow_unknown: bool = False,
+        mode: str | Mode | None = None,
+        replace: bool = False,
+    ) -> JobSpec: ...
+
 
 class Schedules:
     """Schedules on the store of ``client`` (``client.schedules``)."""
@@ -60,6 +70,10 @@ class Schedules:
         argv: Sequence[str] | None = None,
         kind: str | None = None,
         payload: Mapping[str, Any] | None = None,
+        notebook: str | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        kernel: str | None = None,
+        allow_unknown: bool = False,
         job_name: str | None = None,
         mode: str | Mode = Mode.THREAD,
         queue: str = "default",
@@ -75,7 +89,9 @@ class Schedules:
         enabled: bool = True,
     ) -> Schedule:
         """A validated :class:`Schedule` (not stored). Give exactly one of ``every`` (seconds
-        or a duration such as ``"30m"``) and ``cron`` (with ``tz``, default UTC)."""
+        or a duration such as ``"30m"``) and ``cron`` (with ``tz``, default UTC). A notebook's
+        parameters are checked against the notebook now, at definition time."""
+
         if (every is None) == (cron is None):
             raise ValidationError("give exactly one of every (an interval) or cron")
         if every is not None and tz is not None:
@@ -89,6 +105,10 @@ class Schedules:
             argv=argv,
             kind=kind,
             payload=payload,
+            notebook=notebook,
+            parameters=parameters,
+            kernel=kernel,
+            allow_unknown=allow_unknown,
             mode=mode,
             queue=queue,
             description=description,
@@ -187,9 +207,37 @@ class Schedules:
         """Delete a schedule and its fire records; jobs it queued stay."""
         self._store.remove_schedule(self.get(name_or_id).id)
 
-    def run_now(self, name_or_id: str) -> Job:
+    def set_parameters(
+        self,
+        name_or_id: str,
+        parameters: Mapping[str, Any],
+        *,
+        allow_unknown: bool = False,
+        replace: bool = False,
+    ) -> Schedule:
+        """Change the parameters of a notebook schedule's job: merged over the current ones
+        (``replace``: instead of them), checked against the notebook now."""
+        current = self.get(name_or_id)
+        spec = self._client.with_parameters(
+            current.spec, parameters, allow_unknown=allow_unknown, replace=replace
+        )
+        return self.update(current.id, dataclasses.replace(current, spec=spec))
+
+    def run_now(
+        self,
+        name_or_id: str,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        allow_unknown: bool = False,
+    ) -> Job:
         """Queue one run at once (recorded as a fire), whether paused or not; the instance
-        limit applies (:class:`~opsjobs.errors.Conflict`)."""
+        limit applies (:class:`~opsjobs.errors.Conflict`). ``parameters`` override the
+        notebook schedule's own for this run only (checked against the notebook)."""
         schedule = self.get(name_or_id)
+        if parameters is not None or allow_unknown:
+            spec = self._client.with_parameters(
+                schedule.spec, parameters, allow_unknown=allow_unknown
+            )
+            schedule = dataclasses.replace(schedule, spec=spec)
         fired_by = f"run-now:{self._client.settings.user}"
         return self._store.run_schedule_now(schedule, now=self._clock(), fired_by=fired_by)

@@ -22,6 +22,7 @@ import contextlib
 import functools
 import logging
 import os
+import resource
 import signal
 import socket
 import threading
@@ -60,6 +61,11 @@ _STOPPED = "the worker stopped before the job finished"
 #: How long (s) the main loop trusts a pool thread that runs short jobs back to back to take
 #: the next queued job, before it fills the other free slots itself.
 _CHAIN_TRUST = 0.002
+
+
+def _peak_self() -> int:
+    """Peak resident memory of this process so far, bytes (Linux counts KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 class _Running:
@@ -524,7 +530,10 @@ class Worker:
             Path(log_path).unlink(missing_ok=True)  # an earlier attempt's log is not this one's
         rec.sink = OutputSink(log_path, self._output_cap)
         outcome = run_in_process(rec.kind, job, rec.ctx, rec.sink, self._router)
-        self._settle(rec, outcome)
+        # the peak of the process that ran it (shared with the other jobs it ran); built
+        # directly: NamedTuple._replace cost twice as much on this hot path
+        o = outcome
+        self._settle(rec, Finish(o[0], o[1], o[2], o[3], o[4], _peak_self()))
 
     def _run_child(self, rec: _Running) -> None:
         job = rec.job
@@ -542,10 +551,11 @@ class Worker:
             return
         if rec.proc is None:
             return
-        returncode = rec.proc.wait()
+        returncode, peak = proc_runner.wait_peak(rec.proc)
         outcome, metrics, problem = proc_runner.collect(
             job, returncode, job_dir, log_path, self.settings.output_cap
         )
+        outcome = outcome._replace(peak_rss=peak)
         for m in metrics:
             self._emit_metric(
                 Metric(
@@ -568,6 +578,7 @@ class Worker:
                 error=f"{_STOPPED} ({detail})",
                 exit_code=returncode,
                 result_json=outcome.result_json,
+                peak_rss=peak,
             )
         elif rec.stop_state is not None:
             reason = "timed out" if rec.stop_state is JobState.TIMED_OUT else "cancelled"
@@ -577,6 +588,7 @@ class Worker:
                 error=f"{reason}; process tree killed",
                 exit_code=returncode,
                 result_json=outcome.result_json,
+                peak_rss=peak,
             )
         self._settle(rec, outcome)
 

@@ -3,6 +3,7 @@ the HTML it renders and the widget app's commands (as the page's bridge sends th
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import time
@@ -206,9 +207,12 @@ def test_submit_form_kinds_and_errors(client: Client, tmp_path: Path) -> None:
     job = data.submit(SubmitForm("s", "command", "print(2)", timeout=5.0, queue="q1"))
     assert (job.kind, job.spec.timeout, job.queue) == ("command", 5.0, "q1")
     nb = tmp_path / "n.ipynb"
-    nb.write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
+    cell = {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": "x = 0"}
+    nb.write_text(json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 4}))
     job = data.submit(SubmitForm("n", "notebook", str(nb), {"x": 1}, "process"))
     assert job.spec.payload["parameters"] == {"x": 1}
+    with pytest.raises(ValidationError, match="declares only x"):  # typed, as everywhere
+        data.submit(SubmitForm("n", "notebook", str(nb), {"y": 1}, "process"))
     with pytest.raises(ValidationError, match="give the"):
         data.submit(SubmitForm("c", "call", " "))
     with pytest.raises(ValidationError, match="no parameters"):

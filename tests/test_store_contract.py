@@ -342,3 +342,22 @@ def test_finish_and_claim_many_records_every_end_and_claims_in_order(store: Stor
     )
     assert accepted == [True] * 3 and nothing == []
     assert store.count(ResultQuery(states=(JobState.SUCCEEDED,))) == 4
+
+
+def test_rerun_of_peak_rss_and_the_exact_name_filter(store: Store) -> None:
+    first = store.submit(spec("health"), now=T0)
+    again = store.submit(spec("health", rerun_of=first.id), now=T0 + 1)
+    store.submit(spec("health-extra"), now=T0 + 2)
+    assert store.get(again.id).spec.rerun_of == first.id
+    assert store.get(first.id).spec.rerun_of is None
+    job = store.claim("w1", "h1", ["default"], now=T0 + 3, lease=30)
+    assert job is not None and job.id == first.id
+    end = Finish(JobState.SUCCEEDED, peak_rss=123 << 20)
+    assert store.finish(job.id, "w1", job.attempt, end, now=T0 + 4)
+    assert store.get(first.id).peak_rss == 123 << 20
+    assert store.get(again.id).peak_rss is None
+    exact = store.results(ResultQuery(exact_name="health").validated())
+    assert sorted(j.id for j in exact) == sorted([first.id, again.id])
+    assert store.count(ResultQuery(exact_name="health").validated()) == 2
+    assert store.count(ResultQuery(name="health").validated()) == 3
+    assert store.stats(ResultQuery(exact_name="health").validated()).total == 2

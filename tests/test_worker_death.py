@@ -169,7 +169,7 @@ def test_sigterm_mid_notebook_fails_it_with_the_cell_and_its_output(
     try:
         assert job.state is JobState.FAILED, (job.state, job.exit_code, job.error)
         assert "cell 3" in (job.error or "") and "import time" in (job.error or ""), job.error
-        assert "[cell 4/5] import time" in job.output and "started" in job.output
+        assert "[cell 3 (4/5)] import time" in job.output and "started" in job.output
         assert "finished without being stopped" not in job.output
         for pid in json.loads(pid_file.read_text()).values():
             wait_for(lambda pid=pid: not alive(pid), 10, f"process {pid} of the job to end")

@@ -52,6 +52,11 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--kernel", help="Jupyter kernel for --notebook (default: the notebook's)")
     p.add_argument(
+        "--allow-unknown",
+        action="store_true",
+        help="pass -p parameters the notebook's parameters cell does not declare",
+    )
+    p.add_argument(
         "--mode",
         default="thread",
         help="inline | thread | process (or MainLoop, Runspace, BackgroundJob)",
@@ -68,6 +73,7 @@ def register(sub: Any) -> None:
     p.add_argument("--offset", type=int, default=0)
     p.add_argument("--state", action="append", default=[], help="filter by state (repeatable)")
     p.add_argument("--name", help="filter: name contains this text")
+    p.add_argument("--exact-name", help="filter: exactly this job name")
     p.add_argument("--owner", help="filter by owner")
     p.add_argument(
         "--sort",
@@ -87,6 +93,17 @@ def register(sub: Any) -> None:
         if name == "show":
             p.add_argument("--json", action="store_true")
         p.set_defaults(handler=handler)
+
+    p = sub.add_parser(
+        "rerun", help="run a job again as a new job linked to it (rerun_of); prints its id"
+    )
+    p.add_argument("job_id")
+    add_parameter_options(p)
+    p.add_argument("--mode", help="another mode (default: the old job's)")
+    p.add_argument("--queue", help="another queue")
+    p.add_argument("--timeout", help="another timeout: seconds or a duration such as 10m")
+    p.add_argument("--wait", action="store_true", help="follow the job and exit with its status")
+    p.set_defaults(handler=cmd_rerun)
 
     p = sub.add_parser("stats", help="totals and average runtime")
     p.add_argument("--owner")
@@ -151,9 +168,10 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
 def _notebook_payload(args: argparse.Namespace) -> tuple[str | None, dict[str, Any] | None]:
     """``--notebook`` with its ``-y``/``-p``/``--kernel`` as a ``notebook`` kind payload."""
     if args.notebook is None:
-        if args.parameter or args.parameters_yaml or args.kernel:
+        if args.parameter or args.parameters_yaml or args.kernel or args.allow_unknown:
             raise ValidationError(
-                "-p/--parameter, -y/--parameters-yaml and --kernel go with --notebook"
+                "-p/--parameter, -y/--parameters-yaml, --kernel and --allow-unknown go with "
+                "--notebook"
             )
         return None, None
     from opsjobs.runners.notebook import parse_parameter_value, parse_parameters_text
@@ -161,7 +179,10 @@ def _notebook_payload(args: argparse.Namespace) -> tuple[str | None, dict[str, A
     parameters = parse_parameters_text(args.parameters_yaml) if args.parameters_yaml else {}
     for name, value in args.parameter:
         parameters[name] = parse_parameter_value(value)
-    return "notebook", {"path": args.notebook, "parameters": parameters, "kernel": args.kernel}
+    payload = {"path": args.notebook, "parameters": parameters, "kernel": args.kernel}
+    if args.allow_unknown:
+        payload["allow_unknown"] = True
+    return "notebook", payload
 
 
 def follow(client: Client, job: Job) -> Job:
@@ -208,6 +229,51 @@ def _stream(path: Path, offset: int) -> int:
     return offset + len(chunk)
 
 
+def add_parameter_options(p: argparse.ArgumentParser) -> None:
+    """``-p NAME VALUE`` (repeatable) and ``--allow-unknown``, for notebook parameters."""
+    p.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="a notebook parameter (repeatable), typed like papermill's -p",
+    )
+    p.add_argument(
+        "--allow-unknown",
+        action="store_true",
+        help="pass parameters the notebook's parameters cell does not declare",
+    )
+
+
+def parameters_of(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The ``-p`` options as parameters (None when none were given)."""
+    from opsjobs.runners.notebook import parse_parameter_value
+
+    if not args.parameter:
+        return None
+    return {name: parse_parameter_value(value) for name, value in args.parameter}
+
+
+def cmd_rerun(args: argparse.Namespace, settings: Settings) -> int:
+    with client_for(settings) as client:
+        job = client.rerun(
+            args.job_id,
+            parameters=parameters_of(args),
+            allow_unknown=args.allow_unknown,
+            mode=args.mode,
+            queue=args.queue,
+            timeout=parse_duration(args.timeout) if args.timeout else None,
+        )
+        if not args.wait:
+            print(job.id)
+            return 0
+        print(f"submitted {job.id}, a rerun of {job.spec.rerun_of}", file=sys.stderr)
+        final = follow(client, job)
+    return EXIT_CODES.get(final.state, 1)
+
+
 def cmd_results(args: argparse.Namespace, settings: Settings) -> int:
     with client_for(settings) as client:
         jobs = client.results(
@@ -217,6 +283,7 @@ def cmd_results(args: argparse.Namespace, settings: Settings) -> int:
             name=args.name,
             owner=args.owner,
             sort=args.sort,
+            exact_name=args.exact_name,
         )
     if args.json:
         print_json([j.to_dict() for j in jobs])

@@ -40,11 +40,27 @@ def register(sub: Any) -> None:
         ("pause", cmd_pause, "stop firing (fire times while paused are not run later)"),
         ("resume", cmd_resume, "fire again from the next trigger time"),
         ("remove", cmd_remove, "delete a schedule and its fire records (its jobs stay)"),
-        ("run-now", cmd_run_now, "queue one run at once; prints the job id"),
     ):
         q = actions.add_parser(name, help=help_text)
         q.add_argument("name")
         q.set_defaults(handler=handler)
+
+    from opsjobs.cli.jobs import add_parameter_options
+
+    q = actions.add_parser(
+        "run-now", help="queue one run at once (-p: a notebook's parameters for this run only)"
+    )
+    q.add_argument("name")
+    add_parameter_options(q)
+    q.set_defaults(handler=cmd_run_now)
+
+    q = actions.add_parser(
+        "params", help="change a notebook schedule's parameters (-p NAME VALUE, repeatable)"
+    )
+    q.add_argument("name")
+    add_parameter_options(q)
+    q.add_argument("--replace", action="store_true", help="replace them all, not merge")
+    q.set_defaults(handler=cmd_params)
 
     p = sub.add_parser("scheduler", help="run a scheduler until Ctrl-C")
     p.set_defaults(handler=cmd_scheduler)
@@ -223,9 +239,27 @@ def cmd_remove(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_run_now(args: argparse.Namespace, settings: Settings) -> int:
+    from opsjobs.cli.jobs import parameters_of
+
     with client_for(settings) as client:
-        job = client.schedules.run_now(args.name)
+        job = client.schedules.run_now(
+            args.name, parameters=parameters_of(args), allow_unknown=args.allow_unknown
+        )
     print(job.id)
+    return 0
+
+
+def cmd_params(args: argparse.Namespace, settings: Settings) -> int:
+    from opsjobs.cli.jobs import parameters_of
+
+    with client_for(settings) as client:
+        schedule = client.schedules.set_parameters(
+            args.name,
+            parameters_of(args) or {},
+            allow_unknown=args.allow_unknown,
+            replace=args.replace,
+        )
+    print(json.dumps(schedule.spec.payload.get("parameters") or {}, default=str))
     return 0
 
 

@@ -1,5 +1,7 @@
-"""The dashboard's widgets: header, tabs (Results, Jobs, Schedules, Workers, Memory, Submit),
-a confirm bar and a message line, over one :class:`~opsjobs.dashboard.data.DashboardData`.
+"""The dashboard's widgets: header, tabs (Results, Jobs, Schedules, Workers, Memory, Run
+notebook, Submit), a confirm bar and a message line, over one
+:class:`~opsjobs.dashboard.data.DashboardData`. The Results tab's detail area shows one job
+(live output while it runs, downloads, Stop / Run again) or the history of one job name.
 
 Tables are HTML widgets (one message per refresh, however many rows); their buttons carry
 ``data-oj="<action>:<argument>"``. The Voila template's script forwards a click — and, every
@@ -23,13 +25,15 @@ import ipywidgets as w
 
 from opsjobs.dashboard import render
 from opsjobs.dashboard.data import PAGE_SIZES, WINDOWS, DashboardData, ResultsState, SubmitForm
+from opsjobs.dashboard.notebook_form import NotebookForm
 from opsjobs.errors import OpsJobsError, ValidationError
 
 __all__ = ["DashboardApp"]
 
 log = logging.getLogger("opsjobs.dashboard")
 
-TABS = ("Results", "Jobs", "Schedules", "Workers", "Memory", "Submit")
+TABS = ("Results", "Jobs", "Schedules", "Workers", "Memory", "Run notebook", "Submit")
+_SUBMITTING = ("Run notebook", "Submit")
 STATUSES = ("", "succeeded", "failed", "running", "queued", "cancelled", "timed_out", "lost")
 
 
@@ -59,12 +63,16 @@ class DashboardApp:
         self.clock = clock
         self.state = ResultsState()
         self.detail_id: str | None = None
+        #: The job name whose history the detail area shows (instead of one job).
+        self.history_name: str | None = None
+        self._history_key: Any = None
+        self._catalog_loaded = False
         self.pending_delete: str | None = None
         self.window = "24 h"
         self._chart_key: Any = None
         self.panel_html: dict[str, w.HTML] = {}
         user = data.user
-        tabs = [t for t in TABS if t != "Submit" or user.may_submit]
+        tabs = [t for t in TABS if t not in _SUBMITTING or user.may_submit]
         self.tab_names = tabs
 
         # header (its alert summary is redrawn at every refresh, whatever the tab)
@@ -100,6 +108,7 @@ class DashboardApp:
             "Schedules": self._simple_panel("schedules"),
             "Workers": self._simple_panel("workers"),
             "Memory": self._memory_panel(),
+            "Run notebook": self._notebook_panel(),
             "Submit": self._submit_panel(),
         }
         self.tabs = _classed(w.Tab(children=[panels[t] for t in tabs]), "opsjobs-tabs")
@@ -136,16 +145,37 @@ class DashboardApp:
         self.list_box = w.VBox([self.stats_html, filters, self.table, pager])
 
         self.detail_html = _classed(w.HTML(), "opsjobs-detail-html")
+        self.history_chart = _classed(w.Image(format="png"), "opsjobs-history-chart")
+        self.history_chart.layout.width = "100%"
+        self.history_chart.layout.display = "none"
         back = _classed(w.Button(description="\u2039 Back to results"), "opsjobs-back")
         delete = _classed(w.Button(description="Delete", button_style="danger"), "opsjobs-delete")
         back.on_click(lambda _: self.show_list())
         delete.on_click(lambda _: self.ask_delete(self.detail_id or ""))
         self.detail_box = _classed(
-            w.VBox([_classed(w.HBox([back, delete]), "oj-bar"), self.detail_html]),
+            w.VBox(
+                [
+                    _classed(w.HBox([back, delete]), "oj-bar"),
+                    self.history_chart,
+                    self.detail_html,
+                ]
+            ),
             "opsjobs-detail-view",
         )
         self.detail_box.layout.display = "none"
+        self.delete_button = delete
         return w.VBox([self.list_box, self.detail_box])
+
+    def _notebook_panel(self) -> w.Widget:
+        self.notebook_form = NotebookForm(
+            self.data.notebooks,
+            self.data.run_notebook,
+            self._queued,
+            self._guard,
+            save=self.data.set_schedule_parameters,
+            on_saved=self._saved,
+        )
+        return self.notebook_form.widget
 
     def _simple_panel(self, name: str) -> w.Widget:
         html = _classed(w.HTML(), f"opsjobs-{name}")
@@ -219,7 +249,9 @@ class DashboardApp:
         user = self.data.user
         self.header.value = render.header_html(user.email, user.roles, self.data.alert_counts())
         if tab == "Results":
-            if self.detail_id is not None:
+            if self.history_name is not None:
+                self._draw_history()
+            elif self.detail_id is not None:
                 self._draw_detail()
             else:
                 self._draw_results()
@@ -233,6 +265,9 @@ class DashboardApp:
             self.panel_html["workers"].value = render.workers_table(self.data.workers(), now)
         elif tab == "Memory":
             self._draw_memory()
+        elif tab == "Run notebook" and not self._catalog_loaded:
+            self._catalog_loaded = True  # once: a tick must not reset what the user typed
+            self.notebook_form.reload()
 
     def _draw_results(self) -> None:
         page = self.data.results(self.state)
@@ -249,7 +284,24 @@ class DashboardApp:
     def _draw_detail(self) -> None:
         assert self.detail_id is not None
         job = self.data.job(self.detail_id)
-        self.detail_html.value = render.detail_html(job, self.data.notebook_html(job))
+        self.detail_html.value = render.detail_html(
+            job,
+            self.data.notebook_html(job) if job.finished else None,
+            live_output=None if job.finished else self.data.live_output(job),
+            files=self.data.files(job),
+            actions=render.job_actions(job, may_submit=self.data.user.may_submit),
+        )
+
+    def _draw_history(self) -> None:
+        assert self.history_name is not None
+        jobs = self.data.history(self.history_name)
+        key = (self.history_name, [(j.id, j.state, j.runtime, j.peak_rss) for j in jobs])
+        if key != self._history_key:
+            from opsjobs.dashboard.charts import history_chart
+
+            self.history_chart.value = history_chart(jobs)
+            self._history_key = key
+        self.detail_html.value = render.history_html(self.history_name, jobs)
 
     def _draw_memory(self) -> None:
         view = self.data.memory(WINDOWS[self.window])
@@ -281,6 +333,9 @@ class DashboardApp:
             "resume": lambda a: self._schedule("resume", a),
             "run": lambda a: self._schedule("run_now", a),
             "alerts": lambda _: self._show_tab("Memory"),
+            "rerun": self.run_again,
+            "params": self.edit_schedule,
+            "history": self.show_history,
         }
         handler = handlers.get(action)
         if handler is None:
@@ -293,10 +348,56 @@ class DashboardApp:
     def show_detail(self, job_id: str) -> None:
         job = self.data.job(job_id)
         self.detail_id = job.id
+        self.history_name = None
+        self.history_chart.layout.display = "none"
+        self.delete_button.layout.display = ""
         self.tabs.selected_index = 0  # also refreshes
         self.list_box.layout.display = "none"
         self.detail_box.layout.display = ""
         self._draw_detail()
+
+    def show_history(self, name: str) -> None:
+        """The runs of job name ``name`` over time in the detail area."""
+        self.history_name = name
+        self.detail_id = None
+        self.history_chart.layout.display = ""
+        self.delete_button.layout.display = "none"
+        self.tabs.selected_index = 0
+        self.list_box.layout.display = "none"
+        self.detail_box.layout.display = ""
+        self._draw_history()
+
+    def run_again(self, job_id: str) -> None:
+        """A notebook of the catalog: the Run notebook form, pre-filled; any other job: queued
+        again as it was. Either way the new job is linked to this one."""
+        job = self.data.job(job_id)
+        notebook = self.data.catalog_name(job.spec)
+        if notebook is None or "Run notebook" not in self.tab_names:
+            self._queued(self.data.rerun(job.id))
+            return
+        self._catalog_loaded = True
+        self.notebook_form.prefill(job, notebook)
+        self._show_tab("Run notebook")
+        self.say(f"Run again: {escape(job.name)} — change what you like, then Run notebook.")
+
+    def edit_schedule(self, schedule_id: str) -> None:
+        """A notebook schedule's parameters in the Run notebook form; Save stores them."""
+        schedule = self.data.schedule(schedule_id)
+        notebook = self.data.catalog_name(schedule.spec)
+        if notebook is None:
+            raise ValidationError(f"{schedule.name} does not run a notebook of the catalog")
+        self._catalog_loaded = True
+        self.notebook_form.prefill_schedule(schedule, notebook)
+        self._show_tab("Run notebook")
+        self.say(f"Parameters of schedule {escape(schedule.name)}: change them, then Save.")
+
+    def _saved(self, schedule: Any) -> None:
+        self._show_tab("Schedules")
+        self.say(f"Saved the parameters of schedule {escape(schedule.name)}.")
+
+    def _queued(self, job: Any) -> None:
+        self.show_detail(job.id)
+        self.say(f"Queued {escape(job.name)} ({job.id}); following it live.")
 
     def _show_tab(self, name: str) -> None:
         if name in self.tab_names:
@@ -304,6 +405,7 @@ class DashboardApp:
 
     def show_list(self) -> None:
         self.detail_id = None
+        self.history_name = None
         self.detail_box.layout.display = "none"
         self.list_box.layout.display = ""
         self.refresh()
@@ -385,7 +487,7 @@ class DashboardApp:
         labels = {
             "call": ("Callable", "package.module:function"),
             "command": ("Source", "print('hello')"),
-            "notebook": ("Notebook", "notebooks/health_check.ipynb"),
+            "notebook": ("Notebook", "health_check.ipynb (a catalog name, or a path)"),
         }
         self.f_target.description, self.f_target.placeholder = labels[str(change["new"])]
 

@@ -22,8 +22,19 @@ from typing import Any
 from opsjobs.alerts import Alert, Severity, alert_summary, open_alerts
 from opsjobs.auth import Auth, RunPolicy, User
 from opsjobs.client import Client
-from opsjobs.errors import JobNotFound, ValidationError
-from opsjobs.model import ACTIVE_STATES, Job, JobState, Mode, Stats, WorkerInfo, validate_job_id
+from opsjobs.errors import JobNotFound, OpsJobsError, ValidationError
+from opsjobs.model import (
+    ACTIVE_STATES,
+    Job,
+    JobSpec,
+    JobState,
+    Mode,
+    Stats,
+    WorkerInfo,
+    validate_job_id,
+)
+from opsjobs.notebooks import Catalog, NotebookInfo
+from opsjobs.outputs import list_job_files, read_log
 from opsjobs.schedules import Schedule
 
 __all__ = [
@@ -54,6 +65,10 @@ MEMORY_METRICS = ("rss_mb", "uss_mb")
 GC_METRICS = ("gc_gen0_collections", "gc_gen1_collections", "gc_gen2_collections")
 #: Most open alerts listed in the Memory tab (the header counts all of them).
 MAX_ALERTS = 50
+#: Runs shown in the history of a job name.
+HISTORY_RUNS = 100
+#: Bytes of a running job's log the detail view shows (its tail).
+LIVE_TAIL = 64 << 10
 _SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
 
 
@@ -159,6 +174,8 @@ class DashboardData:
         self.policy = policy or RunPolicy(allowed_calls=frozenset(client.settings.allowed_calls))
         #: Admins' switch to everyone's jobs and schedules (ignored for other users).
         self.everyone = False
+        #: The notebooks the user may run by name (the server's catalog), if there is one.
+        self.catalog = Catalog(self.policy.catalog) if self.policy.catalog is not None else None
 
     @property
     def owner(self) -> str | None:
@@ -209,6 +226,80 @@ class DashboardData:
         except OSError:
             return None
 
+    def files(self, job: Job) -> list[tuple[str, str, int]]:
+        """(name, download URL, size) of the job's files (see :mod:`opsjobs.outputs`)."""
+        found = list_job_files(self.client.settings, job.id)
+        return [(f.name, f.url(job.id), f.size) for f in found]
+
+    def live_output(self, job: Job) -> str:
+        """The tail of a job's log as it is now (a running job's output so far)."""
+        path = self.client.settings.logs_dir / f"{job.id}.log"
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return ""
+        text, _, _ = read_log(path, max(0, size - LIVE_TAIL), LIVE_TAIL)
+        return text if size <= LIVE_TAIL else "…" + text
+
+    def history(self, name: str) -> list[Job]:
+        """The last runs of the job name ``name`` the user may see, oldest first."""
+        jobs = self.client.results(
+            limit=HISTORY_RUNS, exact_name=name, owner=self.owner, sort="-submitted_at"
+        )
+        return jobs[::-1]
+
+    # -- notebooks ----------------------------------------------------------------------------
+    def notebooks(self) -> list[NotebookInfo]:
+        """The catalog's notebooks with their typed parameters."""
+        return [] if self.catalog is None else self.catalog.list()
+
+    def run_notebook(
+        self,
+        notebook: str,
+        *,
+        name: str,
+        parameters: Mapping[str, Any],
+        mode: str = "process",
+        queue: str = "default",
+        timeout: float | None = None,
+        rerun_of: str | None = None,
+    ) -> Job:
+        """Queue the catalog notebook ``notebook`` with typed ``parameters`` as the user;
+        ``rerun_of``: the job this run repeats."""
+        Auth.check_submit(self.user)
+        if self.catalog is None:
+            raise ValidationError("the server has no notebook catalog")
+        spec = self.client.build_spec(
+            name or Path(notebook).stem,
+            notebook=self.catalog.resolve(notebook),
+            parameters=dict(parameters),
+            mode=Mode.parse(mode),
+            queue=queue.strip() or "default",
+            timeout=timeout,
+            owner=self.user.email,
+        )
+        if rerun_of is not None:
+            spec = dataclasses.replace(spec, rerun_of=self.job(rerun_of).id).validated()
+        Auth.check_run(self.user, spec, self.policy)
+        return self.client.store.submit(spec, now=time.time())
+
+    def rerun(self, job_id: str) -> Job:
+        """Queue a finished job again as it was, linked to it."""
+        Auth.check_submit(self.user)
+        spec = self.client.rerun_spec(self.job(job_id), owner=self.user.email)
+        Auth.check_run(self.user, spec, self.policy)
+        return self.client.store.submit(spec, now=time.time())
+
+    def catalog_name(self, spec: JobSpec) -> str | None:
+        """The catalog name of a notebook job's notebook (None when it is not in the catalog)."""
+        if spec.kind != "notebook" or self.catalog is None:
+            return None
+        path = Path(str(spec.payload.get("path", "")))
+        try:
+            return path.name if self.catalog.resolve(path.name) == path.resolve() else None
+        except (OSError, OpsJobsError):
+            return None
+
     # -- jobs, schedules, workers -------------------------------------------------------------
     def active_jobs(self) -> list[Job]:
         """Queued and running jobs, running first, newest first."""
@@ -232,6 +323,17 @@ class DashboardData:
 
     def resume(self, name_or_id: str) -> Schedule:
         return self.client.schedules.resume(self._schedule(name_or_id).id)
+
+    def schedule(self, name_or_id: str) -> Schedule:
+        """A schedule the user may manage; :class:`~opsjobs.errors.NotFound` otherwise."""
+        return self._schedule(name_or_id)
+
+    def set_schedule_parameters(self, name_or_id: str, parameters: Mapping[str, Any]) -> Schedule:
+        """Replace a notebook schedule's parameters (checked against the notebook now)."""
+        current = self._schedule(name_or_id)
+        spec = self.client.with_parameters(current.spec, parameters, replace=True)
+        Auth.check_run(self.user, spec, self.policy)
+        return self.client.schedules.update(current.id, dataclasses.replace(current, spec=spec))
 
     def run_now(self, name_or_id: str) -> Job:
         return self.client.schedules.run_now(self._schedule(name_or_id).id)
@@ -297,6 +399,8 @@ class DashboardData:
                 raise ValidationError("a command takes no parameters (use call or notebook)")
             args = {"command": form.target}
         elif form.kind == "notebook":
+            if self.catalog is not None and not Path(target).is_absolute():
+                target = str(self.catalog.resolve(target))  # a catalog name
             args = {"kind": "notebook", "payload": {"path": target, "parameters": params}}
         else:
             raise ValidationError(f"unknown kind {form.kind!r} (call, command or notebook)")

@@ -171,8 +171,48 @@ def _payload_text(job: Job) -> str:
     return json.dumps(dict(payload), indent=2)
 
 
-def detail_html(job: Job, notebook_html: str | None = None) -> str:
-    """The detail view of one job (everything but the buttons)."""
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024:
+            return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
+        value /= 1024
+    return f"{value:,.1f} GiB"
+
+
+def job_actions(job: Job, *, may_submit: bool) -> str:
+    """The detail view's action buttons: Stop (active), Run again (finished), History."""
+    out = []
+    if not job.finished:
+        out.append(button("Stop", f"cancel:{job.id}", tone="danger", title="stop this job"))
+    elif may_submit:
+        out.append(button("Run again", f"rerun:{job.id}", tone="primary", title="pre-filled form"))
+    out.append(button("History of this name", f"history:{job.name}", title="runs over time"))
+    return f'<div class="oj-detail-actions opsjobs-detail-actions">{"".join(out)}</div>'
+
+
+def downloads_html(files: Sequence[tuple[str, str, int]]) -> str:
+    """Links to a job's files: (name, url, size) each."""
+    if not files:
+        return ""
+    links = "".join(
+        f'<li><a class="opsjobs-download" href="{escape(url)}" download>{escape(name)}</a> '
+        f'<span class="oj-dim">{_size(size)}</span></li>'
+        for name, url, size in files
+    )
+    return f'<h4 class="oj-h">Downloads</h4><ul class="oj-downloads">{links}</ul>'
+
+
+def detail_html(
+    job: Job,
+    notebook_html: str | None = None,
+    *,
+    live_output: str | None = None,
+    files: Sequence[tuple[str, str, int]] = (),
+    actions: str = "",
+) -> str:
+    """The detail view of one job (everything but the Back and Delete buttons); a running
+    job's ``live_output`` (its log so far) stands in for the output it has not stored yet."""
     ok = job.state is JobState.SUCCEEDED
     bad = job.state in FAILED_STATES
     icon = "✔" if ok else ("✖" if bad else "●")
@@ -190,12 +230,21 @@ def detail_html(job: Job, notebook_html: str | None = None) -> str:
         ("Finished", when(job.finished_at)),
         ("Runtime", duration(job.runtime)),
         ("Exit code", "—" if job.exit_code is None else str(job.exit_code)),
+        ("Peak memory", "—" if job.peak_rss is None else _size(job.peak_rss)),
+        (
+            "Run again of",
+            "—"
+            if job.spec.rerun_of is None
+            else f'<a class="oj-mono opsjobs-rerun-of" data-oj="view:{job.spec.rerun_of}">'
+            f"{job.spec.rerun_of[:8]}</a>",
+        ),
     )
     grid = "".join(f"<div class='oj-fact'><div>{k}</div><div>{v}</div></div>" for k, v in facts)
     parts = [
         f'<div class="oj-detail-head oj-{tone}"><span class="oj-icon">{icon}</span>'
         f'<span class="oj-title">{escape(job.name)}</span>'
         f'<span class="oj-mono oj-dim">{job.id}</span></div>',
+        actions,
         f'<div class="oj-facts">{grid}</div>',
     ]
     if job.spec.description:
@@ -203,7 +252,15 @@ def detail_html(job: Job, notebook_html: str | None = None) -> str:
     parts.append(_section(job.kind.capitalize(), _payload_text(job)))
     if job.error:
         parts.append(_section("Error", job.error, cls="oj-error"))
-    parts.append(_section("Output", job.output or "(no output)", cls="opsjobs-output"))
+    if live_output is not None and not job.finished:
+        parts.append(
+            _section(
+                "Output (live)", live_output or "(no output yet)", cls="opsjobs-output oj-live"
+            )
+        )
+    else:
+        parts.append(_section("Output", job.output or "(no output)", cls="opsjobs-output"))
+    parts.append(downloads_html(files))
     if job.result is not None:
         parts.append(_section("Result", json.dumps(job.result, indent=2, default=str)))
     if notebook_html is not None:
@@ -257,6 +314,8 @@ def schedules_table(schedules: Sequence[Schedule], *, may_manage: bool) -> str:
             buttons = button("Resume", f"resume:{s.id}", tone="primary")
         if may_manage:
             buttons += button("Run now", f"run:{s.id}")
+            if s.spec.kind == "notebook":
+                buttons += button("Parameters", f"params:{s.id}", title="edit its parameters")
         state = badge(s.last_job_state) if s.last_job_state else '<span class="oj-dim">—</span>'
         paused = "" if s.enabled else ' <span class="oj-badge oj-warn">paused</span>'
         rows.append(
@@ -403,4 +462,43 @@ def alerts_table(alerts: Sequence[Alert], now: float) -> str:
         )
     return '<h4 class="oj-h">Open alerts</h4>' + _table(
         "opsjobs-alerts-table", head, rows, "No open alerts.", 6
+    )
+
+
+def history_html(name: str, jobs: Sequence[Job]) -> str:
+    """The history of one job name (``jobs`` oldest first): summary cards and the runs,
+    newest first, with runtime, outcome and peak memory. The chart is drawn beside it."""
+    done = [j for j in jobs if j.finished]
+    ok = sum(1 for j in done if j.state is JobState.SUCCEEDED)
+    runtimes = [j.runtime for j in done if j.runtime is not None]
+    peaks = [j.peak_rss for j in jobs if j.peak_rss is not None]
+    cards = (
+        ("Runs", f"{len(jobs):,}"),
+        ("Success rate", f"{100 * ok / len(done):.0f}%" if done else "—"),
+        ("Avg runtime", duration(sum(runtimes) / len(runtimes)) if runtimes else "—"),
+        ("Max peak memory", _size(max(peaks)) if peaks else "—"),
+    )
+    head = "".join(
+        f'<div class="oj-card"><div class="oj-card-label">{k}</div>'
+        f'<div class="oj-card-value">{v}</div></div>'
+        for k, v in cards
+    )
+    rows = [
+        f'<tr><td><a data-oj="view:{j.id}" class="oj-mono">{j.id[:8]}</a></td>'
+        f"<td>{badge(j.state)}</td><td>{when(j.submitted_at)}</td>"
+        f"<td>{duration(j.runtime)}</td>"
+        f"<td>{'—' if j.peak_rss is None else _size(j.peak_rss)}</td>"
+        f"<td>{'—' if j.spec.rerun_of is None else 'run again'}</td></tr>"
+        for j in reversed(jobs)
+    ]
+    table = _table(
+        "opsjobs-history-table",
+        "<th>Job</th><th>Status</th><th>Queued</th><th>Runtime</th><th>Peak memory</th><th></th>",
+        rows,
+        "No runs of this name.",
+        6,
+    )
+    return (
+        f'<div class="opsjobs-history"><h3 class="oj-h">History of “{escape(name)}”</h3>'
+        f'<div class="oj-cards">{head}</div>{table}</div>'
     )

@@ -5,7 +5,12 @@ Payload::
     {"path": "/abs/path/report.ipynb",       # resolved at submit time
      "parameters": {"days": 7, "host": "a"},  # injected after the cell tagged "parameters"
      "kernel": "python3" | None,              # None: the notebook's own kernelspec
-     "cwd": "/abs/folder" | None}             # None: the notebook's folder
+     "cwd": "/abs/folder" | None,             # None: the notebook's folder
+     "allow_unknown": true}                   # only when given: pass undeclared parameters
+
+Parameters are checked at submit against the notebook's ``parameters`` cell (see
+:func:`opsjobs.notebooks.check_parameters`): an undeclared name is refused unless
+``allow_unknown``, values are coerced to the declared types.
 
 The executed notebook is kept as ``<data>/outputs/<job id>.ipynb`` (also when a cell fails) with
 an HTML rendering beside it; the job's output shows per-cell progress, the cells' own prints and a
@@ -27,6 +32,7 @@ from typing import Any
 from opsjobs.context import JobContext
 from opsjobs.errors import ValidationError
 from opsjobs.model import Mode, json_size_checked
+from opsjobs.notebooks import Inspector, check_parameters
 from opsjobs.runners.kinds import Kind
 
 __all__ = ["NotebookKind", "parse_parameter_value", "parse_parameters_text"]
@@ -135,8 +141,11 @@ class NotebookKind(Kind):
     name = "notebook"
     modes = frozenset({Mode.THREAD, Mode.PROCESS})
 
+    def __init__(self, inspector: Inspector | None = None) -> None:
+        self.inspector = inspector or Inspector()
+
     def validate(self, payload: Mapping[str, Any]) -> dict[str, Any]:
-        extra = set(payload) - {"path", "parameters", "kernel", "cwd"}
+        extra = set(payload) - {"path", "parameters", "kernel", "cwd", "allow_unknown"}
         if extra:
             raise ValidationError(
                 f"unknown field(s) for kind 'notebook': {', '.join(sorted(extra))}"
@@ -145,12 +154,20 @@ class NotebookKind(Kind):
         kernel = payload.get("kernel")
         if kernel is not None and (not isinstance(kernel, str) or not _KERNEL_RE.match(kernel)):
             raise ValidationError(f"invalid kernel name {str(kernel)[:80]!r}")
-        return {
+        allow_unknown = payload.get("allow_unknown", False)
+        if not isinstance(allow_unknown, bool):
+            raise ValidationError("allow_unknown must be true or false")
+        params = _check_parameters(payload.get("parameters"))
+        info = self.inspector.inspect(path, label=path.name)
+        clean: dict[str, Any] = {
             "path": str(path),
-            "parameters": _check_parameters(payload.get("parameters")),
+            "parameters": check_parameters(info, params, allow_unknown=allow_unknown),
             "kernel": kernel,
             "cwd": _check_cwd(payload.get("cwd")),
         }
+        if allow_unknown:
+            clean["allow_unknown"] = True
+        return clean
 
     def run(self, payload: Mapping[str, Any], ctx: JobContext) -> Any:
         from opsjobs.runners.notebook_run import NotebookRun

@@ -289,11 +289,14 @@ class NotebookRun:
         if cell_index not in self._code_cells:
             return
         self._current = (cell_index, _first_line(cell.source))
-        position = self._code_cells.index(cell_index) + 1
-        label = (
-            "(injected parameters)" if cell_index == self._injected_at else _first_line(cell.source)
-        )
-        self._say(f"[cell {position}/{len(self._code_cells)}] {label}")
+        # One numbering everywhere (progress, errors, stops): the cell's index in the submitted
+        # notebook, from 0; the count after it is the progress over the code cells.
+        progress = f"({self._code_cells.index(cell_index) + 1}/{len(self._code_cells)})"
+        if cell_index == self._injected_at:
+            self._say(f"[injected parameters {progress}]")
+        else:
+            index = self._source_index(cell_index)
+            self._say(f"[cell {index} {progress}] {_first_line(cell.source)}")
 
     def _on_cell_executed(self, **_: Any) -> None:
         self._relay_metrics()
@@ -348,7 +351,7 @@ class NotebookRun:
 
     def _cell_failure(self, exc: Any) -> NotebookExecutionError:
         index = self._source_index(exc.cell_index)
-        where = f"cell {index}" + (f" (In [{exc.exec_count}])" if exc.exec_count else "")
+        where = f"cell {index}"  # as the progress line named it (not In [n]: a third numbering)
         if exc.cell_index == self._injected_at:
             where = "the injected parameters cell"
         lines = [_ANSI_RE.sub("", t) for t in (exc.traceback or [])]

@@ -23,7 +23,19 @@ from opsjobs.runners.capture import read_capped
 from opsjobs.runners.kinds import Kind
 from opsjobs.store import Finish
 
-__all__ = ["collect", "kill_tree", "spawn"]
+__all__ = ["collect", "kill_tree", "spawn", "wait_peak"]
+
+
+def wait_peak(proc: subprocess.Popen[bytes]) -> tuple[int, int | None]:
+    """Wait for the job's child; its exit code and peak resident memory in bytes (``wait4``'s
+    ``ru_maxrss``: the child's, or the largest of the descendants it waited for, such as a
+    notebook's kernel). None when another thread reaped the child first."""
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    except ChildProcessError:
+        return proc.wait(), None
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, usage.ru_maxrss * 1024  # Linux counts KiB
 
 
 def spawn(

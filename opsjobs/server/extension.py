@@ -32,6 +32,7 @@ from opsjobs.worker import Worker, WorkerHandle
 if TYPE_CHECKING:
     from opsjobs.scheduler import SchedulerHandle
 from opsjobs.server.alerts import alert_routes
+from opsjobs.server.files import file_routes
 from opsjobs.server.handlers import NoRouteHandler, native_routes
 from opsjobs.server.prometheus import prometheus_routes
 from opsjobs.server.schedules import schedule_routes
@@ -127,9 +128,11 @@ class OpsJobsExtension(ExtensionApp):
         self.executor = ThreadPoolExecutor(self.api_threads, thread_name_prefix="opsjobs-api")
         auth = Auth(self.store)
         root = getattr(self.serverapp, "root_dir", None)
+        # the catalog: OPSJOBS_NOTEBOOKS, else the folder Voila serves (--notebooks)
+        catalog = settings.notebooks_dir or (Path(root) if root else settings.catalog_dir)
         policy = RunPolicy(
             allowed_calls=frozenset(settings.allowed_calls),
-            catalog=Path(root).resolve() if root else None,
+            catalog=catalog.expanduser().resolve(),
         )
         self.service = ApiService(Client(self.store, settings), auth, policy=policy)
         self.settings.update(
@@ -142,7 +145,7 @@ class OpsJobsExtension(ExtensionApp):
         log.info("opsjobs: store %s", self.store_label)
 
     def initialize_handlers(self) -> None:
-        routes = {**native_routes(), **schedule_routes(), **seed_routes()}
+        routes = {**native_routes(), **schedule_routes(), **seed_routes(), **file_routes()}
         routes.update({**alert_routes(), **prometheus_routes()})
         self.handlers.extend(
             (tornado_pattern(path), cls, {"route": path}) for path, cls in routes.items()

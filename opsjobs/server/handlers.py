@@ -166,7 +166,9 @@ class ApiHandler(APIHandler):
             status = exc.status if 400 <= exc.status < 500 else 503
             raise ApiFailure(status, str(exc)) from None
 
-    def body(self, schema: str) -> dict[str, Any]:
+    def body(self, schema: str, *, optional: bool = False) -> dict[str, Any]:
+        if optional and not self.request.body:
+            return {}
         ctype = self.request.headers.get("Content-Type", "application/json")
         if "json" not in ctype.lower():
             raise ApiFailure(
@@ -219,7 +221,8 @@ class JobsHandler(ApiHandler):
         states = [s.strip() for s in (self.arg("state") or "").split(",") if s.strip()]
         f = JobFilter(
             states=tuple(states),
-            name=self.arg("name"),
+            name=self.arg("name_like"),
+            exact_name=self.arg("name"),
             queue=self.arg("queue"),
             sort=self.arg("sort") or "-submitted_at",
             limit=self.int_arg("limit", 50, 0, 1000),
@@ -251,6 +254,14 @@ class JobHandler(ApiHandler):
 
 
 @keyed
+class RerunHandler(ApiHandler):
+    async def post(self, job_id: str) -> None:
+        body = self.body("RerunRequest", optional=True)
+        job = await self.call(self.service.rerun, self.user, job_id, body)
+        self.reply({"job": job.to_dict()}, status=201)
+
+
+@keyed
 class CancelHandler(ApiHandler):
     async def post(self, job_id: str) -> None:
         job = await self.call(self.service.cancel, self.user, job_id)
@@ -261,9 +272,27 @@ class CancelHandler(ApiHandler):
 class StatsHandler(ApiHandler):
     async def get(self) -> None:
         stats = await self.call(
-            self.service.stats, self.user, everyone=self.flag("all"), name=self.arg("name")
+            self.service.stats,
+            self.user,
+            everyone=self.flag("all"),
+            name=self.arg("name_like"),
+            exact_name=self.arg("name"),
         )
         self.reply({"stats": stats.to_dict()})
+
+
+@keyed
+class HistoryHandler(ApiHandler):
+    async def get(self, name: str) -> None:
+        data = await self.call(
+            self.service.history,
+            self.user,
+            name,
+            limit=self.int_arg("limit", 100, 1, 1000),
+            everyone=self.flag("all"),
+            read=True,
+        )
+        self.reply(data)
 
 
 @keyed
@@ -301,6 +330,14 @@ class MeHandler(ApiHandler):
 
 
 @keyed
+class NotebooksHandler(ApiHandler):
+    async def get(self) -> None:
+        found = await self.call(self.service.notebooks)
+        folder = self.service.catalog.root if self.service.catalog is not None else ""
+        self.reply({"folder": str(folder), "notebooks": [n.to_dict() for n in found]})
+
+
+@keyed
 class OpenApiHandler(ApiHandler):
     async def get(self) -> None:
         self.finish(json.dumps(document()))
@@ -319,9 +356,12 @@ def native_routes() -> dict[str, type[ApiHandler]]:
         f"{API}/jobs": JobsHandler,
         f"{API}/jobs/{{job_id}}": JobHandler,
         f"{API}/jobs/{{job_id}}/cancel": CancelHandler,
+        f"{API}/jobs/{{job_id}}/rerun": RerunHandler,
         f"{API}/stats": StatsHandler,
+        f"{API}/history/{{name}}": HistoryHandler,
         f"{API}/workers": WorkersHandler,
         f"{API}/metrics/{{name}}": MetricsHandler,
         f"{API}/me": MeHandler,
+        f"{API}/notebooks": NotebooksHandler,
         f"{API}/openapi.json": OpenApiHandler,
     }

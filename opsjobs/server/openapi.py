@@ -67,6 +67,7 @@ _JOB_FIELDS: dict[str, Any] = {
     "timeout": _NN,
     "retries": _I,
     "schedule_id": _NS,
+    "rerun_of": {"type": ["string", "null"], "description": "the job this one runs again"},
     "state": {"enum": _STATES},
     "submitted_at": _S,
     "started_at": _NS,
@@ -79,6 +80,7 @@ _JOB_FIELDS: dict[str, Any] = {
     "exit_code": _NI,
     "result": {},
     "error": _NS,
+    "peak_rss": {"type": ["integer", "null"], "description": "peak resident memory, bytes"},
 }
 
 _SUBMIT_PROPS: dict[str, Any] = {
@@ -95,17 +97,32 @@ _SUBMIT_PROPS: dict[str, Any] = {
     "priority": {"type": "integer", "minimum": -1000, "maximum": 1000},
 }
 
+_NOTEBOOK_PROPS: dict[str, Any] = {
+    "notebook": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 255,
+        "description": "a notebook of the server's catalog: its path in the catalog folder "
+        "(GET /notebooks); anything outside it is refused (422)",
+    },
+    "parameters": {
+        "type": "object",
+        "description": "parameters of notebook, checked against its parameters cell: an "
+        "undeclared name or a value of the wrong type is refused (422)",
+    },
+    "kernel": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"},
+    "allow_unknown": {
+        "type": "boolean",
+        "description": "pass parameters the notebook does not declare",
+    },
+}
+
 SCHEMAS: dict[str, Any] = {
     "Error": _obj({"success": {"const": False}, "error": _S}),
     "SubmitRequest": _obj(
         {
             **_SUBMIT_PROPS,
-            "notebook": {
-                "type": "string",
-                "maxLength": 255,
-                "description": "a notebook of the server's catalog (its file name)",
-            },
-            "parameters": {"type": "object", "description": "parameters of notebook"},
+            **_NOTEBOOK_PROPS,
         },
         ["name"],
         additionalProperties=False,
@@ -183,6 +200,75 @@ SCHEMAS: dict[str, Any] = {
         }
     ),
     "OpenApi": {"type": "object", "required": ["openapi", "paths"]},
+    "JobOutput": _ok(
+        {
+            "job_id": _S,
+            "state": {"enum": _STATES},
+            "finished": _B,
+            "text": {"type": "string", "description": "the log from offset on (a chunk)"},
+            "offset": {"type": "integer", "description": "ask for this offset next"},
+            "size": {"type": "integer", "description": "bytes in the log now"},
+        }
+    ),
+    "JobFiles": _ok(
+        {
+            "job_id": _S,
+            "files": {
+                "type": "array",
+                "items": _obj({"name": _S, "size": _I, "media_type": _S, "url": _S}),
+            },
+        }
+    ),
+    "History": _ok(
+        {
+            "name": _S,
+            "summary": _obj(
+                {
+                    "runs": _I,
+                    "finished": _I,
+                    "succeeded": _I,
+                    "success_rate": _NN,
+                    "avg_runtime": _NN,
+                    "max_runtime": _NN,
+                    "max_peak_rss": _NI,
+                }
+            ),
+            "runs": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "id": _S,
+                        "state": {"enum": _STATES},
+                        "submitted_at": _S,
+                        "started_at": _NS,
+                        "finished_at": _NS,
+                        "runtime": _NN,
+                        "peak_rss": _NI,
+                        "rerun_of": _NS,
+                        "error": _NS,
+                    }
+                ),
+            },
+        }
+    ),
+    "NotebookParameter": _obj(
+        {
+            "name": _S,
+            "type": {"enum": ["int", "float", "bool", "str", "list", "dict", "any"]},
+            "default": {"description": "the default's value (null if not a literal)"},
+            "default_text": _S,
+            "help": _S,
+        }
+    ),
+    "Notebook": _obj(
+        {
+            "path": _S,
+            "title": _S,
+            "has_parameters_cell": _B,
+            "parameters": {"type": "array", "items": _ref("NotebookParameter")},
+        }
+    ),
+    "NotebookList": _ok({"folder": _S, "notebooks": {"type": "array", "items": _ref("Notebook")}}),
     "ScheduleRequest": _obj(
         {
             "name": {"type": "string", "minLength": 1, "maxLength": 120},
@@ -193,6 +279,7 @@ SCHEMAS: dict[str, Any] = {
             "cron": {"type": "string", "maxLength": 200},
             "tz": {"type": "string", "maxLength": 64},
             **{k: v for k, v in _SUBMIT_PROPS.items() if k != "name"},
+            **_NOTEBOOK_PROPS,
             "job_name": {"type": "string", "minLength": 1, "maxLength": 200},
             "misfire": {"enum": ["coalesce", "skip", "catchup"]},
             "grace": {"type": ["number", "string"]},
@@ -202,9 +289,48 @@ SCHEMAS: dict[str, Any] = {
         },
         ["name"],
         additionalProperties=False,
-        description="Give exactly one of every or cron, and one of command, call or argv.",
+        description="Give exactly one of every or cron, and one of command, call, argv or "
+        "notebook.",
     ),
-    "SchedulePatch": _obj({"enabled": _B}, additionalProperties=False),
+    "SchedulePatch": _obj(
+        {
+            "enabled": _B,
+            "parameters": {
+                "type": "object",
+                "description": "a notebook schedule's parameters, merged over its own",
+            },
+            "allow_unknown": _B,
+        },
+        [],
+        additionalProperties=False,
+        minProperties=1,
+    ),
+    "RerunRequest": _obj(
+        {
+            "parameters": {
+                "type": "object",
+                "description": "a notebook job's parameters, merged over the old run's",
+            },
+            "allow_unknown": _B,
+            "mode": {"enum": _MODES},
+            "queue": {"type": "string", "pattern": QUEUE_PATTERN, "description": _QUEUE_DOC},
+            "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 604800},
+        },
+        [],
+        additionalProperties=False,
+        description="Every field is optional: an empty body runs the job again as it was.",
+    ),
+    "RunNowRequest": _obj(
+        {
+            "parameters": {
+                "type": "object",
+                "description": "parameters of this run only, merged over the schedule's",
+            },
+            "allow_unknown": _B,
+        },
+        [],
+        additionalProperties=False,
+    ),
     "Schedule": _obj(
         {
             "id": _S,
@@ -409,7 +535,8 @@ _NAME = _param("name_or_id", "path", {"type": "string"}, "a schedule's name or i
 _ALL = _param("all", "query", {"enum": ["0", "1", "true", "false"]}, "everyone's jobs (admins)")
 _LIST_PARAMS = [
     _param("state", "query", {"type": "string"}, "comma-separated states"),
-    _param("name", "query", {"type": "string", "maxLength": 200}, "name contains"),
+    _param("name", "query", {"type": "string", "maxLength": 200}, "exactly this job name"),
+    _param("name_like", "query", {"type": "string", "maxLength": 200}, "name contains"),
     _param("queue", "query", {"type": "string"}),
     _param("sort", "query", {"type": "string"}, "column, '-' prefix for descending"),
     _param("limit", "query", {"type": "integer", "minimum": 0, "maximum": 1000}),
@@ -450,6 +577,12 @@ def _op(
 
 _BAD = (400, 413, 422)
 
+
+def _optional_body(op: dict[str, Any]) -> dict[str, Any]:
+    op["requestBody"]["required"] = False
+    return op
+
+
 #: path → method → operation. The single list of routes; handlers register exactly these.
 PATHS: dict[str, dict[str, Any]] = {
     f"{API}/jobs": {
@@ -462,12 +595,95 @@ PATHS: dict[str, dict[str, Any]] = {
         "get": _op("Get a job with its output", "JobReply", params=[_ID], errors=(404, 422)),
         "delete": _op("Delete a finished job", "Deleted", params=[_ID], errors=(404, 409, 422)),
     },
+    f"{API}/jobs/{{job_id}}/rerun": {
+        "post": _optional_body(
+            _op(
+                "Run a job again as a new job linked to it (rerun_of), with overrides",
+                "JobReply",
+                status=201,
+                body="RerunRequest",
+                params=[_ID],
+                errors=(*_BAD, 403, 404),
+            )
+        ),
+    },
     f"{API}/jobs/{{job_id}}/cancel": {
         "post": _op("Cancel a queued or running job", "JobReply", params=[_ID], errors=(404, 422)),
     },
+    f"{API}/jobs/{{job_id}}/output": {
+        "get": _op(
+            "A job's output so far (its log from byte offset on), also while it runs",
+            "JobOutput",
+            params=[
+                _ID,
+                _param("offset", "query", {"type": "integer", "minimum": 0}, "a byte offset"),
+            ],
+            errors=(404, 422),
+        ),
+    },
+    f"{API}/jobs/{{job_id}}/files": {
+        "get": _op(
+            "The job's files: executed notebook and HTML, full log, results (owner-scoped)",
+            "JobFiles",
+            params=[_ID],
+            errors=(404, 422),
+        ),
+    },
+    f"{API}/jobs/{{job_id}}/files/{{name}}": {
+        "get": {
+            **_op("Download one file of the job (Content-Disposition: attachment)", "Error"),
+            "parameters": [
+                _ID,
+                _param(
+                    "name",
+                    "path",
+                    {"type": "string"},
+                    "notebook.ipynb, notebook.html, output.log or results/<path>",
+                ),
+            ],
+            "responses": {
+                "200": {
+                    "description": "the file",
+                    "content": {
+                        t: {"schema": {"type": "string"}}
+                        for t in (
+                            "application/x-ipynb+json",
+                            "text/html",
+                            "text/plain",
+                            "text/csv",
+                            "application/json",
+                            "application/octet-stream",
+                        )
+                    },
+                },
+                **{
+                    str(code): {
+                        "description": "error",
+                        "content": {"application/json": {"schema": _ref("Error")}},
+                    }
+                    for code in (401, 404, 422)
+                },
+            },
+        },
+    },
     f"{API}/stats": {
         "get": _op(
-            "Totals and average runtime", "Stats", params=[_ALL, _LIST_PARAMS[1]], errors=(422,)
+            "Totals and average runtime",
+            "Stats",
+            params=[_ALL, _LIST_PARAMS[1], _LIST_PARAMS[2]],
+            errors=(422,),
+        ),
+    },
+    f"{API}/history/{{name}}": {
+        "get": _op(
+            "The runs of one job name over time (oldest first): runtime, outcome, peak memory",
+            "History",
+            params=[
+                _param("name", "path", {"type": "string"}, "a job name (exact)"),
+                _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000}),
+                _ALL,
+            ],
+            errors=(422,),
         ),
     },
     f"{API}/workers": {"get": _op("The worker registry", "Workers")},
@@ -485,6 +701,9 @@ PATHS: dict[str, dict[str, Any]] = {
         )
     },
     f"{API}/me": {"get": _op("The calling user", "Me")},
+    f"{API}/notebooks": {
+        "get": _op("The notebook catalog: titles and typed parameters", "NotebookList"),
+    },
     f"{API}/schedules": {
         "get": _op(
             "Schedules (the caller's; everyone's with all=1 for admins)",
@@ -510,7 +729,7 @@ PATHS: dict[str, dict[str, Any]] = {
             errors=(*_BAD, 403, 404, 409),
         ),
         "patch": _op(
-            "Pause (enabled=false) or resume",
+            "Pause (enabled=false) or resume; change a notebook schedule's parameters",
             "ScheduleReply",
             params=[_NAME],
             body="SchedulePatch",
@@ -521,8 +740,15 @@ PATHS: dict[str, dict[str, Any]] = {
         ),
     },
     f"{API}/schedules/{{name_or_id}}/run": {
-        "post": _op(
-            "Run a schedule now", "JobReply", status=201, params=[_NAME], errors=(403, 404, 409)
+        "post": _optional_body(
+            _op(
+                "Run a schedule now (a notebook's parameters overridden for this run)",
+                "JobReply",
+                status=201,
+                params=[_NAME],
+                body="RunNowRequest",
+                errors=(*_BAD, 403, 404, 409),
+            )
         ),
     },
     f"{API}/analyze": {

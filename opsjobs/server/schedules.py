@@ -29,6 +29,10 @@ _BUILD = {
     "call": "call",
     "kwargs": "kwargs",
     "argv": "argv",
+    "notebook": "notebook",
+    "parameters": "parameters",
+    "kernel": "kernel",
+    "allow_unknown": "allow_unknown",
     "job_name": "job_name",
     "mode": "mode",
     "queue": "queue",
@@ -64,6 +68,8 @@ class ScheduleService:
     def _build(self, user: User, body: Mapping[str, Any]) -> Schedule:
         Auth.check_submit(user)
         args = {_BUILD[k]: v for k, v in body.items() if k != "name"}
+        if "notebook" in args:
+            args["notebook"] = self.api.catalog_notebook(args["notebook"])
         schedule = self._schedules.build(body["name"], owner=user.email, **args)
         Auth.check_run(user, schedule.spec, self.api.policy)
         return schedule
@@ -74,6 +80,21 @@ class ScheduleService:
     def replace(self, user: User, name_or_id: str, body: Mapping[str, Any]) -> Schedule:
         current = self.visible(user, name_or_id)
         return self._schedules.update(current.id, self._build(user, body))
+
+    def patch(self, user: User, name_or_id: str, body: Mapping[str, Any]) -> Schedule:
+        """Pause or resume (``enabled``), change a notebook schedule's ``parameters``."""
+        Auth.check_submit(user)
+        current = self.visible(user, name_or_id)
+        if "parameters" in body or body.get("allow_unknown"):
+            current = self._schedules.set_parameters(
+                current.id,
+                body.get("parameters") or {},
+                allow_unknown=bool(body.get("allow_unknown")),
+            )
+            Auth.check_run(user, current.spec, self.api.policy)
+        if "enabled" in body:
+            return self.set_enabled(user, current.id, bool(body["enabled"]))
+        return current
 
     def set_enabled(self, user: User, name_or_id: str, enabled: bool) -> Schedule:
         Auth.check_submit(user)
@@ -88,9 +109,14 @@ class ScheduleService:
         self._schedules.remove(current.id)
         return current.id
 
-    def run_now(self, user: User, name_or_id: str) -> Job:
+    def run_now(self, user: User, name_or_id: str, body: Mapping[str, Any] | None = None) -> Job:
         Auth.check_submit(user)
-        return self._schedules.run_now(self.visible(user, name_or_id).id)
+        body = body or {}
+        return self._schedules.run_now(
+            self.visible(user, name_or_id).id,
+            parameters=body.get("parameters"),
+            allow_unknown=bool(body.get("allow_unknown")),
+        )
 
     def analyze(self, user: User, body: Mapping[str, Any]) -> Job:
         """Queue a live memory analysis of this server's process (or of the workers on
@@ -139,8 +165,7 @@ class ScheduleHandler(ApiHandler):
 
     async def patch(self, name_or_id: str) -> None:
         body = self.body("SchedulePatch")
-        svc = _service(self)
-        schedule = await self.call(svc.set_enabled, self.user, name_or_id, body["enabled"])
+        schedule = await self.call(_service(self).patch, self.user, name_or_id, body)
         self.reply({"schedule": schedule.to_dict()})
 
     async def delete(self, name_or_id: str) -> None:
@@ -151,7 +176,8 @@ class ScheduleHandler(ApiHandler):
 @keyed
 class RunNowHandler(ApiHandler):
     async def post(self, name_or_id: str) -> None:
-        job = await self.call(_service(self).run_now, self.user, name_or_id)
+        body = self.body("RunNowRequest", optional=True)
+        job = await self.call(_service(self).run_now, self.user, name_or_id, body)
         self.reply({"job": job.to_dict()}, status=201)
 
 

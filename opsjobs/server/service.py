@@ -17,13 +17,14 @@ from opsjobs.auth import Auth, RunPolicy, User
 from opsjobs.client import Client
 from opsjobs.errors import JobNotFound, ValidationError
 from opsjobs.model import ACTIVE_STATES, Job, Metric, Mode, iso, validate_job_id
+from opsjobs.notebooks import Catalog, NotebookInfo
 
 __all__ = ["ApiService", "JobFilter"]
 
 #: Fields of a native submit body and the client argument each one maps to.
 SUBMIT_FIELDS = frozenset(
     {"name", "command", "call", "kwargs", "argv", "mode", "queue", "description", "timeout"}
-    | {"retries", "priority", "notebook", "parameters"}
+    | {"retries", "priority", "notebook", "parameters", "kernel", "allow_unknown"}
 )
 
 
@@ -32,8 +33,11 @@ class JobFilter:
     """Listing parameters of ``GET /jobs`` after parsing."""
 
     states: tuple[str, ...] = ()
+    #: Names containing this text.
     name: str | None = None
     queue: str | None = None
+    #: Exactly this name.
+    exact_name: str | None = None
     sort: str = "-submitted_at"
     limit: int = 50
     offset: int = 0
@@ -69,6 +73,8 @@ class ApiService:
         self.auth = auth
         self.worker_ids = list(worker_ids)
         self.policy = policy or RunPolicy()
+        #: The notebooks REST, dashboard and schedule jobs may run (None: no catalog folder).
+        self.catalog = Catalog(self.policy.catalog) if self.policy.catalog is not None else None
 
     # -- jobs -----------------------------------------------------------------------------------
     def submit(self, user: User, body: Mapping[str, Any]) -> Job:
@@ -88,17 +94,23 @@ class ApiService:
         return self.client.store.submit(spec, now=time.time())
 
     def catalog_notebook(self, name: object) -> str:
-        """The path of the catalog notebook ``name`` (a file name in the notebooks folder)."""
-        catalog = self.policy.catalog
-        if (
-            catalog is None
-            or not isinstance(name, str)
-            or "/" in name
-            or "\\" in name
-            or not self.policy.in_catalog(catalog / name)
-        ):
-            raise ValidationError(f"no notebook {str(name)[:80]!r} in the server's catalog")
-        return str((catalog / name).resolve())
+        """The file of the catalog notebook ``name`` (its path relative to the catalog folder);
+        :class:`ValidationError` for anything outside the folder."""
+        if self.catalog is None:
+            raise ValidationError("this server has no notebook catalog (OPSJOBS_NOTEBOOKS)")
+        return str(self.catalog.resolve(name))
+
+    def notebooks(self) -> list[NotebookInfo]:
+        """The catalog: every notebook with its title and declared parameters."""
+        return [] if self.catalog is None else self.catalog.list()
+
+    def rerun(self, user: User, job_id: str, body: Mapping[str, Any]) -> Job:
+        """Queue ``job_id`` again for ``user`` as a new job linked to it (``rerun_of``)."""
+        Auth.check_submit(user)
+        old = self.visible_job(user, job_id)
+        spec = self.client.rerun_spec(old, owner=user.email, **body)
+        Auth.check_run(user, spec, self.policy)
+        return self.client.store.submit(spec, now=time.time())
 
     def visible_job(self, user: User, job_id: str) -> Job:
         """The job, if ``user`` may see it; otherwise :class:`JobNotFound` (ids don't leak)."""
@@ -119,10 +131,13 @@ class ApiService:
             owner=owner,
             queue=f.queue,
             sort=f.sort,
+            exact_name=f.exact_name,
         )
         if not f.total:
             return jobs, None
-        total = self.client.count(states=f.states, name=f.name, owner=owner, queue=f.queue)
+        total = self.client.count(
+            states=f.states, name=f.name, owner=owner, queue=f.queue, exact_name=f.exact_name
+        )
         return jobs, total
 
     def delete(self, user: User, job_id: str) -> None:
@@ -133,8 +148,55 @@ class ApiService:
         job = self.visible_job(user, job_id)
         return self.client.cancel(job.id)
 
-    def stats(self, user: User, *, everyone: bool = False, name: str | None = None) -> Any:
-        return self.client.stats(owner=Auth.owner_scope(user, everyone=everyone), name=name)
+    def stats(
+        self,
+        user: User,
+        *,
+        everyone: bool = False,
+        name: str | None = None,
+        exact_name: str | None = None,
+    ) -> Any:
+        owner = Auth.owner_scope(user, everyone=everyone)
+        return self.client.stats(owner=owner, name=name, exact_name=exact_name)
+
+    def history(
+        self, user: User, name: str, *, limit: int = 100, everyone: bool = False
+    ) -> dict[str, Any]:
+        """The last ``limit`` runs of the job name ``name`` (oldest first) with runtime,
+        outcome and peak memory, and their success rate."""
+        owner = Auth.owner_scope(user, everyone=everyone)
+        jobs = self.client.results(limit=limit, exact_name=name, owner=owner, sort="-submitted_at")
+        jobs.reverse()
+        done = [j for j in jobs if j.finished]
+        ok = sum(1 for j in done if j.state.value == "succeeded")
+        runtimes = [j.runtime for j in done if j.runtime is not None]
+        peaks = [j.peak_rss for j in jobs if j.peak_rss is not None]
+        return {
+            "name": name,
+            "summary": {
+                "runs": len(jobs),
+                "finished": len(done),
+                "succeeded": ok,
+                "success_rate": ok / len(done) if done else None,
+                "avg_runtime": sum(runtimes) / len(runtimes) if runtimes else None,
+                "max_runtime": max(runtimes) if runtimes else None,
+                "max_peak_rss": max(peaks) if peaks else None,
+            },
+            "runs": [
+                {
+                    "id": j.id,
+                    "state": j.state.value,
+                    "submitted_at": iso(j.submitted_at),
+                    "started_at": iso(j.started_at),
+                    "finished_at": iso(j.finished_at),
+                    "runtime": j.runtime,
+                    "peak_rss": j.peak_rss,
+                    "rerun_of": j.spec.rerun_of,
+                    "error": j.error,
+                }
+                for j in jobs
+            ],
+        }
 
     def active_jobs(self, user: User, *, everyone: bool = False) -> list[Job]:
         owner = Auth.owner_scope(user, everyone=everyone)

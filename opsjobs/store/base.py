@@ -37,6 +37,8 @@ class Finish(NamedTuple):
     result_json: str | None = None
     error: str | None = None
     exit_code: int | None = None
+    #: Peak resident memory of the run in bytes (None: not measured).
+    peak_rss: int | None = None
 
 
 class End(NamedTuple):

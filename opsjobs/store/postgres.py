@@ -410,6 +410,9 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlAuth, SqlSchedules, Store):
             # ILIKE under COLLATE "C" folds ASCII case only, like SQLite's LIKE.
             clauses.append("name ILIKE %(name)s ESCAPE '\\'")
             params["name"] = "%" + like_escape(query.name) + "%"
+        if query.exact_name:
+            clauses.append("name = %(exact_name)s")
+            params["exact_name"] = query.exact_name
         if query.queue:
             clauses.append("queue = %(queue)s")
             params["queue"] = query.queue

@@ -270,6 +270,7 @@ class SQLiteStore(SqlJobs, SqlAlerts, SqlAuth, SqlSchedules, Store):
                                 o.result_json,
                                 o.error,
                                 o.exit_code,
+                                o.peak_rss,
                                 rowid,
                                 end.job_id,
                                 worker_id,
@@ -350,6 +351,9 @@ class SQLiteStore(SqlJobs, SqlAlerts, SqlAuth, SqlSchedules, Store):
         if query.name:
             clauses.append("name LIKE :name ESCAPE '\\'")
             params["name"] = "%" + like_escape(query.name) + "%"
+        if query.exact_name:
+            clauses.append("name = :exact_name")
+            params["exact_name"] = query.exact_name
         if query.queue:
             clauses.append("queue = :queue")
             params["queue"] = query.queue

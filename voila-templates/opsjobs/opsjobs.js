@@ -1,5 +1,6 @@
-/* opsjobs dashboard bridge: clicks on [data-oj] elements and a 5 s tick (while the browser tab
-   is visible) are written into the hidden bridge text widget, which syncs them to the kernel.
+/* opsjobs dashboard bridge: clicks on [data-oj] elements and a tick (every 5 s, every second
+   while a running job's live output is shown; only while the browser tab is visible) are
+   written into the hidden bridge text widget, which syncs them to the kernel.
    When the page closes, the ticks stop and the kernel is left idle (and culled). */
 (function () {
   "use strict";
@@ -19,7 +20,11 @@
     event.preventDefault();
     send(el.getAttribute("data-oj"));
   });
+  // every 5 s; every second while a running job's live output is shown (following it live)
+  var beat = 0;
   setInterval(function () {
-    if (document.visibilityState === "visible") { send("tick:"); }
-  }, 5000);
+    if (document.visibilityState !== "visible") { return; }
+    beat += 1;
+    if (beat % 5 === 0 || document.querySelector(".oj-live")) { send("tick:"); }
+  }, 1000);
 })();

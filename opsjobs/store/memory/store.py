@@ -125,6 +125,7 @@ class MemoryStore(MemoryAlerts, MemoryAuth, MemorySchedules, Store):
             job.output = outcome.output
             job.result = json.loads(outcome.result_json) if outcome.result_json else None
             job.error, job.exit_code, job.lease_until = outcome.error, outcome.exit_code, None
+            job.peak_rss = outcome.peak_rss
             return True
 
     def request_cancel(self, job_id: str, *, now: float) -> Job:
@@ -158,6 +159,7 @@ class MemoryStore(MemoryAlerts, MemoryAuth, MemorySchedules, Store):
             if (query.owner is None or j.owner == query.owner)
             and (not query.states or j.state in query.states)
             and (needle is None or needle in j.name.lower())
+            and (query.exact_name is None or j.name == query.exact_name)
             and (query.queue is None or j.queue == query.queue)
         ]
 

@@ -65,6 +65,7 @@ def job_params(job_id: str, spec: JobSpec, now: float) -> dict[str, Any]:
         "timeout": spec.timeout,
         "retries": spec.retries,
         "schedule_id": spec.schedule_id,
+        "rerun_of": spec.rerun_of,
         "now": now,
     }
 
@@ -148,6 +149,7 @@ def read_job(row: Any) -> Job:
         timeout=row["timeout"],
         retries=row["retries"],
         schedule_id=row["schedule_id"],
+        rerun_of=row["rerun_of"],
     )
     return Job(
         id=str(row["id"]),
@@ -166,6 +168,7 @@ def read_job(row: Any) -> Job:
         output=row["output"] or "",
         result=_json(row["result"]),
         error=row["error"],
+        peak_rss=row["peak_rss"],
     )
 
 
@@ -253,6 +256,7 @@ def finish_params(
         "result": outcome.result_json,
         "error": outcome.error,
         "exit_code": outcome.exit_code,
+        "peak_rss": outcome.peak_rss,
     }
 
 

@@ -29,9 +29,10 @@ SELECT pg_notify(%(channel)s, '');
 -- ON CONFLICT makes a retry after an unknown commit harmless (the id is made by the caller).
 WITH ins AS (
   INSERT INTO jobs (id, name, description, owner, kind, payload, mode, queue, priority, timeout,
-                    retries, schedule_id, state, submitted_at)
+                    retries, schedule_id, rerun_of, state, submitted_at)
   VALUES (%(id)s, %(name)s, %(description)s, %(owner)s, %(kind)s, %(payload)s::jsonb, %(mode)s,
-          %(queue)s, %(priority)s, %(timeout)s, %(retries)s, %(schedule_id)s, 'queued', %(now)s)
+          %(queue)s, %(priority)s, %(timeout)s, %(retries)s, %(schedule_id)s, %(rerun_of)s,
+          'queued', %(now)s)
   ON CONFLICT (id) DO NOTHING
   RETURNING id
 )
@@ -39,9 +40,10 @@ SELECT pg_notify(%(channel)s, '') FROM ins;
 
 -- name: insert_job
 INSERT INTO jobs (id, name, description, owner, kind, payload, mode, queue, priority, timeout,
-                  retries, schedule_id, state, submitted_at)
+                  retries, schedule_id, rerun_of, state, submitted_at)
 VALUES (%(id)s, %(name)s, %(description)s, %(owner)s, %(kind)s, %(payload)s::jsonb, %(mode)s,
-        %(queue)s, %(priority)s, %(timeout)s, %(retries)s, %(schedule_id)s, 'queued', %(now)s);
+        %(queue)s, %(priority)s, %(timeout)s, %(retries)s, %(schedule_id)s, %(rerun_of)s,
+        'queued', %(now)s);
 
 -- name: get_job
 SELECT * FROM jobs WHERE id = %(id)s;
@@ -80,7 +82,7 @@ UPDATE jobs
    SET state = %(state)s, finished_at = %(now)s,
        runtime = greatest(%(now)s - started_at, 0.0),
        output = %(output)s, result = %(result)s::jsonb, error = %(error)s,
-       exit_code = %(exit_code)s, lease_until = NULL
+       exit_code = %(exit_code)s, peak_rss = %(peak_rss)s, lease_until = NULL
  WHERE id = %(id)s AND state = 'running' AND worker_id = %(worker_id)s AND attempt = %(attempt)s;
 
 -- name: cancel_queued

@@ -4,9 +4,9 @@
 
 -- name: insert_job
 INSERT INTO jobs (id, name, description, owner, kind, payload, mode, queue, priority, timeout,
-                  retries, schedule_id, state, submitted_at)
+                  retries, schedule_id, rerun_of, state, submitted_at)
 VALUES (:id, :name, :description, :owner, :kind, :payload, :mode, :queue, :priority, :timeout,
-        :retries, :schedule_id, 'queued', :now);
+        :retries, :schedule_id, :rerun_of, 'queued', :now);
 
 -- name: get_job
 SELECT * FROM jobs WHERE id = :id;
@@ -43,14 +43,14 @@ UPDATE jobs
 -- instead of two; the id and owner checks stay.
 UPDATE jobs
    SET state = ?, finished_at = ?, runtime = max(? - started_at, 0.0), output = ?, result = ?,
-       error = ?, exit_code = ?, lease_until = NULL
+       error = ?, exit_code = ?, peak_rss = ?, lease_until = NULL
  WHERE rowid = ? AND id = ? AND state = 'running' AND worker_id = ? AND attempt = ?;
 
 -- name: finish
 UPDATE jobs
    SET state = :state, finished_at = :now, runtime = max(:now - started_at, 0.0),
        output = :output, result = :result, error = :error, exit_code = :exit_code,
-       lease_until = NULL
+       peak_rss = :peak_rss, lease_until = NULL
  WHERE id = :id AND state = 'running' AND worker_id = :worker_id AND attempt = :attempt;
 
 -- name: cancel_queued
