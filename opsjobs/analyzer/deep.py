@@ -341,7 +341,7 @@ def deep_size(
     """
     stop = StopCache() if stop is None else stop
     own = aligned_total(safe_sizes([root]))
-    if type(root) in LEAVES:
+    if type(root) in LEAVES or isinstance(root, types.ModuleType):  # (gh-122695, see kinds)
         return DeepSize(own, 1, False)
     attr_dicts = AttrDicts() if attr_dicts is None else attr_dicts
     own += attr_dicts.total([root])

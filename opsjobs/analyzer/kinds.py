@@ -17,7 +17,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from itertools import repeat
 from operator import add, and_, is_
-from types import MethodDescriptorType, WrapperDescriptorType
+from types import MethodDescriptorType, ModuleType, WrapperDescriptorType
 from typing import cast
 
 from opsjobs.analyzer.walk import safe_sizes
@@ -48,7 +48,14 @@ class Kind:
     __slots__ = ("_fixed_kind", "calibrated", "extra", "fixed", "gc", "sizer")
 
     def __init__(self, t: type) -> None:
-        self.gc = bool(_TYPE_FLAGS.__get__(t) & _HAVE_GC)
+        # Never the referents of a module object: what a module holds is its namespace, a
+        # tracked dict walked anyway, and on CPython 3.12.0-3.12.5 the ``_asyncio`` module's
+        # traverse hands out the freed iterators of its free list: ``gc.get_referents`` then
+        # takes a reference to freed memory, and dropping it frees the object a second time.
+        # The free list becomes a cycle, and the next collection (or get_referents) loops over
+        # it forever, growing without bound when it builds a list (CPython gh-122695; the
+        # 22 GB and the hang of issue 13).
+        self.gc = bool(_TYPE_FLAGS.__get__(t) & _HAVE_GC) and not issubclass(t, ModuleType)
         self.sizer: Callable[[object], int] | None = None
         self.extra = 0
         self.fixed = -1
