@@ -780,6 +780,30 @@ def latency_pg(base: Path, url: str, samples: int, idle: float) -> Latency:
     )
 
 
+def pg_rounds(
+    base: Path,
+    url: str,
+    n: int,
+    rounds: int,
+    step: Callable[[str, Callable[[], Any], list[Any]], None],
+) -> list[Rate]:
+    """opsjobs and pgqueuer on the same server, interleaved ``rounds`` times; medians."""
+    from pgqueuer_side import bench_pgqueuer
+
+    runs: list[Rate] = []
+    for i in range(1, rounds + 1):
+        tag = f" [round {i}/{rounds}]"
+        for procs in (1, 2, 4):
+            step(
+                f"PostgreSQL {procs} worker(s){tag}",
+                lambda p=procs: bench_pg(base, url, n, p),
+                runs,
+            )
+        for batch in (10, 100):
+            step(f"pgqueuer batch {batch}{tag}", lambda b=batch: bench_pgqueuer(url, n, b), runs)
+    return medians(runs)
+
+
 # -- report -------------------------------------------------------------------------------------
 def machine() -> dict[str, str]:
     cpu = "?"
@@ -955,9 +979,49 @@ def ratios(rates: list[Rate], lats: list[Latency]) -> list[str]:
                 f"{huey_lat.pct(50) / ops_lat.pct(50):,.0f}x; p99: {ms(huey_lat.pct(99))} / "
                 f"{ms(p99)} ms = {huey_lat.pct(99) / p99:,.0f}x faster"
             )
+    out += pg_ratios(rates)
     pg_lat = next((x for x in lats if "PostgreSQL" in x.setup), None)
     if pg_lat is not None:
         out.append(f"opsjobs PostgreSQL pickup p99 {ms(pg_lat.pct(99))} ms")
+    return out
+
+
+def pg_ratios(rates: list[Rate]) -> list[str]:
+    """opsjobs on PostgreSQL against pgqueuer (same run) and against itself with more workers."""
+
+    def find(system: str, text: str) -> Rate | None:
+        return next((r for r in rates if r.system == system and text in r.setup), None)
+
+    out = []
+    one = find("opsjobs", "PostgreSQL, 1 worker process")
+    for batch, goal in ((10, 1.0), (100, 0.8)):
+        pgq = find("pgqueuer", f"batch {batch} ")
+        if one is None or pgq is None:
+            continue
+        ratio = one.drain / pgq.drain
+        verdict = "met" if ratio >= goal else "MISSED"
+        out.append(
+            f"opsjobs PostgreSQL 1 worker / pgqueuer batch {batch} drain: {one.drain:,.0f} / "
+            f"{pgq.drain:,.0f} = {ratio:.2f}x (goal >= {goal:g}x: {verdict})"
+        )
+    pgq = find("pgqueuer", "batch 10 ")
+    if one is not None and pgq is not None and one.submit and pgq.submit:
+        ratio = one.submit / pgq.submit
+        verdict = "met" if ratio >= 0.5 else "MISSED"
+        out.append(
+            f"opsjobs PostgreSQL submit / pgqueuer batched enqueue: {one.submit:,.0f} / "
+            f"{pgq.submit:,.0f} = {ratio:.2f}x (goal >= 0.5x: {verdict})"
+        )
+    for procs in (2, 4):
+        more = find("opsjobs", f"PostgreSQL, {procs} worker processes")
+        if one is None or more is None:
+            continue
+        ratio = more.drain / one.drain
+        verdict = "met" if ratio >= 1 else "MISSED"
+        out.append(
+            f"opsjobs PostgreSQL {procs} workers / 1 worker drain: {more.drain:,.0f} / "
+            f"{one.drain:,.0f} = {ratio:.2f}x (goal >= 1x: {verdict})"
+        )
     return out
 
 
@@ -1059,8 +1123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         pg = None if args.postgres.lower() == "none" else args.postgres
         why = pg_reachable(pg) if pg else "disabled with --postgres none"
         if why is None and pg is not None:
-            step("PostgreSQL 1 worker", lambda: bench_pg(base, pg, n, 1), rates)
-            step("PostgreSQL 4 workers", lambda: bench_pg(base, pg, n, 4), rates)
+            rates.extend(pg_rounds(base, pg, n, args.rounds, step))
         else:
             print(f"... PostgreSQL skipped: {why}")
         if not args.skip_latency:
