@@ -55,6 +55,11 @@ class Client:
         :class:`~opsjobs.errors.ValidationError` on bad input."""
         return self.store.submit(self.build_spec(name, **fields), now=time.time())
 
+    def submit_many(self, specs: Sequence[JobSpec]) -> list[Job]:
+        """Queue many jobs at once (specs made by :meth:`build_spec`), in their order: one
+        statement on PostgreSQL."""
+        return self.store.submit_many(specs, now=time.time())
+
     def build_spec(
         self,
         name: str,

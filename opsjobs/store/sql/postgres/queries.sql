@@ -38,6 +38,25 @@ WITH ins AS (
 )
 SELECT pg_notify(%(channel)s, '') FROM ins;
 
+-- name: submit_jobs
+-- Many jobs in one statement: one array per column, unnested in step, and one wake-up.
+-- ON CONFLICT makes a retry after an unknown commit harmless (the ids are made by the caller).
+WITH ins AS (
+  INSERT INTO jobs (id, name, description, owner, kind, payload, mode, queue, priority, timeout,
+                    retries, schedule_id, state, submitted_at)
+  SELECT t.id, t.name, t.description, t.owner, t.kind, t.payload::jsonb, t.mode, t.queue,
+         t.priority, t.timeout, t.retries, t.schedule_id, 'queued', %(now)s
+    FROM unnest(%(ids)s::text[], %(names)s::text[], %(descriptions)s::text[],
+                %(owners)s::text[], %(kinds)s::text[], %(payloads)s::text[], %(modes)s::text[],
+                %(queues)s::text[], %(priorities)s::int[], %(timeouts)s::float8[],
+                %(retries)s::int[], %(schedule_ids)s::text[])
+         AS t(id, name, description, owner, kind, payload, mode, queue, priority, timeout,
+              retries, schedule_id)
+  ON CONFLICT (id) DO NOTHING
+  RETURNING 1
+)
+SELECT pg_notify(%(channel)s, '') WHERE EXISTS (SELECT FROM ins);
+
 -- name: insert_job
 INSERT INTO jobs (id, name, description, owner, kind, payload, mode, queue, priority, timeout,
                   retries, schedule_id, rerun_of, state, submitted_at)
@@ -49,33 +68,52 @@ VALUES (%(id)s, %(name)s, %(description)s, %(owner)s, %(kind)s, %(payload)s::jso
 SELECT * FROM jobs WHERE id = %(id)s;
 
 -- name: claim
--- One statement. Candidates: the first 16 queued jobs of each of the worker's queues, each list
--- read in order from the partial index jobs_claim (no sort, whatever the table statistics say:
--- `queue = ANY(...)` over the whole table made the planner sort every queued job while the
--- statistics were stale, which made a drain quadratic). Then lock the best candidate nobody
--- else holds (SKIP LOCKED) and take it; the state is checked again on the locked row.
+-- One statement claims up to %(want)s jobs. Candidates: the first %(heads)s queued jobs of each
+-- of the worker's queues, each list read in order from the partial index jobs_claim (no sort,
+-- whatever the table statistics say: `queue = ANY(...)` over the whole table made the planner
+-- sort every queued job while the statistics were stale, which made a drain quadratic). Then
+-- lock the best candidates nobody else holds (SKIP LOCKED: the lock sits below the LIMIT, so
+-- rows another claimer holds do not count) and take them; the state is checked again on each
+-- locked row. %(heads)s exceeds %(want)s so that concurrent claimers' locked rows leave enough.
+-- `id = ANY(ARRAY(subquery))`, not `id IN (subquery)`: the ARRAY is an init plan run exactly
+-- once, where the planner may turn IN into a join that runs the LIMITed, SKIP LOCKED subquery
+-- again per row (it claimed every candidate for want = 1). Rows come back in no particular
+-- order: the caller sorts them.
 UPDATE jobs
    SET state = 'running', worker_id = %(worker_id)s, host = %(host)s, attempt = attempt + 1,
        started_at = %(now)s, lease_until = %(lease_until)s
- WHERE id = (SELECT j.id
-               FROM unnest(%(queues)s::text[]) AS q(name)
-               CROSS JOIN LATERAL (SELECT id FROM jobs
-                                    WHERE state = 'queued' AND queue = q.name
-                                    ORDER BY priority DESC, submitted_at
-                                    LIMIT 16) AS c
-               JOIN jobs AS j ON j.id = c.id
-              WHERE j.state = 'queued'
-              ORDER BY j.priority DESC, j.submitted_at
-              LIMIT 1
-                FOR UPDATE OF j SKIP LOCKED)
+ WHERE id = ANY(ARRAY(SELECT j.id
+                         FROM unnest(%(queues)s::text[]) AS q(name)
+                         CROSS JOIN LATERAL (SELECT id FROM jobs
+                                              WHERE state = 'queued' AND queue = q.name
+                                              ORDER BY priority DESC, submitted_at
+                                              LIMIT %(heads)s) AS c
+                         JOIN jobs AS j ON j.id = c.id
+                        WHERE j.state = 'queued'
+                        ORDER BY j.priority DESC, j.submitted_at
+                        LIMIT %(want)s
+                          FOR UPDATE OF j SKIP LOCKED))
    AND state = 'queued'
 RETURNING *;
 
+-- name: finish_many
+-- The ends of many jobs in one statement (one array per column, unnested in step); each is
+-- accepted only from the worker and attempt that own the running job, as in finish.
+UPDATE jobs AS j
+   SET state = e.state, finished_at = e.at, runtime = greatest(e.at - j.started_at, 0.0),
+       output = e.output, result = e.result::jsonb, error = e.error, exit_code = e.exit_code,
+       lease_until = NULL
+  FROM unnest(%(ids)s::text[], %(attempts)s::int[], %(states)s::text[], %(ats)s::float8[],
+              %(outputs)s::text[], %(results)s::text[], %(errors)s::text[],
+              %(exit_codes)s::int[])
+       AS e(id, attempt, state, at, output, result, error, exit_code)
+ WHERE j.id = e.id AND j.state = 'running' AND j.worker_id = %(worker_id)s
+   AND j.attempt = e.attempt;
+
 -- name: claimed_by_call
--- The job a claim by this worker at exactly this time took, if it committed (see _adopt).
+-- The jobs a claim by this worker at exactly this time took, if it committed (see _adopt).
 SELECT * FROM jobs
- WHERE state = 'running' AND worker_id = %(worker_id)s AND started_at = %(now)s
- LIMIT 1;
+ WHERE state = 'running' AND worker_id = %(worker_id)s AND started_at = %(now)s;
 
 -- name: finish
 UPDATE jobs
