@@ -348,7 +348,10 @@ def connect(url: str | None = None, *, settings: Settings | None = None) -> Clie
         settings = dataclasses.replace(settings, store_url=url)
     return Client(
         open_store(
-            settings.store_url, runtime_dir=settings.runtime_dir, data_dir=settings.data_dir
+            settings.store_url,
+            runtime_dir=settings.runtime_dir,
+            data_dir=settings.data_dir,
+            settings=settings,
         ),
         settings,
     )

@@ -858,7 +858,7 @@ def embed(
     if store is None:
         from opsjobs.store import open_store
 
-        store = open_store(settings.store_url, runtime_dir=settings.runtime_dir)
+        store = open_store(settings.store_url, runtime_dir=settings.runtime_dir, settings=settings)
     try:
         worker = Worker(store, settings, queues=queues, threads=threads)
         if memory_analysis is not None:

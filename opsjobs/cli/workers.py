@@ -59,7 +59,10 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     elif args.name is not None:
         raise ValidationError("--name names the memory-analysis schedule: give --memory-analysis")
     store = open_store(
-        settings.store_url, runtime_dir=settings.runtime_dir, data_dir=settings.data_dir
+        settings.store_url,
+        runtime_dir=settings.runtime_dir,
+        data_dir=settings.data_dir,
+        settings=settings,
     )
     worker = Worker(store, settings, queues=args.queue or ["default"], threads=args.threads)
     if args.memory_analysis is not None:

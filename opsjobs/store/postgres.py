@@ -51,6 +51,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -104,6 +106,15 @@ _SORTABLE = frozenset(
 )
 
 
+def application_name(pid: int) -> str:
+    """The ``application_name`` of the connections of process ``pid`` on this machine
+    (``opsjobs <pid>@<host>``, cut to PostgreSQL's 63 bytes): ``pg_stat_activity`` counts each
+    process's connections by it."""
+    return f"opsjobs {pid}@{socket.gethostname()}".encode()[:_MAX_IDENTIFIER].decode(
+        "utf-8", "ignore"
+    )
+
+
 def channel_for(schema: str) -> str:
     """The NOTIFY channel of the store living in ``schema``."""
     if schema == "public":
@@ -123,7 +134,11 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlAuth, SqlSchedules, Store):
         A libpq connection URL (``postgresql://user@host:5432/db``); its ``options`` may select a
         schema (``?options=-csearch_path%3Dmyschema``).
     min_size, max_size
-        Bounds of the connection pool.
+        Bounds of the connection pool: it keeps ``min_size`` open and opens more, up to
+        ``max_size``, while threads use the store at once.
+    max_idle
+        Seconds a connection beyond ``min_size`` may stay unused before it is closed (one per
+        period: a pool that grew to 4 is back to 1 after about three periods).
     timeout
         Seconds to wait for a pooled connection (and for the pool to open) before failing.
     connect_timeout
@@ -138,7 +153,8 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlAuth, SqlSchedules, Store):
         url: str,
         *,
         min_size: int = 1,
-        max_size: int = 8,
+        max_size: int = 4,
+        max_idle: float = 60.0,
         timeout: float = 10.0,
         connect_timeout: int = 5,
         check: bool = False,
@@ -166,7 +182,7 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlAuth, SqlSchedules, Store):
         if "connect_timeout" not in given:
             extra["connect_timeout"] = connect_timeout
         if "application_name" not in given:
-            extra["application_name"] = "opsjobs"
+            extra["application_name"] = application_name(os.getpid())
         # Worker transitions (claim, finish) are single autocommit statements that need not wait
         # for the WAL flush; every multi-statement transaction (submit, cancel, delete, schedule
         # fires, heartbeats) turns synchronous_commit back on. See "Durability" above.
@@ -183,7 +199,8 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlAuth, SqlSchedules, Store):
         self._pool: ConnectionPool[Conn] = ConnectionPool(
             self._conninfo,
             min_size=min_size,
-            max_size=max_size,
+            max_size=max(max_size, min_size),
+            max_idle=max_idle,
             timeout=timeout,
             open=False,
             check=ConnectionPool.check_connection if check else None,

@@ -1,0 +1,56 @@
+"""Lean PostgreSQL connections (issue 21): an idle ``opsjobs worker`` holds at most two (its
+LISTEN connection and one pooled), counted in ``pg_stat_activity`` by the application name
+each process gives its connections (``opsjobs <pid>@<host>``); after a burst the pool shrinks
+back to one within a few ``OPSJOBS_PG_POOL_IDLE`` periods."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from fleet import Fleet
+from harness import client_for, settings_for, wait_for
+from pg import isolated_schema
+
+from opsjobs.store.postgres import application_name
+
+pytestmark = pytest.mark.postgres
+
+
+def _connections(client: object, pid: int) -> int:
+    store = client.store  # type: ignore[attr-defined]
+    rows = store._read(
+        "count",
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = %(name)s",
+        {"name": application_name(pid)},
+    )
+    return int(rows[0]["n"])
+
+
+def test_an_idle_worker_holds_two_connections_and_shrinks_back_after_a_burst(
+    tmp_path: Path,
+) -> None:
+    with isolated_schema() as url:
+        settings = settings_for(tmp_path, store_url=url)
+        client = client_for(settings)
+        fleet = Fleet(settings, tmp_path, OPSJOBS_PG_POOL="4", OPSJOBS_PG_POOL_IDLE="0.5")
+        try:
+            proc = fleet.start("w", "worker", "--threads", "4")
+            wait_for(lambda: len(client.store.workers()) == 1, 30, "the worker to register")
+            time.sleep(1.0)
+            fleet.check_alive()
+            assert 1 <= _connections(client, proc.pid) <= 2  # found by name, at most two
+            specs = [
+                client.build_spec(f"nap{i}", command="import time; time.sleep(0.2)")
+                for i in range(16)
+            ]
+            client.submit_many(specs)
+            wait_for(
+                lambda: client.count(states=["queued", "running"]) == 0, 60, "the burst to end"
+            )
+            wait_for(lambda: 1 <= _connections(client, proc.pid) <= 2, 30, "the pool to shrink")
+            fleet.check_alive()
+        finally:
+            fleet.stop()
+            client.close()
