@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import socket
 import time
@@ -332,16 +333,31 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlAuth, SqlSchedules, Store):
         if not specs:
             return []
         ids = [str(uuid.uuid4()) for _ in specs]  # made once: a retried insert never duplicates
-        rows = [job_params(i, spec, now) for i, spec in zip(ids, specs, strict=True)]
-        params: dict[str, Any] = {array: [r[key] for r in rows] for array, key in _SUBMIT_ARRAYS}
-        params.update(now=now, channel=self.channel)
+        rows = [
+            {
+                "id": job_id,
+                "name": spec.name,
+                "description": spec.description,
+                "owner": spec.owner,
+                "kind": spec.kind,
+                "payload": dict(spec.payload),
+                "mode": spec.mode.value,
+                "queue": spec.queue,
+                "priority": spec.priority,
+                "timeout": spec.timeout,
+                "retries": spec.retries,
+                "schedule_id": spec.schedule_id,
+            }
+            for job_id, spec in zip(ids, specs, strict=True)
+        ]
+        params = {"jobs": _json_text(rows), "now": now, "channel": self.channel}
         # A transaction, not a single statement: submitted jobs must survive a server crash.
         self._run(
             "submit", lambda conn: conn.execute(self._q["submit_jobs"], params), idempotent=True
         )
         return [
-            Job(id=i, spec=spec, state=JobState.QUEUED, submitted_at=now)
-            for i, spec in zip(ids, specs, strict=True)
+            Job(id=job_id, spec=spec, state=JobState.QUEUED, submitted_at=now)
+            for job_id, spec in zip(ids, specs, strict=True)
         ]
 
     def claim(
@@ -644,21 +660,9 @@ def _one(conn: Conn, query: str) -> DictRow:
     return row
 
 
-#: (array parameter of submit_jobs, job_params key): one array per column.
-_SUBMIT_ARRAYS = (
-    ("ids", "id"),
-    ("names", "name"),
-    ("descriptions", "description"),
-    ("owners", "owner"),
-    ("kinds", "kind"),
-    ("payloads", "payload"),
-    ("modes", "mode"),
-    ("queues", "queue"),
-    ("priorities", "priority"),
-    ("timeouts", "timeout"),
-    ("retries", "retries"),
-    ("schedule_ids", "schedule_id"),
-)
+def _json_text(value: Any) -> str:
+    """``value`` as compact JSON text, the one parameter of a batch statement."""
+    return json.dumps(value, separators=(",", ":"))
 
 
 def _heads(want: int) -> int:
@@ -676,16 +680,25 @@ def _many_params(
     lease: float,
     want: int,
 ) -> dict[str, Any]:
-    """The parameters of ``finish_and_claim_many``: one array per column of the ends."""
+    """The parameters of ``finish_and_claim_many``: the ends as one JSON array (``ids``, for
+    :meth:`PostgresStore._adopt`, is not sent)."""
     return {
         "ids": [e.job_id for e in ends],
-        "attempts": [e.attempt for e in ends],
-        "states": [e.outcome.state.value for e in ends],
-        "ats": [e.at for e in ends],
-        "outputs": [e.outcome.output for e in ends],
-        "results": [e.outcome.result_json for e in ends],
-        "errors": [e.outcome.error for e in ends],
-        "exit_codes": [e.outcome.exit_code for e in ends],
+        "ends": _json_text(
+            [
+                {
+                    "id": e.job_id,
+                    "attempt": e.attempt,
+                    "state": e.outcome.state.value,
+                    "at": e.at,
+                    "output": e.outcome.output,
+                    "result": e.outcome.result_json,
+                    "error": e.outcome.error,
+                    "exit_code": e.outcome.exit_code,
+                }
+                for e in ends
+            ]
+        ),
         "worker_id": worker_id,
         "host": host,
         "queues": list(queues),
