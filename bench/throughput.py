@@ -1044,36 +1044,31 @@ def pg_ratios(rates: list[Rate]) -> list[str]:
     def find(system: str, text: str) -> Rate | None:
         return next((r for r in rates if r.system == system and text in r.setup), None)
 
-    out = []
-    one = find("opsjobs", "PostgreSQL, 1 worker process")
-    for batch, goal in ((10, 1.0), (100, 0.8)):
-        pgq = find("pgqueuer", f"batch {batch} ")
-        if one is None or pgq is None:
-            continue
-        ratio = one.drain / pgq.drain
-        verdict = "met" if ratio >= goal else "MISSED"
-        out.append(
-            f"opsjobs PostgreSQL 1 worker / pgqueuer batch {batch} drain: {one.drain:,.0f} / "
-            f"{pgq.drain:,.0f} = {ratio:.2f}x (goal >= {goal:g}x: {verdict})"
+    def ratio(
+        label: str, a: Rate | None, b: Rate | None, goal: float | None, submit: bool = False
+    ) -> None:
+        if a is None or b is None:
+            return
+        x, y = (a.submit, b.submit) if submit else (a.drain, b.drain)
+        if not x or not y:
+            return
+        verdict = (
+            "" if goal is None else f" (goal >= {goal:g}x: {'met' if x / y >= goal else 'MISSED'})"
         )
-    pgq = find("pgqueuer", "batch 10 ")
-    if one is not None and pgq is not None and one.submit and pgq.submit:
-        ratio = one.submit / pgq.submit
-        verdict = "met" if ratio >= 0.5 else "MISSED"
-        out.append(
-            f"opsjobs PostgreSQL submit / pgqueuer batched enqueue: {one.submit:,.0f} / "
-            f"{pgq.submit:,.0f} = {ratio:.2f}x (goal >= 0.5x: {verdict})"
-        )
-    for procs in (2, 4):
-        more = find("opsjobs", f"PostgreSQL, {procs} worker processes")
-        if one is None or more is None:
-            continue
-        ratio = more.drain / one.drain
-        verdict = "met" if ratio >= 1 else "MISSED"
-        out.append(
-            f"opsjobs PostgreSQL {procs} workers / 1 worker drain: {more.drain:,.0f} / "
-            f"{one.drain:,.0f} = {ratio:.2f}x (goal >= 1x: {verdict})"
-        )
+        out.append(f"{label}: {x:,.0f} / {y:,.0f} = {x / y:.2f}x{verdict}")
+
+    out: list[str] = []
+    pgq10, pgq100 = find("pgqueuer", "batch 10 "), find("pgqueuer", "batch 100 ")
+    inline = find("opsjobs", "1 worker process, inline")
+    t10 = find("opsjobs", "1 worker process, thread, threads=10 ")
+    t100 = find("opsjobs", "1 worker process, thread, threads=100 ")
+    ratio("opsjobs 1 worker, 10 thread slots / pgqueuer batch 10, drain", t10, pgq10, 1.0)
+    ratio("opsjobs 1 worker, 100 thread slots / pgqueuer batch 100, drain", t100, pgq100, 0.8)
+    ratio("opsjobs 1 worker, inline / pgqueuer batch 10, drain", inline, pgq10, None)
+    ratio("opsjobs submit_many / pgqueuer batched enqueue", t10, pgq10, 0.5, submit=True)
+    for label in ("2 worker processes, thread", "4 worker processes, thread", "on 2 hosts"):
+        more = find("opsjobs", label)
+        ratio(f"opsjobs {label.replace(', thread', '')} (10 slots each) / 1 worker", more, t10, 1.0)
     return out
 
 
