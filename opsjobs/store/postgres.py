@@ -3,8 +3,9 @@
 Delivery guarantee
 ------------------
 - **Claim is exclusive.** A claim of up to N jobs is one ``UPDATE … WHERE id = ANY(ARRAY(SELECT …
-  LIMIT N FOR UPDATE SKIP LOCKED)) AND state = 'queued' RETURNING *``: the row locks and the state
-  check (re-evaluated on each locked row) mean two workers never take the same queued job, and
+  WHERE state = 'queued' … LIMIT N FOR UPDATE SKIP LOCKED)) RETURNING *``: the row locks and the
+  state check (``FOR UPDATE`` re-evaluates it on the newest version of each row it locks, and the
+  lock holds until the update commits) mean two workers never take the same queued job, and
   concurrent claimers skip each other's rows instead of waiting. Each claimed job gets its own
   lease, as if claimed alone. ``finish`` is accepted only from the worker *and* attempt that own the
   running job, so a late report from a previous owner is refused.
