@@ -1,17 +1,18 @@
 """Lean PostgreSQL connections (issue 21): an idle ``opsjobs worker`` holds at most two (its
 LISTEN connection and one pooled), counted in ``pg_stat_activity`` by the application name
 each process gives its connections (``opsjobs <pid>@<host>``), once its pool's idle period
-has passed (its threads' first calls overlap); after a burst the pool shrinks back to one
-within a few ``OPSJOBS_PG_POOL_IDLE`` periods."""
+has passed (its threads' first calls overlap), and ``opsjobs workers`` shows that count; after
+a burst the pool shrinks back to one within a few ``OPSJOBS_PG_POOL_IDLE`` periods."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import pytest
 from fleet import Fleet
-from harness import client_for, settings_for, wait_for
+from harness import client_for, run_cli, settings_for, wait_for
 from pg import isolated_schema
 
 from opsjobs.store.postgres import application_name
@@ -60,6 +61,10 @@ def test_an_idle_worker_holds_two_connections_and_shrinks_back_after_a_burst(
             # pool opens a second connection, closed after an idle period (0.5 s here)
             _settles_at_two(client, proc.pid)
             fleet.check_alive()
+            shown = run_cli(settings, "workers", "--json")  # the count per worker, too
+            assert shown.returncode == 0, shown.stderr
+            (row,) = json.loads(shown.stdout)
+            assert row["pid"] == proc.pid and row["connections"] in (1, 2)
             specs = [
                 client.build_spec(f"nap{i}", command="import time; time.sleep(0.2)")
                 for i in range(16)

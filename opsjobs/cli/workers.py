@@ -113,8 +113,9 @@ def cmd_workers(args: argparse.Namespace, settings: Settings) -> int:
     now = time.time()
     with client_for(settings) as client:
         workers = client.store.workers()
+        conns = client.store.connection_counts()
     if args.json:
-        print_json([w.to_dict(now) for w in workers])
+        print_json([{**w.to_dict(now), "connections": conns.get((w.pid, w.host))} for w in workers])
         return 0
     rows = [
         [
@@ -125,8 +126,10 @@ def cmd_workers(args: argparse.Namespace, settings: Settings) -> int:
             f"{w.busy}/{w.threads}",
             iso(w.heartbeat_at) or "-",
             "alive" if w.alive(now) else "dead",
+            str(conns.get((w.pid, w.host), "-")),
         ]
         for w in workers
     ]
-    print(table(["ID", "Host", "PID", "Queues", "Busy", "Last Heartbeat", "State"], rows))
+    heads = ["ID", "Host", "PID", "Queues", "Busy", "Last Heartbeat", "State", "Conns"]
+    print(table(heads, rows))
     return 0

@@ -233,6 +233,11 @@ class Store(AlertStore, AuthStore, ScheduleStore, abc.ABC):
     @abc.abstractmethod
     def workers(self) -> list[WorkerInfo]: ...
 
+    def connection_counts(self) -> dict[tuple[int, str], int]:
+        """Database connections held per process, by (pid, host) as workers register them;
+        empty for stores without connections of their own (memory, SQLite)."""
+        return {}
+
     # -- metrics --------------------------------------------------------------------------
     @abc.abstractmethod
     def record_metrics(self, metrics: Sequence[Metric]) -> None: ...

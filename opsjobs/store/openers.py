@@ -49,7 +49,9 @@ def open_postgres(
             f"pip install 'opsjobs[postgres]' ({exc})"
         ) from exc
     pool = settings or Settings()
-    return PostgresStore(url, max_size=pool.pg_pool_size, max_idle=pool.pg_pool_idle)
+    return PostgresStore(
+        url, max_size=pool.pg_pool_size, max_idle=pool.pg_pool_idle, host=pool.host
+    )
 
 
 def sqlite_path(url: str) -> str | None:

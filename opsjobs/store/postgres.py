@@ -108,13 +108,13 @@ _SORTABLE = frozenset(
 )
 
 
-def application_name(pid: int) -> str:
-    """The ``application_name`` of the connections of process ``pid`` on this machine
-    (``opsjobs <pid>@<host>``, cut to PostgreSQL's 63 bytes): ``pg_stat_activity`` counts each
-    process's connections by it."""
-    return f"opsjobs {pid}@{socket.gethostname()}".encode()[:_MAX_IDENTIFIER].decode(
-        "utf-8", "ignore"
-    )
+def application_name(pid: int, host: str = "") -> str:
+    """The ``application_name`` of the connections of process ``pid`` on ``host`` (default:
+    this machine's name; workers pass the host name they register under): ``opsjobs
+    <pid>@<host>``, cut to PostgreSQL's 63 bytes. ``pg_stat_activity`` counts each process's
+    connections by it (:meth:`PostgresStore.connection_counts`)."""
+    name = f"opsjobs {pid}@{host or socket.gethostname()}"
+    return name.encode()[:_MAX_IDENTIFIER].decode("utf-8", "ignore")
 
 
 def channel_for(schema: str) -> str:
@@ -148,6 +148,9 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlAuth, SqlSchedules, Store):
     check
         Check each pooled connection before lending it (one more round trip per call). Off by
         default: a dead connection costs one failed attempt, which is retried when safe.
+    host
+        The host name in this process's ``application_name`` (see :func:`application_name`);
+        default: the machine's name.
     """
 
     def __init__(
@@ -160,6 +163,7 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlAuth, SqlSchedules, Store):
         timeout: float = 10.0,
         connect_timeout: int = 5,
         check: bool = False,
+        host: str = "",
     ) -> None:
         self.url = url
         self._q = dict(load_queries("postgres"))
@@ -184,7 +188,7 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlAuth, SqlSchedules, Store):
         if "connect_timeout" not in given:
             extra["connect_timeout"] = connect_timeout
         if "application_name" not in given:
-            extra["application_name"] = application_name(os.getpid())
+            extra["application_name"] = application_name(os.getpid(), host)
         # Worker transitions (claim, finish) are single autocommit statements that need not wait
         # for the WAL flush; every multi-statement transaction (submit, cancel, delete, schedule
         # fires, heartbeats) turns synchronous_commit back on. See "Durability" above.
@@ -524,6 +528,14 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlAuth, SqlSchedules, Store):
             int(row["queued"]),
             row["avg_runtime"],
         )
+
+    def connection_counts(self) -> dict[tuple[int, str], int]:
+        counts: dict[tuple[int, str], int] = {}
+        for row in self._read("counting connections", self._q["connection_counts"]):
+            pid, _, host = str(row["name"])[len("opsjobs ") :].partition("@")
+            if pid.isdigit():
+                counts[int(pid), host] = int(row["n"])
+        return counts
 
     # -- metrics --------------------------------------------------------------------------
     def purge_metrics(self, before: float) -> int:

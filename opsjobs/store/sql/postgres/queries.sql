@@ -203,6 +203,12 @@ ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, stopped_at 
 -- name: stop_worker
 UPDATE workers SET stopped_at = %(now)s, busy = 0 WHERE id = %(id)s;
 
+-- name: connection_counts
+-- Connections per opsjobs process of this database (application_name `opsjobs <pid>@<host>`).
+SELECT application_name AS name, count(*) AS n FROM pg_stat_activity
+ WHERE datname = current_database() AND application_name LIKE 'opsjobs %%@%%'
+ GROUP BY application_name;
+
 -- name: list_workers
 SELECT * FROM workers ORDER BY started_at DESC;
 
