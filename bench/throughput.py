@@ -634,15 +634,21 @@ def pg_reachable(url: str) -> str | None:
     return None
 
 
-def start_cli_workers(folder: Path, store_url: str, count: int, threads: int) -> list[Any]:
-    env = env_for_children(
-        OPSJOBS_STORE=store_url,
-        OPSJOBS_DATA=str(folder / "data"),
-        OPSJOBS_RUNTIME_DIR=str(folder / "run"),
-        OPSJOBS_USER="bench",
-    )
+def start_cli_workers(
+    folder: Path, store_url: str, count: int, threads: int, hosts: int = 1
+) -> list[Any]:
+    """``count`` ``opsjobs worker`` processes; with ``hosts`` > 1 they are split into that many
+    groups, each recording its own host name (``OPSJOBS_HOST=bench-host-<k>``)."""
     procs = []
     for k in range(count):
+        env = env_for_children(
+            OPSJOBS_STORE=store_url,
+            OPSJOBS_DATA=str(folder / "data"),
+            OPSJOBS_RUNTIME_DIR=str(folder / "run"),
+            OPSJOBS_USER="bench",
+        )
+        if hosts > 1:
+            env["OPSJOBS_HOST"] = f"bench-host-{k % hosts}"
         with open(folder / f"worker-{k}.log", "wb") as log:
             procs.append(
                 subprocess.Popen(
@@ -708,14 +714,41 @@ def pg_job_figures(store_url: str) -> dict[str, Any]:
     }
 
 
-def bench_pg(base: Path, url: str, n: int, processes: int) -> Rate:
+def prefill_many(client: Any, n: int, mode: str, chunk: int = 1000) -> tuple[float, float]:
+    """Submit ``n`` no-op jobs ``chunk`` at a time (``Client.submit_many``: one statement on
+    PostgreSQL, as pgqueuer's batched enqueue); returns (first submit, last one returned)."""
+    t0 = time.time()
+    for lo in range(0, n, chunk):
+        client.submit_many(
+            [
+                client.build_spec("noop", call=TARGET, kwargs={"i": i}, mode=mode)
+                for i in range(lo, min(lo + chunk, n))
+            ]
+        )
+    return t0, time.time()
+
+
+def bench_pg(
+    base: Path,
+    url: str,
+    n: int,
+    processes: int,
+    *,
+    mode: str = "inline",
+    threads: int = 1,
+    hosts: int = 1,
+    bulk: bool = True,
+) -> Rate:
+    """``processes`` worker processes (``hosts`` groups) drain ``n`` no-op jobs of ``mode``,
+    pre-filled 1000 at a time (``bulk``) or one at a time."""
     folder = Path(tempfile.mkdtemp(prefix=f"pg-{processes}-", dir=base))
     with pg_schema(url) as store_url:
         settings = opsjobs_settings(folder, store_url)
         client = opsjobs_client(settings)
         try:
-            first_submit, last_submit = prefill(client, n, "inline")
-            procs = start_cli_workers(folder, store_url, processes, threads=1)
+            fill = prefill_many if bulk else prefill
+            first_submit, last_submit = fill(client, n, mode)
+            procs = start_cli_workers(folder, store_url, processes, threads, hosts)
             try:
                 wait_until(
                     lambda: (
@@ -731,9 +764,13 @@ def bench_pg(base: Path, url: str, n: int, processes: int) -> Rate:
     ok = fig["states"] == {"succeeded": n} and fig["max_attempt"] == 1
     found = ", ".join(f"{k} {v}" for k, v in sorted(fig["states"].items()))
     steady = per_s(fig["after_all_up"], fig["last_finish"] - fig["all_up"])
+    where = f" on {hosts} hosts" if hosts > 1 else ""
+    how = "inline" if mode == "inline" else f"{mode}, threads={threads}"
+    submit = "submit_many by 1000" if bulk else "submit one by one"
     return Rate(
         "opsjobs",
-        f"PostgreSQL, {processes} worker process{'es' if processes > 1 else ''}, inline",
+        f"PostgreSQL, {processes} worker process{'es' if processes > 1 else ''}{where}, {how}"
+        f" ({submit})",
         n,
         per_s(n, last_submit - first_submit),
         per_s(n, fig["last_finish"] - fig["first_start"]),
@@ -778,6 +815,45 @@ def latency_pg(base: Path, url: str, samples: int, idle: float) -> Latency:
         "one worker; then one submit every 0.5 s (LISTEN/NOTIFY wake-up)",
         {"submit call p50": calls[len(calls) // 2]},
     )
+
+
+#: The opsjobs rows on PostgreSQL: (worker processes, mode, threads per worker, hosts). A
+#: worker with ``threads`` free slots claims up to that many jobs per round trip, as pgqueuer's
+#: ``batch_size`` does: threads=10 stands beside its batch 10, threads=100 beside batch 100.
+PG_ROWS = (
+    (1, "inline", 1, 1),
+    (1, "thread", 10, 1),
+    (1, "thread", 100, 1),
+    (2, "thread", 10, 1),
+    (4, "thread", 10, 1),
+    (4, "thread", 10, 2),
+)
+
+
+def pg_rounds(
+    base: Path,
+    url: str,
+    n: int,
+    rounds: int,
+    step: Callable[[str, Callable[[], Any], list[Any]], None],
+) -> list[Rate]:
+    """opsjobs and pgqueuer on the same server, interleaved ``rounds`` times; medians."""
+    from pgqueuer_side import bench_pgqueuer
+
+    runs: list[Rate] = []
+    for i in range(1, rounds + 1):
+        tag = f" [round {i}/{rounds}]"
+        for procs, mode, threads, hosts in PG_ROWS:
+            step(
+                f"PostgreSQL {procs} worker(s), {mode} x{threads}, {hosts} host(s){tag}",
+                lambda p=procs, m=mode, t=threads, h=hosts: bench_pg(
+                    base, url, n, p, mode=m, threads=t, hosts=h
+                ),
+                runs,
+            )
+        for batch in (10, 100):
+            step(f"pgqueuer batch {batch}{tag}", lambda b=batch: bench_pgqueuer(url, n, b), runs)
+    return medians(runs)
 
 
 # -- report -------------------------------------------------------------------------------------
@@ -955,9 +1031,44 @@ def ratios(rates: list[Rate], lats: list[Latency]) -> list[str]:
                 f"{huey_lat.pct(50) / ops_lat.pct(50):,.0f}x; p99: {ms(huey_lat.pct(99))} / "
                 f"{ms(p99)} ms = {huey_lat.pct(99) / p99:,.0f}x faster"
             )
+    out += pg_ratios(rates)
     pg_lat = next((x for x in lats if "PostgreSQL" in x.setup), None)
     if pg_lat is not None:
         out.append(f"opsjobs PostgreSQL pickup p99 {ms(pg_lat.pct(99))} ms")
+    return out
+
+
+def pg_ratios(rates: list[Rate]) -> list[str]:
+    """opsjobs on PostgreSQL against pgqueuer (same run) and against itself with more workers."""
+
+    def find(system: str, text: str) -> Rate | None:
+        return next((r for r in rates if r.system == system and text in r.setup), None)
+
+    def ratio(
+        label: str, a: Rate | None, b: Rate | None, goal: float | None, submit: bool = False
+    ) -> None:
+        if a is None or b is None:
+            return
+        x, y = (a.submit, b.submit) if submit else (a.drain, b.drain)
+        if not x or not y:
+            return
+        verdict = (
+            "" if goal is None else f" (goal >= {goal:g}x: {'met' if x / y >= goal else 'MISSED'})"
+        )
+        out.append(f"{label}: {x:,.0f} / {y:,.0f} = {x / y:.2f}x{verdict}")
+
+    out: list[str] = []
+    pgq10, pgq100 = find("pgqueuer", "batch 10 "), find("pgqueuer", "batch 100 ")
+    inline = find("opsjobs", "1 worker process, inline")
+    t10 = find("opsjobs", "1 worker process, thread, threads=10 ")
+    t100 = find("opsjobs", "1 worker process, thread, threads=100 ")
+    ratio("opsjobs 1 worker, 10 thread slots / pgqueuer batch 10, drain", t10, pgq10, 1.0)
+    ratio("opsjobs 1 worker, 100 thread slots / pgqueuer batch 100, drain", t100, pgq100, 0.8)
+    ratio("opsjobs 1 worker, inline / pgqueuer batch 10, drain", inline, pgq10, None)
+    ratio("opsjobs submit_many / pgqueuer batched enqueue", t10, pgq10, 0.5, submit=True)
+    for label in ("2 worker processes, thread", "4 worker processes, thread", "on 2 hosts"):
+        more = find("opsjobs", label)
+        ratio(f"opsjobs {label.replace(', thread', '')} (10 slots each) / 1 worker", more, t10, 1.0)
     return out
 
 
@@ -1059,8 +1170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         pg = None if args.postgres.lower() == "none" else args.postgres
         why = pg_reachable(pg) if pg else "disabled with --postgres none"
         if why is None and pg is not None:
-            step("PostgreSQL 1 worker", lambda: bench_pg(base, pg, n, 1), rates)
-            step("PostgreSQL 4 workers", lambda: bench_pg(base, pg, n, 4), rates)
+            rates.extend(pg_rounds(base, pg, n, args.rounds, step))
         else:
             print(f"... PostgreSQL skipped: {why}")
         if not args.skip_latency:

@@ -55,6 +55,11 @@ class Client:
         :class:`~opsjobs.errors.ValidationError` on bad input."""
         return self.store.submit(self.build_spec(name, **fields), now=time.time())
 
+    def submit_many(self, specs: Sequence[JobSpec]) -> list[Job]:
+        """Queue many jobs at once (specs made by :meth:`build_spec`), in their order: one
+        statement on PostgreSQL."""
+        return self.store.submit_many(specs, now=time.time())
+
     def build_spec(
         self,
         name: str,
@@ -343,7 +348,10 @@ def connect(url: str | None = None, *, settings: Settings | None = None) -> Clie
         settings = dataclasses.replace(settings, store_url=url)
     return Client(
         open_store(
-            settings.store_url, runtime_dir=settings.runtime_dir, data_dir=settings.data_dir
+            settings.store_url,
+            runtime_dir=settings.runtime_dir,
+            data_dir=settings.data_dir,
+            settings=settings,
         ),
         settings,
     )

@@ -19,6 +19,10 @@ variable                          meaning                                   defa
 ``OPSJOBS_NOTEBOOKS``             the notebook catalog: the folder whose    ``./notebooks``
                                   notebooks REST, dashboard and schedules   (the server: its
                                   may run                                   ``--notebooks``)
+``OPSJOBS_PG_POOL``               PostgreSQL: connections a process's pool  ``4``
+                                  may open (it keeps one open)
+``OPSJOBS_PG_POOL_IDLE``          seconds an extra pooled connection may    ``60``
+                                  stay unused before it is closed
 ================================  ========================================  ===================
 """
 
@@ -117,6 +121,11 @@ class Settings:
     allowed_calls: tuple[str, ...] = ()
     #: The notebook catalog folder (``OPSJOBS_NOTEBOOKS``); None: see :attr:`catalog_dir`.
     notebooks_dir: Path | None = None
+    #: PostgreSQL: the most connections one process's pool opens. It keeps one open; more are
+    #: opened while threads of the process use the store at once, and closed again (one per
+    #: ``pg_pool_idle`` seconds) once unused. A worker also holds one ``LISTEN`` connection.
+    pg_pool_size: int = 4
+    pg_pool_idle: float = 60.0
 
     def __post_init__(self) -> None:
         if not self.store_url:
@@ -129,6 +138,10 @@ class Settings:
             raise ConfigError("lease must be between 1 and 3600 seconds")
         if not 0.05 <= self.poll_interval <= 600:
             raise ConfigError("poll interval must be between 0.05 and 600 seconds")
+        if not 1 <= self.pg_pool_size <= 100:
+            raise ConfigError("the PostgreSQL pool size must be between 1 and 100")
+        if not 0.1 <= self.pg_pool_idle <= 86400:
+            raise ConfigError("the PostgreSQL pool idle time must be between 0.1 and 86400 s")
         object.__setattr__(self, "webhooks", parse_webhooks(self.webhooks))
         calls = self.allowed_calls
         items = calls.split(",") if isinstance(calls, str) else list(calls)
@@ -170,6 +183,8 @@ class Settings:
             "OPSJOBS_WEBHOOKS": "webhooks",
             "OPSJOBS_ALLOWED_CALLS": "allowed_calls",
             "OPSJOBS_NOTEBOOKS": "notebooks_dir",
+            "OPSJOBS_PG_POOL": "pg_pool_size",
+            "OPSJOBS_PG_POOL_IDLE": "pg_pool_idle",
         }
         for var, name in names.items():
             if env.get(var):
@@ -193,9 +208,9 @@ class Settings:
             try:
                 if name in ("data_dir", "notebooks_dir"):
                     kwargs[name] = Path(str(raw))
-                elif name == "output_cap":
+                elif name in ("output_cap", "pg_pool_size"):
                     kwargs[name] = int(str(raw))
-                elif name in ("lease_seconds", "poll_interval"):
+                elif name in ("lease_seconds", "poll_interval", "pg_pool_idle"):
                     kwargs[name] = float(str(raw))
                 elif name in ("webhooks", "allowed_calls"):
                     kwargs[name] = raw if isinstance(raw, list | tuple) else str(raw)

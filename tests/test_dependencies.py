@@ -42,6 +42,7 @@ LOCAL = {
     "server_harness",
     "throughput",
     "heap_shapes",
+    "pgqueuer_side",
 }
 # Standard modules of the newer supported Pythons, imported behind a version check.
 NEWER_STDLIB = {"tomllib"}

@@ -122,7 +122,10 @@ def _edge(ctx: JobContext) -> Iterator[tuple[Store | None, Settings, str | None]
         return
     try:
         store = open_store(
-            settings.store_url, runtime_dir=settings.runtime_dir, data_dir=settings.data_dir
+            settings.store_url,
+            runtime_dir=settings.runtime_dir,
+            data_dir=settings.data_dir,
+            settings=settings,
         )
     except OpsJobsError as exc:
         yield None, settings, f"history unavailable: {exc}"

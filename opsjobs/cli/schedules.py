@@ -268,7 +268,10 @@ def cmd_scheduler(args: argparse.Namespace, settings: Settings) -> int:
     from opsjobs.store import open_store
 
     store = open_store(
-        settings.store_url, runtime_dir=settings.runtime_dir, data_dir=settings.data_dir
+        settings.store_url,
+        runtime_dir=settings.runtime_dir,
+        data_dir=settings.data_dir,
+        settings=settings,
     )
     scheduler = Scheduler(store, settings)
 

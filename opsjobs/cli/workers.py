@@ -59,7 +59,10 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     elif args.name is not None:
         raise ValidationError("--name names the memory-analysis schedule: give --memory-analysis")
     store = open_store(
-        settings.store_url, runtime_dir=settings.runtime_dir, data_dir=settings.data_dir
+        settings.store_url,
+        runtime_dir=settings.runtime_dir,
+        data_dir=settings.data_dir,
+        settings=settings,
     )
     worker = Worker(store, settings, queues=args.queue or ["default"], threads=args.threads)
     if args.memory_analysis is not None:
@@ -110,8 +113,9 @@ def cmd_workers(args: argparse.Namespace, settings: Settings) -> int:
     now = time.time()
     with client_for(settings) as client:
         workers = client.store.workers()
+        conns = client.store.connection_counts()
     if args.json:
-        print_json([w.to_dict(now) for w in workers])
+        print_json([{**w.to_dict(now), "connections": conns.get((w.pid, w.host))} for w in workers])
         return 0
     rows = [
         [
@@ -122,8 +126,10 @@ def cmd_workers(args: argparse.Namespace, settings: Settings) -> int:
             f"{w.busy}/{w.threads}",
             iso(w.heartbeat_at) or "-",
             "alive" if w.alive(now) else "dead",
+            str(conns.get((w.pid, w.host), "-")),
         ]
         for w in workers
     ]
-    print(table(["ID", "Host", "PID", "Queues", "Busy", "Last Heartbeat", "State"], rows))
+    heads = ["ID", "Host", "PID", "Queues", "Busy", "Last Heartbeat", "State", "Conns"]
+    print(table(heads, rows))
     return 0

@@ -159,7 +159,10 @@ def open_session(
     from opsjobs.store import open_store
 
     store = open_store(
-        settings.store_url, runtime_dir=settings.runtime_dir, data_dir=settings.data_dir
+        settings.store_url,
+        runtime_dir=settings.runtime_dir,
+        data_dir=settings.data_dir,
+        settings=settings,
     )
     try:
         user = Auth(store).store.get_user(uid)

@@ -121,7 +121,10 @@ class OpsJobsExtension(ExtensionApp):
         )
         self.opsjobs_settings = settings
         self.store = open_store(
-            settings.store_url, runtime_dir=settings.runtime_dir, data_dir=settings.data_dir
+            settings.store_url,
+            runtime_dir=settings.runtime_dir,
+            data_dir=settings.data_dir,
+            settings=settings,
         )
         self.store.serialize_writes()  # request latency over worker throughput
         self.store_label = redact_url(self.store.url)

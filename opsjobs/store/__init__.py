@@ -12,6 +12,7 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
 
+from opsjobs.config import Settings
 from opsjobs.errors import ConfigError
 from opsjobs.store.base import End, Finish, Recovered, Store, Waiter
 from opsjobs.store.openers import open_memory, open_postgres, open_sqlite, sqlite_path
@@ -31,9 +32,17 @@ _BUILT_IN: dict[str, Opener] = {
 
 
 def open_store(
-    url: str, *, runtime_dir: str | None = None, data_dir: str | Path | None = None
+    url: str,
+    *,
+    runtime_dir: str | None = None,
+    data_dir: str | Path | None = None,
+    settings: Settings | None = None,
 ) -> Store:
     """Open (and migrate) the store named by ``url``.
+
+    ``settings`` gives the PostgreSQL pool's size and idle time (``pg_pool_size``,
+    ``pg_pool_idle``; their defaults without it); it is passed on to the opener only when given,
+    so an installed opener that does not take it still opens stores for callers without it.
 
     A SQLite file's folder must exist, except the data folder ``data_dir`` (default: the
     default data folder ``./data``), which is created with its parents when the file lies
@@ -50,7 +59,9 @@ def open_store(
             f"unknown store URL {url!r} (use sqlite:///path/to/file.db, postgresql://... or "
             "memory://)"
         )
-    return opener(url, runtime_dir=runtime_dir, data_dir=data_dir)
+    if settings is None:
+        return opener(url, runtime_dir=runtime_dir, data_dir=data_dir)
+    return opener(url, runtime_dir=runtime_dir, data_dir=data_dir, settings=settings)
 
 
 def _installed(scheme: str) -> Opener | None:

@@ -90,6 +90,12 @@ class Store(AlertStore, AuthStore, ScheduleStore, abc.ABC):
     def submit(self, spec: JobSpec, *, now: float) -> Job:
         """Insert a queued job for an already validated ``spec`` and wake idle workers."""
 
+    def submit_many(self, specs: Sequence[JobSpec], *, now: float) -> list[Job]:
+        """Insert queued jobs for already validated ``specs``, in their order, and wake idle
+        workers. Backends insert them in one statement where they can (PostgreSQL); this
+        default submits them one at a time."""
+        return [self.submit(spec, now=now) for spec in specs]
+
     @abc.abstractmethod
     def get(self, job_id: str) -> Job:
         """The job with this id; :class:`~opsjobs.errors.JobNotFound` if there is none."""
@@ -226,6 +232,11 @@ class Store(AlertStore, AuthStore, ScheduleStore, abc.ABC):
 
     @abc.abstractmethod
     def workers(self) -> list[WorkerInfo]: ...
+
+    def connection_counts(self) -> dict[tuple[int, str], int]:
+        """Database connections held per process, by (pid, host) as workers register them;
+        empty for stores without connections of their own (memory, SQLite)."""
+        return {}
 
     # -- metrics --------------------------------------------------------------------------
     @abc.abstractmethod

@@ -1,6 +1,7 @@
 """The built-in store backends, one opener per URL scheme.
 
-An opener takes the URL and the keyword arguments of :func:`opsjobs.store.open_store` and returns
+An opener takes the URL and the keyword arguments of :func:`opsjobs.store.open_store` (``settings``
+only when its caller gave it) and returns
 an open, migrated :class:`~opsjobs.store.Store`. Each is also declared in the ``opsjobs.stores``
 entry-point group, where another package may add a scheme of its own.
 """
@@ -17,7 +18,11 @@ __all__ = ["open_memory", "open_postgres", "open_sqlite", "sqlite_path"]
 
 
 def open_memory(
-    url: str, *, runtime_dir: str | None = None, data_dir: str | Path | None = None
+    url: str,
+    *,
+    runtime_dir: str | None = None,
+    data_dir: str | Path | None = None,
+    settings: Settings | None = None,
 ) -> Store:
     """``memory://``: the in-process reference backend."""
     from opsjobs.store.memory import MemoryStore
@@ -28,9 +33,14 @@ def open_memory(
 
 
 def open_postgres(
-    url: str, *, runtime_dir: str | None = None, data_dir: str | Path | None = None
+    url: str,
+    *,
+    runtime_dir: str | None = None,
+    data_dir: str | Path | None = None,
+    settings: Settings | None = None,
 ) -> Store:
-    """``postgresql://…`` (or ``postgres://``): PostgreSQL, with the ``postgres`` extra."""
+    """``postgresql://…`` (or ``postgres://``): PostgreSQL, with the ``postgres`` extra; its
+    pool sized by ``settings`` (``pg_pool_size``, ``pg_pool_idle``; the defaults without it)."""
     try:
         from opsjobs.store.postgres import PostgresStore
     except ImportError as exc:
@@ -38,7 +48,10 @@ def open_postgres(
             "PostgreSQL support needs the 'postgres' extra: "
             f"pip install 'opsjobs[postgres]' ({exc})"
         ) from exc
-    return PostgresStore(url)
+    pool = settings or Settings()
+    return PostgresStore(
+        url, max_size=pool.pg_pool_size, max_idle=pool.pg_pool_idle, host=pool.host
+    )
 
 
 def sqlite_path(url: str) -> str | None:
@@ -54,7 +67,11 @@ def sqlite_path(url: str) -> str | None:
 
 
 def open_sqlite(
-    url: str, *, runtime_dir: str | None = None, data_dir: str | Path | None = None
+    url: str,
+    *,
+    runtime_dir: str | None = None,
+    data_dir: str | Path | None = None,
+    settings: Settings | None = None,
 ) -> Store:
     """A SQLite file. Its folder must exist, except the data folder ``data_dir`` (default: the
     default data folder ``./data``), which is created with its parents when the file lies

@@ -2,10 +2,12 @@
 
 Delivery guarantee
 ------------------
-- **Claim is exclusive.** A claim is one ``UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED)
-  AND state = 'queued' RETURNING *``: the row lock and the state check (re-evaluated on the locked
-  row) mean two workers never take the same queued job, and concurrent claimers skip each other's
-  rows instead of waiting. ``finish`` is accepted only from the worker *and* attempt that own the
+- **Claim is exclusive.** A claim of up to N jobs is one ``UPDATE … WHERE id = ANY(ARRAY(SELECT …
+  WHERE state = 'queued' … LIMIT N FOR UPDATE SKIP LOCKED)) RETURNING *``: the row locks and the
+  state check (``FOR UPDATE`` re-evaluates it on the newest version of each row it locks, and the
+  lock holds until the update commits) mean two workers never take the same queued job, and
+  concurrent claimers skip each other's rows instead of waiting. Each claimed job gets its own
+  lease, as if claimed alone. ``finish`` is accepted only from the worker *and* attempt that own the
   running job, so a late report from a previous owner is refused.
 - **A job whose worker dies** keeps its lease until it lapses; :meth:`PostgresStore.recover_expired`
   then re-queues it while retries remain (*at-least-once*: the code may have run partly, or even
@@ -24,7 +26,8 @@ Durability
 ----------
 A submit, cancel, delete, schedule fire or heartbeat is a transaction committed with
 ``synchronous_commit = on``: once it returns, it survives a server crash. A worker's claim and
-finish are single statements committed with ``synchronous_commit = off`` (no wait for the WAL
+finish (one job's, or many ends and the next claims: :meth:`PostgresStore.finish_and_claim_many`)
+are single statements committed with ``synchronous_commit = off`` (no wait for the WAL
 flush, which costs ~2 ms on an ordinary disk and capped a worker at ~450 jobs/s): a server crash
 may forget the last fraction of a second of them, never half of one. A forgotten claim leaves the
 job queued; a forgotten finish leaves it running until its lease lapses and it is re-queued or
@@ -49,6 +52,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
+import os
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -63,7 +69,7 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 from opsjobs.config import redact_url
 from opsjobs.errors import ConfigError, Conflict, NotFound, StoreError
 from opsjobs.model import Job, JobSpec, JobState, ResultQuery, Stats
-from opsjobs.store.base import PURGE_BATCH, Finish, Store, Waiter
+from opsjobs.store.base import PURGE_BATCH, End, Finish, Store, Waiter
 from opsjobs.store.sql import load_migrations, load_queries
 from opsjobs.store.sql.alerts import SqlAlerts
 from opsjobs.store.sql.auth import SqlAuth
@@ -102,6 +108,15 @@ _SORTABLE = frozenset(
 )
 
 
+def application_name(pid: int, host: str = "") -> str:
+    """The ``application_name`` of the connections of process ``pid`` on ``host`` (default:
+    this machine's name; workers pass the host name they register under): ``opsjobs
+    <pid>@<host>``, cut to PostgreSQL's 63 bytes. ``pg_stat_activity`` counts each process's
+    connections by it (:meth:`PostgresStore.connection_counts`)."""
+    name = f"opsjobs {pid}@{host or socket.gethostname()}"
+    return name.encode()[:_MAX_IDENTIFIER].decode("utf-8", "ignore")
+
+
 def channel_for(schema: str) -> str:
     """The NOTIFY channel of the store living in ``schema``."""
     if schema == "public":
@@ -121,7 +136,11 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlAuth, SqlSchedules, Store):
         A libpq connection URL (``postgresql://user@host:5432/db``); its ``options`` may select a
         schema (``?options=-csearch_path%3Dmyschema``).
     min_size, max_size
-        Bounds of the connection pool.
+        Bounds of the connection pool: it keeps ``min_size`` open and opens more, up to
+        ``max_size``, while threads use the store at once.
+    max_idle
+        Seconds a connection beyond ``min_size`` may stay unused before it is closed (one per
+        period: a pool that grew to 4 is back to 1 after about three periods).
     timeout
         Seconds to wait for a pooled connection (and for the pool to open) before failing.
     connect_timeout
@@ -129,6 +148,9 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlAuth, SqlSchedules, Store):
     check
         Check each pooled connection before lending it (one more round trip per call). Off by
         default: a dead connection costs one failed attempt, which is retried when safe.
+    host
+        The host name in this process's ``application_name`` (see :func:`application_name`);
+        default: the machine's name.
     """
 
     def __init__(
@@ -136,18 +158,21 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlAuth, SqlSchedules, Store):
         url: str,
         *,
         min_size: int = 1,
-        max_size: int = 8,
+        max_size: int = 4,
+        max_idle: float = 60.0,
         timeout: float = 10.0,
         connect_timeout: int = 5,
         check: bool = False,
+        host: str = "",
     ) -> None:
         self.url = url
         self._q = dict(load_queries("postgres"))
-        # End one job and claim the next in one statement: the finish and the claim see the
-        # same snapshot, and the finished job is running, so the claim can never pick it.
-        self._q["finish_and_claim"] = (
-            f"WITH fin AS ({self._q['finish']} RETURNING id), nxt AS ({self._q['claim']}) "
-            "SELECT (SELECT count(*) FROM fin) AS finished_rows, nxt.* "
+        # Record many ends and claim the next jobs in one statement: both see the same
+        # snapshot, and the finished jobs are running, so the claim can never pick them.
+        self._q["finish_and_claim_many"] = (
+            f"WITH fin AS ({self._q['finish_many'].rstrip().rstrip(';')} RETURNING j.id), "
+            f"nxt AS ({self._q['claim'].rstrip().rstrip(';')}) "
+            "SELECT (SELECT array_agg(id) FROM fin) AS finished_ids, nxt.* "
             "FROM (SELECT 1) AS one LEFT JOIN nxt ON true"
         )
         try:
@@ -163,7 +188,7 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlAuth, SqlSchedules, Store):
         if "connect_timeout" not in given:
             extra["connect_timeout"] = connect_timeout
         if "application_name" not in given:
-            extra["application_name"] = "opsjobs"
+            extra["application_name"] = application_name(os.getpid(), host)
         # Worker transitions (claim, finish) are single autocommit statements that need not wait
         # for the WAL flush; every multi-statement transaction (submit, cancel, delete, schedule
         # fires, heartbeats) turns synchronous_commit back on. See "Durability" above.
@@ -180,7 +205,8 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlAuth, SqlSchedules, Store):
         self._pool: ConnectionPool[Conn] = ConnectionPool(
             self._conninfo,
             min_size=min_size,
-            max_size=max_size,
+            max_size=max(max_size, min_size),
+            max_idle=max_idle,
             timeout=timeout,
             open=False,
             check=ConnectionPool.check_connection if check else None,
@@ -308,31 +334,44 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlAuth, SqlSchedules, Store):
         )
         return Job(id=job_id, spec=spec, state=JobState.QUEUED, submitted_at=now)
 
+    def submit_many(self, specs: Sequence[JobSpec], *, now: float) -> list[Job]:
+        if not specs:
+            return []
+        ids = [str(uuid.uuid4()) for _ in specs]  # made once: a retried insert never duplicates
+        rows = [
+            {
+                "id": job_id,
+                "name": spec.name,
+                "description": spec.description,
+                "owner": spec.owner,
+                "kind": spec.kind,
+                "payload": dict(spec.payload),
+                "mode": spec.mode.value,
+                "queue": spec.queue,
+                "priority": spec.priority,
+                "timeout": spec.timeout,
+                "retries": spec.retries,
+                "schedule_id": spec.schedule_id,
+            }
+            for job_id, spec in zip(ids, specs, strict=True)
+        ]
+        params = {"jobs": _json_text(rows), "now": now, "channel": self.channel}
+        # A transaction, not a single statement: submitted jobs must survive a server crash.
+        self._run(
+            "submit", lambda conn: conn.execute(self._q["submit_jobs"], params), idempotent=True
+        )
+        return [
+            Job(id=job_id, spec=spec, state=JobState.QUEUED, submitted_at=now)
+            for job_id, spec in zip(ids, specs, strict=True)
+        ]
+
     def claim(
         self, worker_id: str, host: str, queues: Sequence[str], *, now: float, lease: float
     ) -> Job | None:
-        if not queues:
-            return None
-        params = {
-            "worker_id": worker_id,
-            "host": host,
-            "queues": list(queues),
-            "now": now,
-            "lease_until": now + lease,
-        }
-        while True:
-            row = self._run(
-                "claim",
-                lambda conn: conn.execute(self._q["claim"], params).fetchone(),
-                single=True,
-                retry=lambda conn: self._adopt(conn, params, self._q["claim"]),
-            )
-            if row is None:
-                return None
-            job = self._readable(row, worker_id, now)
-            if job is not None:
-                return job
-            # its row could not be read and its job was failed: claim the next one
+        _, jobs = self.finish_and_claim_many(
+            (), worker_id=worker_id, host=host, queues=queues, now=now, lease=lease, want=1
+        )
+        return jobs[0] if jobs else None
 
     def _readable(self, row: DictRow, worker_id: str, now: float) -> Job | None:
         """The claimed job of ``row``; if this version cannot read the row, the job is failed
@@ -349,13 +388,18 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlAuth, SqlSchedules, Store):
             )
             return None
 
-    def _adopt(self, conn: Conn, params: dict[str, Any], claim: str) -> DictRow | None:
+    def _adopt(self, conn: Conn, params: dict[str, Any]) -> list[DictRow]:
         """The retry of a claim whose first attempt broke off: if that attempt committed
-        (its reply was lost with the connection), its job is running under this worker with
-        ``started_at`` = this call's ``now`` — take that one instead of claiming a second job,
-        which would stay running, unknown to the worker."""
-        row = conn.execute(self._q["claimed_by_call"], params).fetchone()
-        return row if row is not None else conn.execute(claim, params).fetchone()
+        (its reply was lost with the connection), its jobs are running under this worker with
+        ``started_at`` = this call's ``now`` — take those (and count its ends as recorded)
+        instead of claiming more, which would stay running, unknown to the worker."""
+        if params["want"] > 0:
+            rows = conn.execute(self._q["claimed_by_call"], params).fetchall()
+            if rows:
+                for row in rows:
+                    row["finished_ids"] = params["ids"]
+                return rows
+        return conn.execute(self._q["finish_and_claim_many"], params).fetchall()
 
     def finish(
         self, job_id: str, worker_id: str, attempt: int, outcome: Finish, *, now: float
@@ -379,23 +423,62 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlAuth, SqlSchedules, Store):
         lease: float,
     ) -> tuple[bool, Job | None]:
         """One statement, one round trip, for a worker that has room for another job."""
-        params = finish_params(job_id, worker_id, attempt, outcome, now)
-        params.update(host=host, queues=list(queues), lease_until=now + lease)
-        row = self._run(
-            "finish",
-            lambda conn: conn.execute(self._q["finish_and_claim"], params).fetchone(),
-            single=True,
-            retry=lambda conn: self._adopt(conn, params, self._q["finish_and_claim"]),
+        accepted, jobs = self.finish_and_claim_many(
+            (End(job_id, attempt, outcome, now),),
+            worker_id=worker_id,
+            host=host,
+            queues=queues,
+            now=now,
+            lease=lease,
+            want=1,
         )
-        assert row is not None
-        # An adopted claim (see _adopt) has no finished_rows: its statement did the finish.
-        accepted = row.pop("finished_rows", 1) == 1
-        if row.get("id") is None:
-            return accepted, None
-        job = self._readable(row, worker_id, now)
-        if job is None:  # failed as unreadable: claim the next one
-            job = self.claim(worker_id, host, queues, now=now, lease=lease)
-        return accepted, job
+        return accepted[0], jobs[0] if jobs else None
+
+    def finish_and_claim_many(
+        self,
+        ends: Sequence[End],
+        *,
+        worker_id: str,
+        host: str,
+        queues: Sequence[str],
+        now: float,
+        lease: float,
+        want: int,
+    ) -> tuple[list[bool], list[Job]]:
+        """The worker's hot path in one statement, one round trip: the ends as arrays
+        (``unnest``), then up to ``want`` jobs claimed with ``FOR UPDATE SKIP LOCKED``, each
+        with its own lease. Claimed jobs come back best first (priority, then age)."""
+        want = max(want, 0) if queues else 0
+        if not ends and not want:
+            return [], []
+        params = _many_params(ends, worker_id, host, queues, now, lease, want)
+        jobs: list[Job] = []
+        while True:
+            rows = self._run(
+                "finish or claim",
+                lambda conn: conn.execute(self._q["finish_and_claim_many"], params).fetchall(),
+                single=True,
+                retry=lambda conn: self._adopt(conn, params),
+            )
+            if params["ids"]:
+                done = set(rows[0]["finished_ids"] or ()) if rows else set()
+                accepted = [end.job_id in done for end in ends]
+                params.update(_many_params((), worker_id, host, queues, now, lease, 0))
+            claimed = [r for r in rows if r.get("id") is not None]
+            claimed.sort(key=_claim_order)
+            unreadable = False
+            for row in claimed:
+                del row["finished_ids"]
+                job = self._readable(row, worker_id, now)
+                if job is None:
+                    unreadable = True  # failed as unreadable: claim another in its place
+                else:
+                    jobs.append(job)
+            left = want - len(jobs)
+            if not unreadable or left <= 0 or not claimed:
+                break
+            params.update(want=left, heads=_heads(left))
+        return (accepted if ends else []), jobs
 
     def _where(self, query: ResultQuery) -> tuple[str, dict[str, Any]]:
         clauses: list[str] = []
@@ -445,6 +528,14 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlAuth, SqlSchedules, Store):
             int(row["queued"]),
             row["avg_runtime"],
         )
+
+    def connection_counts(self) -> dict[tuple[int, str], int]:
+        counts: dict[tuple[int, str], int] = {}
+        for row in self._read("counting connections", self._q["connection_counts"]):
+            pid, _, host = str(row["name"])[len("opsjobs ") :].partition("@")
+            if pid.isdigit():
+                counts[int(pid), host] = int(row["n"])
+        return counts
 
     # -- metrics --------------------------------------------------------------------------
     def purge_metrics(self, before: float) -> int:
@@ -580,3 +671,57 @@ def _one(conn: Conn, query: str) -> DictRow:
     if row is None:
         raise StoreError(f"no row from {query!r}")
     return row
+
+
+def _json_text(value: Any) -> str:
+    """``value`` as compact JSON text, the one parameter of a batch statement."""
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _heads(want: int) -> int:
+    """Candidates read per queue for a claim of ``want``: room for the rows that concurrent
+    claimers hold (skipped), so that a batch is not cut short by them."""
+    return 2 * want + 16
+
+
+def _many_params(
+    ends: Sequence[End],
+    worker_id: str,
+    host: str,
+    queues: Sequence[str],
+    now: float,
+    lease: float,
+    want: int,
+) -> dict[str, Any]:
+    """The parameters of ``finish_and_claim_many``: the ends as one JSON array (``ids``, for
+    :meth:`PostgresStore._adopt`, is not sent)."""
+    return {
+        "ids": [e.job_id for e in ends],
+        "ends": _json_text(
+            [
+                {
+                    "id": e.job_id,
+                    "attempt": e.attempt,
+                    "state": e.outcome.state.value,
+                    "at": e.at,
+                    "output": e.outcome.output,
+                    "result": e.outcome.result_json,
+                    "error": e.outcome.error,
+                    "exit_code": e.outcome.exit_code,
+                }
+                for e in ends
+            ]
+        ),
+        "worker_id": worker_id,
+        "host": host,
+        "queues": list(queues),
+        "now": now,
+        "lease_until": now + lease,
+        "want": want,
+        "heads": _heads(want),
+    }
+
+
+def _claim_order(row: DictRow) -> tuple[int, float]:
+    """Sort key of claimed rows: higher priority first, then the oldest."""
+    return (-row["priority"], row["submitted_at"])

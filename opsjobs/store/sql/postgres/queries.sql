@@ -38,6 +38,23 @@ WITH ins AS (
 )
 SELECT pg_notify(%(channel)s, '') FROM ins;
 
+-- name: submit_jobs
+-- Many jobs in one statement, sent as one JSON array of objects (see finish_many), and one
+-- wake-up. ON CONFLICT makes a retry after an unknown commit harmless (the caller makes the ids).
+WITH ins AS (
+  INSERT INTO jobs (id, name, description, owner, kind, payload, mode, queue, priority, timeout,
+                    retries, schedule_id, state, submitted_at)
+  SELECT t.id, t.name, t.description, t.owner, t.kind, t.payload, t.mode, t.queue,
+         t.priority, t.timeout, t.retries, t.schedule_id, 'queued', %(now)s
+    FROM jsonb_to_recordset(%(jobs)s::jsonb)
+         AS t(id text, name text, description text, owner text, kind text, payload jsonb,
+              mode text, queue text, priority int, timeout float8, retries int,
+              schedule_id text)
+  ON CONFLICT (id) DO NOTHING
+  RETURNING 1
+)
+SELECT pg_notify(%(channel)s, '') WHERE EXISTS (SELECT FROM ins);
+
 -- name: insert_job
 INSERT INTO jobs (id, name, description, owner, kind, payload, mode, queue, priority, timeout,
                   retries, schedule_id, rerun_of, state, submitted_at)
@@ -49,33 +66,56 @@ VALUES (%(id)s, %(name)s, %(description)s, %(owner)s, %(kind)s, %(payload)s::jso
 SELECT * FROM jobs WHERE id = %(id)s;
 
 -- name: claim
--- One statement. Candidates: the first 16 queued jobs of each of the worker's queues, each list
--- read in order from the partial index jobs_claim (no sort, whatever the table statistics say:
--- `queue = ANY(...)` over the whole table made the planner sort every queued job while the
--- statistics were stale, which made a drain quadratic). Then lock the best candidate nobody
--- else holds (SKIP LOCKED) and take it; the state is checked again on the locked row.
+-- One statement claims up to %(want)s jobs. Candidates: the first %(heads)s queued jobs of each
+-- of the worker's queues, each list read in order from the partial index jobs_claim (no sort,
+-- whatever the table statistics say: `queue = ANY(...)` over the whole table made the planner
+-- sort every queued job while the statistics were stale, which made a drain quadratic). Then
+-- lock the best candidates nobody else holds (SKIP LOCKED: the lock sits below the LIMIT, so
+-- rows another claimer holds do not count) and take them: FOR UPDATE checks `state = 'queued'`
+-- again on the newest version of each row it locks, and the lock holds until the UPDATE
+-- commits, so no second check is needed outside (one there, `AND state = 'queued'`, made the
+-- planner AND a scan of the whole jobs_claim index into every claim: 9,600 entries for a
+-- queue of 10,000). %(heads)s exceeds %(want)s so that concurrent claimers' locked rows leave
+-- enough.
+-- `id = ANY(ARRAY(subquery))`, not `id IN (subquery)`: the ARRAY is an init plan run exactly
+-- once, where the planner may turn IN into a join that runs the LIMITed, SKIP LOCKED subquery
+-- again per row (it claimed every candidate for want = 1). Rows come back in no particular
+-- order: the caller sorts them.
 UPDATE jobs
    SET state = 'running', worker_id = %(worker_id)s, host = %(host)s, attempt = attempt + 1,
        started_at = %(now)s, lease_until = %(lease_until)s
- WHERE id = (SELECT j.id
-               FROM unnest(%(queues)s::text[]) AS q(name)
-               CROSS JOIN LATERAL (SELECT id FROM jobs
-                                    WHERE state = 'queued' AND queue = q.name
-                                    ORDER BY priority DESC, submitted_at
-                                    LIMIT 16) AS c
-               JOIN jobs AS j ON j.id = c.id
-              WHERE j.state = 'queued'
-              ORDER BY j.priority DESC, j.submitted_at
-              LIMIT 1
-                FOR UPDATE OF j SKIP LOCKED)
-   AND state = 'queued'
+ WHERE id = ANY(ARRAY(SELECT j.id
+                         FROM unnest(%(queues)s::text[]) AS q(name)
+                         CROSS JOIN LATERAL (SELECT id FROM jobs
+                                              WHERE state = 'queued' AND queue = q.name
+                                              ORDER BY priority DESC, submitted_at
+                                              LIMIT %(heads)s) AS c
+                         JOIN jobs AS j ON j.id = c.id
+                        WHERE j.state = 'queued'
+                        ORDER BY j.priority DESC, j.submitted_at
+                        LIMIT %(want)s
+                          FOR UPDATE OF j SKIP LOCKED))
 RETURNING *;
 
+-- name: finish_many
+-- The ends of many jobs in one statement, sent as one JSON array of objects (one text
+-- parameter: psycopg dumps a Python list element by element, ~10 us each, where json.dumps of
+-- the whole batch costs a few us per end); each is accepted only from the worker and attempt
+-- that own the running job, as in finish.
+UPDATE jobs AS j
+   SET state = e.state, finished_at = e.at, runtime = greatest(e.at - j.started_at, 0.0),
+       output = e.output, result = e.result::jsonb, error = e.error, exit_code = e.exit_code,
+       lease_until = NULL
+  FROM jsonb_to_recordset(%(ends)s::jsonb)
+       AS e(id text, attempt int, state text, at float8, output text, result text, error text,
+            exit_code int)
+ WHERE j.id = e.id AND j.state = 'running' AND j.worker_id = %(worker_id)s
+   AND j.attempt = e.attempt;
+
 -- name: claimed_by_call
--- The job a claim by this worker at exactly this time took, if it committed (see _adopt).
+-- The jobs a claim by this worker at exactly this time took, if it committed (see _adopt).
 SELECT * FROM jobs
- WHERE state = 'running' AND worker_id = %(worker_id)s AND started_at = %(now)s
- LIMIT 1;
+ WHERE state = 'running' AND worker_id = %(worker_id)s AND started_at = %(now)s;
 
 -- name: finish
 UPDATE jobs
@@ -162,6 +202,12 @@ ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, stopped_at 
 
 -- name: stop_worker
 UPDATE workers SET stopped_at = %(now)s, busy = 0 WHERE id = %(id)s;
+
+-- name: connection_counts
+-- Connections per opsjobs process of this database (application_name `opsjobs <pid>@<host>`).
+SELECT application_name AS name, count(*) AS n FROM pg_stat_activity
+ WHERE datname = current_database() AND application_name LIKE 'opsjobs %%@%%'
+ GROUP BY application_name;
 
 -- name: list_workers
 SELECT * FROM workers ORDER BY started_at DESC;
