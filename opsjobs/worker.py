@@ -160,10 +160,6 @@ class Worker:
         self._step_lock = threading.Lock()
         #: Inline jobs claimed by a pool thread, for the main loop.
         self._handoff: collections.deque[Job] = collections.deque()
-        #: Pool jobs a pool thread running short jobs claimed in one step for itself (as many
-        #: as slots were free) and runs back to back; if that thread goes quiet for
-        #: _CHAIN_TRUST (a longer job), the main loop hands what is left to the pool.
-        self._local: collections.deque[_Running] = collections.deque()
         self._loop_thread = 0  # ident of the thread running the main loop
         self._step_holder = 0  # the main loop's ident while it holds _step_lock
         #: How long a step's store call takes (a moving average, seconds).
@@ -248,16 +244,11 @@ class Worker:
         wake = self._wake
         lock = self._step_lock
         while not self._stopping.is_set():
-            # While a pool thread runs short jobs back to back it claims as it goes and
-            # records every end that waits (this loop's inline ones too): a step here would
-            # only cost a round trip and make it wait for the step lock. This loop steps when
-            # no pool job runs, and once that thread has gone quiet for _CHAIN_TRUST (a long
-            # job): then it records the ends, fills the free slots, and hands the jobs that
-            # thread claimed for itself to the pool.
-            quiet = time.perf_counter() >= self._chain_until
-            if self._local and quiet:
-                self._release_local()
-            mine = (bool(self._ended) and quiet) or self._busy == 0
+            # While a pool thread runs short jobs back to back it claims as it goes: a step
+            # here would only make it miss the step lock and stop. This loop steps for its own
+            # ends (inline jobs), when no pool job runs, and once that thread has gone quiet
+            # for _CHAIN_TRUST (a long job): then the free slots are filled.
+            mine = bool(self._ended) or self._busy == 0
             worked = skipped = False
             if mine or time.perf_counter() >= self._chain_until:
                 if lock.acquire(blocking=mine):
@@ -280,10 +271,9 @@ class Worker:
             # step, and a busy loop does not pay for the clear.
             if not worked and not self._ended:
                 timeout = self.settings.poll_interval
-                if (skipped and self._busy < self.threads) or self._local:
+                if skipped and self._busy < self.threads:
                     # look again once the pool thread could have gone quiet, in case the free
-                    # slots are wanted then (a step that found the queue empty waits for a ring),
-                    # or the jobs it claimed for itself should go to other threads
+                    # slots are wanted then (a step that found the queue empty waits for a ring)
                     left = self._chain_until - time.perf_counter()
                     timeout = min(timeout, left if left > 0 else _CHAIN_TRUST)
                 wake.wait(timeout)
@@ -300,13 +290,10 @@ class Worker:
         The claim replaces as many pool jobs as just ended (at least one): a run of inline jobs,
         which need the main loop, is claimed one at a time. Jobs shorter than a step
         (``_SHORT_JOB``, or the step's own cost) run back to back on one pool thread, which
-        claims the jobs of every free slot in one step and runs them itself (``_local``),
-        recording their ends with its next step: one round trip per batch, which is what
-        matters on PostgreSQL. The main loop leaves that thread alone until it has not come
-        back for ``_CHAIN_TRUST`` (it is in a longer job); then it hands what that thread
-        still holds to the pool and fills the free slots. Any more threads would only take
-        turns at the step lock and the GIL: with no-op jobs, four threads drained 14-16k
-        jobs/s that way against 20k/s for one (SQLite)."""
+        claims only its own next job; the main loop then leaves the other free slots empty
+        until that thread has not stepped for ``_CHAIN_TRUST`` (it is in a longer job). Any
+        more threads would only take turns at the step lock and the GIL: with no-op jobs,
+        four threads drained 14-16k jobs/s that way against 20k/s for one."""
         ended = self._ended
         recs: list[_Running] = []
         ends: list[End] = []
@@ -326,13 +313,11 @@ class Worker:
         else:
             want = pool_ends if pool_ends > 1 else 1
             if here:
-                # A pool thread whose job was short claims the jobs of every free slot and
-                # runs them itself, back to back: more threads would only queue for the step
-                # lock and the GIL, and one round trip serves them all (the main loop hands
-                # them to the pool if one turns out long).
+                # A pool thread whose job was short claims only its own next job: more
+                # threads would only queue for the step lock and the GIL.
                 short = ran <= _SHORT_JOB or ran <= self._step_cost
                 if short:
-                    want = free
+                    want = 1
             elif (
                 self._busy > pool_ends
                 and len(recs) == pool_ends
@@ -374,7 +359,7 @@ class Worker:
                 for rec in recs:
                     running.pop(rec.job.id, None)
                 self._busy -= pool_ends
-        inline = unrun = local = False
+        inline = unrun = False
         mine: _Running | None = None
         for job in jobs:  # pool jobs start now; inline ones go to the main loop
             if job.spec.mode is Mode.INLINE:
@@ -383,30 +368,15 @@ class Worker:
             elif here and mine is None:
                 mine = self._dispatch(job, here=True)
                 unrun = mine is None
-            elif here and short:
-                ready = self._dispatch(job, here=True)
-                if ready is not None:
-                    self._local.append(ready)
-                    local = True
             else:
                 self._dispatch(job)
                 if not here:
                     # a new pool thread gets the time to show whether it runs short jobs
                     # back to back, before the main loop claims for the next free slot
                     self._chain_until = time.perf_counter() + _CHAIN_TRUST
-        if (inline or local) and threading.get_ident() != self._loop_thread:
-            self._wake.set()  # the main loop runs inline jobs and watches the local ones
+        if inline and threading.get_ident() != self._loop_thread:
+            self._wake.set()
         return bool(recs or jobs), mine, unrun
-
-    def _release_local(self) -> None:
-        """Hand the pool jobs a pool thread claimed for itself to the pool: that thread has
-        not come back for _CHAIN_TRUST (it runs a longer job)."""
-        while True:
-            try:
-                rec = self._local.popleft()
-            except IndexError:
-                return
-            self._pool.submit(self._work, rec)
 
     def _flush_ends(self) -> None:
         """Record the ends that wait, claiming nothing (the worker is stopping)."""
@@ -437,14 +407,6 @@ class Worker:
         if self._stopping.is_set():
             self._wake.set()
             return None
-        if self._local and (ran <= _SHORT_JOB or ran <= self._step_cost):
-            try:  # the next job this thread claimed for itself; its end waits for the step
-                rec = self._local.popleft()
-            except IndexError:  # the main loop handed them to the pool meanwhile
-                pass
-            else:
-                self._chain_until = time.perf_counter() + _CHAIN_TRUST
-                return rec
         mine = None
         lock = self._step_lock
         # The main loop's steps are short and leave this thread's claim to it: wait for them.
@@ -806,17 +768,6 @@ class Worker:
         ``_STOP_GRACE`` kill the child trees, and record every job still without an end as
         ``failed`` with the output it printed. Nothing stays ``running``; a job the shutdown
         stopped is never a success, whatever its child's exit status."""
-        while self._local:  # claimed by a pool thread for itself, never started
-            try:
-                rec = self._local.popleft()
-            except IndexError:
-                break
-            self._settle(
-                rec,
-                Finish(JobState.FAILED, error="the worker stopped before it started the job"),
-                record=True,
-            )
-            self._release(rec)
         self._flush_ends()
         with self._lock:
             for rec in self._running.values():
