@@ -634,15 +634,21 @@ def pg_reachable(url: str) -> str | None:
     return None
 
 
-def start_cli_workers(folder: Path, store_url: str, count: int, threads: int) -> list[Any]:
-    env = env_for_children(
-        OPSJOBS_STORE=store_url,
-        OPSJOBS_DATA=str(folder / "data"),
-        OPSJOBS_RUNTIME_DIR=str(folder / "run"),
-        OPSJOBS_USER="bench",
-    )
+def start_cli_workers(
+    folder: Path, store_url: str, count: int, threads: int, hosts: int = 1
+) -> list[Any]:
+    """``count`` ``opsjobs worker`` processes; with ``hosts`` > 1 they are split into that many
+    groups, each recording its own host name (``OPSJOBS_HOST=bench-host-<k>``)."""
     procs = []
     for k in range(count):
+        env = env_for_children(
+            OPSJOBS_STORE=store_url,
+            OPSJOBS_DATA=str(folder / "data"),
+            OPSJOBS_RUNTIME_DIR=str(folder / "run"),
+            OPSJOBS_USER="bench",
+        )
+        if hosts > 1:
+            env["OPSJOBS_HOST"] = f"bench-host-{k % hosts}"
         with open(folder / f"worker-{k}.log", "wb") as log:
             procs.append(
                 subprocess.Popen(
@@ -708,14 +714,41 @@ def pg_job_figures(store_url: str) -> dict[str, Any]:
     }
 
 
-def bench_pg(base: Path, url: str, n: int, processes: int) -> Rate:
+def prefill_many(client: Any, n: int, mode: str, chunk: int = 1000) -> tuple[float, float]:
+    """Submit ``n`` no-op jobs ``chunk`` at a time (``Client.submit_many``: one statement on
+    PostgreSQL, as pgqueuer's batched enqueue); returns (first submit, last one returned)."""
+    t0 = time.time()
+    for lo in range(0, n, chunk):
+        client.submit_many(
+            [
+                client.build_spec("noop", call=TARGET, kwargs={"i": i}, mode=mode)
+                for i in range(lo, min(lo + chunk, n))
+            ]
+        )
+    return t0, time.time()
+
+
+def bench_pg(
+    base: Path,
+    url: str,
+    n: int,
+    processes: int,
+    *,
+    mode: str = "inline",
+    threads: int = 1,
+    hosts: int = 1,
+    bulk: bool = True,
+) -> Rate:
+    """``processes`` worker processes (``hosts`` groups) drain ``n`` no-op jobs of ``mode``,
+    pre-filled 1000 at a time (``bulk``) or one at a time."""
     folder = Path(tempfile.mkdtemp(prefix=f"pg-{processes}-", dir=base))
     with pg_schema(url) as store_url:
         settings = opsjobs_settings(folder, store_url)
         client = opsjobs_client(settings)
         try:
-            first_submit, last_submit = prefill(client, n, "inline")
-            procs = start_cli_workers(folder, store_url, processes, threads=1)
+            fill = prefill_many if bulk else prefill
+            first_submit, last_submit = fill(client, n, mode)
+            procs = start_cli_workers(folder, store_url, processes, threads, hosts)
             try:
                 wait_until(
                     lambda: (
@@ -731,9 +764,13 @@ def bench_pg(base: Path, url: str, n: int, processes: int) -> Rate:
     ok = fig["states"] == {"succeeded": n} and fig["max_attempt"] == 1
     found = ", ".join(f"{k} {v}" for k, v in sorted(fig["states"].items()))
     steady = per_s(fig["after_all_up"], fig["last_finish"] - fig["all_up"])
+    where = f" on {hosts} hosts" if hosts > 1 else ""
+    how = "inline" if mode == "inline" else f"{mode}, threads={threads}"
+    submit = "submit_many by 1000" if bulk else "submit one by one"
     return Rate(
         "opsjobs",
-        f"PostgreSQL, {processes} worker process{'es' if processes > 1 else ''}, inline",
+        f"PostgreSQL, {processes} worker process{'es' if processes > 1 else ''}{where}, {how}"
+        f" ({submit})",
         n,
         per_s(n, last_submit - first_submit),
         per_s(n, fig["last_finish"] - fig["first_start"]),
@@ -780,6 +817,19 @@ def latency_pg(base: Path, url: str, samples: int, idle: float) -> Latency:
     )
 
 
+#: The opsjobs rows on PostgreSQL: (worker processes, mode, threads per worker, hosts). A
+#: worker with ``threads`` free slots claims up to that many jobs per round trip, as pgqueuer's
+#: ``batch_size`` does: threads=10 stands beside its batch 10, threads=100 beside batch 100.
+PG_ROWS = (
+    (1, "inline", 1, 1),
+    (1, "thread", 10, 1),
+    (1, "thread", 100, 1),
+    (2, "thread", 10, 1),
+    (4, "thread", 10, 1),
+    (4, "thread", 10, 2),
+)
+
+
 def pg_rounds(
     base: Path,
     url: str,
@@ -793,10 +843,12 @@ def pg_rounds(
     runs: list[Rate] = []
     for i in range(1, rounds + 1):
         tag = f" [round {i}/{rounds}]"
-        for procs in (1, 2, 4):
+        for procs, mode, threads, hosts in PG_ROWS:
             step(
-                f"PostgreSQL {procs} worker(s){tag}",
-                lambda p=procs: bench_pg(base, url, n, p),
+                f"PostgreSQL {procs} worker(s), {mode} x{threads}, {hosts} host(s){tag}",
+                lambda p=procs, m=mode, t=threads, h=hosts: bench_pg(
+                    base, url, n, p, mode=m, threads=t, hosts=h
+                ),
                 runs,
             )
         for batch in (10, 100):
