@@ -13,11 +13,11 @@ installed distributions' top-level names) to a requirement named in pyproject.to
 
 from __future__ import annotations
 
-import ast
 import functools
 import importlib.metadata
 import json
 import re
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,14 +75,6 @@ def declared(*extras: str) -> set[str]:
     return names
 
 
-def _imports_of_source(source: str) -> Iterator[str]:
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            yield from (alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            yield node.module.split(".")[0]
-
-
 def _sources(folder: str) -> Iterator[tuple[Path, str]]:
     for path in sorted((ROOT / folder).rglob("*.py")):
         yield path, path.read_text("utf-8")
@@ -96,11 +88,42 @@ def _sources(folder: str) -> Iterator[tuple[Path, str]]:
                 yield path, code
 
 
+# Run in a child: 3.11.7's ast.parse can fail with "SystemError: AST constructor recursion depth
+# mismatch" in a process where an earlier test met a RecursionError (seen on a fresh machine).
+_CHILD = """
+import ast, json, sys
+out = []
+for source in json.load(sys.stdin):
+    names = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names += [alias.name.split(".")[0] for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.append(node.module.split(".")[0])
+    out.append(names)
+json.dump(out, sys.stdout)
+"""
+
+
+def _imports_of_sources(sources: list[str]) -> list[list[str]]:
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD],
+        input=json.dumps(sources),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return list(json.loads(done.stdout))
+
+
 def third_party_imports(folder: str) -> dict[str, set[str]]:
     """Top-level module → the files under ``folder`` that import it (stdlib and local left out)."""
     found: dict[str, set[str]] = {}
-    for path, source in _sources(folder):
-        for module in _imports_of_source(source):
+    sources = list(_sources(folder))
+    parsed = _imports_of_sources([source for _, source in sources])
+    for (path, _), modules in zip(sources, parsed, strict=True):
+        for module in modules:
             if module in sys.stdlib_module_names or module in LOCAL | NEWER_STDLIB:
                 continue
             found.setdefault(module, set()).add(str(path.relative_to(ROOT)))
