@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from itertools import compress, filterfalse, islice, repeat
 from operator import add, and_, not_
 
-from opsjobs.analyzer.kinds import Kinds, group_by_type
 from opsjobs.analyzer.walk import CHUNK, Deadline, Dedupe, safe_sizes
 
 __all__ = ["SAMPLE_ABOVE", "STOP_TYPES", "DeepSize", "StopCache", "aligned_total", "deep_size"]
@@ -86,13 +85,6 @@ class AttrDicts(dict[type, int]):
         n = len(gc.get_referents(obj)) - 1  # its values and its type
         return _DICT_BASE + 8 * (max(n, 0) + _DICT_SLACK)
 
-    def of_type(self, t: type, sample: object) -> int:
-        """Bytes of the would-be dict of an instance of ``t`` (``sample`` is one)."""
-        found = self.get(t)
-        if found is None:
-            found = self[t] = self._measure(t, sample)
-        return found
-
     def total(self, objs: list[object]) -> int:
         """Bytes of the would-be dicts of ``objs``."""
         types_ = list(map(type, objs))
@@ -105,16 +97,11 @@ class DeepDedupe(Dedupe):
     """The dedupe of one deep-size walk, with the walk's settings."""
 
     def __init__(
-        self,
-        exclude: frozenset[int] | set[int],
-        sample_above: int | None,
-        attr_dicts: AttrDicts,
-        kinds: Kinds,
+        self, exclude: frozenset[int] | set[int], sample_above: int | None, attr_dicts: AttrDicts
     ) -> None:
         super().__init__(untracked_only=False, exclude=exclude)
         self.sample_above = sample_above
         self.attr_dicts = attr_dicts
-        self.kinds = kinds
 
 
 class StopCache(dict[type, bool]):
@@ -136,12 +123,8 @@ class DeepSize:
     estimated: bool = False
 
 
-#: A batch of a walk: objects, and their dicts in lists (None: not known yet).
-_Batch = tuple[list[object], list[list[object]] | None]
-
-
 def _walk(
-    stack: list[_Batch],
+    stack: list[list[object]],
     dedupe: DeepDedupe,
     stop: dict[type, bool],
     deadline: Deadline,
@@ -156,51 +139,46 @@ def _walk(
     total = count = 0
     estimated = False
     while stack:
-        chunk, dicts = stack.pop()
+        chunk = stack.pop()
         if len(chunk) > CHUNK:
-            stack.append((chunk[CHUNK:], None))
-            chunk, dicts = chunk[:CHUNK], None
-        fresh, shared = dedupe.expand_split(chunk, dicts=dicts)
-        del chunk, dicts
+            stack.append(chunk[CHUNK:])
+            chunk = chunk[:CHUNK]
+        fresh, shared = dedupe.expand_split(chunk)
+        del chunk
         if shared_out is None:
             fresh.extend(shared)
         else:
             shared_out.extend(compress(shared, map(not_, map(stop.__getitem__, map(type, shared)))))
         del shared
-        keep: list[object] = []  # what may reference further objects (gc types)
-        keep_dicts: list[list[object]] = []
-        big: list[object] = []
-        for t, group in group_by_type(fresh).items():
-            if stop[t]:
-                continue
-            kind = dedupe.kinds[t]
-            count += len(group)
-            total += kind.aligned_total(group) + dedupe.attr_dicts.of_type(t, group[0]) * len(group)
-            if dedupe.sample_above is not None and t in SAMPLED_TYPES:
-                above = dedupe.sample_above
-                if max(map(len, group)) > above:  # type: ignore[arg-type]
-                    found = [x for x in group if len(x) > above]  # type: ignore[arg-type]
-                    big += found
-                    ids = set(map(id, found))
-                    group = [x for x in group if id(x) not in ids]  # rare: only beside a big one
-            if kind.gc:
-                keep += group
-                if issubclass(t, dict):
-                    keep_dicts.append(group)
+        keep = list(compress(fresh, map(not_, map(stop.__getitem__, map(type, fresh)))))
         del fresh
-        for obj in big:
-            inner = _contents(obj, deadline, budget - count, stop, dedupe)
-            total += inner.bytes
-            count += inner.objects
-            estimated = estimated or inner.estimated
-            if inner.truncated:
-                return DeepSize(total, count, True, estimated)
-        del big
         if keep:
-            stack.append((keep, keep_dicts))
+            sizes = safe_sizes(keep)
+            total += aligned_total(sizes) + dedupe.attr_dicts.total(keep)
+            count += len(keep)
+            if dedupe.sample_above is not None and max(sizes) > _SAMPLE_BYTES:
+                big = _large(keep, sizes, dedupe.sample_above)
+                if big:
+                    ids = set(map(id, big))
+                    keep = [x for x in keep if id(x) not in ids]  # rare: only beside a big one
+                    for obj in big:
+                        inner = _contents(obj, deadline, budget - count, stop, dedupe)
+                        total += inner.bytes
+                        count += inner.objects
+                        estimated = estimated or inner.estimated
+                        if inner.truncated:
+                            return DeepSize(total, count, True, estimated)
+            del sizes
+            stack.append(keep)
         if count >= budget or (count > CHUNK and deadline.expired()):
             return DeepSize(total, count, bool(stack), estimated)
     return DeepSize(total, count, False, estimated)
+
+
+def _large(keep: list[object], sizes: list[int], above: int) -> list[object]:
+    """The exact builtin containers of ``keep`` with more than ``above`` items."""
+    bulky = compress(keep, map(_SAMPLE_BYTES.__lt__, sizes))
+    return [x for x in bulky if type(x) in SAMPLED_TYPES and len(x) > above]  # type: ignore[arg-type]
 
 
 def _contents(
@@ -213,7 +191,7 @@ def _contents(
             estimate = _sampled_size(obj, n, deadline, budget, stop, dedupe)
             if estimate is not None:
                 return estimate
-    return _walk([([obj], None)], dedupe, stop, deadline, budget)
+    return _walk([[obj]], dedupe, stop, deadline, budget)
 
 
 def _root_refcount() -> int:
@@ -288,10 +266,10 @@ def _sampled_size(
     shared = [x for x in shared_roots if not stop[type(x)]]
     del shared_roots
     own = aligned_total(safe_sizes(private)) + dedupe.attr_dicts.total(private)
-    inner = _walk([(private, None)], dedupe, stop, deadline, budget, shared)
+    inner = _walk([list(private)], dedupe, stop, deadline, budget, shared)
     scale = n / sampled
     shared_bytes = aligned_total(safe_sizes(shared)) + dedupe.attr_dicts.total(shared)
-    rest = _walk([(shared, None)], dedupe, stop, deadline, budget)
+    rest = _walk([shared], dedupe, stop, deadline, budget)
     return DeepSize(
         round((own + inner.bytes) * scale) + shared_bytes + rest.bytes,
         round((len(private) + inner.objects) * scale) + len(shared) + rest.objects,
@@ -309,7 +287,6 @@ def deep_size(
     exclude: frozenset[int] | set[int] = frozenset(),
     sample_above: int | None = SAMPLE_ABOVE,
     attr_dicts: AttrDicts | None = None,
-    kinds: Kinds | None = None,
 ) -> DeepSize:
     """Size of ``root`` and everything it reaches, stopping at program structure.
 
@@ -335,18 +312,14 @@ def deep_size(
     attr_dicts
         Cache of the would-be instance dict sizes (see :class:`AttrDicts`), shared between
         calls for speed.
-    kinds
-        Cache of how each type is sized (see :class:`~opsjobs.analyzer.kinds.Kinds`), shared
-        between calls for speed.
     """
     stop = StopCache() if stop is None else stop
     own = aligned_total(safe_sizes([root]))
-    if type(root) in LEAVES or isinstance(root, types.ModuleType):  # (gh-122695, see kinds)
+    if type(root) in LEAVES or isinstance(root, types.ModuleType):  # gh-122695: see heap
         return DeepSize(own, 1, False)
     attr_dicts = AttrDicts() if attr_dicts is None else attr_dicts
     own += attr_dicts.total([root])
-    kinds = Kinds() if kinds is None else kinds
-    dedupe = DeepDedupe(exclude, sample_above, attr_dicts, kinds)
+    dedupe = DeepDedupe(exclude, sample_above, attr_dicts)
     dedupe.mark([root])
     inside = _contents(root, deadline, max_objects - 1, stop, dedupe)
     return DeepSize(own + inside.bytes, 1 + inside.objects, inside.truncated, inside.estimated)

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 from opsjobs.analyzer.deep import AttrDicts, DeepSize, StopCache, aligned_total, deep_size
 from opsjobs.analyzer.heap import type_name
-from opsjobs.analyzer.kinds import Kinds
 from opsjobs.analyzer.walk import Deadline, safe_sizes
 
 __all__ = ["GlobalRow", "largest_globals", "module_namespaces"]
@@ -70,7 +69,6 @@ class _Sizer:
     def __init__(self, exclude: frozenset[int], deadline: Deadline, max_objects: int) -> None:
         self.stop = StopCache()
         self.attr_dicts = AttrDicts()
-        self.kinds = Kinds()
         self.exclude = exclude
         self.deadline = deadline
         self.max_objects = max_objects
@@ -83,7 +81,6 @@ class _Sizer:
             self.stop,
             exclude=self.exclude,
             attr_dicts=self.attr_dicts,
-            kinds=self.kinds,
         )
 
     def function(self, func: types.FunctionType) -> DeepSize:

@@ -2,28 +2,31 @@
 
 One pass over ``gc.get_objects()`` in chunks; the objects the gc does not track (strings,
 numbers, atomic-only dicts and tuples) are reached through ``gc.get_referents`` of the
-tracked ones and deduplicated with :class:`~opsjobs.analyzer.walk.Dedupe`. Each chunk is
-split by type once and counted and sized a type group at a time
-(:mod:`~opsjobs.analyzer.kinds`).
+tracked ones and deduplicated with :class:`~opsjobs.analyzer.walk.Dedupe`.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain, compress, islice, repeat
-from operator import lt
+from operator import is_, not_
+from types import ModuleType
 from typing import cast
 
-from opsjobs.analyzer.kinds import Kinds, group_by_type
 from opsjobs.analyzer.strings import StringCounter
-from opsjobs.analyzer.walk import CHUNK, Deadline, Dedupe
+from opsjobs.analyzer.walk import CHUNK, Deadline, Dedupe, safe_sizes
 
 __all__ = ["Census", "TypeRow", "run_census", "type_name"]
 
 _TYPE_MODULE = type.__dict__["__module__"]
 _TYPE_QUALNAME = type.__dict__["__qualname__"]
+#: ``Counter.update`` over an iterable counts in C (``_count_elements``).
+_count = Counter.update
+#: Exact types counted by :func:`_account_plain`.
+_PLAIN = (str, int)
 #: Exact containers whose referents are their items (and a dict's keys): sliced when large.
 _SLICED = frozenset({list, tuple, dict, set, frozenset})
 #: A container at least this large may hold more than ``CHUNK`` items.
@@ -43,21 +46,31 @@ class TypeRow:
 class Census:
     """What one census pass found; ``containers`` holds live objects until dropped.
 
-    ``totals`` holds ``[count, bytes]`` per exact type, summed a type group at a time
-    (:func:`~opsjobs.analyzer.kinds.group_by_type`), never a Python step per object.
+    ``sizes`` counts objects by ``(type, size)`` pair, which C code can do without a Python
+    loop per object; ``plain`` holds ``[count, bytes]`` of exact ``str`` and ``int``, summed
+    per batch; :meth:`types` folds both into per-type totals.
     """
 
-    totals: dict[type, list[int]] = field(default_factory=dict)
+    sizes: Counter[tuple[type, int]] = field(default_factory=Counter)
     tracked_total: int = 0
     tracked_walked: int = 0
     untracked_found: int = 0
     total_bytes: int = 0
     containers: list[tuple[int, int, object]] = field(default_factory=list)
+    plain: dict[type, list[int]] = field(default_factory=lambda: {t: [0, 0] for t in _PLAIN})
 
     @property
     def types(self) -> dict[type, list[int]]:
         """``{type: [count, bytes]}`` of everything counted so far."""
-        return {t: list(row) for t, row in self.totals.items() if row[0]}
+        out = {t: list(row) for t, row in self.plain.items() if row[0]}
+        for (t, size), n in self.sizes.items():
+            row = out.get(t)
+            if row is None:
+                out[t] = [n, n * size]
+            else:
+                row[0] += n
+                row[1] += n * size
+        return out
 
     def type_rows(self, limit: int) -> list[TypeRow]:
         """The ``limit`` types with the most bytes, as plain rows."""
@@ -80,65 +93,65 @@ def type_name(t: type) -> str:
     return f"{module}.{qual}"
 
 
-def _account(
-    census: Census,
-    kinds: Kinds,
+class _NotPlain(dict[type, bool]):
+    """type -> "not one of :data:`_PLAIN`"."""
+
+    def __missing__(self, key: type) -> bool:
+        self[key] = value = key not in _PLAIN
+        return value
+
+
+_NOT_PLAIN = _NotPlain()
+
+
+def _account_plain(
+    plain: dict[type, list[int]],
     batch: list[object],
-    top_count: int,
+    types: list[type],
     strings: StringCounter | None,
-) -> tuple[list[object], list[list[object]], list[Iterator[object]]]:
-    """Count ``batch`` into the census a type group at a time.
+) -> list[object]:
+    """Count the exact ``str`` and ``int`` objects of ``batch``; return the other objects.
 
-    Returns the objects that may reference others (instances of gc types; large exact
-    containers left out), the groups of dicts among them (for their keys), and iterators over
-    the items of the large containers: those are walked a slice at a time, so that no single C
-    call (``gc.get_referents``, ``map``) runs over a million items while the GIL is held.
+    Their sizes come from the type's own ``__sizeof__``, called without the lookup and the
+    bound method ``sys.getsizeof`` pays for; they are not gc objects, so ``getsizeof`` adds
+    nothing to that size. Only their count and total are kept: no (type, size) pair per object.
     """
-    totals = census.totals
-    expand: list[object] = []
-    dicts: list[list[object]] = []
-    large: list[Iterator[object]] = []
-    for t, group in group_by_type(batch).items():
-        kind = kinds[t]
-        row = totals.get(t)
-        if row is None:
-            row = totals[t] = [0, 0]
-        row[0] += len(group)
-        if t in _SLICED or (t is str and strings is not None):
-            sizes = kind.sizes(group)
-            row[1] += sum(sizes)
-            if t is str:
-                strings.add(cast(list[str], group), sizes)  # type: ignore[union-attr]
-                continue
-            if t is dict or t is list:
-                _top_containers(census.containers, group, sizes, top_count)
-            if max(sizes) > _LARGE_BYTES:
-                group = _split_large(group, sizes, large)
-        else:
-            row[1] += kind.total(group)
-        if kind.gc:
-            if issubclass(t, dict):
-                dicts.append(group)
-            expand.extend(group)
-    return expand, dicts, large
-
-
-def _top_containers(
-    box: list[tuple[int, int, object]], group: list[object], sizes: list[int], top_count: int
-) -> None:
-    """Keep the ``top_count`` largest of ``group`` (exact dicts or lists) in the heap ``box``."""
-    floor = box[0][0] if len(box) >= top_count else -1
-    if max(sizes) <= floor:
-        return
-    big = list(map(lt, repeat(floor), sizes))
-    for obj, size in zip(compress(group, big), compress(sizes, big), strict=True):
-        if size > floor:
-            item = (size, id(obj), obj)
-            if len(box) < top_count:
-                heapq.heappush(box, item)
+    left = len(batch)
+    for t, row in plain.items():
+        group = list(compress(batch, map(is_, types, repeat(t))))
+        if group:
+            left -= len(group)
+            row[0] += len(group)
+            sizer = cast(Callable[[object], int], t.__sizeof__)
+            if strings is not None and t is str:
+                found = list(map(sizer, group))
+                strings.add(cast(list[str], group), found)
+                row[1] += sum(found)
             else:
-                heapq.heapreplace(box, item)
-            floor = box[0][0] if len(box) >= top_count else -1
+                row[1] += sum(map(sizer, group))
+    return list(compress(batch, map(_NOT_PLAIN.__getitem__, types))) if left else []
+
+
+def _account(census: Census, batch: list[object], top_count: int) -> tuple[list[type], list[int]]:
+    """Count ``batch`` (no exact ``str`` or ``int`` in it) into the census; return the type
+    and the size of each object."""
+    sizes = safe_sizes(batch)
+    types = list(map(type, batch))
+    _count(census.sizes, zip(types, sizes, strict=False))
+    box = census.containers
+    floor = box[0][0] if len(box) >= top_count else -1
+    if max(sizes, default=-1) > floor:
+        big = list(map(floor.__lt__, sizes))
+        for obj, s in zip(compress(batch, big), compress(sizes, big), strict=True):
+            t = type(obj)
+            if (t is dict or t is list) and s > floor:
+                item = (s, id(obj), obj)
+                if len(box) < top_count:
+                    heapq.heappush(box, item)
+                else:
+                    heapq.heapreplace(box, item)
+                floor = box[0][0] if len(box) >= top_count else -1
+    return types, sizes
 
 
 def _items(obj: object) -> Iterator[object]:
@@ -149,24 +162,24 @@ def _items(obj: object) -> Iterator[object]:
 
 
 def _split_large(
-    group: list[object], sizes: list[int], large: list[Iterator[object]]
-) -> list[object]:
-    """``group`` (one exact container type) without its containers of more than ``CHUNK``
-    items, whose item iterators are appended to ``large``."""
-    bulky = compress(group, map(lt, repeat(_LARGE_BYTES), sizes))
-    found = [x for x in bulky if len(x) > CHUNK]  # type: ignore[arg-type]
-    if not found:
-        return group
-    large.extend(map(_items, found))
-    ids = set(map(id, found))
-    return [x for x in group if id(x) not in ids]  # rare: only beside a large container
+    batch: list[object], types: list[type], sizes: list[int]
+) -> tuple[list[object], list[type], list[Iterator[object]]]:
+    """``batch`` without its large exact containers, their types, and iterators over the
+    items of those containers: they are walked a slice at a time, so that no single C call
+    (``gc.get_referents``, ``map``) runs over a million items while the GIL is held."""
+    bulky = compress(batch, map(_LARGE_BYTES.__lt__, sizes))
+    large = [x for x in bulky if type(x) in _SLICED and len(x) > CHUNK]  # type: ignore[arg-type]
+    if not large:
+        return batch, types, []
+    ids = set(map(id, large))
+    small = [x for x in batch if id(x) not in ids]  # rare: only beside a large container
+    return small, list(map(type, small)), [_items(x) for x in large]
 
 
 def _drain(
     census: Census,
     dedupe: Dedupe,
     todo: list[tuple[Iterator[object], bool]],
-    kinds: Kinds,
     deadline: Deadline,
     top_count: int,
     strings: StringCounter | None,
@@ -187,18 +200,18 @@ def _drain(
             pending = dedupe.filter(pending)
         if pending:
             census.untracked_found += len(pending)
-            # of these, only untracked dicts and tuples (gc types) may hold further objects
-            expand, dicts, large = _account(census, kinds, pending, top_count, strings)
-            del pending
+            pending = _account_plain(census.plain, pending, list(map(type, pending)), strings)
+        if pending:
+            # of what is left, untracked dicts and tuples may hold further untracked objects;
+            # get_referents skips the others (floats, bytes...) in C, cheaper than a filter here
+            types, sizes = _account(census, pending, top_count)
+            pending, types, large = _split_large(pending, types, sizes)
             todo.extend((it, True) for it in large)
-            if expand:
-                more = dedupe.expand(expand, dicts=dicts)
-                if more:
-                    todo.append((iter(more), False))
-                del more
-            del expand, dicts, large
-        else:
-            del pending
+            more = dedupe.expand(pending, types)
+            if more:
+                todo.append((iter(more), False))
+            del more, types, sizes, large
+        del pending
         if deadline.expired():
             return False
     return True
@@ -225,19 +238,24 @@ def run_census(
     """
     census = Census(tracked_total=len(objs))
     dedupe = Dedupe(untracked_only=True)
-    kinds = Kinds()
     n = len(objs)
     for start in range(0, n, CHUNK):
         chunk = objs[start : start + CHUNK]
         census.tracked_walked += len(chunk)
-        expand, dicts, large = _account(census, kinds, chunk, top_count, strings)
-        del chunk
+        # str and int are never gc-tracked: only untracked batches go through _account_plain
+        types, sizes = _account(census, chunk, top_count)
+        chunk, types, large = _split_large(chunk, types, sizes)
+        # A module's referents are its namespace, a tracked dict walked anyway; asking for
+        # them hands out freed objects on CPython 3.12.0-3.12.5 (gh-122695: the _asyncio
+        # module's free list), which hung or grew a process to 22 GB.
+        plain = list(map(not_, map(issubclass, types, repeat(ModuleType))))
+        if not all(plain):
+            chunk, types = list(compress(chunk, plain)), list(compress(types, plain))
         todo = [(it, True) for it in large]
-        todo.append((iter(dedupe.expand(expand, dicts=dicts)), False))
-        del expand, dicts, large
-        if not _drain(census, dedupe, todo, kinds, deadline, top_count, strings):
+        todo.append((iter(dedupe.expand(chunk, types)), False))
+        del chunk, types, sizes, large
+        if not _drain(census, dedupe, todo, deadline, top_count, strings) or deadline.expired():
             break
-        if deadline.expired():
-            break
-    census.total_bytes = sum(nbytes for _, nbytes in census.totals.values())
+    census.total_bytes = sum(n * size for (_, size), n in census.sizes.items())
+    census.total_bytes += sum(nbytes for _, nbytes in census.plain.values())
     return census

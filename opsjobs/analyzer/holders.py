@@ -77,7 +77,7 @@ def find_holders(
     for holder in referrers:
         if id(holder) in skip or isinstance(holder, types.ModuleType):
             # a module's referents may include freed objects on CPython 3.12.0-3.12.5
-            # (gh-122695, see opsjobs.analyzer.kinds); its namespace dict is the holder named
+            # (gh-122695, see opsjobs.analyzer.heap); its namespace dict is the holder named
             continue
         for tid in by_id.keys() & set(map(id, gc.get_referents(holder))):
             if tid in modules:
