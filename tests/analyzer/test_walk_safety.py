@@ -46,4 +46,3 @@ def test_asyncio_free_list_survives_an_analysis() -> None:
         timeout=120,
     )
     assert res == "survived"
-
