@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 
 import psycopg
@@ -174,7 +175,9 @@ def _terminate(app: str) -> int:
 
 @pytest.mark.parametrize("check", [True, False], ids=["pool-check", "retry-only"])
 def test_recovers_from_terminated_connections(url: str, check: bool) -> None:
-    app = f"opsjobs-kill-{check}"
+    # Unique per run: CI runs this file on three interpreters at once against one server, and a
+    # shared name let one run terminate the other's backends (it then found none of its own).
+    app = f"opsjobs-kill-{check}-{uuid.uuid4().hex[:8]}"
     with PostgresStore(f"{url}&application_name={app}", check=check) as store:
         waiter = store.waiter("w1")
         try:
