@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from opsjobs.model import JobSpec
 from opsjobs.store.sqlite import SQLiteStore
 
 
@@ -117,3 +118,20 @@ def test_the_rowid_cache_stays_bounded_and_a_finish_without_it_still_counts(
         assert store.get(job.id).state is JobState.SUCCEEDED
     assert store._rowids == {}
     store.close()
+
+
+def test_the_doorbell_works_under_a_runtime_dir_too_deep_for_a_socket_path(tmp_path: Path) -> None:
+    # A Unix socket path holds at most 107 bytes; a deep data or runtime folder (CI's per-worker
+    # temporary folders, a long home) once made every idle worker die with "AF_UNIX path too long".
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    store = SQLiteStore(tmp_path / "a.db", runtime_dir=str(deep))
+    other = SQLiteStore(tmp_path / "a.db", runtime_dir=str(deep))
+    waiter = store.waiter("w1-with-a-rather-long-worker-identifier")
+    try:
+        assert not waiter.wait(0.01)
+        other.submit(JobSpec(name="rung", kind="command", payload={"source": "pass"}), now=1.0)
+        assert waiter.wait(5.0)
+    finally:
+        waiter.close()
+        store.close()
+        other.close()

@@ -4,7 +4,9 @@ Each waiting worker binds a Unix datagram socket in a run folder private to one 
 ringing sends one byte to every socket there. Delivery is immediate and costs a few
 microseconds per worker; a socket whose worker died is unlinked by the first ring that finds it
 refusing. The run folder lives under the runtime dir (``$XDG_RUNTIME_DIR`` or
-``/tmp/opsjobs-<uid>``), keyed by a hash of the store's path, so socket paths stay short.
+``/tmp/opsjobs-<uid>``), keyed by a hash of the store's path, so socket paths stay short. A
+runtime dir too deep for a socket path (the kernel's limit is 107 bytes) is swapped for one under
+the temporary folder, keyed by a hash of both, which every process of that store computes alike.
 """
 
 from __future__ import annotations
@@ -17,18 +19,42 @@ import socket
 import tempfile
 from pathlib import Path
 
+from opsjobs.errors import ConfigError
 from opsjobs.store.base import Waiter
 
 __all__ = ["Doorbell", "DoorbellWaiter"]
+
+# sun_path holds 108 bytes with the closing NUL; a socket is named "<16 characters>.sock".
+_MAX_SOCKET_PATH = 107
+_SOCKET_NAME_LENGTH = len("0123456789abcdef.sock")
+
+
+def _fits(folder: Path) -> bool:
+    return len(os.fsencode(folder)) + 1 + _SOCKET_NAME_LENGTH <= _MAX_SOCKET_PATH
+
+
+def doorbell_folder(key: str, runtime_dir: str | None = None) -> Path:
+    """The folder of the sockets of the store ``key``: short enough for every socket path."""
+    short_base = os.path.join(tempfile.gettempdir(), f"opsjobs-{os.getuid()}")
+    base = runtime_dir or short_base
+    folder = Path(base) / hashlib.sha1(key.encode("utf-8")).hexdigest()[:16]
+    if _fits(folder):
+        return folder
+    digest = hashlib.sha1(f"{base}\0{key}".encode()).hexdigest()[:16]
+    for short in (short_base, f"/tmp/opsjobs-{os.getuid()}"):
+        if _fits(Path(short) / digest):
+            return Path(short) / digest
+    raise ConfigError(
+        "no folder short enough for the doorbell's sockets:"
+        f" set OPSJOBS_RUNTIME_DIR to a short path (now {base})"
+    )
 
 
 class Doorbell:
     """The ringing side, shared by every connection to one store file."""
 
     def __init__(self, key: str, runtime_dir: str | None = None) -> None:
-        base = runtime_dir or os.path.join(tempfile.gettempdir(), f"opsjobs-{os.getuid()}")
-        digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:16]
-        self.folder = Path(base) / digest
+        self.folder = doorbell_folder(key, runtime_dir)
         self._sock: socket.socket | None = None
 
     def ring(self) -> None:
@@ -71,7 +97,11 @@ class DoorbellWaiter(Waiter):
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._sock.bind(str(self.path))
+        try:
+            self._sock.bind(str(self.path))
+        except OSError:
+            self._sock.close()
+            raise
         self._sock.setblocking(False)
 
     def wait(self, timeout: float) -> bool:
