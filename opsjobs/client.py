@@ -17,12 +17,12 @@ from opsjobs.model import (
     JobState,
     Mode,
     ResultQuery,
-    attempts_of,
-    parse_retry_on,
-    seconds,
     Stats,
+    attempts_of,
     parse_duration,
+    parse_retry_on,
     parse_states,
+    seconds,
     validate_job_id,
 )
 from opsjobs.runners.kinds import KindRegistry, default_registry

@@ -21,9 +21,9 @@ from opsjobs.errors import ValidationError
 
 __all__ = [
     "ACTIVE_STATES",
-    "RETRY_STATES",
     "FAILED_STATES",
     "QUEUE_PATTERN",
+    "RETRY_STATES",
     "SORT_COLUMNS",
     "TERMINAL_STATES",
     "Attempt",
@@ -264,9 +264,7 @@ def parse_retry_on(value: object) -> tuple[JobState, ...]:
     for item in value:
         state = JobState.parse(item) if isinstance(item, str | JobState) else None
         if state not in RETRY_STATES:
-            raise ValidationError(
-                f"retry_on accepts failed and timed_out, not {str(item)[:40]!r}"
-            )
+            raise ValidationError(f"retry_on accepts failed and timed_out, not {str(item)[:40]!r}")
         if state not in states:
             states.append(state)
     return tuple(sorted(states, key=RETRY_STATES.index))
@@ -575,5 +573,7 @@ def seconds(value: object, what: str) -> float:
         try:
             return parse_duration(value)
         except ValidationError:
-            raise ValidationError(f"{what}: invalid duration {value[:40]!r} (examples: 10s, 10m)") from None
+            raise ValidationError(
+                f"{what}: invalid duration {value[:40]!r} (examples: 10s, 10m)"
+            ) from None
     return _number(value, what, 0.0, math.inf)

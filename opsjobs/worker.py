@@ -640,10 +640,13 @@ class Worker:
         on_loop = threading.get_ident() == self._loop_thread
         direct = record or (not on_loop and self._stopping.is_set())
         retry_at = None
-        if outcome[0] is not JobState.SUCCEEDED and rec.job.spec.retries:
-            # the retry policy; a job the worker's own stop ended is not retried here
-            if not self._stopping.is_set():
-                retry_at = next_attempt_at(rec.job, outcome[0], now=time.time())
+        # the retry policy; a job the worker's own stop ended is not retried here
+        if (
+            outcome[0] is not JobState.SUCCEEDED
+            and rec.job.spec.retries
+            and not self._stopping.is_set()
+        ):
+            retry_at = next_attempt_at(rec.job, outcome[0], now=time.time())
         with rec.lock:
             if rec.settled:
                 return

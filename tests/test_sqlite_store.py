@@ -28,7 +28,9 @@ def test_pragmas_and_schema_version(tmp_path: Path) -> None:
 def test_claim_is_served_by_the_partial_index(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "a.db", runtime_dir=str(tmp_path / "run"))
     conn = store._conn()
-    pick = [r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + store._q["claim_pick"], ("a", 0.0, 4))]
+    pick = [
+        r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + store._q["claim_pick"], ("a", 0.0, 4))
+    ]
     assert pick == ["SEARCH jobs USING INDEX jobs_claim (queue=?)"], pick  # no sort, no scan
     heads = store._pick_sql(2)  # both queues of a worker in one statement
     plan = [r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + heads, ("a", 0.0, 4, "b", 0.0, 4))]

@@ -257,9 +257,7 @@ class JobHandler(ApiHandler):
 class AttemptsHandler(ApiHandler):
     async def get(self, job_id: str) -> None:
         attempts = await self.call(self.service.attempts, self.user, job_id, read=True)
-        self.reply(
-            {"job_id": validate_job_id(job_id), "attempts": [a.to_dict() for a in attempts]}
-        )
+        self.reply({"job_id": validate_job_id(job_id), "attempts": [a.to_dict() for a in attempts]})
 
 
 @keyed

@@ -84,7 +84,10 @@ class SqlJobs:
         return bool(self._db.transaction("retry", requeue))
 
     def attempts(self, job_id: str) -> list[Attempt]:
-        return [attempt_from_row(r) for r in self._db.read("attempts", "attempts_of_job", {"id": job_id})]
+        return [
+            attempt_from_row(r)
+            for r in self._db.read("attempts", "attempts_of_job", {"id": job_id})
+        ]
 
     def next_due(self, queues: Sequence[str], *, now: float) -> float | None:
         params = {"now": now, "queues": self._db.array(queues)}

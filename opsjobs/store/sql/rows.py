@@ -26,10 +26,10 @@ __all__ = [
     "like_escape",
     "metric_params",
     "read_job",
+    "retry_on_text",
     "row_to_job",
     "row_to_metric",
     "row_to_worker",
-    "retry_on_text",
     "unreadable_error",
 ]
 
