@@ -4,10 +4,16 @@ queued until its ``run_after``, and cancel, delete and lease recovery keep their
 
 from __future__ import annotations
 
-from test_store_contract import T0, spec
-
-from opsjobs.model import JobState, WorkerInfo, attempts_of
+from opsjobs.model import JobSpec, JobState, WorkerInfo, attempts_of
 from opsjobs.store import End, Finish, Store
+
+T0 = 1_800_000_000.0
+
+
+def spec(name: str = "job", **kw: object) -> JobSpec:
+    base: dict[str, object] = {"kind": "command", "payload": {"source": "pass"}}
+    base.update(kw)
+    return JobSpec(name=name, **base).validated()  # type: ignore[arg-type]
 
 
 def _fail_and_wait(store: Store, job_id: str, at: float, until: float) -> None:
