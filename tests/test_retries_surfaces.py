@@ -5,12 +5,14 @@ layer and detail view show each attempt of a job that failed twice, then succeed
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import client_for, run_cli, settings_for, wait_for
+from harness import ROOT, cli_env, client_for, run_cli, settings_for, start_worker, wait_for
 from server_harness import ServerThread, failed, finished, valid
 
 from opsjobs.auth import Auth
@@ -101,3 +103,31 @@ def test_cli_submit_takes_the_retry_options(server: ServerThread, tmp_path: Path
     assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
     bad = run_cli(settings, "submit", "--name", "x", "--command", "pass", "--retry-on", "lost")
     assert bad.returncode != 0 and "retry_on" in bad.stderr
+
+
+def test_the_readme_retries_example_runs_as_written(tmp_path: Path) -> None:
+    text = (ROOT / "README.md").read_text("utf-8")
+    start = text.index("### Retries")
+    (block,) = re.findall(r"```bash\n(.*?)```", text[start : text.index("\n### ", start + 5)], re.S)
+    lines = [ln for ln in block.replace("\\\n", " ").splitlines() if ln and ln[0] != "#"]
+    settings = settings_for(tmp_path)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    worker = start_worker(settings)
+    try:
+        script = "set -euo pipefail\n" + "\n".join(lines) + "\n"
+        done = subprocess.run(
+            ["bash", "-c", script],
+            env=cli_env(settings),
+            cwd=settings.data_dir.parent,  # the worker's folder too
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "once-flaky" in done.stdout and "succeeded" in done.stdout.lower()
+        with client_for(settings) as client:
+            (job,) = client.results(exact_name="once-flaky")
+            assert [a.state.value for a in client.attempts(job.id)] == ["failed", "succeeded"]
+    finally:
+        worker.terminate()
+        worker.communicate(timeout=60)
