@@ -549,7 +549,9 @@ class Worker:
         """Forget a job whose end was recorded elsewhere (the supervisor's timeout, a cancel):
         its slot is free again. Queued ends are released by the step that records them."""
         with self._lock:
-            self._running.pop(rec.job.id, None)
+            # a retried job's next attempt may already run here under the same id: keep it
+            if self._running.get(rec.job.id) is rec:
+                del self._running[rec.job.id]
             if rec.job.mode is not Mode.INLINE:
                 self._busy -= 1
         if threading.get_ident() != self._loop_thread:

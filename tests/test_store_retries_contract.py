@@ -4,6 +4,11 @@ queued until its ``run_after``, and cancel, delete and lease recovery keep their
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from harness import settings_for
+
+from opsjobs.client import Client
 from opsjobs.model import JobSpec, JobState, WorkerInfo, attempts_of
 from opsjobs.store import End, Finish, Store
 
@@ -143,3 +148,23 @@ def test_lease_recovery_keeps_the_lost_attempt(store: Store) -> None:
     assert lost.attempt == 1 and lost.state is JobState.LOST and lost.worker_id == "w1"
     again = store.claim("w2", "h", ["default"], now=T0 + 21, lease=10)
     assert again is not None and again.attempt == 2  # due at once: no run_after
+
+
+def test_a_schedule_carries_the_policy_to_its_jobs(store: Store, tmp_path: Path) -> None:
+    client = Client(store, settings_for(tmp_path))
+    policy = {
+        "retries": 2,
+        "retry_delay": "30s",
+        "retry_backoff": 3.0,
+        "retry_max": "5m",
+        "retry_on": ["timed_out"],
+    }
+    made = client.schedules.add("nightly", every=3600, command="pass", **policy)
+    kept = store.get_schedule("nightly")
+    assert kept.spec.retry_delay == 30.0 and kept.spec.retry_max == 300.0
+    assert kept.spec.retry_on == (JobState.TIMED_OUT,) and kept.spec == made.spec
+    assert kept.to_dict()["job"]["retry_on"] == ["timed_out"]
+    job = client.schedules.run_now("nightly")
+    got = store.get(job.id).spec
+    assert (got.retries, got.retry_delay, got.retry_backoff, got.retry_max) == (2, 30.0, 3.0, 300.0)
+    assert got.retry_on == (JobState.TIMED_OUT,)
