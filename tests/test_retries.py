@@ -198,3 +198,21 @@ def test_attempts_of_a_waiting_job_are_the_kept_ones_only() -> None:
     spec = _spec(retries=2)
     job = opsjobs.Job("id", spec, JobState.QUEUED, 0.0, attempt=1)
     assert attempts_of(job, []) == []
+
+
+def test_next_attempt_keeps_its_deadline_while_the_last_one_still_runs(
+    env: tuple[Client, Settings],
+) -> None:
+    # attempt 1 overruns its timeout (thread code cannot be killed) and ends only after
+    # attempt 2 started on the same worker: its end must not make the worker forget attempt 2
+    client, _ = env
+    job = client.submit(
+        "stubborn",
+        command="import time; time.sleep(0.6)",
+        timeout=0.4,
+        retries=1,
+        retry_delay=0.05,
+        retry_max=0.05,
+    )
+    done = client.wait(job.id, timeout=60)
+    assert done.attempt == 2 and done.state is JobState.TIMED_OUT, done
