@@ -123,6 +123,29 @@ def test_cancel_during_the_wait_ends_the_job_at_once(
     assert (tmp_path / "calls.txt").read_text() == "1"  # no more attempts
 
 
+def test_a_waiting_retry_holds_no_worker_thread(
+    env: tuple[Client, Settings], tmp_path: Path
+) -> None:
+    client, _ = env
+    job = _submit_flaky(client, tmp_path, -1, retries=3, retry_delay="1h", retry_max="2h")
+    wait_for(
+        lambda: (j := client.get(job.id)).state is JobState.QUEUED and j.attempt == 1,
+        what="the first attempt to fail and the job to wait",
+    )
+    # the worker has 2 threads: both jobs run at once only if the waiting job holds neither
+    meet = str(tmp_path / "meet")
+    pair = [
+        client.submit(
+            f"pair-{i}", call="jobfuncs:rendezvous", kwargs={"folder": meet, "parties": 2}
+        )
+        for i in range(2)
+    ]
+    for p in pair:
+        assert client.wait(p.id, timeout=60).state is JobState.SUCCEEDED
+    assert client.get(job.id).state is JobState.QUEUED
+    client.cancel(job.id)
+
+
 def test_timed_out_attempt_is_retried_and_retry_on_limits_it(
     env: tuple[Client, Settings], tmp_path: Path
 ) -> None:

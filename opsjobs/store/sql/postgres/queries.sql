@@ -222,7 +222,8 @@ INSERT INTO attempts (job_id, attempt, state, started_at, finished_at, runtime, 
 SELECT id, attempt, 'lost', started_at, %(now)s, greatest(%(now)s - started_at, 0.0),
        worker_id, host, 'the worker running it stopped responding (lease expired)'
   FROM jobs
- WHERE id = %(id)s AND state = 'running' AND lease_until < %(now)s AND attempt <= retries;
+ WHERE id = %(id)s AND state = 'running' AND lease_until < %(now)s AND attempt <= retries
+ON CONFLICT DO NOTHING;
 
 -- name: expired_requeue
 UPDATE jobs SET state = 'queued', worker_id = NULL, host = NULL, started_at = NULL,
