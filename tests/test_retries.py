@@ -239,3 +239,41 @@ def test_next_attempt_keeps_its_deadline_while_the_last_one_still_runs(
     )
     done = client.wait(job.id, timeout=60)
     assert done.attempt == 2 and done.state is JobState.TIMED_OUT, done
+
+
+@pytest.mark.parametrize("backend", WORKER_BACKENDS)
+def test_an_idle_worker_wakes_for_a_retry_another_worker_queued(
+    backend: str, tmp_path: Path
+) -> None:
+    settings = settings_for(tmp_path, poll_interval=60.0)
+    if backend == "postgres":
+        from pg import schema_store
+
+        store = schema_store()
+    else:
+        store = open_store(
+            settings.store_url, runtime_dir=settings.runtime_dir, data_dir=settings.data_dir
+        )
+    client = Client(store, settings)
+    try:
+        job = client.submit("elsewhere", command="pass", retries=1)
+        taken = store.claim("w-other", "h-other", ["default"], now=time.time(), lease=60)
+        assert taken is not None and taken.id == job.id
+        with opsjobs.embed(store=store, settings=settings, threads=1) as handle:
+            wait_for(lambda: any(w.id == handle.id for w in store.workers()), 20, "the worker")
+            due = time.time() + 0.5
+            assert store.requeue_after(
+                job.id,
+                "w-other",
+                1,
+                opsjobs.store.Finish(JobState.FAILED, error="x"),
+                now=time.time(),
+                run_after=due,
+                note="retry",
+            )
+            done = client.wait(job.id, timeout=30)
+            assert done.state is JobState.SUCCEEDED and done.attempt == 2
+            assert done.worker_id == handle.id
+            assert due <= (done.started_at or 0) <= due + 2.0
+    finally:
+        client.close()
