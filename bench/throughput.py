@@ -372,7 +372,9 @@ def bench_raw_opsjobs_sql(base: Path, n: int) -> Rate:
             done = time.time()
             end = ("succeeded", done, done, "", None, None, None)
             cur.execute(q["finish_rowid"], (*end, prev[0], prev[1], worker_id, prev[14] + 1))
-        heads = cur.execute(heads_sql(q["claim_pick"], 2), heads_params(queues, 1)).fetchall()
+        heads = cur.execute(
+            heads_sql(q["claim_pick"], 2), heads_params(queues, 1, time.time())
+        ).fetchall()
         heads.sort(key=lambda r: (-r[9], r[13]))
         row = heads[0] if heads else None
         if row is not None:

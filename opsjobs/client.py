@@ -11,14 +11,18 @@ from typing import TYPE_CHECKING, Any
 from opsjobs.config import Settings
 from opsjobs.errors import ConfigError, OpsJobsError, ValidationError
 from opsjobs.model import (
+    Attempt,
     Job,
     JobSpec,
     JobState,
     Mode,
     ResultQuery,
     Stats,
+    attempts_of,
     parse_duration,
+    parse_retry_on,
     parse_states,
+    seconds,
     validate_job_id,
 )
 from opsjobs.runners.kinds import KindRegistry, default_registry
@@ -75,6 +79,10 @@ class Client:
         description: str = "",
         timeout: float | None = None,
         retries: int = 0,
+        retry_delay: float | str = 10.0,
+        retry_backoff: float = 2.0,
+        retry_max: float | str = 600.0,
+        retry_on: Sequence[str] | str = ("failed", "timed_out"),
         priority: int = 0,
         owner: str | None = None,
         schedule_id: str | None = None,
@@ -86,7 +94,9 @@ class Client:
         """A validated :class:`JobSpec` from the same arguments as :meth:`submit`.
 
         A notebook's ``parameters`` are checked against its ``parameters`` cell: a name it does
-        not declare is refused unless ``allow_unknown``."""
+        not declare is refused unless ``allow_unknown``. ``retries`` with ``retry_delay`` and
+        ``retry_max`` (seconds, or durations such as ``"10s"``, ``"10m"``), ``retry_backoff``
+        and ``retry_on`` are the retry policy (see :mod:`opsjobs.retry`)."""
         given = [x is not None for x in (command, call, argv, kind, notebook)]
         if sum(given) != 1:
             raise ValidationError("give exactly one of command, call, argv, notebook or kind")
@@ -122,6 +132,10 @@ class Client:
             timeout=timeout,
             retries=retries,
             schedule_id=schedule_id,
+            retry_delay=seconds(retry_delay, "retry_delay"),
+            retry_backoff=retry_backoff,
+            retry_max=seconds(retry_max, "retry_max"),
+            retry_on=parse_retry_on(retry_on),
         ).validated()
 
     def rerun(
@@ -200,6 +214,11 @@ class Client:
     # -- reading --------------------------------------------------------------------------
     def get(self, job_id: str) -> Job:
         return self.store.get(validate_job_id(job_id))
+
+    def attempts(self, job_id: str) -> list[Attempt]:
+        """Every attempt of the job, oldest first (earlier ones kept by retries)."""
+        job = self.get(job_id)
+        return attempts_of(job, self.store.attempts(job.id))
 
     def results(
         self,

@@ -23,8 +23,10 @@ __all__ = [
     "ACTIVE_STATES",
     "FAILED_STATES",
     "QUEUE_PATTERN",
+    "RETRY_STATES",
     "SORT_COLUMNS",
     "TERMINAL_STATES",
+    "Attempt",
     "Job",
     "JobSpec",
     "JobState",
@@ -33,7 +35,10 @@ __all__ = [
     "ResultQuery",
     "Stats",
     "WorkerInfo",
+    "attempts_of",
     "iso",
+    "parse_retry_on",
+    "seconds",
     "validate_job_id",
     "validate_queue",
 ]
@@ -68,6 +73,8 @@ TERMINAL_STATES = frozenset(
 ACTIVE_STATES = frozenset({JobState.QUEUED, JobState.RUNNING})
 #: States counted as failures in statistics.
 FAILED_STATES = frozenset({JobState.FAILED, JobState.TIMED_OUT, JobState.LOST})
+#: Outcomes a retry policy may name (``lost`` is re-queued by lease recovery, see README).
+RETRY_STATES = (JobState.FAILED, JobState.TIMED_OUT)
 
 
 class Mode(str, Enum):
@@ -114,6 +121,8 @@ MAX_NAME = 200
 MAX_DESCRIPTION = 4000
 MAX_TIMEOUT = 7 * 24 * 3600.0
 MAX_RETRIES = 100
+MAX_RETRY_DELAY = 7 * 24 * 3600.0
+MAX_RETRY_BACKOFF = 10.0
 MAX_PAYLOAD_BYTES = 1 << 20
 
 
@@ -206,6 +215,13 @@ class JobSpec:
     schedule_id: str | None = None
     #: The job this one runs again (``POST /jobs/{id}/rerun``, ``opsjobs rerun``).
     rerun_of: str | None = None
+    #: The retry policy (see :mod:`opsjobs.retry`): an attempt that ends in one of
+    #: ``retry_on`` while attempts remain (``retries``) is queued again after
+    #: ``retry_delay * retry_backoff ** (attempt - 1)`` seconds, at most ``retry_max``, ±10 %.
+    retry_delay: float = 10.0
+    retry_backoff: float = 2.0
+    retry_max: float = 600.0
+    retry_on: tuple[JobState, ...] = RETRY_STATES
 
     def validated(self) -> JobSpec:
         """Return a copy with every field checked and normalised (raises ValidationError)."""
@@ -230,7 +246,28 @@ class JobSpec:
             payload=dict(self.payload),
             schedule_id=self.schedule_id,
             rerun_of=None if self.rerun_of is None else validate_job_id(self.rerun_of),
+            retry_delay=_number(self.retry_delay, "retry_delay", 0.0, MAX_RETRY_DELAY),
+            retry_backoff=_number(self.retry_backoff, "retry_backoff", 1.0, MAX_RETRY_BACKOFF),
+            retry_max=_number(self.retry_max, "retry_max", 0.0, MAX_RETRY_DELAY),
+            retry_on=parse_retry_on(self.retry_on),
         )
+
+
+def parse_retry_on(value: object) -> tuple[JobState, ...]:
+    """The outcomes of a retry policy: a list of states or a comma-separated text of
+    ``failed`` and ``timed_out`` (empty: retry only a lost worker's job)."""
+    if isinstance(value, str):
+        value = [v for v in value.split(",") if v.strip()]
+    if not isinstance(value, Iterable) or isinstance(value, Mapping):
+        raise ValidationError("retry_on must be a list of states")
+    states = []
+    for item in value:
+        state = JobState.parse(item) if isinstance(item, str | JobState) else None
+        if state not in RETRY_STATES:
+            raise ValidationError(f"retry_on accepts failed and timed_out, not {str(item)[:40]!r}")
+        if state not in states:
+            states.append(state)
+    return tuple(sorted(states, key=RETRY_STATES.index))
 
 
 @dataclass
@@ -255,6 +292,8 @@ class Job:
     error: str | None = None
     #: Peak resident memory of the run in bytes, as the worker measured it (None: unknown).
     peak_rss: int | None = None
+    #: A queued job is not claimed before this time (a retry waiting out its delay).
+    run_after: float | None = None
 
     # Convenience views of the spec, so callers can write job.name, job.mode, ...
     @property
@@ -298,6 +337,10 @@ class Job:
             "retries": spec.retries,
             "schedule_id": spec.schedule_id,
             "rerun_of": spec.rerun_of,
+            "retry_delay": spec.retry_delay,
+            "retry_backoff": spec.retry_backoff,
+            "retry_max": spec.retry_max,
+            "retry_on": [s.value for s in spec.retry_on],
             "state": self.state.value,
             "submitted_at": iso(self.submitted_at),
             "started_at": iso(self.started_at),
@@ -312,7 +355,60 @@ class Job:
             "result": self.result,
             "error": self.error,
             "peak_rss": self.peak_rss,
+            "run_after": iso(self.run_after),
         }
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One run of a job: the earlier ones are kept when a retry queues the job again; the
+    job row holds the current one (see :func:`attempts_of`)."""
+
+    job_id: str
+    attempt: int
+    state: JobState
+    started_at: float | None = None
+    finished_at: float | None = None
+    runtime: float | None = None
+    worker_id: str | None = None
+    host: str | None = None
+    exit_code: int | None = None
+    output: str = ""
+    error: str | None = None
+    peak_rss: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["state"] = self.state.value
+        data["started_at"] = iso(self.started_at)
+        data["finished_at"] = iso(self.finished_at)
+        return data
+
+
+def attempts_of(job: Job, earlier: Iterable[Attempt]) -> list[Attempt]:
+    """Every attempt of ``job``, oldest first: the ``earlier`` ones its store kept and the
+    current one from the job row (unless the job waits for its next attempt)."""
+    out = sorted(earlier, key=lambda a: a.attempt)
+    kept = {a.attempt for a in out}
+    # a job waiting for its next attempt (or cancelled while waiting) has no run of its own
+    if job.attempt > 0 and job.started_at is not None and job.attempt not in kept:
+        out.append(
+            Attempt(
+                job.id,
+                job.attempt,
+                job.state,
+                job.started_at,
+                job.finished_at,
+                job.runtime,
+                job.worker_id,
+                job.host,
+                job.exit_code,
+                job.output,
+                job.error,
+                job.peak_rss,
+            )
+        )
+    return out
 
 
 @dataclass
@@ -469,3 +565,15 @@ def parse_duration(text: str) -> float:
     if seconds < 0 or seconds != seconds or seconds == float("inf"):
         raise ValidationError(f"invalid duration {text!r}")
     return seconds
+
+
+def seconds(value: object, what: str) -> float:
+    """A number of seconds given as a number or as a duration text (``"10s"``, ``"10m"``)."""
+    if isinstance(value, str):
+        try:
+            return parse_duration(value)
+        except ValidationError:
+            raise ValidationError(
+                f"{what}: invalid duration {value[:40]!r} (examples: 10s, 10m)"
+            ) from None
+    return _number(value, what, 0.0, math.inf)

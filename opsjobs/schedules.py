@@ -200,6 +200,10 @@ class Schedule:
                 "priority": spec.priority,
                 "timeout": spec.timeout,
                 "retries": spec.retries,
+                "retry_delay": spec.retry_delay,
+                "retry_backoff": spec.retry_backoff,
+                "retry_max": spec.retry_max,
+                "retry_on": [s.value for s in spec.retry_on],
             },
         }
 

@@ -37,7 +37,8 @@ from opsjobs.alerts.evaluator import AlertEvaluator
 from opsjobs.config import Settings
 from opsjobs.context import JobContext
 from opsjobs.errors import OpsJobsError
-from opsjobs.model import Job, JobState, Metric, Mode, WorkerInfo, validate_queue
+from opsjobs.model import Job, JobState, Metric, Mode, WorkerInfo, iso, validate_queue
+from opsjobs.retry import next_attempt_at
 from opsjobs.runners import process as proc_runner
 from opsjobs.runners import reaper
 from opsjobs.runners.capture import OutputSink, ThreadRouter, read_capped
@@ -61,11 +62,22 @@ _STOPPED = "the worker stopped before the job finished"
 #: How long (s) the main loop trusts a pool thread that runs short jobs back to back to take
 #: the next queued job, before it fills the other free slots itself.
 _CHAIN_TRUST = 0.002
+#: Seconds past a waiting job's due time the main loop wakes, so that its claim finds it due.
+_DUE_SLACK = 0.005
 
 
 def _peak_self() -> int:
     """Peak resident memory of this process so far, bytes (Linux counts KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _retry_note(job: Job, outcome: Finish, run_after: float) -> str:
+    """The error a job shows while it waits for its next attempt."""
+    what = f"attempt {job.attempt} {outcome.state.value}"
+    if outcome.error:
+        what += f": {outcome.error.splitlines()[0][:300]}"
+    total = job.spec.retries + 1
+    return f"{what}; attempt {job.attempt + 1} of {total} at {iso(run_after)}"
 
 
 class _Running:
@@ -169,6 +181,10 @@ class Worker:
         self._chain_until = 0.0
         self._logs_dir = str(settings.logs_dir)
         self._output_cap = settings.output_cap
+        #: The next time a waiting job (a retry) of our queues is due, and whether to ask the
+        #: store again: see :meth:`_until_due`.
+        self._due: float | None = None
+        self._recheck_due = True
         #: Judges alert rules on recorded metrics, on its own thread (started by the first).
         self.alerts = AlertEvaluator(store, settings)
 
@@ -276,8 +292,27 @@ class Worker:
                     # slots are wanted then (a step that found the queue empty waits for a ring)
                     left = self._chain_until - time.perf_counter()
                     timeout = min(timeout, left if left > 0 else _CHAIN_TRUST)
+                else:
+                    timeout = self._until_due(timeout)
                 wake.wait(timeout)
                 wake.clear()
+
+    def _until_due(self, timeout: float) -> float:
+        """``timeout``, shortened to wake when the next waiting job (a retry) of this worker's
+        queues is due. The store is asked again after a ring (a retry queued anywhere rings)
+        or once the time it gave has passed."""
+        now = time.time()
+        if self._recheck_due or (self._due is not None and self._due <= now):
+            self._recheck_due = False
+            try:
+                self._due = self.store.next_due(self.queues, now=now)
+            except OpsJobsError as exc:
+                log.warning("could not read the next due time: %s", exc)
+                self._due, self._recheck_due = None, True
+                return min(timeout, 1.0)
+        if self._due is None:
+            return timeout
+        return min(timeout, max(self._due - now, 0.0) + _DUE_SLACK)
 
     def _step(
         self, *, claim: bool = True, here: bool = False, ran: float = 0.0
@@ -441,6 +476,7 @@ class Worker:
             except (OpsJobsError, OSError) as exc:
                 log.warning("wake-up channel failed: %s", exc)
                 woken = self._stopping.wait(1.0) or True
+            self._recheck_due = True  # a ring may be a retry queued; a timeout, a fallback
             if woken:
                 self._wake.set()
                 if self.busy:
@@ -513,7 +549,9 @@ class Worker:
         """Forget a job whose end was recorded elsewhere (the supervisor's timeout, a cancel):
         its slot is free again. Queued ends are released by the step that records them."""
         with self._lock:
-            self._running.pop(rec.job.id, None)
+            # a retried job's next attempt may already run here under the same id: keep it
+            if self._running.get(rec.job.id) is rec:
+                del self._running[rec.job.id]
             if rec.job.mode is not Mode.INLINE:
                 self._busy -= 1
         if threading.get_ident() != self._loop_thread:
@@ -603,27 +641,56 @@ class Worker:
         shutdown) writes it now, and so does a job thread once the worker is stopping."""
         on_loop = threading.get_ident() == self._loop_thread
         direct = record or (not on_loop and self._stopping.is_set())
+        retry_at = None
+        # the retry policy; a job the worker's own stop ended is not retried here
+        if (
+            outcome[0] is not JobState.SUCCEEDED
+            and rec.job.spec.retries
+            and not self._stopping.is_set()
+        ):
+            retry_at = next_attempt_at(rec.job, outcome[0], now=time.time())
         with rec.lock:
             if rec.settled:
                 return
             rec.settled = True
-            if not direct:
+            if not direct and retry_at is None:
                 rec.end = End(rec.job.id, rec.job.attempt, outcome, time.time())
                 self._ended.append(rec)
-        if direct:
+        if retry_at is not None:
+            self._finish(rec.job, outcome, run_after=retry_at)
+        elif direct:
             self._finish(rec.job, outcome)
         elif not on_loop and rec.job.spec.mode is Mode.INLINE:
             self._wake.set()  # run by the inline executor: the main loop records it
         # else: the main loop records it next, or the pool thread's own step (_work)
 
-    def _finish(self, job: Job, outcome: Finish, *, at: float | None = None) -> None:
-        """Record the end of ``job``; while the store is unreachable (a lost connection, a
+    def _finish(
+        self,
+        job: Job,
+        outcome: Finish,
+        *,
+        at: float | None = None,
+        run_after: float | None = None,
+    ) -> None:
+        """Record the end of ``job`` (with ``run_after``: the end of its attempt, and the job
+        queued again for then); while the store is unreachable (a lost connection, a
         database restart) retry with a growing pause until it answers or the worker stops —
         an end never recorded would leave the job running until its lease lapsed."""
         now, pause = (time.time() if at is None else at), 0.05
         while True:
             try:
-                accepted = self.store.finish(job.id, self.id, job.attempt, outcome, now=now)
+                if run_after is None:
+                    accepted = self.store.finish(job.id, self.id, job.attempt, outcome, now=now)
+                else:
+                    accepted = self.store.requeue_after(
+                        job.id,
+                        self.id,
+                        job.attempt,
+                        outcome,
+                        now=now,
+                        run_after=run_after,
+                        note=_retry_note(job, outcome, run_after),
+                    )
                 break
             except OpsJobsError as exc:
                 if self._stopping.is_set():

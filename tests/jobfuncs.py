@@ -67,3 +67,18 @@ def rendezvous(folder: str, parties: int, seconds: float = 30) -> int:
             raise TimeoutError(f"only {arrived} of {parties} jobs ran at once")
         time.sleep(0.005)
     return arrived
+
+
+def flaky(path: str, failures: int) -> int:
+    """Count this call in the file ``path``; fail the first ``failures`` calls (a negative
+    number: always), succeed after. Returns the call's number."""
+    calls = 1
+    if os.path.exists(path):
+        with open(path) as fh:
+            calls = int(fh.read()) + 1
+    with open(path, "w") as fh:
+        fh.write(str(calls))
+    print(f"call {calls}")
+    if failures < 0 or calls <= failures:
+        raise RuntimeError(f"flaky failure {calls}")
+    return calls

@@ -29,10 +29,12 @@ def test_pragmas_and_schema_version(tmp_path: Path) -> None:
 def test_claim_is_served_by_the_partial_index(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "a.db", runtime_dir=str(tmp_path / "run"))
     conn = store._conn()
-    pick = [r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + store._q["claim_pick"], ("a", 4))]
+    pick = [
+        r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + store._q["claim_pick"], ("a", 0.0, 4))
+    ]
     assert pick == ["SEARCH jobs USING INDEX jobs_claim (queue=?)"], pick  # no sort, no scan
     heads = store._pick_sql(2)  # both queues of a worker in one statement
-    plan = [r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + heads, ("a", 4, "b", 4))]
+    plan = [r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + heads, ("a", 0.0, 4, "b", 0.0, 4))]
     assert plan.count("SEARCH jobs USING INDEX jobs_claim (queue=?)") == 2, plan
     assert not any("TEMP B-TREE" in line or line.startswith("SCAN jobs") for line in plan), plan
     take = [r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + store._q["claim_take"], (1,) * 5)]

@@ -12,9 +12,9 @@ from opsjobs.cli.output import client_for, fmt_runtime, fmt_time, print_json, ta
 from opsjobs.client import Client, parse_duration
 from opsjobs.config import Settings
 from opsjobs.errors import ValidationError
-from opsjobs.model import SORT_COLUMNS, Job, JobState
+from opsjobs.model import SORT_COLUMNS, Attempt, Job, JobState
 
-__all__ = ["EXIT_CODES", "follow", "register"]
+__all__ = ["EXIT_CODES", "add_retry_options", "follow", "register", "retry_options"]
 
 EXIT_CODES = {
     JobState.SUCCEEDED: 0,
@@ -63,7 +63,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--queue", default="default")
     p.add_argument("--timeout", help="seconds or a duration such as 90s, 10m")
-    p.add_argument("--retries", type=int, default=0)
+    add_retry_options(p)
     p.add_argument("--priority", type=int, default=0)
     p.add_argument("--wait", action="store_true", help="follow the job and exit with its status")
     p.set_defaults(handler=cmd_submit)
@@ -154,8 +154,8 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
             queue=args.queue,
             description=args.description,
             timeout=timeout,
-            retries=args.retries,
             priority=args.priority,
+            **retry_options(args),
         )
         if not args.wait:
             print(job.id)
@@ -163,6 +163,38 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
         print(f"submitted {job.id} ({job.mode.value} mode, queue {job.queue})", file=sys.stderr)
         final = follow(client, job)
     return EXIT_CODES.get(final.state, 1)
+
+
+def add_retry_options(p: argparse.ArgumentParser) -> None:
+    """The retry policy's options (``submit``, ``schedules add``)."""
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=0,
+        help="attempts after the first: when the worker is lost, and when the job fails or "
+        "times out (see --retry-on)",
+    )
+    p.add_argument("--retry-delay", default="10s", help="delay before the first retry (10s)")
+    p.add_argument(
+        "--retry-backoff", type=float, default=2.0, help="each next delay is this times longer (2)"
+    )
+    p.add_argument("--retry-max", default="10m", help="the longest delay (10m)")
+    p.add_argument(
+        "--retry-on",
+        default="failed,timed_out",
+        help="outcomes retried, comma-separated: failed, timed_out (both); '' for none",
+    )
+
+
+def retry_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The client arguments of :func:`add_retry_options`' options."""
+    return {
+        "retries": args.retries,
+        "retry_delay": parse_duration(args.retry_delay),
+        "retry_backoff": args.retry_backoff,
+        "retry_max": parse_duration(args.retry_max),
+        "retry_on": args.retry_on,
+    }
 
 
 def _notebook_payload(args: argparse.Namespace) -> tuple[str | None, dict[str, Any] | None]:
@@ -307,9 +339,10 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     with client_for(settings) as client:
         job = client.get(args.job_id)
         log_path = client.log_path(job.id)
+        attempts = client.attempts(job.id)
     data = job.to_dict()
     if args.json:
-        print_json(data)
+        print_json({**data, "attempts": [a.to_dict() for a in attempts]})
         return 0
     output = data.pop("output")
     for key, value in data.items():
@@ -317,9 +350,33 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
             value = json.dumps(value, default=str)
         print(f"{key:17}: {'' if value is None else value}")
     print(f"{'log':17}: {log_path if log_path.exists() else '-'}")
+    if len(attempts) > 1 or (attempts and attempts[-1].attempt != job.attempt):
+        _print_attempts(attempts)
     print("--- output ---")
     print(output, end="" if output.endswith("\n") else "\n")
     return 0
+
+
+def _print_attempts(attempts: list[Attempt]) -> None:
+    """The attempts of a retried job: one row each, then each earlier one's output."""
+    rows = [
+        [
+            str(a.attempt),
+            a.state.value,
+            fmt_time(a.started_at),
+            fmt_time(a.finished_at),
+            "" if a.runtime is None else f"{a.runtime:.2f}s",
+            "" if a.exit_code is None else str(a.exit_code),
+            (a.error or "").splitlines()[0][:80] if a.error else "",
+        ]
+        for a in attempts
+    ]
+    print("--- attempts ---")
+    print(table(["Attempt", "Status", "Started", "Finished", "Runtime", "Exit", "Error"], rows))
+    for a in attempts[:-1]:
+        if a.output:
+            print(f"--- output of attempt {a.attempt} ---")
+            print(a.output, end="" if a.output.endswith("\n") else "\n")
 
 
 def cmd_delete(args: argparse.Namespace, settings: Settings) -> int:

@@ -12,6 +12,7 @@ import sys
 from types import FrameType
 from typing import Any
 
+from opsjobs.cli.jobs import add_retry_options, retry_options
 from opsjobs.cli.output import client_for, fmt_time, print_json, table
 from opsjobs.client import Client, parse_duration
 from opsjobs.config import Settings, redact_url
@@ -101,7 +102,7 @@ def _register_add(actions: Any) -> None:
     q.add_argument("--mode", default="thread", help="inline | thread | process")
     q.add_argument("--queue", default="default")
     q.add_argument("--timeout", help="seconds or a duration such as 90s, 10m")
-    q.add_argument("--retries", type=int, default=0)
+    add_retry_options(q)
     q.add_argument("--priority", type=int, default=0)
     q.add_argument(
         "--misfire",
@@ -159,8 +160,8 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
             queue=args.queue,
             description=args.description,
             timeout=parse_duration(args.timeout) if args.timeout else None,
-            retries=args.retries,
             priority=args.priority,
+            **retry_options(args),
             misfire=args.misfire,
             grace=args.grace,
             catchup_cap=args.catchup_cap,

@@ -290,6 +290,7 @@ class DashboardApp:
             live_output=None if job.finished else self.data.live_output(job),
             files=self.data.files(job),
             actions=render.job_actions(job, may_submit=self.data.user.may_submit),
+            attempts=self.data.attempts(job),
         )
 
     def _draw_history(self) -> None:

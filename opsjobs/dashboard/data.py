@@ -25,12 +25,14 @@ from opsjobs.client import Client
 from opsjobs.errors import JobNotFound, OpsJobsError, ValidationError
 from opsjobs.model import (
     ACTIVE_STATES,
+    Attempt,
     Job,
     JobSpec,
     JobState,
     Mode,
     Stats,
     WorkerInfo,
+    attempts_of,
     validate_job_id,
 )
 from opsjobs.notebooks import Catalog, NotebookInfo
@@ -209,6 +211,10 @@ class DashboardData:
         if not Auth.may_access(self.user, job):
             raise JobNotFound(f"no job with id {job_id}")
         return job
+
+    def attempts(self, job: Job) -> list[Attempt]:
+        """Every attempt of ``job`` (a job the user may see: from :meth:`job`), oldest first."""
+        return attempts_of(job, self.client.store.attempts(job.id))
 
     def delete(self, job_id: str) -> None:
         self.client.delete(self.job(job_id).id)

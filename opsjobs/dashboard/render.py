@@ -15,12 +15,13 @@ from typing import Any
 
 from opsjobs.alerts import Alert, Severity
 from opsjobs.dashboard.data import SORTABLE, MemoryView, ResultsPage
-from opsjobs.model import FAILED_STATES, Job, JobState, Stats, WorkerInfo
+from opsjobs.model import FAILED_STATES, Attempt, Job, JobState, Stats, WorkerInfo
 from opsjobs.schedules import Schedule
 
 __all__ = [
     "alert_badges",
     "alerts_table",
+    "attempts_html",
     "detail_html",
     "duration",
     "header_html",
@@ -210,9 +211,11 @@ def detail_html(
     live_output: str | None = None,
     files: Sequence[tuple[str, str, int]] = (),
     actions: str = "",
+    attempts: Sequence[Attempt] = (),
 ) -> str:
     """The detail view of one job (everything but the Back and Delete buttons); a running
-    job's ``live_output`` (its log so far) stands in for the output it has not stored yet."""
+    job's ``live_output`` (its log so far) stands in for the output it has not stored yet.
+    ``attempts`` of a retried job are listed, each with its own outcome and output."""
     ok = job.state is JobState.SUCCEEDED
     bad = job.state in FAILED_STATES
     icon = "✔" if ok else ("✖" if bad else "●")
@@ -260,6 +263,7 @@ def detail_html(
         )
     else:
         parts.append(_section("Output", job.output or "(no output)", cls="opsjobs-output"))
+    parts.append(attempts_html(job, attempts))
     parts.append(downloads_html(files))
     if job.result is not None:
         parts.append(_section("Result", json.dumps(job.result, indent=2, default=str)))
@@ -269,6 +273,31 @@ def detail_html(
             f'<iframe class="oj-notebook" sandbox="" srcdoc="{escape(notebook_html)}"></iframe>'
         )
     return f'<div class="oj-detail opsjobs-detail">{"".join(parts)}</div>'
+
+
+def attempts_html(job: Job, attempts: Sequence[Attempt]) -> str:
+    """The attempts of a job that was retried (nothing for a job that ran once): one row
+    each, the earlier ones' output folded."""
+    if len(attempts) < 2 and not (attempts and attempts[-1].attempt != job.attempt):
+        return ""
+    rows = []
+    for a in attempts:
+        output = (
+            f"<details><summary>output</summary><pre class='oj-pre'>{escape(a.output)}</pre>"
+            "</details>"
+            if a.output and a.attempt != job.attempt
+            else ""
+        )
+        rows.append(
+            f'<tr data-attempt="{a.attempt}"><td class="oj-num">{a.attempt}</td>'
+            f"<td>{badge(a.state)}</td><td>{when(a.started_at)}</td>"
+            f'<td class="oj-num">{duration(a.runtime)}</td>'
+            f'<td class="oj-num">{"—" if a.exit_code is None else a.exit_code}</td>'
+            f"<td>{escape((a.error or '').splitlines()[0][:200] if a.error else '')}"
+            f"{output}</td></tr>"
+        )
+    head = "".join(f"<th>{t}</th>" for t in ("#", "Status", "Started", "Runtime", "Exit", "Error"))
+    return '<h4 class="oj-h">Attempts</h4>' + _table("opsjobs-attempts", head, rows, "", 6)
 
 
 def _section(title: str, text: str, *, cls: str = "") -> str:

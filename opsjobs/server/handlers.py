@@ -254,6 +254,13 @@ class JobHandler(ApiHandler):
 
 
 @keyed
+class AttemptsHandler(ApiHandler):
+    async def get(self, job_id: str) -> None:
+        attempts = await self.call(self.service.attempts, self.user, job_id, read=True)
+        self.reply({"job_id": validate_job_id(job_id), "attempts": [a.to_dict() for a in attempts]})
+
+
+@keyed
 class RerunHandler(ApiHandler):
     async def post(self, job_id: str) -> None:
         body = self.body("RerunRequest", optional=True)
@@ -355,6 +362,7 @@ def native_routes() -> dict[str, type[ApiHandler]]:
     return {
         f"{API}/jobs": JobsHandler,
         f"{API}/jobs/{{job_id}}": JobHandler,
+        f"{API}/jobs/{{job_id}}/attempts": AttemptsHandler,
         f"{API}/jobs/{{job_id}}/cancel": CancelHandler,
         f"{API}/jobs/{{job_id}}/rerun": RerunHandler,
         f"{API}/stats": StatsHandler,

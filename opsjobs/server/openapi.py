@@ -81,7 +81,37 @@ _JOB_FIELDS: dict[str, Any] = {
     "result": {},
     "error": _NS,
     "peak_rss": {"type": ["integer", "null"], "description": "peak resident memory, bytes"},
+    "retry_delay": {"type": "number", "description": "seconds before the first retry"},
+    "retry_backoff": {"type": "number", "description": "factor of each next delay"},
+    "retry_max": {"type": "number", "description": "the longest delay, seconds"},
+    "retry_on": {"type": "array", "items": {"enum": ["failed", "timed_out"]}},
+    "run_after": {
+        "type": ["string", "null"],
+        "description": "a queued job waiting for its next attempt is not run before this",
+    },
 }
+
+_DURATION = {
+    "type": ["number", "string"],
+    "description": "seconds, or a duration such as 10s, 10m, 1h",
+}
+
+_ATTEMPT = _obj(
+    {
+        "job_id": _S,
+        "attempt": _I,
+        "state": {"enum": _STATES},
+        "started_at": _NS,
+        "finished_at": _NS,
+        "runtime": _NN,
+        "worker_id": _NS,
+        "host": _NS,
+        "exit_code": _NI,
+        "output": _S,
+        "error": _NS,
+        "peak_rss": _NI,
+    }
+)
 
 _SUBMIT_PROPS: dict[str, Any] = {
     "name": {"type": "string", "minLength": 1, "maxLength": 200},
@@ -93,7 +123,20 @@ _SUBMIT_PROPS: dict[str, Any] = {
     "queue": {"type": "string", "pattern": QUEUE_PATTERN, "description": _QUEUE_DOC},
     "description": {"type": "string", "maxLength": 4000},
     "timeout": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 604800},
-    "retries": {"type": "integer", "minimum": 0, "maximum": 100},
+    "retries": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 100,
+        "description": "attempts after the first: on a lost worker, and on retry_on outcomes",
+    },
+    "retry_delay": {**_DURATION, "description": "delay before the first retry (default 10s)"},
+    "retry_backoff": {"type": "number", "minimum": 1, "maximum": 10, "default": 2},
+    "retry_max": {**_DURATION, "description": "the longest delay (default 10m)"},
+    "retry_on": {
+        "type": "array",
+        "items": {"enum": ["failed", "timed_out"]},
+        "description": "outcomes that are retried (default both)",
+    },
     "priority": {"type": "integer", "minimum": -1000, "maximum": 1000},
 }
 
@@ -131,6 +174,8 @@ SCHEMAS: dict[str, Any] = {
     "JobSummary": _obj(_JOB_FIELDS),
     "Job": _obj({**_JOB_FIELDS, "payload": {"type": "object"}, "output": _S}),
     "JobReply": _ok({"job": _ref("Job")}),
+    "Attempt": _ATTEMPT,
+    "AttemptList": _ok({"job_id": _S, "attempts": {"type": "array", "items": _ref("Attempt")}}),
     "JobList": _ok(
         {
             "count": _I,
@@ -605,6 +650,15 @@ PATHS: dict[str, dict[str, Any]] = {
                 params=[_ID],
                 errors=(*_BAD, 403, 404),
             )
+        ),
+    },
+    f"{API}/jobs/{{job_id}}/attempts": {
+        "get": _op(
+            "A job's attempts, oldest first, each with its own output, exit code, error and "
+            "timing (earlier attempts are kept when a retry queues the job again)",
+            "AttemptList",
+            params=[_ID],
+            errors=(404, 422),
         ),
     },
     f"{API}/jobs/{{job_id}}/cancel": {

@@ -16,7 +16,16 @@ from typing import Any
 from opsjobs.auth import Auth, RunPolicy, User
 from opsjobs.client import Client
 from opsjobs.errors import JobNotFound, ValidationError
-from opsjobs.model import ACTIVE_STATES, Job, Metric, Mode, iso, validate_job_id
+from opsjobs.model import (
+    ACTIVE_STATES,
+    Attempt,
+    Job,
+    Metric,
+    Mode,
+    attempts_of,
+    iso,
+    validate_job_id,
+)
 from opsjobs.notebooks import Catalog, NotebookInfo
 
 __all__ = ["ApiService", "JobFilter"]
@@ -25,6 +34,7 @@ __all__ = ["ApiService", "JobFilter"]
 SUBMIT_FIELDS = frozenset(
     {"name", "command", "call", "kwargs", "argv", "mode", "queue", "description", "timeout"}
     | {"retries", "priority", "notebook", "parameters", "kernel", "allow_unknown"}
+    | {"retry_delay", "retry_backoff", "retry_max", "retry_on"}
 )
 
 
@@ -119,6 +129,11 @@ class ApiService:
         if not Auth.may_access(user, job):
             raise JobNotFound(f"no job with id {job_id}")
         return job
+
+    def attempts(self, user: User, job_id: str) -> list[Attempt]:
+        """The attempts of a job ``user`` may see, oldest first."""
+        job = self.visible_job(user, job_id)
+        return attempts_of(job, self.client.store.attempts(job.id))
 
     def list_jobs(self, user: User, f: JobFilter) -> tuple[list[Job], int | None]:
         """A page of the jobs ``user`` may see, and how many match in all (if asked)."""

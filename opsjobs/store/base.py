@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from opsjobs.errors import OpsJobsError
-from opsjobs.model import Job, JobSpec, JobState, Metric, ResultQuery, Stats, WorkerInfo
+from opsjobs.model import Attempt, Job, JobSpec, JobState, Metric, ResultQuery, Stats, WorkerInfo
 from opsjobs.store.alerts import AlertStore
 from opsjobs.store.auth import AuthStore
 from opsjobs.store.schedules import ScheduleStore
@@ -182,6 +182,35 @@ class Store(AlertStore, AuthStore, ScheduleStore, abc.ABC):
                 break
             jobs.append(job)
         return accepted, jobs
+
+    @abc.abstractmethod
+    def requeue_after(
+        self,
+        job_id: str,
+        worker_id: str,
+        attempt: int,
+        outcome: Finish,
+        *,
+        now: float,
+        run_after: float,
+        note: str,
+    ) -> bool:
+        """End a running job's attempt as ``outcome``, keep that attempt (see
+        :meth:`attempts`) and queue the job again, not to be claimed before ``run_after``;
+        ``note`` becomes the job's error while it waits. Accepted (True) only from the worker
+        and attempt that own the job; idle workers are woken (they learn the due time from
+        :meth:`next_due`). Whether and when to retry is the worker's policy
+        (:mod:`opsjobs.retry`)."""
+
+    @abc.abstractmethod
+    def attempts(self, job_id: str) -> list[Attempt]:
+        """The attempts of the job that a retry or a lease recovery ended, oldest first (the
+        job row holds the current one: see :func:`opsjobs.model.attempts_of`)."""
+
+    @abc.abstractmethod
+    def next_due(self, queues: Sequence[str], *, now: float) -> float | None:
+        """The earliest time after ``now`` at which a queued job of ``queues`` that waits
+        (``run_after``) becomes due; None when none waits."""
 
     @abc.abstractmethod
     def request_cancel(self, job_id: str, *, now: float) -> Job:

@@ -81,6 +81,7 @@ from opsjobs.store.sql.rows import (
     job_params,
     like_escape,
     read_job,
+    retry_on_text,
     row_to_job,
     unreadable_error,
 )
@@ -352,6 +353,10 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlAuth, SqlSchedules, Store):
                 "timeout": spec.timeout,
                 "retries": spec.retries,
                 "schedule_id": spec.schedule_id,
+                "retry_delay": spec.retry_delay,
+                "retry_backoff": spec.retry_backoff,
+                "retry_max": spec.retry_max,
+                "retry_on": retry_on_text(spec.retry_on),
             }
             for job_id, spec in zip(ids, specs, strict=True)
         ]

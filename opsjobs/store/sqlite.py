@@ -285,7 +285,7 @@ class SQLiteStore(SqlJobs, SqlAlerts, SqlAuth, SqlSchedules, Store):
                     pick = self._pick_sql(len(queues))
                     while True:
                         n = want - len(jobs)
-                        picked = cur.execute(pick, heads_params(queues, n)).fetchall()
+                        picked = cur.execute(pick, heads_params(queues, n, now)).fetchall()
                         if len(picked) > 1 and len(queues) > 1:
                             picked.sort(key=_claim_order)
                             del picked[n:]
@@ -492,9 +492,10 @@ def heads_sql(claim_pick: str, n_queues: int) -> str:
     return " UNION ALL ".join(f"SELECT * FROM ({one})" for _ in range(n_queues))
 
 
-def heads_params(queues: Sequence[str], limit: int) -> tuple[str | int, ...]:
-    """The parameters of :func:`heads_sql`: each queue with the limit of its arm."""
-    return tuple(x for queue in queues for x in (queue, limit))
+def heads_params(queues: Sequence[str], limit: int, now: float) -> tuple[str | float, ...]:
+    """The parameters of :func:`heads_sql`: each queue with the time before which a waiting
+    job is passed over (``now``) and the limit of its arm."""
+    return tuple(x for queue in queues for x in (queue, now, limit))
 
 
 def _begin(conn: sqlite3.Connection | sqlite3.Cursor) -> None:

@@ -17,6 +17,7 @@ from opsjobs.errors import Conflict, JobNotFound
 from opsjobs.model import (
     ACTIVE_STATES,
     FAILED_STATES,
+    Attempt,
     Job,
     JobSpec,
     JobState,
@@ -66,6 +67,7 @@ class MemoryStore(MemoryAlerts, MemoryAuth, MemorySchedules, Store):
         self._jobs: dict[str, Job] = {}
         self._workers: dict[str, WorkerInfo] = {}
         self._metrics: list[Metric] = []
+        self._attempts: dict[str, list[Attempt]] = {}
 
     def _ring(self) -> None:
         with self._wake:
@@ -96,7 +98,11 @@ class MemoryStore(MemoryAlerts, MemoryAuth, MemorySchedules, Store):
         wanted = set(queues)
         with self._lock:
             queued = [
-                j for j in self._jobs.values() if j.state is JobState.QUEUED and j.queue in wanted
+                j
+                for j in self._jobs.values()
+                if j.state is JobState.QUEUED
+                and j.queue in wanted
+                and (j.run_after is None or j.run_after <= now)
             ]
             if not queued:
                 return None
@@ -128,12 +134,82 @@ class MemoryStore(MemoryAlerts, MemoryAuth, MemorySchedules, Store):
             job.peak_rss = outcome.peak_rss
             return True
 
+    def requeue_after(
+        self,
+        job_id: str,
+        worker_id: str,
+        attempt: int,
+        outcome: Finish,
+        *,
+        now: float,
+        run_after: float,
+        note: str,
+    ) -> bool:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if (
+                job is None
+                or job.state is not JobState.RUNNING
+                or job.worker_id != worker_id
+                or job.attempt != attempt
+            ):
+                return False
+            self._keep_attempt(job, outcome.state, now, outcome)
+            job.state, job.run_after, job.error = JobState.QUEUED, run_after, note
+            job.worker_id = job.host = job.started_at = job.lease_until = None
+            job.output, job.result, job.exit_code, job.peak_rss = "", None, None, None
+        self._ring()
+        return True
+
+    def _keep_attempt(
+        self, job: Job, state: JobState, now: float, outcome: Finish | None = None
+    ) -> None:
+        o = outcome or Finish(state, error=job.error)
+        self._attempts.setdefault(job.id, []).append(
+            Attempt(
+                job.id,
+                job.attempt,
+                state,
+                job.started_at,
+                now,
+                max(now - (job.started_at or now), 0.0),
+                job.worker_id,
+                job.host,
+                o.exit_code,
+                o.output,
+                o.error,
+                o.peak_rss,
+            )
+        )
+
+    def attempts(self, job_id: str) -> list[Attempt]:
+        with self._lock:
+            return list(self._attempts.get(job_id, ()))
+
+    def next_due(self, queues: Sequence[str], *, now: float) -> float | None:
+        wanted = set(queues)
+        with self._lock:
+            due = [
+                j.run_after
+                for j in self._jobs.values()
+                if j.state is JobState.QUEUED
+                and j.queue in wanted
+                and j.run_after is not None
+                and j.run_after > now
+            ]
+        return min(due) if due else None
+
     def request_cancel(self, job_id: str, *, now: float) -> Job:
         with self._lock:
             job = self._job(job_id)
             if job.state is JobState.QUEUED:
                 job.state, job.finished_at, job.runtime = JobState.CANCELLED, now, 0.0
-                job.cancel_requested, job.error = True, "cancelled before it started"
+                job.cancel_requested = True
+                job.error = (
+                    f"cancelled while waiting for attempt {job.attempt + 1}"
+                    if job.attempt
+                    else "cancelled before it started"
+                )
             elif job.state is JobState.RUNNING:
                 job.cancel_requested = True
                 if job.mode in _COOPERATIVE:
@@ -150,6 +226,7 @@ class MemoryStore(MemoryAlerts, MemoryAuth, MemorySchedules, Store):
             if job.state in ACTIVE_STATES:
                 raise Conflict(f"job {job_id} is {job.state.value}: cancel it before deleting it")
             del self._jobs[job_id]
+            self._attempts.pop(job_id, None)
 
     def _matching(self, query: ResultQuery) -> list[Job]:
         needle = query.name.lower() if query.name else None
@@ -208,6 +285,7 @@ class MemoryStore(MemoryAlerts, MemoryAuth, MemorySchedules, Store):
             ]
             for job_id in ids:
                 del self._jobs[job_id]
+                self._attempts.pop(job_id, None)
         return ids
 
     # -- leases and workers ---------------------------------------------------------------
@@ -243,6 +321,15 @@ class MemoryStore(MemoryAlerts, MemoryAuth, MemorySchedules, Store):
                 requeued = job.attempt <= job.spec.retries
                 out.append(Recovered(job.id, job.worker_id, requeued))
                 if requeued:
+                    self._keep_attempt(
+                        job,
+                        JobState.LOST,
+                        now,
+                        Finish(
+                            JobState.LOST,
+                            error="the worker running it stopped responding (lease expired)",
+                        ),
+                    )
                     job.state, job.worker_id, job.host = JobState.QUEUED, None, None
                     job.started_at = job.lease_until = None
                     job.error = f"attempt {job.attempt} lost its worker; re-queued"

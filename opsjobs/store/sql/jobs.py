@@ -12,10 +12,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from opsjobs.errors import Conflict, JobNotFound
-from opsjobs.model import Job, Metric, WorkerInfo
-from opsjobs.store.base import Recovered
+from opsjobs.model import Attempt, Job, Metric, WorkerInfo
+from opsjobs.store.base import Finish, Recovered
 from opsjobs.store.sql.db import Db, Tx
 from opsjobs.store.sql.rows import (
+    attempt_from_row,
+    finish_params,
     metric_params,
     row_to_job,
     row_to_metric,
@@ -57,6 +59,41 @@ class SqlJobs:
         if row is None:
             raise JobNotFound(f"no job with id {job_id}")
         return row_to_job(row)
+
+    def requeue_after(
+        self,
+        job_id: str,
+        worker_id: str,
+        attempt: int,
+        outcome: Finish,
+        *,
+        now: float,
+        run_after: float,
+        note: str,
+    ) -> bool:
+        params = finish_params(job_id, worker_id, attempt, outcome, now)
+        params.update(run_after=run_after, note=note)
+
+        def requeue(tx: Tx) -> bool:
+            if not tx.run("attempt_from_job", params).rowcount:
+                return False
+            tx.run("requeue_retry", params)
+            tx.wake()
+            return True
+
+        return bool(self._db.transaction("retry", requeue))
+
+    def attempts(self, job_id: str) -> list[Attempt]:
+        return [
+            attempt_from_row(r)
+            for r in self._db.read("attempts", "attempts_of_job", {"id": job_id})
+        ]
+
+    def next_due(self, queues: Sequence[str], *, now: float) -> float | None:
+        params = {"now": now, "queues": self._db.array(queues)}
+        rows = self._db.read("next due", "next_due", params)
+        due = rows[0]["due"] if rows else None
+        return None if due is None else float(due)
 
     def delete(self, job_id: str) -> None:
         params = {"id": job_id}
@@ -108,6 +145,7 @@ class SqlJobs:
             out: list[Recovered] = []
             for row in tx.run("expired_select", {"now": now}).fetchall():
                 params = {"id": row["id"], "now": now}
+                tx.run("expired_attempt", params)
                 requeued = bool(tx.run("expired_requeue", params).rowcount)
                 if not requeued:
                     tx.run("expired_lose", params)

@@ -9,11 +9,12 @@ from enum import Enum
 from typing import Any, TypeVar
 
 from opsjobs.errors import UnreadableRow
-from opsjobs.model import Job, JobSpec, JobState, Metric, Mode, WorkerInfo
+from opsjobs.model import Attempt, Job, JobSpec, JobState, Metric, Mode, WorkerInfo
 from opsjobs.store.base import Finish
 
 __all__ = [
     "UNREADABLE",
+    "attempt_from_row",
     "claimed_job",
     "columns",
     "enum_value",
@@ -25,6 +26,7 @@ __all__ = [
     "like_escape",
     "metric_params",
     "read_job",
+    "retry_on_text",
     "row_to_job",
     "row_to_metric",
     "row_to_worker",
@@ -66,8 +68,24 @@ def job_params(job_id: str, spec: JobSpec, now: float) -> dict[str, Any]:
         "retries": spec.retries,
         "schedule_id": spec.schedule_id,
         "rerun_of": spec.rerun_of,
+        "retry_delay": spec.retry_delay,
+        "retry_backoff": spec.retry_backoff,
+        "retry_max": spec.retry_max,
+        "retry_on": retry_on_text(spec.retry_on),
         "now": now,
     }
+
+
+def retry_on_text(states: Any) -> str:
+    """The ``retry_on`` column: the states' values, comma-separated."""
+    return ",".join(s.value for s in states)
+
+
+def _retry_on(text: str) -> tuple[JobState, ...]:
+    found = _RETRY_ON.get(text)
+    if found is None:
+        found = _RETRY_ON[text] = tuple(_STATES[v] for v in text.split(",") if v)
+    return found
 
 
 #: The init fields of each mapped dataclass (a cache: dataclasses.fields is slow).
@@ -116,14 +134,16 @@ def json_value(value: Any) -> Any:
 
 
 def _json(value: Any) -> Any:
-    if value is None or isinstance(value, dict | list):
-        return value  # PostgreSQL's jsonb arrives decoded
+    if value is None or not isinstance(value, str | bytes):
+        return value  # PostgreSQL's jsonb arrives decoded (an object, a list, a number...)
     return json.loads(value)
 
 
 # Enum(value) goes through EnumMeta.__call__, slow on the claim path: look the members up.
 _MODES = {m.value: m for m in Mode}
 _STATES = {s.value: s for s in JobState}
+#: retry_on column texts already parsed (a handful of distinct values).
+_RETRY_ON: dict[str, tuple[JobState, ...]] = {}
 
 
 def row_to_job(row: Any) -> Job:
@@ -150,6 +170,10 @@ def read_job(row: Any) -> Job:
         retries=row["retries"],
         schedule_id=row["schedule_id"],
         rerun_of=row["rerun_of"],
+        retry_delay=row["retry_delay"],
+        retry_backoff=row["retry_backoff"],
+        retry_max=row["retry_max"],
+        retry_on=_retry_on(row["retry_on"]),
     )
     return Job(
         id=str(row["id"]),
@@ -169,6 +193,7 @@ def read_job(row: Any) -> Job:
         result=_json(row["result"]),
         error=row["error"],
         peak_rss=row["peak_rss"],
+        run_after=row["run_after"],
     )
 
 
@@ -189,7 +214,8 @@ def _loads(text: str) -> Any:
 def claimed_job(row: Any, worker_id: str, host: str, now: float, lease_until: float) -> Job:
     """The job a worker just claimed, from a ``claim_pick`` row (``rowid, id, name,
     description, owner, kind, payload, mode, queue, priority, timeout, retries, schedule_id,
-    submitted_at, attempt, cancel_requested, error``) and what the claim set."""
+    submitted_at, attempt, cancel_requested, error, retry_delay, retry_backoff, retry_max,
+    retry_on, rerun_of``) and what the claim set."""
     payload = row[6]
     spec = JobSpec(
         row[2],
@@ -203,6 +229,11 @@ def claimed_job(row: Any, worker_id: str, host: str, now: float, lease_until: fl
         row[10],
         row[11],
         row[12],
+        row[21],
+        row[17],
+        row[18],
+        row[19],
+        _retry_on(row[20]),
     )
     # positional: id, spec, state, submitted_at, started_at, finished_at, runtime, worker_id,
     # host, attempt, lease_until, cancel_requested, exit_code, output, result, error
@@ -240,6 +271,10 @@ def metric_params(metric: Metric) -> dict[str, Any]:
 
 def row_to_metric(row: Any) -> Metric:
     return from_columns(Metric, row, labels=lambda labels: _json(labels) or {})
+
+
+def attempt_from_row(row: Any) -> Attempt:
+    return from_columns(Attempt, row, job_id=str, state=lambda v: _STATES[v])
 
 
 def finish_params(

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from opsjobs.errors import NotFound
-from opsjobs.model import Job, JobSpec, JobState, Mode
+from opsjobs.model import Job, JobSpec, JobState, Mode, parse_retry_on
 from opsjobs.schedules import FireOutcome, FirePlan, Misfire, Schedule, ScheduleFire, TriggerKind
 from opsjobs.store.schedules import FireResult, ScheduleStore, pick_schedule
 from opsjobs.store.sql.db import Db, Tx
@@ -134,6 +134,10 @@ _SPEC_FIELDS = (
     "priority",
     "timeout",
     "retries",
+    "retry_delay",
+    "retry_backoff",
+    "retry_max",
+    "retry_on",
 )
 
 
@@ -141,6 +145,7 @@ def spec_json(spec: JobSpec) -> str:
     data = {name: getattr(spec, name) for name in _SPEC_FIELDS}
     data["payload"] = dict(spec.payload)
     data["mode"] = spec.mode.value
+    data["retry_on"] = [s.value for s in spec.retry_on]
     return json.dumps(data, separators=(",", ":"))
 
 
@@ -148,6 +153,8 @@ def spec_from(value: Any, schedule_id: str) -> JobSpec:
     data = value if isinstance(value, dict) else json.loads(value)
     data = {k: data[k] for k in _SPEC_FIELDS if k in data}
     data["mode"] = Mode(data.get("mode", "thread"))
+    if "retry_on" in data:  # a schedule stored before retry policies has the defaults
+        data["retry_on"] = parse_retry_on(data["retry_on"])
     return JobSpec(**data, schedule_id=schedule_id)
 
 

@@ -29,10 +29,11 @@ SELECT pg_notify(%(channel)s, '');
 -- ON CONFLICT makes a retry after an unknown commit harmless (the id is made by the caller).
 WITH ins AS (
   INSERT INTO jobs (id, name, description, owner, kind, payload, mode, queue, priority, timeout,
-                    retries, schedule_id, rerun_of, state, submitted_at)
+                    retries, schedule_id, rerun_of, retry_delay, retry_backoff, retry_max,
+                    retry_on, state, submitted_at)
   VALUES (%(id)s, %(name)s, %(description)s, %(owner)s, %(kind)s, %(payload)s::jsonb, %(mode)s,
           %(queue)s, %(priority)s, %(timeout)s, %(retries)s, %(schedule_id)s, %(rerun_of)s,
-          'queued', %(now)s)
+          %(retry_delay)s, %(retry_backoff)s, %(retry_max)s, %(retry_on)s, 'queued', %(now)s)
   ON CONFLICT (id) DO NOTHING
   RETURNING id
 )
@@ -43,13 +44,16 @@ SELECT pg_notify(%(channel)s, '') FROM ins;
 -- wake-up. ON CONFLICT makes a retry after an unknown commit harmless (the caller makes the ids).
 WITH ins AS (
   INSERT INTO jobs (id, name, description, owner, kind, payload, mode, queue, priority, timeout,
-                    retries, schedule_id, state, submitted_at)
+                    retries, schedule_id, retry_delay, retry_backoff, retry_max, retry_on,
+                    state, submitted_at)
   SELECT t.id, t.name, t.description, t.owner, t.kind, t.payload, t.mode, t.queue,
-         t.priority, t.timeout, t.retries, t.schedule_id, 'queued', %(now)s
+         t.priority, t.timeout, t.retries, t.schedule_id, t.retry_delay, t.retry_backoff,
+         t.retry_max, t.retry_on, 'queued', %(now)s
     FROM jsonb_to_recordset(%(jobs)s::jsonb)
          AS t(id text, name text, description text, owner text, kind text, payload jsonb,
               mode text, queue text, priority int, timeout float8, retries int,
-              schedule_id text)
+              schedule_id text, retry_delay float8, retry_backoff float8, retry_max float8,
+              retry_on text)
   ON CONFLICT (id) DO NOTHING
   RETURNING 1
 )
@@ -57,10 +61,11 @@ SELECT pg_notify(%(channel)s, '') WHERE EXISTS (SELECT FROM ins);
 
 -- name: insert_job
 INSERT INTO jobs (id, name, description, owner, kind, payload, mode, queue, priority, timeout,
-                  retries, schedule_id, rerun_of, state, submitted_at)
+                  retries, schedule_id, rerun_of, retry_delay, retry_backoff, retry_max,
+                  retry_on, state, submitted_at)
 VALUES (%(id)s, %(name)s, %(description)s, %(owner)s, %(kind)s, %(payload)s::jsonb, %(mode)s,
         %(queue)s, %(priority)s, %(timeout)s, %(retries)s, %(schedule_id)s, %(rerun_of)s,
-        'queued', %(now)s);
+        %(retry_delay)s, %(retry_backoff)s, %(retry_max)s, %(retry_on)s, 'queued', %(now)s);
 
 -- name: get_job
 SELECT * FROM jobs WHERE id = %(id)s;
@@ -88,6 +93,8 @@ UPDATE jobs
                          FROM unnest(%(queues)s::text[]) AS q(name)
                          CROSS JOIN LATERAL (SELECT id FROM jobs
                                               WHERE state = 'queued' AND queue = q.name
+                                                AND (run_after IS NULL
+                                                     OR run_after <= %(now)s)
                                               ORDER BY priority DESC, submitted_at
                                               LIMIT %(heads)s) AS c
                          JOIN jobs AS j ON j.id = c.id
@@ -127,7 +134,10 @@ UPDATE jobs
 
 -- name: cancel_queued
 UPDATE jobs SET state = 'cancelled', finished_at = %(now)s, runtime = 0.0,
-                cancel_requested = true, error = 'cancelled before it started'
+                cancel_requested = true,
+                error = CASE WHEN attempt > 0 THEN 'cancelled while waiting for attempt '
+                                                   || (attempt + 1)
+                             ELSE 'cancelled before it started' END
  WHERE id = %(id)s AND state = 'queued';
 
 -- name: cancel_running_cooperative
@@ -180,6 +190,40 @@ SELECT id, worker_id FROM jobs
  WHERE state = 'running' AND lease_until < %(now)s
  ORDER BY lease_until
    FOR UPDATE SKIP LOCKED;
+
+-- name: attempt_from_job
+-- Keep the attempt that just ended (a retry's, or a lost worker's), from the job row and its
+-- outcome; only from the worker and attempt that own the running job.
+INSERT INTO attempts (job_id, attempt, state, started_at, finished_at, runtime, worker_id, host,
+                      exit_code, output, error, peak_rss)
+SELECT id, attempt, %(state)s, started_at, %(now)s, greatest(%(now)s - started_at, 0.0),
+       worker_id, host, %(exit_code)s, %(output)s, %(error)s, %(peak_rss)s
+  FROM jobs
+ WHERE id = %(id)s AND state = 'running' AND worker_id = %(worker_id)s
+   AND attempt = %(attempt)s;
+
+-- name: requeue_retry
+UPDATE jobs SET state = 'queued', run_after = %(run_after)s, worker_id = NULL, host = NULL,
+                started_at = NULL, lease_until = NULL, output = '', result = NULL,
+                exit_code = NULL, peak_rss = NULL, error = %(note)s
+ WHERE id = %(id)s AND state = 'running' AND worker_id = %(worker_id)s
+   AND attempt = %(attempt)s;
+
+-- name: attempts_of_job
+SELECT * FROM attempts WHERE job_id = %(id)s ORDER BY attempt;
+
+-- name: next_due
+SELECT min(run_after) AS due FROM jobs
+ WHERE state = 'queued' AND run_after > %(now)s AND queue = ANY(%(queues)s::text[]);
+
+-- name: expired_attempt
+INSERT INTO attempts (job_id, attempt, state, started_at, finished_at, runtime, worker_id, host,
+                      error)
+SELECT id, attempt, 'lost', started_at, %(now)s, greatest(%(now)s - started_at, 0.0),
+       worker_id, host, 'the worker running it stopped responding (lease expired)'
+  FROM jobs
+ WHERE id = %(id)s AND state = 'running' AND lease_until < %(now)s AND attempt <= retries
+ON CONFLICT DO NOTHING;
 
 -- name: expired_requeue
 UPDATE jobs SET state = 'queued', worker_id = NULL, host = NULL, started_at = NULL,

@@ -4,9 +4,11 @@
 
 -- name: insert_job
 INSERT INTO jobs (id, name, description, owner, kind, payload, mode, queue, priority, timeout,
-                  retries, schedule_id, rerun_of, state, submitted_at)
+                  retries, schedule_id, rerun_of, retry_delay, retry_backoff, retry_max,
+                  retry_on, state, submitted_at)
 VALUES (:id, :name, :description, :owner, :kind, :payload, :mode, :queue, :priority, :timeout,
-        :retries, :schedule_id, :rerun_of, 'queued', :now);
+        :retries, :schedule_id, :rerun_of, :retry_delay, :retry_backoff, :retry_max, :retry_on,
+        'queued', :now);
 
 -- name: get_job
 SELECT * FROM jobs WHERE id = :id;
@@ -17,10 +19,12 @@ SELECT * FROM jobs WHERE id = :id;
 -- ALL of it per queue serves all of a worker's queues, see sqlite.heads_sql), the best heads
 -- are chosen in Python and claim_take moves each by rowid.
 -- No RETURNING: SQLite builds an ephemeral table for it, which cost more than the pick.
+-- A job waiting out a retry's delay (run_after in the future) is passed over.
 SELECT rowid, id, name, description, owner, kind, payload, mode, queue, priority, timeout,
-       retries, schedule_id, submitted_at, attempt, cancel_requested, error
+       retries, schedule_id, submitted_at, attempt, cancel_requested, error,
+       retry_delay, retry_backoff, retry_max, retry_on, rerun_of
   FROM jobs
- WHERE state = 'queued' AND queue = ?
+ WHERE state = 'queued' AND queue = ? AND (run_after IS NULL OR run_after <= ?)
  ORDER BY priority DESC, submitted_at LIMIT ?;
 
 -- name: claim_take
@@ -55,7 +59,9 @@ UPDATE jobs
 
 -- name: cancel_queued
 UPDATE jobs SET state = 'cancelled', finished_at = :now, runtime = 0.0, cancel_requested = 1,
-                error = 'cancelled before it started'
+                error = CASE WHEN attempt > 0 THEN 'cancelled while waiting for attempt '
+                                                   || (attempt + 1)
+                             ELSE 'cancelled before it started' END
  WHERE id = :id AND state = 'queued';
 
 -- name: cancel_running_cooperative
@@ -87,6 +93,39 @@ SELECT id, state, worker_id, cancel_requested FROM jobs
 
 -- name: expired_select
 SELECT id, worker_id, attempt, retries FROM jobs WHERE state = 'running' AND lease_until < :now;
+
+-- name: attempt_from_job
+-- Keep the attempt that just ended (a retry's, or a lost worker's), from the job row and its
+-- outcome; only from the worker and attempt that own the running job.
+INSERT INTO attempts (job_id, attempt, state, started_at, finished_at, runtime, worker_id, host,
+                      exit_code, output, error, peak_rss)
+SELECT id, attempt, :state, started_at, :now, max(:now - started_at, 0.0), worker_id, host,
+       :exit_code, :output, :error, :peak_rss
+  FROM jobs
+ WHERE id = :id AND state = 'running' AND worker_id = :worker_id AND attempt = :attempt;
+
+-- name: requeue_retry
+UPDATE jobs SET state = 'queued', run_after = :run_after, worker_id = NULL, host = NULL,
+                started_at = NULL, lease_until = NULL, output = '', result = NULL,
+                exit_code = NULL, peak_rss = NULL, error = :note
+ WHERE id = :id AND state = 'running' AND worker_id = :worker_id AND attempt = :attempt;
+
+-- name: attempts_of_job
+SELECT * FROM attempts WHERE job_id = :id ORDER BY attempt;
+
+-- name: next_due
+SELECT min(run_after) AS due FROM jobs
+ WHERE state = 'queued' AND run_after > :now
+   AND queue IN (SELECT value FROM json_each(:queues));
+
+-- name: expired_attempt
+INSERT INTO attempts (job_id, attempt, state, started_at, finished_at, runtime, worker_id, host,
+                      error)
+SELECT id, attempt, 'lost', started_at, :now, max(:now - started_at, 0.0), worker_id, host,
+       'the worker running it stopped responding (lease expired)'
+  FROM jobs
+ WHERE id = :id AND state = 'running' AND lease_until < :now AND attempt <= retries
+ON CONFLICT DO NOTHING;
 
 -- name: expired_requeue
 UPDATE jobs SET state = 'queued', worker_id = NULL, host = NULL, started_at = NULL,
