@@ -175,6 +175,51 @@ def test_results_stats_sort_detail_and_delete(browser: Any, site: dict[str, Any]
     page.context.close()
 
 
+def test_pages_stay_offline_and_clean_on_every_tab(browser: Any, site: dict[str, Any]) -> None:
+    """No request leaves the server, none fails, and the console shows no error: sign-in page,
+    every tab and a detail view (Voila's lab template asked two public CDNs for Font Awesome and
+    MathJax, and its own static folder for two styles that answered 404)."""
+    base = site["server"].base
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    outside: list[str] = []
+    failed: list[str] = []
+    errors: list[str] = []
+
+    def on_request(request: Any) -> None:
+        if not request.url.startswith((base + "/", "data:", "blob:")):
+            outside.append(request.url)
+
+    def on_response(response: Any) -> None:
+        if response.status >= 400:
+            failed.append(f"{response.status} {response.url}")
+
+    context.on("request", on_request)
+    context.on("response", on_response)
+    context.on("requestfailed", lambda request: failed.append(f"failed {request.url}"))
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT)
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(base + "/login")
+    page.fill("input[name=password]", site["keys"]["ada"])
+    page.press("input[name=password]", "Enter")
+    page.wait_for_selector(".opsjobs-results-table")
+    names = [t.inner_text().strip() for t in page.get_by_role("tab").all()]
+    assert len(names) >= 5, names
+    for name in names:
+        tab(page, name)
+        page.wait_for_selector(f'[role=tab][aria-selected=true]:has-text("{name}")')
+    tab(page, names[0])
+    row = page.locator(".opsjobs-results-table tr[data-job]").first
+    row.get_by_role("button", name="View").click()
+    page.wait_for_selector(".opsjobs-detail")
+    page.wait_for_load_state("networkidle")
+    context.close()
+    assert outside == [], outside
+    assert failed == [], failed
+    assert errors == [], errors
+
+
 def test_stop_a_running_job_and_pause_a_schedule(browser: Any, site: dict[str, Any]) -> None:
     client: Client = site["client"]
     page = sign_in(browser, site, "ada")

@@ -89,6 +89,10 @@ def install_template(web_app: Any) -> bool:
         from voila.tornado.handler import TornadoVoilaHandler
     except ImportError:
         return False
+    # Voila's page loads MathJax from a public CDN unless both are "null" (its front end's own
+    # test): the dashboard shows no LaTeX, and its machines often have no internet.
+    web_app.settings.setdefault("mathjax_url", "null")
+    web_app.settings.setdefault("mathjax_config", "null")
     if template_dir() is None:
         return False
     paths = template_paths()
