@@ -219,6 +219,13 @@ def test_submit_form_kinds_and_errors(client: Client, tmp_path: Path) -> None:
         data.submit(SubmitForm("s", "command", "print(1)", {"a": 1}))
     with pytest.raises(PermissionDenied):
         DashboardData(client, people["bob"]).submit(SubmitForm("x", "command", "print(1)"))
+    # argv: a command line, split as a POSIX shell would (no shell runs it)
+    job = data.submit(SubmitForm("a", "argv", "python3 -c 'print(\"a b\")'", mode="process"))
+    assert (job.kind, job.spec.payload["argv"]) == ("argv", ["python3", "-c", 'print("a b")'])
+    with pytest.raises(ValidationError, match="no parameters"):
+        data.submit(SubmitForm("a", "argv", "true", {"a": 1}))
+    with pytest.raises(ValidationError, match="quotation"):
+        data.submit(SubmitForm("a", "argv", "echo 'unclosed"))
 
 
 def test_memory_series_verdicts_and_latest_analysis(client: Client) -> None:

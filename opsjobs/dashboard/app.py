@@ -198,7 +198,7 @@ class DashboardApp:
         full = _layout(width="100%")
         self.f_name = _classed(w.Text(description="Name", layout=full), "opsjobs-submit-name")
         self.f_kind = _classed(
-            w.ToggleButtons(options=["call", "command", "notebook"], description="Kind"),
+            w.ToggleButtons(options=["call", "command", "argv", "notebook"], description="Kind"),
             "opsjobs-submit-kind",
         )
         self.f_target = _classed(
@@ -488,6 +488,7 @@ class DashboardApp:
         labels = {
             "call": ("Callable", "package.module:function"),
             "command": ("Source", "print('hello')"),
+            "argv": ("Command line", "df -h /var  (split like a shell; no shell runs it)"),
             "notebook": ("Notebook", "health_check.ipynb (a catalog name, or a path)"),
         }
         self.f_target.description, self.f_target.placeholder = labels[str(change["new"])]

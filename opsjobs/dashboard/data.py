@@ -13,6 +13,7 @@ sees all of them (the header's counts and the Memory tab's table).
 from __future__ import annotations
 
 import dataclasses
+import shlex
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -404,12 +405,20 @@ class DashboardData:
             if params:
                 raise ValidationError("a command takes no parameters (use call or notebook)")
             args = {"command": form.target}
+        elif form.kind == "argv":
+            if params:
+                raise ValidationError("a command line takes no parameters (use call or notebook)")
+            try:
+                argv = shlex.split(target)  # as a POSIX shell splits it; no shell runs it
+            except ValueError as exc:
+                raise ValidationError(f"command line: {exc}") from exc
+            args = {"argv": argv}
         elif form.kind == "notebook":
             if self.catalog is not None and not Path(target).is_absolute():
                 target = str(self.catalog.resolve(target))  # a catalog name
             args = {"kind": "notebook", "payload": {"path": target, "parameters": params}}
         else:
-            raise ValidationError(f"unknown kind {form.kind!r} (call, command or notebook)")
+            raise ValidationError(f"unknown kind {form.kind!r} (call, command, argv or notebook)")
         spec = self.client.build_spec(
             form.name,
             mode=Mode.parse(form.mode),
@@ -422,4 +431,9 @@ class DashboardData:
         return self.client.store.submit(spec, now=time.time())
 
 
-_TARGET_NAMES = {"call": "callable (pkg.module:function)", "command": "source", "notebook": "path"}
+_TARGET_NAMES = {
+    "call": "callable (pkg.module:function)",
+    "command": "source",
+    "argv": "command line",
+    "notebook": "path",
+}
