@@ -30,8 +30,8 @@ from opsjobs.model import MAX_NAME, Job, JobState, iso, validate_queue
 __all__ = [
     "NOTIFY_STATES",
     "RULE_FIELDS",
-    "NotifySend",
     "NotifyRule",
+    "NotifySend",
     "job_link",
     "validate_address",
 ]

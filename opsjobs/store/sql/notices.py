@@ -91,9 +91,7 @@ def _tuple(value: Any) -> tuple[str, ...]:
 
 
 def row_to_notify_rule(row: Any) -> NotifyRule:
-    return from_columns(
-        NotifyRule, row, states=_tuple, email=_tuple, webhook=bool, enabled=bool
-    )
+    return from_columns(NotifyRule, row, states=_tuple, email=_tuple, webhook=bool, enabled=bool)
 
 
 def row_to_notify_send(row: Any) -> NotifySend:
