@@ -5,21 +5,16 @@ kernel; the messages are asserted as received."""
 from __future__ import annotations
 
 import contextlib
-import email
 import logging
-import socket
 import threading
 import time
 from collections.abc import Iterator
-from email.message import Message
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
 from harness import TESTS, client_for, run_cli, settings_for, wait_for
-from test_alerts import Receiver
+from receivers import PASSWORD, Mailbox, Receiver, free_port
 
 from opsjobs.alerts.notices import NotifyRule, job_link
 from opsjobs.alerts.notifier import Notifier
@@ -32,47 +27,6 @@ from opsjobs.scheduler import Scheduler
 from opsjobs.worker import embed
 
 pytestmark = pytest.mark.timeout(180)
-
-PASSWORD = "s3cret-Pa55word"  # the test SMTP server's own
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Mailbox:
-    """A real SMTP server on 127.0.0.1 keeping every message it accepted; with ``login`` it
-    wants AUTH (over plain SMTP, as this is a test on the loopback)."""
-
-    def __init__(self, *, login: bool = False) -> None:
-        self.messages: list[Message] = []
-        self.rcpts: list[list[str]] = []
-        self.logins: list[str] = []
-        outer = self
-
-        class Handler:
-            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-                outer.rcpts.append(list(envelope.rcpt_tos))
-                outer.messages.append(email.message_from_bytes(envelope.content))
-                return "250 OK"
-
-        def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any):
-            ok = isinstance(data, LoginPassword) and data.password == PASSWORD.encode()
-            if ok:
-                outer.logins.append(data.login.decode())
-            return AuthResult(success=ok, handled=False)
-
-        extra: dict[str, Any] = {}
-        if login:
-            extra = {"authenticator": authenticator, "auth_require_tls": False}
-        self.port = _free_port()
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port, **extra)
-        self.controller.start()
-
-    def close(self) -> None:
-        self.controller.stop()
 
 
 @pytest.fixture
@@ -292,7 +246,7 @@ def test_notifiers_sharing_a_store_send_each_end_once(
 
 # -- failures to send are recorded; the password is never shown ---------------------------------
 def test_failures_to_send_are_recorded(tmp_path: Path, receiver: Receiver) -> None:
-    dead = _free_port()  # nothing listens there
+    dead = free_port()  # nothing listens there
     settings = notify_settings(tmp_path, None, receiver, smtp_host="127.0.0.1", smtp_port=dead)
     receiver.script = [500, 500, 500]  # every try of the one delivery
     with client_for(settings) as client:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from harness import wait_for
+from receivers import Mailbox
 from server_harness import Api, ServerThread, failed, finished, submit, valid
-from test_notify import Mailbox
 
 from opsjobs.server.openapi import API
 
