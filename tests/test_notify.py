@@ -6,6 +6,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import re
+import shlex
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -13,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import TESTS, client_for, run_cli, settings_for, wait_for
+from harness import ROOT, TESTS, cli_env, client_for, run_cli, settings_for, wait_for
 from receivers import PASSWORD, Mailbox, Receiver, free_port
 
 from opsjobs.alerts.notices import NotifyRule, job_link
@@ -388,3 +393,39 @@ def test_settings_from_the_environment() -> None:
     for bad in ({"OPSJOBS_SMTP_STARTTLS": "maybe"}, {"OPSJOBS_SMTP_PORT": "0"}):
         with pytest.raises(ConfigError):
             Settings.from_env(bad)
+
+
+def test_the_readme_notifications_block_runs_as_written(tmp_path: Path) -> None:
+    """README's "Notifications on job outcomes" commands, through bash, line by line; a command
+    followed by a ``# opsjobs: error: …`` line must fail with that message."""
+    text = (ROOT / "README.md").read_text("utf-8")
+    start = text.index("### Notifications on job outcomes")
+    block = re.findall(r"```bash\n(.*?)```", text[start : text.index("\n### ", start + 5)], re.S)
+    assert len(block) == 1
+    lines = block[0].replace("\\\n", " ").splitlines()
+    script = ["set -euo pipefail"]
+    for i, line in enumerate(lines):
+        if not line.strip() or line.startswith("#"):
+            continue
+        follow = lines[i + 1] if i + 1 < len(lines) else ""
+        if follow.startswith("# opsjobs: error: "):
+            expected = shlex.quote(follow[2:].strip())
+            script.append(f"if out=$({line} 2>&1); then exit 90; fi")
+            script.append(f'grep -qF {expected} <<<"$out" || {{ echo "$out"; exit 91; }}')
+        else:
+            script.append(line)
+    settings = settings_for(tmp_path)
+    env = cli_env(settings)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    done = subprocess.run(
+        ["bash", "-c", "\n".join(script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "nightly-fails" in done.stdout and "no notifications sent" in done.stdout
+    with client_for(settings) as client:
+        assert [r.name for r in client.store.list_notify_rules()] == ["nightly-fails"]
