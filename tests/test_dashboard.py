@@ -388,3 +388,56 @@ def test_an_empty_chart_spans_the_window_not_1970(monkeypatch: pytest.MonkeyPatc
         left, right = (num2date(x).timestamp() for x in ax.get_xlim())
         assert left == pytest.approx(now - 3600, abs=1) and right == pytest.approx(now, abs=1)
         assert list(ax.get_yticks()) == []
+
+
+def test_memory_tab_manages_notification_rules_in_the_users_scope(client: Client) -> None:
+    from opsjobs.alerts.notices import NotifySend
+    from opsjobs.dashboard.app import DashboardApp
+
+    people = users(client)
+    app = DashboardApp(DashboardData(client, people["ada"]))
+    app.tabs.selected_index = app.tab_names.index("Memory")
+    assert "No notification rules." in app.notify.rules_html.value
+    assert "Nothing sent yet." in app.notify.sends_html.value
+    app.notify.f_name.value = "my-fails"
+    app.notify.f_job.value = "nightly-*"
+    app.notify.f_email.value = "ada@example.org"
+    app.notify.f_group.value = 30
+    app.notify.add()
+    assert "my-fails" in app.notify.rules_html.value and "1800 s" in app.notify.rules_html.value
+    rule = client.store.get_notify_rule("my-fails")
+    assert rule.owner == ADA and rule.group_seconds == 1800  # ada's rules watch ada's jobs
+    app.notify.f_name.value = "bad"
+    app.notify.f_email.value = "not an address"
+    app.notify.widget.children[1].children[1].children[3].click()  # the Add button
+    assert "invalid e-mail address" in app.message.value
+    job_id = finished(client, "nightly-1", ADA, 1.0, JobState.FAILED)
+    client.store.record_notify_send(
+        NotifySend(
+            rule.id,
+            rule.name,
+            job_id,
+            "nightly-1",
+            ADA,
+            "failed",
+            "email",
+            ADA,
+            False,
+            "SMTPConnectError",
+            1,
+            time.time(),
+        )
+    )
+    app.bridge.value = "tick:|1"
+    assert "failed: SMTPConnectError" in app.notify.sends_html.value
+    # bob (no role) sees neither ada's rule nor her sends, and cannot change rules
+    bob = DashboardApp(DashboardData(client, people["bob"]))
+    bob.tabs.selected_index = bob.tab_names.index("Memory")
+    assert "my-fails" not in bob.notify.rules_html.value
+    assert "Nothing sent yet." in bob.notify.sends_html.value
+    bob.bridge.value = f"notify-remove:{rule.id}|1"
+    assert "needs a role" in bob.message.value
+    app.bridge.value = f"notify-remove:{rule.id}|2"
+    assert (
+        "removed" in app.message.value and "No notification rules." in app.notify.rules_html.value
+    )
