@@ -441,3 +441,37 @@ def test_memory_tab_manages_notification_rules_in_the_users_scope(client: Client
     assert (
         "removed" in app.message.value and "No notification rules." in app.notify.rules_html.value
     )
+
+
+def test_a_notification_link_opens_the_jobs_detail(client: Client) -> None:
+    import nbformat
+
+    from opsjobs.alerts.notices import job_link
+
+    people = users(client)
+    job_id = finished(client, "nightly-1", BOB, 1.0, JobState.FAILED)
+    assert job_link("https://ops.example.org", job_id).endswith(f"/opsjobs/?job={job_id}")
+    settings: dict[str, Any] = {"opsjobs": SimpleNamespace(opsjobs_settings=client.settings)}
+    handler = SimpleNamespace(
+        request=SimpleNamespace(
+            path="/voila/render/dashboard.ipynb", query_arguments={"job": [job_id.encode()]}
+        ),
+        current_user=SimpleNamespace(opsjobs=people["bob"]),
+        settings=settings,
+    )
+    try:
+        out = prelaunch_hook(handler, nbformat.v4.new_notebook(), "/")
+        scope: dict[str, Any] = {}
+        exec(out.cells[0].source, scope)
+        assert scope[SESSION_VARIABLE]["job"] == job_id
+        widget = launch(scope[SESSION_VARIABLE])
+        detail = widget.children[3].children[0].children[1]  # tabs → Results → detail box
+        assert detail.layout.display == "" and "nightly-1" in detail.children[-1].value
+        # anything but a job id is not passed on
+        handler.request.query_arguments = {"job": [b"x'); import os; ('"]}
+        out = prelaunch_hook(handler, nbformat.v4.new_notebook(), "/")
+        scope = {}
+        exec(out.cells[0].source, scope)
+        assert "job" not in scope[SESSION_VARIABLE]
+    finally:
+        settings["opsjobs_dashboard"].close()

@@ -60,7 +60,8 @@ class HomeHandler(JupyterHandler):
     def get(self) -> None:
         root = Path(self.settings.get("server_root_dir", "."))
         if (root / DASHBOARD).is_file():
-            self.redirect(f"{self.base_url}voila/render/{DASHBOARD}")
+            query = f"?{self.request.query}" if self.request.query else ""  # ?job=<id> links
+            self.redirect(f"{self.base_url}voila/render/{DASHBOARD}{query}")
             return
         ext: OpsJobsExtension = self.settings["opsjobs"]
         user = getattr(self.current_user, "opsjobs", None)
