@@ -41,6 +41,8 @@ log = logging.getLogger("opsjobs.alerts.notify")
 #: Ends waiting for the notifier before further ones are dropped (with a warning).
 MAX_WAITING = 100_000
 _WEBHOOK_ATTEMPTS = 3
+#: Seconds the notifier lets ends gather after the first wakes it.
+_GATHER = 0.05
 
 
 class Message:
@@ -187,6 +189,9 @@ class Notifier:
     def _run(self) -> None:
         while True:
             self._event.wait(1.0)
+            if not self._closed:
+                # gather the ends of a busy worker into one batch: one read of the rules each
+                time.sleep(_GATHER)
             self._event.clear()
             with self._idle:
                 batch = []
