@@ -429,3 +429,49 @@ def test_the_readme_notifications_block_runs_as_written(tmp_path: Path) -> None:
     assert "nightly-fails" in done.stdout and "no notifications sent" in done.stdout
     with client_for(settings) as client:
         assert [r.name for r in client.store.list_notify_rules()] == ["nightly-fails"]
+
+
+def test_a_lost_job_is_reported_by_the_worker_that_finds_it(
+    tmp_path: Path, mailbox: Mailbox
+) -> None:
+    settings = notify_settings(tmp_path, mailbox, None, lease_seconds=1.0)
+    with client_for(settings) as client:
+        add_rule(client, name="lost", states=["lost"], email=["a@example.org"], webhook=False)
+        job = client.submit("orphan", command="pass", queue="gone")
+        # a worker that died at once: it claimed the job with a lease that lapses now
+        claimed = client.store.claim("dead-worker", "h0", ["gone"], now=time.time(), lease=0.2)
+        assert claimed is not None and claimed.id == job.id
+        with embed(store=client.store, settings=settings, threads=1):
+            assert client.wait(job.id, timeout=30).state is JobState.LOST
+            wait_for(lambda: mailbox.messages, 20, "the e-mail about the lost job")
+    assert mailbox.messages[0]["Subject"] == "[opsjobs] orphan lost"
+    assert f"?job={job.id}" in mailbox.messages[0].get_payload(decode=True).decode()
+
+
+def test_a_timed_out_job_is_reported(tmp_path: Path, mailbox: Mailbox) -> None:
+    settings = notify_settings(tmp_path, mailbox, None)
+    with client_for(settings) as client:
+        add_rule(client, name="slow", states=["timed_out"], email=["a@example.org"], webhook=False)
+        with embed(store=client.store, settings=settings, threads=1) as handle:
+            job = client.submit(
+                "stuck", command="import time\ntime.sleep(60)", mode="process", timeout=1
+            )
+            assert client.wait(job.id, timeout=60).state is JobState.TIMED_OUT
+            assert handle.worker.notices.flush(20)  # type: ignore[attr-defined]
+    assert [m["Subject"] for m in mailbox.messages] == ["[opsjobs] stuck timed out"]
+    assert "State:    timed_out" in mailbox.messages[0].get_payload(decode=True).decode()
+
+
+def test_starttls_is_required_when_asked_for(tmp_path: Path, mailbox: Mailbox) -> None:
+    """With ``smtp_starttls`` the mail never goes in clear: a server without STARTTLS gets
+    nothing, and the failure is on record."""
+    settings = notify_settings(tmp_path, mailbox, None, smtp_starttls=True)
+    with client_for(settings) as client:
+        add_rule(client, name="r", email=["a@example.org"], webhook=False, group_seconds=0)
+        with embed(store=client.store, settings=settings, threads=1) as handle:
+            job = client.submit("x", command="raise SystemExit(1)")
+            assert client.wait(job.id, timeout=30).state is JobState.FAILED
+            assert handle.worker.notices.flush(20)  # type: ignore[attr-defined]
+        [send] = client.store.notify_sends()
+    assert mailbox.messages == []
+    assert send.ok is False and "STARTTLS extension not supported" in send.detail
