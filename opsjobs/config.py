@@ -28,6 +28,8 @@ variable                          meaning                                   defa
 ``OPSJOBS_SMTP_HOST``             SMTP server of e-mail notifications       none (no e-mail)
 ``OPSJOBS_SMTP_PORT``             its port                                  ``25``
 ``OPSJOBS_SMTP_STARTTLS``         ``true``: upgrade with STARTTLS first     ``false``
+``OPSJOBS_SMTP_CA_FILE``          CA certificates (PEM) that verify the     the system's
+                                  SMTP server's certificate
 ``OPSJOBS_SMTP_USER``             login name (none: no login)               none
 ``OPSJOBS_SMTP_PASSWORD``         login password (never logged or shown)    none
 ``OPSJOBS_SMTP_FROM``             sender address of notifications           ``opsjobs@localhost``
@@ -152,6 +154,8 @@ class Settings:
     smtp_host: str = ""
     smtp_port: int = 25
     smtp_starttls: bool = False
+    #: PEM file of the CA certificates that verify the SMTP server (None: the system's).
+    smtp_ca_file: str = ""
     smtp_user: str = ""
     #: Never shown: left out of the settings' repr, and out of every log line.
     smtp_password: str = field(default="", repr=False)
@@ -226,6 +230,7 @@ class Settings:
             "OPSJOBS_SMTP_HOST": "smtp_host",
             "OPSJOBS_SMTP_PORT": "smtp_port",
             "OPSJOBS_SMTP_STARTTLS": "smtp_starttls",
+            "OPSJOBS_SMTP_CA_FILE": "smtp_ca_file",
             "OPSJOBS_SMTP_USER": "smtp_user",
             "OPSJOBS_SMTP_PASSWORD": "smtp_password",
             "OPSJOBS_SMTP_FROM": "smtp_from",

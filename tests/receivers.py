@@ -6,9 +6,12 @@ from __future__ import annotations
 import email
 import json
 import socket
+import ssl
+import subprocess
 import threading
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -66,9 +69,10 @@ def free_port() -> int:
 
 class Mailbox:
     """A real SMTP server on 127.0.0.1 keeping every message it accepted; with ``login`` it
-    wants AUTH (over plain SMTP, as this is a test on the loopback)."""
+    accepts AUTH with :data:`PASSWORD` (over plain SMTP too, unless ``tls``); with ``tls``
+    (certificate and key PEM files) it offers STARTTLS and takes nothing before it."""
 
-    def __init__(self, *, login: bool = False) -> None:
+    def __init__(self, *, login: bool = False, tls: tuple[str, str] | None = None) -> None:
         self.messages: list[Message] = []
         self.rcpts: list[list[str]] = []
         self.logins: list[str] = []
@@ -88,10 +92,26 @@ class Mailbox:
 
         extra: dict[str, Any] = {}
         if login:
-            extra = {"authenticator": authenticator, "auth_require_tls": False}
+            extra = {"authenticator": authenticator, "auth_require_tls": tls is not None}
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            extra.update(tls_context=context, require_starttls=True)
         self.port = free_port()
         self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port, **extra)
         self.controller.start()
 
     def close(self) -> None:
         self.controller.stop()
+
+
+def self_signed(folder: Path) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 and localhost, and its key (PEM files made by openssl)."""
+    cert, key = folder / "smtp-cert.pem", folder / "smtp-key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return str(cert), str(key)

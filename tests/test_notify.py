@@ -5,6 +5,7 @@ kernel; the messages are asserted as received."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import re
@@ -19,7 +20,7 @@ from typing import Any
 
 import pytest
 from harness import ROOT, TESTS, cli_env, client_for, run_cli, settings_for, wait_for
-from receivers import PASSWORD, Mailbox, Receiver, free_port
+from receivers import PASSWORD, Mailbox, Receiver, free_port, self_signed
 
 from opsjobs.alerts.notices import NotifyRule, job_link
 from opsjobs.alerts.notifier import Notifier
@@ -475,3 +476,33 @@ def test_starttls_is_required_when_asked_for(tmp_path: Path, mailbox: Mailbox) -
         [send] = client.store.notify_sends()
     assert mailbox.messages == []
     assert send.ok is False and "STARTTLS extension not supported" in send.detail
+
+
+def test_starttls_and_login_deliver_over_a_verified_connection(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    box = Mailbox(login=True, tls=(cert, key))
+    try:
+        settings = notify_settings(
+            tmp_path, None, None, smtp_host="127.0.0.1", smtp_port=box.port,
+            smtp_starttls=True, smtp_ca_file=cert, smtp_user="opsbot", smtp_password=PASSWORD,
+        )  # fmt: skip
+        untrusted = dataclasses.replace(settings, smtp_ca_file="")  # the system's CAs
+        with client_for(settings) as client:
+            add_rule(client, name="r", email=["a@example.org"], webhook=False, group_seconds=0)
+            job = client.submit("x", command="raise SystemExit(1)")
+            with embed(store=client.store, settings=settings, threads=1):
+                assert client.wait(job.id, timeout=30).state is JobState.FAILED
+            wait_for(lambda: client.store.notify_sends(), 20, "the send")
+            assert client.store.notify_sends()[0].ok
+            assert box.logins == ["opsbot"] and len(box.messages) == 1
+            sends = Notifier(client.store, untrusted).handle([(job.id, None)])
+            assert sends == []  # handled already; a new job for the untrusted one:
+            other = client.submit("y", command="raise SystemExit(1)")
+            with embed(store=client.store, settings=untrusted, threads=1) as handle:
+                assert client.wait(other.id, timeout=30).state is JobState.FAILED
+                assert handle.worker.notices.flush(20)  # type: ignore[attr-defined]
+            failure = client.store.notify_sends()[0]
+        assert failure.ok is False and "CERTIFICATE_VERIFY_FAILED" in failure.detail
+        assert len(box.messages) == 1
+    finally:
+        box.close()

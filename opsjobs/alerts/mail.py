@@ -31,6 +31,7 @@ class SmtpConfig:
     host: str
     port: int = 25
     starttls: bool = False
+    ca_file: str = ""
     user: str = ""
     password: str = field(default="", repr=False)
     sender: str = "opsjobs@localhost"
@@ -45,6 +46,7 @@ class SmtpConfig:
             host=settings.smtp_host,
             port=settings.smtp_port,
             starttls=settings.smtp_starttls,
+            ca_file=settings.smtp_ca_file,
             user=settings.smtp_user,
             password=settings.smtp_password,
             sender=settings.smtp_from,
@@ -76,7 +78,8 @@ class Mailer:
             with smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout) as smtp:
                 smtp.ehlo()
                 if cfg.starttls:
-                    smtp.starttls(context=ssl.create_default_context())
+                    context = ssl.create_default_context(cafile=cfg.ca_file or None)
+                    smtp.starttls(context=context)
                     smtp.ehlo()
                 if cfg.user:
                     smtp.login(cfg.user, cfg.password)
