@@ -101,3 +101,32 @@ def test_sends_are_recorded_newest_first_and_filtered(store: Store) -> None:
     assert [s.job_id for s in store.notify_sends(owner="ann")] == ["j2", "j0"]
     assert [s.job_id for s in store.notify_sends(rule_id="r1", owner="ann")] == ["j0"]
     assert [s.job_id for s in store.notify_sends(limit=1)] == ["j2"]
+
+
+def test_purge_deletes_old_ends_and_sends(store: Store) -> None:
+    rule = _rule()
+    store.add_notify_rule(rule)
+    assert store.note_job_end(rule.id, "old", 1, "n", at=T0, window=0) == 1
+    assert store.note_job_end(rule.id, "new", 1, "n", at=T0 + 100, window=0) == 1
+    for i, at in enumerate((T0, T0 + 100)):
+        store.record_notify_send(
+            NotifySend(
+                rule.id,
+                rule.name,
+                f"j{i}",
+                "n",
+                "ann",
+                "failed",
+                "email",
+                "a@b.org",
+                True,
+                "sent",
+                1,
+                at,
+            )
+        )
+    assert store.purge_notices(T0 + 50) == 2
+    assert [s.job_id for s in store.notify_sends()] == ["j1"]
+    # the purged end is forgotten (a late duplicate would count again); the new one is kept
+    assert store.note_job_end(rule.id, "new", 1, "n", at=T0 + 100, window=0) is None
+    assert store.list_notify_rules() == [rule]

@@ -56,3 +56,8 @@ class NoticeStore(abc.ABC):
         self, *, rule_id: str | None = None, owner: str | None = None, limit: int = 100
     ) -> list[NotifySend]:
         """Sends, newest first (of one rule and/or of one owner's jobs)."""
+
+    @abc.abstractmethod
+    def purge_notices(self, before: float) -> int:
+        """Delete the handled job ends and the sends recorded before ``before`` (rules and
+        their grouping windows stay); returns how many rows went."""

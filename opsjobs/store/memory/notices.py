@@ -18,6 +18,7 @@ class _Tables:
     def __init__(self) -> None:
         self.rules: dict[str, NotifyRule] = {}
         self.ends: set[tuple[str, str, int]] = set()
+        self.end_times: dict[tuple[str, str, int], float] = {}
         #: (rule id, job name) → [window start, ends held]
         self.groups: dict[tuple[str, str], list[Any]] = {}
         self.sends: list[NotifySend] = []
@@ -64,6 +65,7 @@ class MemoryNotices(NoticeStore):
             if t.rules.pop(rule_id, None) is None:
                 raise NotFound(f"no notification rule with id {rule_id}")
             t.ends = {e for e in t.ends if e[0] != rule_id}
+            t.end_times = {e: at for e, at in t.end_times.items() if e[0] != rule_id}
             t.groups = {k: v for k, v in t.groups.items() if k[0] != rule_id}
 
     def note_job_end(
@@ -75,6 +77,7 @@ class MemoryNotices(NoticeStore):
             if key in t.ends:
                 return None
             t.ends.add(key)
+            t.end_times[key] = at
             group = t.groups.setdefault((rule_id, job_name), [None, 0])
             start, held = group
             if start is None or window <= 0 or at >= start + window:
@@ -98,3 +101,15 @@ class MemoryNotices(NoticeStore):
                 if (rule_id is None or s.rule_id == rule_id) and (owner is None or s.owner == owner)
             ]
         return found[::-1][:limit]
+
+    def purge_notices(self, before: float) -> int:
+        with self._lock:
+            t = self._notice_tables()
+            sends = [s for s in t.sends if s.at >= before]
+            gone = len(t.sends) - len(sends)
+            t.sends = sends
+            ends = {e for e, at in t.end_times.items() if at < before}
+            t.ends -= ends
+            for e in ends:
+                del t.end_times[e]
+        return gone + len(ends)

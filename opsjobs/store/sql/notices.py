@@ -74,6 +74,15 @@ class SqlNotices(NoticeStore):
             "recording a notification", lambda tx: tx.run("notify_insert_send", params)
         )
 
+    def purge_notices(self, before: float) -> int:
+        params = {"before": before}
+
+        def purge(tx: Tx) -> int:
+            ends = int(tx.run("notify_purge_ends", params).rowcount)
+            return ends + int(tx.run("notify_purge_sends", params).rowcount)
+
+        return self._db.transaction("purging notification records", purge)
+
     def notify_sends(
         self, *, rule_id: str | None = None, owner: str | None = None, limit: int = 100
     ) -> list[NotifySend]:

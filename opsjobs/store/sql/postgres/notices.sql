@@ -57,3 +57,9 @@ SELECT * FROM notify_sends
  WHERE (%(rule_id)s::text IS NULL OR rule_id = %(rule_id)s)
    AND (%(owner)s::text IS NULL OR owner = %(owner)s)
  ORDER BY id DESC LIMIT %(limit)s;
+
+-- name: notify_purge_ends
+DELETE FROM notify_ends WHERE at < %(before)s;
+
+-- name: notify_purge_sends
+DELETE FROM notify_sends WHERE at < %(before)s;

@@ -50,3 +50,9 @@ VALUES (:rule_id, :rule_name, :job_id, :job_name, :owner, :state, :channel, :tar
 SELECT * FROM notify_sends
  WHERE (:rule_id IS NULL OR rule_id = :rule_id) AND (:owner IS NULL OR owner = :owner)
  ORDER BY id DESC LIMIT :limit;
+
+-- name: notify_purge_ends
+DELETE FROM notify_ends WHERE at < :before;
+
+-- name: notify_purge_sends
+DELETE FROM notify_sends WHERE at < :before;
