@@ -98,6 +98,13 @@ class NotifyPanel:
         self.f_email = w.Text(description="E-mail to", placeholder="a@example.org, b@…")
         self.f_webhook = w.Checkbox(value=True, description="Webhooks", indent=False)
         self.f_group = w.BoundedIntText(value=10, min=0, max=7 * 1440, description="Group min")
+        for widget, cls in (
+            (self.f_name, "opsjobs-notify-name"),
+            (self.f_job, "opsjobs-notify-job"),
+            (self.f_email, "opsjobs-notify-email"),
+            (self.f_states, "opsjobs-notify-states"),
+        ):
+            widget.add_class(cls)
         add = w.Button(description="Add rule", button_style="primary")
         add.add_class("opsjobs-notify-add")
         add.on_click(lambda _: guard(self.add))
