@@ -265,8 +265,8 @@ class Notifier:
         return sends
 
     def _previous(self, job: Job) -> Job | None:
-        """The run of the same name that finished last before ``job``."""
-        query = ResultQuery(exact_name=job.name, sort="-finished_at", limit=10)
+        """The run of the same name (and owner) that finished last before ``job``."""
+        query = ResultQuery(owner=job.owner, exact_name=job.name, sort="-finished_at", limit=10)
         for other in self.store.results(query):
             if (
                 other.id == job.id
