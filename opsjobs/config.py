@@ -23,6 +23,17 @@ variable                          meaning                                   defa
                                   may open (it keeps one open)
 ``OPSJOBS_PG_POOL_IDLE``          seconds an extra pooled connection may    ``60``
                                   stay unused before it is closed
+``OPSJOBS_BASE_URL``              the server's address as people reach it:  ``http://localhost:8888``
+                                  the links in notifications
+``OPSJOBS_SMTP_HOST``             SMTP server of e-mail notifications       none (no e-mail)
+``OPSJOBS_SMTP_PORT``             its port                                  ``25``
+``OPSJOBS_SMTP_STARTTLS``         ``true``: upgrade with STARTTLS first     ``false``
+``OPSJOBS_SMTP_CA_FILE``          CA certificates (PEM) that verify the     the system's
+                                  SMTP server's certificate
+``OPSJOBS_SMTP_USER``             login name (none: no login)               none
+``OPSJOBS_SMTP_PASSWORD``         login password (never logged or shown)    none
+``OPSJOBS_SMTP_FROM``             sender address of notifications           ``opsjobs@localhost``
+``OPSJOBS_SMTP_TIMEOUT``          seconds one SMTP exchange may take        ``10``
 ================================  ========================================  ===================
 """
 
@@ -34,7 +45,7 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -101,6 +112,17 @@ def parse_webhooks(value: str | Iterable[str] | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(urls))  # each receiver once
 
 
+def _flag(raw: object, name: str) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"setting {name} must be true or false, not {text[:20]!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every tunable of opsjobs in one place."""
@@ -126,6 +148,19 @@ class Settings:
     #: ``pg_pool_idle`` seconds) once unused. A worker also holds one ``LISTEN`` connection.
     pg_pool_size: int = 4
     pg_pool_idle: float = 60.0
+    #: The server's address as people reach it: the links in notifications point there.
+    base_url: str = ""
+    #: E-mail notifications (see :mod:`opsjobs.alerts.mail`): no host, no e-mail.
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_starttls: bool = False
+    #: PEM file of the CA certificates that verify the SMTP server (None: the system's).
+    smtp_ca_file: str = ""
+    smtp_user: str = ""
+    #: Never shown: left out of the settings' repr, and out of every log line.
+    smtp_password: str = field(default="", repr=False)
+    smtp_from: str = "opsjobs@localhost"
+    smtp_timeout: float = 10.0
 
     def __post_init__(self) -> None:
         if not self.store_url:
@@ -142,6 +177,12 @@ class Settings:
             raise ConfigError("the PostgreSQL pool size must be between 1 and 100")
         if not 0.1 <= self.pg_pool_idle <= 86400:
             raise ConfigError("the PostgreSQL pool idle time must be between 0.1 and 86400 s")
+        if not 1 <= self.smtp_port <= 65535:
+            raise ConfigError("the SMTP port must be between 1 and 65535")
+        if not 0.1 <= self.smtp_timeout <= 600:
+            raise ConfigError("the SMTP timeout must be between 0.1 and 600 seconds")
+        if self.base_url and not re.match(r"^https?://[^\s/]+(/\S*)?$", self.base_url):
+            raise ConfigError(f"invalid base URL {self.base_url[:80]!r}: use http(s)://host/...")
         object.__setattr__(self, "webhooks", parse_webhooks(self.webhooks))
         calls = self.allowed_calls
         items = calls.split(",") if isinstance(calls, str) else list(calls)
@@ -185,6 +226,15 @@ class Settings:
             "OPSJOBS_NOTEBOOKS": "notebooks_dir",
             "OPSJOBS_PG_POOL": "pg_pool_size",
             "OPSJOBS_PG_POOL_IDLE": "pg_pool_idle",
+            "OPSJOBS_BASE_URL": "base_url",
+            "OPSJOBS_SMTP_HOST": "smtp_host",
+            "OPSJOBS_SMTP_PORT": "smtp_port",
+            "OPSJOBS_SMTP_STARTTLS": "smtp_starttls",
+            "OPSJOBS_SMTP_CA_FILE": "smtp_ca_file",
+            "OPSJOBS_SMTP_USER": "smtp_user",
+            "OPSJOBS_SMTP_PASSWORD": "smtp_password",
+            "OPSJOBS_SMTP_FROM": "smtp_from",
+            "OPSJOBS_SMTP_TIMEOUT": "smtp_timeout",
         }
         for var, name in names.items():
             if env.get(var):
@@ -208,9 +258,11 @@ class Settings:
             try:
                 if name in ("data_dir", "notebooks_dir"):
                     kwargs[name] = Path(str(raw))
-                elif name in ("output_cap", "pg_pool_size"):
+                elif name in ("output_cap", "pg_pool_size", "smtp_port"):
                     kwargs[name] = int(str(raw))
-                elif name in ("lease_seconds", "poll_interval", "pg_pool_idle"):
+                elif name == "smtp_starttls":
+                    kwargs[name] = _flag(raw, name)
+                elif name in ("lease_seconds", "poll_interval", "pg_pool_idle", "smtp_timeout"):
                     kwargs[name] = float(str(raw))
                 elif name in ("webhooks", "allowed_calls"):
                     kwargs[name] = raw if isinstance(raw, list | tuple) else str(raw)

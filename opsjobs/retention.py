@@ -1,6 +1,6 @@
 """Retention: delete old jobs with their files, and files that belong to no job; then the
-metric points and resolved alerts of the same age (a kept job keeps its points, an open alert
-its events).
+metric points, resolved alerts and notification records of the same age (a kept job keeps its
+points, an open alert its events).
 
 A job's files live in the data folder under its id: ``logs/<id>.log``, ``outputs/<id>.ipynb``
 and ``outputs/<id>.html`` (and any other ``outputs/<id>.*``), ``results/<id>/`` and
@@ -58,6 +58,8 @@ class PurgeReport:
     orphans: int
     metrics: int = 0
     alerts: int = 0
+    #: Notification records (handled job ends and sends) older than the cutoff.
+    notifications: int = 0
 
     def to_dict(self) -> dict[str, int]:
         return {
@@ -66,12 +68,14 @@ class PurgeReport:
             "orphans": self.orphans,
             "metrics": self.metrics,
             "alerts": self.alerts,
+            "notifications": self.notifications,
         }
 
     def __str__(self) -> str:
         return (
             f"{self.jobs} job(s), {self.files} file(s), {self.orphans} orphan(s), "
-            f"{self.metrics} metric point(s), {self.alerts} resolved alert(s)"
+            f"{self.metrics} metric point(s), {self.alerts} resolved alert(s), "
+            f"{self.notifications} notification record(s)"
         )
 
 
@@ -159,8 +163,9 @@ def purge(
 ) -> PurgeReport:
     """Delete jobs that finished more than ``older_than`` seconds ago — except the
     ``keep_last`` most recent of each job name — with their files; then sweep orphans, and
-    delete the metric points recorded and the alerts resolved before the same cutoff (the
-    points of a job that is kept stay with it)."""
+    delete the metric points recorded, the alerts resolved and the notification records
+    (handled job ends, sends) made before the same cutoff (the points of a job that is kept
+    stay with it)."""
     if older_than < 0:
         raise ValidationError("older_than must not be negative")
     if isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 0:
@@ -171,7 +176,8 @@ def purge(
     orphans = sweep_orphans(store, settings) if sweep else 0
     metrics = store.purge_metrics(cutoff)
     alerts = store.purge_alerts(cutoff)
-    return PurgeReport(len(ids), files, orphans, metrics, alerts)
+    notifications = store.purge_notices(cutoff)
+    return PurgeReport(len(ids), files, orphans, metrics, alerts, notifications)
 
 
 def run(keep_days: float = 30, keep_last: int = 10) -> dict[str, Any]:

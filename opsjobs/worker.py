@@ -34,6 +34,7 @@ from pathlib import Path
 from subprocess import Popen
 
 from opsjobs.alerts.evaluator import AlertEvaluator
+from opsjobs.alerts.notifier import Notifier
 from opsjobs.config import Settings
 from opsjobs.context import JobContext
 from opsjobs.errors import OpsJobsError
@@ -187,6 +188,8 @@ class Worker:
         self._recheck_due = True
         #: Judges alert rules on recorded metrics, on its own thread (started by the first).
         self.alerts = AlertEvaluator(store, settings)
+        #: Sends the notifications of the job ends this worker records, on its own thread.
+        self.notices = Notifier(store, settings)
 
     # -- lifetime -------------------------------------------------------------------------
     def run(self) -> None:
@@ -223,6 +226,7 @@ class Worker:
             self._shutdown(grace=self.lease / 3)
             supervisor.join(timeout=5)
             self.alerts.close(grace=2.0)
+            self.notices.close(grace=5.0)
             ThreadRouter.release()
             self.store.stop_worker(self.id, now=time.time())
 
@@ -385,10 +389,16 @@ class Worker:
         if here:
             self._chain_until = t1 + _CHAIN_TRUST if short else 0.0
         if recs:
+            observe = self.notices.observe  # only queued: notifications never hold up a step
             if False in accepted:
                 for rec, ok in zip(recs, accepted, strict=True):
-                    if not ok:
+                    if ok:
+                        observe(rec.job.id, rec.job.attempt)
+                    else:
                         self._refused(rec.job)
+            else:
+                for rec in recs:
+                    observe(rec.job.id, rec.job.attempt)
             running = self._running
             with self._lock:
                 for rec in recs:
@@ -699,7 +709,9 @@ class Worker:
                 log.warning("could not record the end of job %s, retrying: %s", job.id, exc)
             self._stopping.wait(pause)
             pause = min(pause * 2, 2.0)
-        if not accepted:
+        if accepted:
+            self.notices.observe(job.id, job.attempt)
+        else:
             self._refused(job)
 
     def _drain(self, seconds: float, *, children: bool = False) -> None:
@@ -766,6 +778,8 @@ class Worker:
             log.warning("heartbeat failed: %s", exc)
             return
         for r in recovered:
+            if not r.requeued:
+                self.notices.observe(r.job_id)  # marked lost: its last attempt
             log.warning(
                 "job %s of worker %s lost its lease: %s",
                 r.job_id,

@@ -4,15 +4,13 @@ worker without holding up the job that recorded the metric."""
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from harness import client_for, settings_for, wait_for
+from receivers import Receiver
 
 from opsjobs.alerts import (
     AlertEvaluator,
@@ -32,46 +30,6 @@ from opsjobs.store import Store, open_store
 from opsjobs.worker import embed
 
 T0 = 1_700_000_000.0
-
-
-class Receiver:
-    """A webhook receiver on 127.0.0.1 (a free port): answers each POST with the next status of
-    ``script`` (then 200) and keeps the bodies it accepted."""
-
-    def __init__(self, script: list[int] | None = None) -> None:
-        self.script = list(script or [])
-        self.hits: list[tuple[str, int]] = []
-        self.bodies: list[dict[str, Any]] = []
-        self.gate = threading.Event()
-        self.gate.set()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.gate.wait(30)
-                status = outer.script.pop(0) if outer.script else 200
-                outer.hits.append((self.path, status))
-                if status == 200:
-                    outer.bodies.append(json.loads(body))
-                self.send_response(status)
-                if 300 <= status < 400:
-                    self.send_header("Location", "/elsewhere")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.gate.set()
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

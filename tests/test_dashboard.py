@@ -395,3 +395,90 @@ def test_an_empty_chart_spans_the_window_not_1970(monkeypatch: pytest.MonkeyPatc
         left, right = (num2date(x).timestamp() for x in ax.get_xlim())
         assert left == pytest.approx(now - 3600, abs=1) and right == pytest.approx(now, abs=1)
         assert list(ax.get_yticks()) == []
+
+
+def test_memory_tab_manages_notification_rules_in_the_users_scope(client: Client) -> None:
+    from opsjobs.alerts.notices import NotifySend
+    from opsjobs.dashboard.app import DashboardApp
+
+    people = users(client)
+    app = DashboardApp(DashboardData(client, people["ada"]))
+    app.tabs.selected_index = app.tab_names.index("Memory")
+    assert "No notification rules." in app.notify.rules_html.value
+    assert "Nothing sent yet." in app.notify.sends_html.value
+    app.notify.f_name.value = "my-fails"
+    app.notify.f_job.value = "nightly-*"
+    app.notify.f_email.value = "ada@example.org"
+    app.notify.f_group.value = 30
+    app.notify.add()
+    assert "my-fails" in app.notify.rules_html.value and "1800 s" in app.notify.rules_html.value
+    rule = client.store.get_notify_rule("my-fails")
+    assert rule.owner == ADA and rule.group_seconds == 1800  # ada's rules watch ada's jobs
+    app.notify.f_name.value = "bad"
+    app.notify.f_email.value = "not an address"
+    app.notify.widget.children[1].children[1].children[3].click()  # the Add button
+    assert "invalid e-mail address" in app.message.value
+    job_id = finished(client, "nightly-1", ADA, 1.0, JobState.FAILED)
+    client.store.record_notify_send(
+        NotifySend(
+            rule.id,
+            rule.name,
+            job_id,
+            "nightly-1",
+            ADA,
+            "failed",
+            "email",
+            ADA,
+            False,
+            "SMTPConnectError",
+            1,
+            time.time(),
+        )
+    )
+    app.bridge.value = "tick:|1"
+    assert "failed: SMTPConnectError" in app.notify.sends_html.value
+    # bob (no role) sees neither ada's rule nor her sends, and cannot change rules
+    bob = DashboardApp(DashboardData(client, people["bob"]))
+    bob.tabs.selected_index = bob.tab_names.index("Memory")
+    assert "my-fails" not in bob.notify.rules_html.value
+    assert "Nothing sent yet." in bob.notify.sends_html.value
+    bob.bridge.value = f"notify-remove:{rule.id}|1"
+    assert "needs a role" in bob.message.value
+    app.bridge.value = f"notify-remove:{rule.id}|2"
+    assert (
+        "removed" in app.message.value and "No notification rules." in app.notify.rules_html.value
+    )
+
+
+def test_a_notification_link_opens_the_jobs_detail(client: Client) -> None:
+    import nbformat
+
+    from opsjobs.alerts.notices import job_link
+
+    people = users(client)
+    job_id = finished(client, "nightly-1", BOB, 1.0, JobState.FAILED)
+    assert job_link("https://ops.example.org", job_id).endswith(f"/opsjobs/?job={job_id}")
+    settings: dict[str, Any] = {"opsjobs": SimpleNamespace(opsjobs_settings=client.settings)}
+    handler = SimpleNamespace(
+        request=SimpleNamespace(
+            path="/voila/render/dashboard.ipynb", query_arguments={"job": [job_id.encode()]}
+        ),
+        current_user=SimpleNamespace(opsjobs=people["bob"]),
+        settings=settings,
+    )
+    try:
+        out = prelaunch_hook(handler, nbformat.v4.new_notebook(), "/")
+        scope: dict[str, Any] = {}
+        exec(out.cells[0].source, scope)
+        assert scope[SESSION_VARIABLE]["job"] == job_id
+        widget = launch(scope[SESSION_VARIABLE])
+        detail = widget.children[3].children[0].children[1]  # tabs → Results → detail box
+        assert detail.layout.display == "" and "nightly-1" in detail.children[-1].value
+        # anything but a job id is not passed on
+        handler.request.query_arguments = {"job": [b"x'); import os; ('"]}
+        out = prelaunch_hook(handler, nbformat.v4.new_notebook(), "/")
+        scope = {}
+        exec(out.cells[0].source, scope)
+        assert "job" not in scope[SESSION_VARIABLE]
+    finally:
+        settings["opsjobs_dashboard"].close()

@@ -279,3 +279,28 @@ def test_a_second_user_sees_none_of_the_first_users_results(
     page.wait_for_selector(".opsjobs-schedules-table .oj-empty")
     shot(page, "second-user")
     page.context.close()
+
+
+def test_notification_rules_in_the_memory_tab_and_a_notifications_link(
+    browser: Any, site: dict[str, Any]
+) -> None:
+    page = sign_in(browser, site, "ada")
+    tab(page, "Memory")
+    page.wait_for_selector(".opsjobs-notify-rules")
+    page.fill(".opsjobs-notify-name input", "ada-fails")
+    page.fill(".opsjobs-notify-job input", "ada-*")
+    page.fill(".opsjobs-notify-email input", ADA)
+    page.get_by_role("button", name="Add rule").click()
+    row = page.wait_for_selector('.opsjobs-notify-rules tr:has-text("ada-fails")')
+    assert "ada-*" in row.inner_text() and ADA in row.inner_text()
+    rule = site["client"].store.get_notify_rule("ada-fails")
+    assert rule.owner == ADA and rule.created_by == ADA
+    shot(page, "notifications")
+    row.query_selector("button[data-oj^='notify-remove:']").click()
+    page.wait_for_selector('.opsjobs-notify-rules:has-text("No notification rules.")')
+    # a notification's link: the dashboard opens on that job's detail view
+    broken = next(j for j in site["client"].results(owner=ADA) if j.name == "ada-broken")
+    page.goto(f"{site['server'].base}/opsjobs/?job={broken.id}")
+    detail = page.wait_for_selector(".opsjobs-detail")
+    assert "planted" in detail.inner_text()
+    page.context.close()

@@ -43,6 +43,7 @@ LOCAL = {
     "throughput",
     "heap_shapes",
     "pgqueuer_side",
+    "receivers",
 }
 # Standard modules of the newer supported Pythons, imported behind a version check.
 NEWER_STDLIB = {"tomllib"}

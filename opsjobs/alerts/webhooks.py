@@ -30,7 +30,13 @@ from opsjobs.alerts.model import Alert, AlertEvent, Severity
 from opsjobs.config import parse_webhooks, redact_url, validate_webhook_url
 from opsjobs.model import iso
 
-__all__ = ["WebhookSender", "alert_payload", "parse_webhooks", "validate_webhook_url"]
+__all__ = [
+    "WebhookSender",
+    "alert_payload",
+    "parse_webhooks",
+    "post_json",
+    "validate_webhook_url",
+]
 
 log = logging.getLogger("opsjobs.alerts.webhooks")
 
@@ -203,18 +209,31 @@ class WebhookSender:
 
     def _post(self, url: str, body: bytes) -> tuple[bool, bool, str]:
         """``(delivered, worth retrying, detail)``."""
-        request = urllib.request.Request(
-            url,
-            data=body,
-            method="POST",
-            headers={"Content-Type": "application/json", "User-Agent": "opsjobs-alerts"},
-        )
-        try:
-            with self._opener.open(request, timeout=self.timeout) as resp:
-                resp.read(65536)
-                return True, False, str(resp.status)
-        except urllib.error.HTTPError as exc:
-            exc.close()
-            return False, exc.code == 429 or exc.code >= 500, f"HTTP {exc.code}"
-        except (OSError, http.client.HTTPException, ValueError) as exc:
-            return False, True, type(exc).__name__
+        return post_json(url, body, timeout=self.timeout, opener=self._opener)
+
+
+def post_json(
+    url: str,
+    body: bytes,
+    *,
+    timeout: float = 5.0,
+    opener: urllib.request.OpenerDirector | None = None,
+) -> tuple[bool, bool, str]:
+    """POST a JSON ``body`` once, never following a redirect: ``(delivered, worth retrying,
+    detail)`` — a connection error, a timeout, 429 and 5xx are worth retrying."""
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", "User-Agent": "opsjobs-alerts"},
+    )
+    opener = opener or urllib.request.build_opener(_NoRedirect)
+    try:
+        with opener.open(request, timeout=timeout) as resp:
+            resp.read(65536)
+            return True, False, str(resp.status)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        return False, exc.code == 429 or exc.code >= 500, f"HTTP {exc.code}"
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        return False, True, type(exc).__name__

@@ -22,7 +22,7 @@ __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 #: Modules (relative to this package) that add sub-commands.
 COMMAND_MODULES = (
     "jobs", "workers", "analyze", "keys", "serve", "schedules", "quickstart", "alerts",
-    "notebooks",
+    "notebooks", "notify",
 )  # fmt: skip
 
 Handler = Callable[[argparse.Namespace, Settings], int]

@@ -15,7 +15,8 @@ __all__ = ["launch"]
 
 
 def launch(session: Mapping[str, Any] | None = None) -> Any:
-    """The dashboard widget for the session Voila's prelaunch hook gave the kernel.
+    """The dashboard widget for the session Voila's prelaunch hook gave the kernel (with
+    ``job``: opened on that job's detail view, as a notification's link asks).
 
     Without a valid session (the notebook opened outside ``opsjobs serve``, or an expired
     token) it returns a message widget instead; nothing is shown that needs a user.
@@ -42,4 +43,7 @@ def launch(session: Mapping[str, Any] | None = None) -> Any:
     policy = ServerSide.read(str(session["config"])).policy()  # type: ignore[index]
     app = DashboardApp(DashboardData(client, user, policy=policy))
     app.refresh()
+    job = session.get("job") if session else None
+    if job:  # opened from a notification's link: that job's detail view
+        app.command(f"view:{job}|link")
     return app.widget

@@ -26,6 +26,7 @@ import ipywidgets as w
 from opsjobs.dashboard import render
 from opsjobs.dashboard.data import PAGE_SIZES, WINDOWS, DashboardData, ResultsState, SubmitForm
 from opsjobs.dashboard.notebook_form import NotebookForm
+from opsjobs.dashboard.notify_panel import NotifyPanel
 from opsjobs.errors import OpsJobsError, ValidationError
 
 __all__ = ["DashboardApp"]
@@ -192,7 +193,11 @@ class DashboardApp:
         self.memory_html = _classed(w.HTML(), "opsjobs-memory")
         self.alerts_html = _classed(w.HTML(), "opsjobs-memory-alerts")
         bar = _classed(w.HBox([self.window_picker]), "oj-bar")
-        return w.VBox([bar, self.alerts_html, self.chart, self.memory_html])
+        #: Notification rules on job outcomes and their sends, below the open alerts.
+        self.notify = NotifyPanel(
+            self.data.client.store, self.data.user, self.say, guard=self._guard
+        )
+        return w.VBox([bar, self.alerts_html, self.notify.widget, self.chart, self.memory_html])
 
     def _submit_panel(self) -> w.Widget:
         full = _layout(width="100%")
@@ -316,6 +321,7 @@ class DashboardApp:
             self.chart.value = memory_chart(view)
             self._chart_key = key
         self.alerts_html.value = render.alerts_table(view.alerts, view.until or self.clock())
+        self.notify.refresh()
         self.memory_html.value = render.memory_summary(view)
 
     # -- commands from the page ---------------------------------------------------------------
@@ -337,6 +343,7 @@ class DashboardApp:
             "rerun": self.run_again,
             "params": self.edit_schedule,
             "history": self.show_history,
+            "notify-remove": lambda a: self.notify.remove(a),
         }
         handler = handlers.get(action)
         if handler is None:

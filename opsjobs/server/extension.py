@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 from opsjobs.server.alerts import alert_routes
 from opsjobs.server.files import file_routes
 from opsjobs.server.handlers import NoRouteHandler, native_routes
+from opsjobs.server.notify import notify_routes
 from opsjobs.server.prometheus import prometheus_routes
 from opsjobs.server.schedules import schedule_routes
 from opsjobs.server.seed import seed_routes
@@ -59,7 +60,8 @@ class HomeHandler(JupyterHandler):
     def get(self) -> None:
         root = Path(self.settings.get("server_root_dir", "."))
         if (root / DASHBOARD).is_file():
-            self.redirect(f"{self.base_url}voila/render/{DASHBOARD}")
+            query = f"?{self.request.query}" if self.request.query else ""  # ?job=<id> links
+            self.redirect(f"{self.base_url}voila/render/{DASHBOARD}{query}")
             return
         ext: OpsJobsExtension = self.settings["opsjobs"]
         user = getattr(self.current_user, "opsjobs", None)
@@ -149,7 +151,7 @@ class OpsJobsExtension(ExtensionApp):
 
     def initialize_handlers(self) -> None:
         routes = {**native_routes(), **schedule_routes(), **seed_routes(), **file_routes()}
-        routes.update({**alert_routes(), **prometheus_routes()})
+        routes.update({**alert_routes(), **notify_routes(), **prometheus_routes()})
         self.handlers.extend(
             (tornado_pattern(path), cls, {"route": path}) for path, cls in routes.items()
         )

@@ -38,6 +38,7 @@ _I = {"type": "integer"}
 _TRUE = {"const": True}
 _STATES = ["queued", "running", "succeeded", "failed", "cancelled", "timed_out", "lost"]
 _MODES = ["inline", "thread", "process", "MainLoop", "Runspace", "BackgroundJob"]
+_NOTIFY_STATES = ("failed", "timed_out", "lost", "succeeded", "recovered")
 
 
 def _obj(props: dict[str, Any], required: list[str] | None = None, **extra: Any) -> dict[str, Any]:
@@ -485,6 +486,80 @@ SCHEMAS: dict[str, Any] = {
             "alerts": {"type": "array", "items": _ref("Alert")},
         }
     ),
+    # -- notifications on job outcomes --------------------------------------------------------
+    "NotifyRuleRequest": _obj(
+        {
+            "name": {"type": "string", "minLength": 1, "maxLength": 120},
+            "states": {
+                "type": "array",
+                "items": {"enum": list(_NOTIFY_STATES)},
+                "minItems": 1,
+                "description": "recovered: a success after a run that did not succeed",
+            },
+            "job_name": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 200,
+                "description": "a job name, exact or a glob (backup-*)",
+            },
+            "queue": {"type": "string", "maxLength": 120},
+            "owner": {
+                "type": "string",
+                "maxLength": 200,
+                "description": "only this owner's jobs (a non-admin's rules: always their own)",
+            },
+            "email": {"type": "array", "items": _S, "maxItems": 20},
+            "webhook": {"type": "boolean", "description": "to the configured webhook receivers"},
+            "group_seconds": {
+                "type": "number",
+                "minimum": 0,
+                "maximum": 604800,
+                "description": "one message per job name per window (0: every end)",
+            },
+            "description": {"type": "string", "maxLength": 1000},
+            "enabled": _B,
+        },
+        ["name"],
+        additionalProperties=False,
+    ),
+    "NotifyRule": _obj(
+        {
+            "id": _S,
+            "name": _S,
+            "states": {"type": "array", "items": {"enum": list(_NOTIFY_STATES)}},
+            "job_name": _S,
+            "queue": _S,
+            "owner": _S,
+            "email": {"type": "array", "items": _S},
+            "webhook": _B,
+            "group_seconds": {"type": "number"},
+            "description": _S,
+            "enabled": _B,
+            "created_by": _S,
+            "created_at": _NS,
+            "text": _S,
+        }
+    ),
+    "NotifyRuleReply": _ok({"rule": _ref("NotifyRule")}),
+    "NotifyRuleList": _ok({"rules": {"type": "array", "items": _ref("NotifyRule")}}),
+    "NotifySend": _obj(
+        {
+            "id": _NI,
+            "rule_id": _S,
+            "rule": _S,
+            "job_id": _S,
+            "job_name": _S,
+            "owner": _S,
+            "state": _S,
+            "channel": {"enum": ["email", "webhook"]},
+            "target": _S,
+            "ok": _B,
+            "detail": _S,
+            "count": _I,
+            "at": _NS,
+        }
+    ),
+    "NotifySendList": _ok({"count": _I, "sends": {"type": "array", "items": _ref("NotifySend")}}),
     # -- the seed's shapes (its field names are a contract) ------------------------------------
     "SeedSubmitRequest": _obj(
         {
@@ -841,6 +916,36 @@ PATHS: dict[str, dict[str, Any]] = {
             "Deleted",
             params=[_param("name_or_id", "path", {"type": "string"}, "a rule's name or id")],
             errors=(403, 404),
+        ),
+    },
+    f"{API}/notifications/rules": {
+        "get": _op("Notification rules (yours; every rule for admins)", "NotifyRuleList"),
+        "post": _op(
+            "Create a notification rule on job outcomes (a role that may submit jobs)",
+            "NotifyRuleReply",
+            status=201,
+            body="NotifyRuleRequest",
+            errors=(*_BAD, 403, 409),
+        ),
+    },
+    f"{API}/notifications/rules/{{name_or_id}}": {
+        "delete": _op(
+            "Delete a notification rule (yours; any for admins)",
+            "Deleted",
+            params=[_param("name_or_id", "path", {"type": "string"}, "a rule's name or id")],
+            errors=(403, 404),
+        ),
+    },
+    f"{API}/notifications/sends": {
+        "get": _op(
+            "Notifications sent and failures to send, newest first (about your jobs; all for "
+            "admins)",
+            "NotifySendList",
+            params=[
+                _param("rule", "query", {"type": "string"}, "a rule's name or id"),
+                _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000}),
+            ],
+            errors=(404, 422),
         ),
     },
     PROMETHEUS: {

@@ -14,6 +14,7 @@ copy), followed by the ``lab`` template it extends.
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -189,8 +190,22 @@ def prelaunch_hook(handler: Any, notebook: Any, cwd: str) -> Any:
         handler.settings["opsjobs_dashboard"] = launcher
     import nbformat
 
-    notebook.cells.insert(0, nbformat.from_dict(session_cell(launcher.session_for(user))))
+    session = launcher.session_for(user)
+    job = _linked_job(handler)
+    if job is not None:
+        session = {**session, "job": job}  # a notification's link: open that job's detail
+    notebook.cells.insert(0, nbformat.from_dict(session_cell(session)))
     return notebook
+
+
+_JOB_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def _linked_job(handler: Any) -> str | None:
+    """The job id of a ``?job=<uuid>`` link (anything else is ignored)."""
+    values = getattr(handler.request, "query_arguments", {}).get("job") or []
+    text = values[0].decode("ascii", "replace") if values else ""
+    return text if _JOB_ID.match(text) else None
 
 
 def own_kernels(serverapp: Any, env: dict[str, str] | None = None) -> KernelOwners:

@@ -18,6 +18,7 @@ from opsjobs.errors import OpsJobsError
 from opsjobs.model import Attempt, Job, JobSpec, JobState, Metric, ResultQuery, Stats, WorkerInfo
 from opsjobs.store.alerts import AlertStore
 from opsjobs.store.auth import AuthStore
+from opsjobs.store.notices import NoticeStore
 from opsjobs.store.schedules import ScheduleStore
 
 __all__ = ["PURGE_BATCH", "End", "Finish", "Recovered", "Store", "Waiter"]
@@ -72,7 +73,7 @@ class Waiter(abc.ABC):
     def close(self) -> None: ...
 
 
-class Store(AlertStore, AuthStore, ScheduleStore, abc.ABC):
+class Store(AlertStore, NoticeStore, AuthStore, ScheduleStore, abc.ABC):
     """Persistence of jobs, workers and metrics. Thread-safe; each method is one transaction."""
 
     url: str

@@ -75,6 +75,7 @@ from opsjobs.store.sql.alerts import SqlAlerts
 from opsjobs.store.sql.auth import SqlAuth
 from opsjobs.store.sql.db import Db, Params, Tx, conflict_message, missing_message
 from opsjobs.store.sql.jobs import SqlJobs
+from opsjobs.store.sql.notices import SqlNotices
 from opsjobs.store.sql.rows import (
     UNREADABLE,
     finish_params,
@@ -128,7 +129,7 @@ def channel_for(schema: str) -> str:
     return name
 
 
-class PostgresStore(SqlJobs, SqlAlerts, SqlAuth, SqlSchedules, Store):
+class PostgresStore(SqlJobs, SqlAlerts, SqlNotices, SqlAuth, SqlSchedules, Store):
     """Jobs, workers and metrics in PostgreSQL, through a small connection pool.
 
     Parameters

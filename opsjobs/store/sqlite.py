@@ -24,6 +24,7 @@ from opsjobs.store.sql.alerts import SqlAlerts
 from opsjobs.store.sql.auth import SqlAuth
 from opsjobs.store.sql.db import Db, Params, Tx, conflict_message, missing_message
 from opsjobs.store.sql.jobs import SqlJobs
+from opsjobs.store.sql.notices import SqlNotices
 from opsjobs.store.sql.rows import (
     UNREADABLE,
     claimed_job,
@@ -46,7 +47,7 @@ ROWID_CACHE = 10_000
 _NOT_NULL = frozenset({"name", "state", "submitted_at", "mode", "queue", "owner", "kind"})
 
 
-class SQLiteStore(SqlJobs, SqlAlerts, SqlAuth, SqlSchedules, Store):
+class SQLiteStore(SqlJobs, SqlAlerts, SqlNotices, SqlAuth, SqlSchedules, Store):
     """Jobs, workers and metrics in one SQLite file.
 
     Parameters

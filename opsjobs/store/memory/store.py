@@ -30,6 +30,7 @@ from opsjobs.model import (
 from opsjobs.store.base import Finish, Recovered, Store, Waiter
 from opsjobs.store.memory.alerts import MemoryAlerts
 from opsjobs.store.memory.auth import MemoryAuth
+from opsjobs.store.memory.notices import MemoryNotices
 from opsjobs.store.memory.schedules import MemorySchedules
 
 __all__ = ["MemoryStore"]
@@ -54,7 +55,7 @@ class _ConditionWaiter(Waiter):
         pass
 
 
-class MemoryStore(MemoryAlerts, MemoryAuth, MemorySchedules, Store):
+class MemoryStore(MemoryAlerts, MemoryNotices, MemoryAuth, MemorySchedules, Store):
     """Every job, worker and metric in dictionaries guarded by one lock."""
 
     local = True
