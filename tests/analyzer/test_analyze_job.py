@@ -37,6 +37,7 @@ def embedded(tmp_path: Path) -> Iterator[tuple[Client, WorkerHandle, Settings]]:
 
 
 def _run(client: Client, queue: str, **kw: Any) -> Job:
+    kw.setdefault("time_budget", 120.0)  # the default 10 s missed GROWN at load 8
     job = client.submit(JOB_NAME, call=TARGET, kwargs=job_kwargs(**kw), queue=queue)
     done = client.wait(job.id, timeout=120)
     assert done.state is JobState.SUCCEEDED, (done.error, done.output[-2000:])
