@@ -352,6 +352,7 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlAuth, SqlSchedules, Store):
                 "timeout": spec.timeout,
                 "retries": spec.retries,
                 "schedule_id": spec.schedule_id,
+                "rerun_of": spec.rerun_of,
             }
             for job_id, spec in zip(ids, specs, strict=True)
         ]

@@ -43,13 +43,13 @@ SELECT pg_notify(%(channel)s, '') FROM ins;
 -- wake-up. ON CONFLICT makes a retry after an unknown commit harmless (the caller makes the ids).
 WITH ins AS (
   INSERT INTO jobs (id, name, description, owner, kind, payload, mode, queue, priority, timeout,
-                    retries, schedule_id, state, submitted_at)
+                    retries, schedule_id, rerun_of, state, submitted_at)
   SELECT t.id, t.name, t.description, t.owner, t.kind, t.payload, t.mode, t.queue,
-         t.priority, t.timeout, t.retries, t.schedule_id, 'queued', %(now)s
+         t.priority, t.timeout, t.retries, t.schedule_id, t.rerun_of, 'queued', %(now)s
     FROM jsonb_to_recordset(%(jobs)s::jsonb)
          AS t(id text, name text, description text, owner text, kind text, payload jsonb,
               mode text, queue text, priority int, timeout float8, retries int,
-              schedule_id text)
+              schedule_id text, rerun_of text)
   ON CONFLICT (id) DO NOTHING
   RETURNING 1
 )
