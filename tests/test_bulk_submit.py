@@ -117,7 +117,7 @@ def test_each_user_sees_only_their_own_batch(alice: Api, server: ServerThread) -
     failed(other.get(f"{API}/jobs/{reply['jobs'][0]['id']}"), 404)
 
 
-# -- the CLI ----------------------------------------------------------------------------------------
+# -- the CLI --------------------------------------------------------------------------------------
 def _write(path: Path, *lines: object) -> Path:
     path.write_text(
         "\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n", "utf-8"

@@ -211,10 +211,7 @@ def _submit_file(args: argparse.Namespace, settings: Settings) -> int:
 def _read_jsonl(source: str) -> list[tuple[int, Any]]:
     """(line number, parsed JSON) of each non-blank line of a file ('-': standard input)."""
     try:
-        if source == "-":
-            text = sys.stdin.read()
-        else:
-            text = Path(source).read_text(encoding="utf-8")
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ValidationError(f"cannot read {source}: {exc}") from None
     out: list[tuple[int, Any]] = []
