@@ -190,3 +190,39 @@ def test_cli_from_file_option_errors(tmp_path: Path) -> None:
         done = run_cli(settings, "submit", *args)
         assert done.returncode == 2 and says in done.stderr, (args, done.stderr)
         assert done.stderr.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_the_readme_bulk_block_runs_as_written(server: ServerThread, tmp_path: Path) -> None:
+    import os
+    import re
+    import subprocess
+    import sys
+
+    from harness import ROOT
+    from test_readme_notebooks import script
+
+    text = (ROOT / "README.md").read_text("utf-8")
+    start = text.index("### Bulk submit")
+    (block,) = re.findall(r"```bash\n(.*?)```", text[start : text.index("\n### ", start + 5)], re.S)
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "OPSJOBS_STORE": server.store_url,
+        "OPSJOBS_DATA": str(server.data),
+        "OPSJOBS_USER": "readme@example.org",
+        "KEY": server.key("readme@example.org", "debug"),
+        "API": f"{server.base}{API}",
+    }
+    done = subprocess.run(
+        ["bash", "-c", script(block)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    ids = re.findall(r"^[0-9a-f-]{36}$", done.stdout, re.M)
+    assert len(ids) == 2
+    assert '"success": true, "count": 2' in done.stdout
