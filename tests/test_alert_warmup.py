@@ -63,6 +63,14 @@ def test_a_healthy_process_analysed_every_30s_for_10_minutes_opens_nothing(
     assert _feed(sqlite_store, points) == []
 
 
+def test_a_healthy_process_stays_quiet_once_the_window_is_covered_too(
+    sqlite_store: Store,
+) -> None:
+    # two hours of analyses every 30 s, one full collection every 3 minutes (1/3 a minute)
+    points = [_gen2(3 + i // 6, T0 + 30 * i) for i in range(241)]
+    assert _feed(sqlite_store, points) == []
+
+
 def test_the_rule_still_opens_once_its_data_spans_half_the_window(sqlite_store: Store) -> None:
     # a real storm: 3 full collections a minute, analysed every 30 s for 40 minutes
     points = [_gen2(1.5 * i, T0 + 30 * i) for i in range(81)]
@@ -159,3 +167,22 @@ def test_a_fresh_server_analyses_at_once_and_stays_quiet_on_short_intervals(
         assert store.list_alerts() == []  # not even one that opened and resolved
     finally:
         store.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_an_embedded_worker_analyses_its_process_at_start_up(tmp_path: Path) -> None:
+    import opsjobs
+    from harness import client_for, settings_for, wait_for
+
+    settings = settings_for(tmp_path, host="svc-1")
+    with client_for(settings) as client:
+        handle = opsjobs.embed(
+            ["default"], 1, store=client.store, settings=settings, memory_analysis="30m"
+        )
+        try:
+            wait_for(lambda: _analyses(client.store), 60, "the start-up analysis")
+            (job,) = client.results(name="memory-analysis")
+            assert job.worker_id == handle.queue.removeprefix("worker:")
+        finally:
+            handle.stop()
