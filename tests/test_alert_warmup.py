@@ -172,8 +172,9 @@ def test_a_fresh_server_analyses_at_once_and_stays_quiet_on_short_intervals(
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_an_embedded_worker_analyses_its_process_at_start_up(tmp_path: Path) -> None:
-    import opsjobs
     from harness import client_for, settings_for, wait_for
+
+    import opsjobs
 
     settings = settings_for(tmp_path, host="svc-1")
     with client_for(settings) as client:

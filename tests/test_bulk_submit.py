@@ -200,7 +200,6 @@ def test_the_readme_bulk_block_runs_as_written(server: ServerThread, tmp_path: P
     import sys
 
     from harness import ROOT
-    from test_readme_notebooks import script
 
     text = (ROOT / "README.md").read_text("utf-8")
     start = text.index("### Bulk submit")
@@ -215,7 +214,7 @@ def test_the_readme_bulk_block_runs_as_written(server: ServerThread, tmp_path: P
         "API": f"{server.base}{API}",
     }
     done = subprocess.run(
-        ["bash", "-c", script(block)],
+        ["bash", "-c", _script(block)],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -226,3 +225,23 @@ def test_the_readme_bulk_block_runs_as_written(server: ServerThread, tmp_path: P
     ids = re.findall(r"^[0-9a-f-]{36}$", done.stdout, re.M)
     assert len(ids) == 2
     assert '"success": true, "count": 2' in done.stdout
+
+
+def _script(block: str) -> str:
+    """A README block as one ``set -euo pipefail`` bash script (continuation lines joined); a
+    command followed by ``# opsjobs: error: …`` must fail with that message."""
+    import shlex
+
+    lines = block.replace("\\\n", " ").splitlines()
+    out = ["set -euo pipefail"]
+    for i, line in enumerate(lines):
+        if not line.strip() or line.startswith("#"):
+            continue
+        follow = lines[i + 1] if i + 1 < len(lines) else ""
+        if follow.startswith("# opsjobs: error: "):
+            expected = shlex.quote(follow[2:].split("...")[0].strip())
+            out.append(f"if out=$({line} 2>&1); then echo 'expected a failure'; exit 90; fi")
+            out.append(f'grep -qF {expected} <<<"$out" || {{ echo "$out"; exit 91; }}')
+            continue
+        out.append(line)
+    return "\n".join(out) + "\n"
