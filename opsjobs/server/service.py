@@ -89,8 +89,10 @@ class ApiService:
         for i, body in enumerate(bodies):
             try:
                 specs.append(self._spec(user, body))
-            except (ValidationError, PermissionDenied) as exc:
-                raise type(exc)(f"job {i}: {exc}") from None
+            except PermissionDenied as exc:
+                raise PermissionDenied(f"job {i}: {exc}") from None
+            except ValidationError as exc:
+                raise ValidationError(f"job {i}: {exc}") from None
         return self.client.store.submit_many(specs, now=time.time())
 
     def _spec(self, user: User, body: Mapping[str, Any]) -> JobSpec:
