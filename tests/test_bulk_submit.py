@@ -186,6 +186,7 @@ def test_cli_from_file_option_errors(tmp_path: Path) -> None:
         (("--from-file", str(empty), "--name", "x"), "--name"),
         (("--from-file", str(empty), "--wait"), "--wait"),
         (("--mode", "thread", "--from-file", "-", "--timeout", "3"), "--timeout"),
+        (("--command", "print(1)"), "give --name"),  # a single submit still needs its name
     ]:
         done = run_cli(settings, "submit", *args)
         assert done.returncode == 2 and says in done.stderr, (args, done.stderr)
