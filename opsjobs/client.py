@@ -32,7 +32,15 @@ from opsjobs.store import Store, open_store
 if TYPE_CHECKING:
     import pandas
 
-__all__ = ["Client", "connect", "parse_duration"]
+__all__ = ["SUBMIT_FIELDS", "Client", "connect", "parse_duration"]
+
+#: Fields of a submit body (REST ``POST /jobs``, a line of ``opsjobs submit --from-file``),
+#: each an argument of :meth:`Client.build_spec`.
+SUBMIT_FIELDS = frozenset(
+    {"name", "command", "call", "kwargs", "argv", "mode", "queue", "description", "timeout"}
+    | {"retries", "priority", "notebook", "parameters", "kernel", "allow_unknown"}
+    | {"retry_delay", "retry_backoff", "retry_max", "retry_on"}
+)
 
 
 class Client:
@@ -60,9 +68,23 @@ class Client:
         return self.store.submit(self.build_spec(name, **fields), now=time.time())
 
     def submit_many(self, specs: Sequence[JobSpec]) -> list[Job]:
-        """Queue many jobs at once (specs made by :meth:`build_spec`), in their order: one
-        statement on PostgreSQL."""
+        """Queue many jobs at once (specs made by :meth:`build_spec`), in their order, all or
+        none: one statement on PostgreSQL, one transaction on SQLite, and idle workers woken
+        once."""
         return self.store.submit_many(specs, now=time.time())
+
+    def spec_from_body(self, body: Mapping[str, Any], **fixed: Any) -> JobSpec:
+        """A validated spec from a submit body (a JSON object of :data:`SUBMIT_FIELDS`);
+        ``fixed`` arguments of :meth:`build_spec` (``owner``, a resolved ``notebook``) win."""
+        unknown = set(body) - SUBMIT_FIELDS
+        if unknown:
+            raise ValidationError(f"unknown field(s): {', '.join(sorted(unknown))}")
+        args = dict(body)
+        name = args.pop("name", None)
+        if not isinstance(name, str):
+            raise ValidationError("name is required and must be a string")
+        args.update(fixed)
+        return self.build_spec(name, **args)
 
     def build_spec(
         self,

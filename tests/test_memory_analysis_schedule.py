@@ -58,7 +58,13 @@ def test_opt_in_reaims_cancels_the_left_behind_job_and_prunes_gone_workers(
         _register(client, "w1", seen=now)
         first = opt_in(client, "w1", host="h", key=["default"], every="30m", top_count=5)
         assert first.name == "memory-analysis@h:default" and first.spec.queue == "worker:w1"
-        left = client.schedules.run_now(first.name)  # queued for w1, which then dies
+        # the start-up analysis, queued for w1 at once (not one interval later); w1 then dies
+        (left,) = client.results(states=["queued"], queue="worker:w1")
+        assert left.spec.schedule_id == first.id and left.name == JOB_NAME
+        with pytest.raises(Conflict):  # the instance limit: one analysis at a time
+            client.schedules.run_now(first.name)
+        assert opt_in(client, "w1", host="h", key=["default"], every="30m", top_count=5)
+        assert [j.id for j in client.results(queue="worker:w1")] == [left.id]  # no second one
 
         # the worker restarts under a new id: the same schedule, re-aimed; the analysis left
         # on the old private queue is cancelled (it would block the instance limit forever)
@@ -66,14 +72,19 @@ def test_opt_in_reaims_cancels_the_left_behind_job_and_prunes_gone_workers(
         assert again.id == first.id and again.spec.queue == "worker:w2"
         assert client.get(left.id).state is JobState.CANCELLED
         assert _analysis_schedules(client) == ["memory-analysis@h:default"]
-        assert client.schedules.run_now(first.name).queue == "worker:w2"  # not blocked
+        (startup,) = client.results(states=["queued"], queue="worker:w2")  # not blocked
+        assert startup.spec.schedule_id == first.id
+        quiet = opt_in(client, "w2", host="h", key="quiet", analyse_now=False)
+        assert not [j for j in client.results() if j.spec.schedule_id == quiet.id]
 
         # a second worker on the host, another key: its own schedule
         opt_in(client, "w3", host="h", key="batch")
         assert _analysis_schedules(client) == [
             "memory-analysis@h:batch",
             "memory-analysis@h:default",
+            "memory-analysis@h:quiet",
         ]
+        client.schedules.remove("memory-analysis@h:quiet")
 
         # w3 goes silent for longer than STALE_AFTER: the next opt-in removes its schedule;
         # schedules of workers not (yet) registered and other schedules are kept

@@ -361,3 +361,29 @@ def test_rerun_of_peak_rss_and_the_exact_name_filter(store: Store) -> None:
     assert store.count(ResultQuery(exact_name="health").validated()) == 2
     assert store.count(ResultQuery(name="health").validated()) == 3
     assert store.stats(ResultQuery(exact_name="health").validated()).total == 2
+
+
+def test_submit_many_keeps_every_field_including_rerun_of(store: Store) -> None:
+    first = store.submit(spec("health"), now=T0)
+    specs = [
+        spec("again", rerun_of=first.id, description="d", owner="ann", priority=2, timeout=5),
+        spec("plain", queue="other", retries=1, mode=Mode.PROCESS),
+    ]
+    jobs = store.submit_many(specs, now=T0 + 1)
+    assert [j.spec for j in jobs] == specs
+    for job, s in zip(jobs, specs, strict=True):
+        got = store.get(job.id)
+        assert got.spec == s and got.state is JobState.QUEUED and got.submitted_at == T0 + 1
+    assert store.get(jobs[0].id).spec.rerun_of == first.id
+
+
+def test_submit_many_wakes_an_idle_worker(store: Store) -> None:
+    waiter = store.waiter("w-wake-many")
+    try:
+        assert not waiter.wait(0.01)
+        timer = threading.Timer(0.05, lambda: store.submit_many([spec(), spec()], now=T0))
+        timer.start()
+        assert waiter.wait(5.0)
+        timer.join()
+    finally:
+        waiter.close()

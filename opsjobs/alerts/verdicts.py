@@ -5,6 +5,11 @@ condition, of the counter's increase over the window ending at that point, per `
 (a decrease is a counter reset: the new value counts as the increase). It *fires* at the newest
 point when it held at each of the last ``for_points`` points and, with ``for_seconds``, at every
 point back to one at least ``for_seconds`` older than the newest.
+
+A rate needs data: it is defined at a point only when the points of its window span at least
+:data:`MIN_RATE_SPAN` of the window (30 minutes for the default one-hour ``gc-gen2-rate``).
+Without that a start-up collection between two analyses seconds apart read as a storm (one
+collection in 4 s is 15 a minute) and opened a warning on a healthy process.
 """
 
 from __future__ import annotations
@@ -15,12 +20,22 @@ from dataclasses import dataclass
 from opsjobs.alerts.model import AlertRule
 from opsjobs.model import Metric
 
-__all__ = ["MAX_POINTS", "POINTS_LOOKBACK", "Verdict", "judge", "lookback", "rate_at"]
+__all__ = [
+    "MAX_POINTS",
+    "MIN_RATE_SPAN",
+    "POINTS_LOOKBACK",
+    "Verdict",
+    "judge",
+    "lookback",
+    "rate_at",
+]
 
 #: How far back points are read for rules counting points or durations (seconds).
 POINTS_LOOKBACK = 86_400.0
 #: Most points of one series read for one evaluation.
 MAX_POINTS = 2_000
+#: The share of its window a rate's points must span before the rate is defined.
+MIN_RATE_SPAN = 0.5
 
 
 @dataclass(frozen=True)
@@ -42,15 +57,17 @@ def lookback(rule: AlertRule) -> float:
     return seconds
 
 
-def rate_at(points: Sequence[Metric], i: int, window: float, per: float) -> float | None:
+def rate_at(
+    points: Sequence[Metric], i: int, window: float, per: float, *, min_span: float = 0.0
+) -> float | None:
     """The increase per ``per`` seconds over the ``window`` ending at ``points[i]``; None
-    without two points in the window."""
+    without two points in the window, or when they span less than ``min_span`` seconds."""
     end = points[i].at
     first = i
     while first > 0 and points[first - 1].at > end - window:
         first -= 1
     span = end - points[first].at
-    if first == i or span <= 0:
+    if first == i or span <= 0 or span < min_span:
         return None
     increase = 0.0
     for a, b in zip(points[first:i], points[first + 1 : i + 1], strict=True):
@@ -67,7 +84,13 @@ def judge(rule: AlertRule, points: Sequence[Metric]) -> Verdict:
     def value(i: int) -> float | None:
         if i not in cache:
             if rule.condition.is_rate:
-                cache[i] = rate_at(points, i, rule.window_seconds, rule.per_seconds)
+                cache[i] = rate_at(
+                    points,
+                    i,
+                    rule.window_seconds,
+                    rule.per_seconds,
+                    min_span=MIN_RATE_SPAN * rule.window_seconds,
+                )
             else:
                 cache[i] = points[i].value
         return cache[i]

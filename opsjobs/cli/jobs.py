@@ -26,10 +26,17 @@ EXIT_CODES = {
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("submit", help="queue a job")
-    p.add_argument("--name", required=True)
+    p = sub.add_parser("submit", help="queue a job, or a batch of them (--from-file)")
+    p.add_argument("--name")
     p.add_argument("--description", default="")
     what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument(
+        "--from-file",
+        metavar="JOBS_JSONL",
+        help="queue the jobs of a file, one JSON object per line with the fields of the "
+        "REST submit body (name, command, call, kwargs, argv, mode, queue, ...), all or none; "
+        "prints their ids ('-' reads standard input)",
+    )
     what.add_argument("--command", help="Python source to run (the seed's command)")
     what.add_argument("--call", help="a callable as package.module:function")
     what.add_argument(
@@ -127,6 +134,10 @@ def register(sub: Any) -> None:
 
 
 def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
+    if args.from_file is not None:
+        return _submit_file(args, settings)
+    if args.name is None:
+        raise ValidationError("give --name (or --from-file)")
     kwargs = None
     if args.kwargs is not None:
         try:
@@ -195,6 +206,57 @@ def retry_options(args: argparse.Namespace) -> dict[str, Any]:
         "retry_max": parse_duration(args.retry_max),
         "retry_on": args.retry_on,
     }
+
+
+#: Options of a single submit that a --from-file batch takes from each line instead.
+_SINGLE_ONLY = ("name", "kwargs", "timeout", "notebook", "parameters_yaml", "kernel")
+
+
+def _submit_file(args: argparse.Namespace, settings: Settings) -> int:
+    """``submit --from-file``: every line checked first (the first bad one is reported with
+    its index and line number, and nothing is queued), then one batch insert."""
+    from opsjobs.server.openapi import check_body
+
+    given = [f"--{o.replace('_', '-')}" for o in _SINGLE_ONLY if getattr(args, o) is not None]
+    given += ["--wait"] if args.wait else []
+    given += ["-p"] if args.parameter else []
+    if given:
+        raise ValidationError(f"{', '.join(given)} do(es) not go with --from-file")
+    bodies = _read_jsonl(args.from_file)
+    if not bodies:
+        raise ValidationError(f"{args.from_file}: no jobs in the file")
+    with client_for(settings) as client:
+        specs = []
+        for i, (line, body) in enumerate(bodies):
+            try:
+                check_body("SubmitRequest", body)
+                specs.append(client.spec_from_body(body))
+            except ValidationError as exc:
+                raise ValidationError(f"job {i} (line {line}): {exc}") from None
+        jobs = client.submit_many(specs)
+    for job in jobs:
+        print(job.id)
+    print(f"submitted {len(jobs)} jobs", file=sys.stderr)
+    return 0
+
+
+def _read_jsonl(source: str) -> list[tuple[int, Any]]:
+    """(line number, parsed JSON) of each non-blank line of a file ('-': standard input)."""
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"cannot read {source}: {exc}") from None
+    out: list[tuple[int, Any]] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            out.append((number, json.loads(raw)))
+        except json.JSONDecodeError as exc:
+            raise ValidationError(
+                f"job {len(out)} (line {number}): not JSON: {exc.msg} at column {exc.colno}"
+            ) from None
+    return out
 
 
 def _notebook_payload(args: argparse.Namespace) -> tuple[str | None, dict[str, Any] | None]:

@@ -243,6 +243,14 @@ class JobsHandler(ApiHandler):
 
 
 @keyed
+class JobsBatchHandler(ApiHandler):
+    async def post(self) -> None:
+        body = self.body("BatchSubmitRequest")
+        jobs = await self.call(self.service.submit_many, self.user, body["jobs"])
+        self.reply({"count": len(jobs), "jobs": [job_summary(j) for j in jobs]}, status=201)
+
+
+@keyed
 class JobHandler(ApiHandler):
     async def get(self, job_id: str) -> None:
         job = await self.call(self.service.visible_job, self.user, job_id, read=True)
@@ -361,6 +369,7 @@ def native_routes() -> dict[str, type[ApiHandler]]:
     """OpenAPI path → handler of the native routes."""
     return {
         f"{API}/jobs": JobsHandler,
+        f"{API}/jobs:batch": JobsBatchHandler,
         f"{API}/jobs/{{job_id}}": JobHandler,
         f"{API}/jobs/{{job_id}}/attempts": AttemptsHandler,
         f"{API}/jobs/{{job_id}}/cancel": CancelHandler,

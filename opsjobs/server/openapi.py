@@ -172,11 +172,26 @@ SCHEMAS: dict[str, Any] = {
         additionalProperties=False,
         description="Give exactly one of command, call (with kwargs), argv or notebook.",
     ),
+    "BatchSubmitRequest": _obj(
+        {
+            "jobs": {
+                "type": "array",
+                "items": _ref("SubmitRequest"),
+                "minItems": 1,
+                "maxItems": 10_000,
+            }
+        },
+        ["jobs"],
+        additionalProperties=False,
+        description="Jobs submitted all or none: an invalid one refuses the batch (422, the "
+        "error names its index); the valid batch is inserted at once and wakes workers once.",
+    ),
     "JobSummary": _obj(_JOB_FIELDS),
     "Job": _obj({**_JOB_FIELDS, "payload": {"type": "object"}, "output": _S}),
     "JobReply": _ok({"job": _ref("Job")}),
     "Attempt": _ATTEMPT,
     "AttemptList": _ok({"job_id": _S, "attempts": {"type": "array", "items": _ref("Attempt")}}),
+    "BatchReply": _ok({"count": _I, "jobs": {"type": "array", "items": _ref("JobSummary")}}),
     "JobList": _ok(
         {
             "count": _I,
@@ -711,6 +726,15 @@ PATHS: dict[str, dict[str, Any]] = {
         ),
         "get": _op("List jobs (filter, sort, page)", "JobList", params=_LIST_PARAMS, errors=(422,)),
     },
+    f"{API}/jobs:batch": {
+        "post": _op(
+            "Submit many jobs at once",
+            "BatchReply",
+            status=201,
+            body="BatchSubmitRequest",
+            errors=(*_BAD, 403),
+        ),
+    },
     f"{API}/jobs/{{job_id}}": {
         "get": _op("Get a job with its output", "JobReply", params=[_ID], errors=(404, 422)),
         "delete": _op("Delete a finished job", "Deleted", params=[_ID], errors=(404, 409, 422)),
@@ -1037,8 +1061,9 @@ def check_body(name: str, body: Any) -> dict[str, Any]:
     error = best_match(_validator(name).iter_errors(body))
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path)
-        raise ValidationError(
-            f"invalid request body{' at ' + where if where else ''}: {error.message}"
-        )
+        # jsonschema's message quotes the offending value: a batch of 10,001 jobs would come
+        # back whole in the error
+        message = error.message if len(error.message) <= 300 else error.message[:300] + "…"
+        raise ValidationError(f"invalid request body{' at ' + where if where else ''}: {message}")
     assert isinstance(body, dict)
     return body

@@ -15,11 +15,12 @@ from typing import Any
 
 from opsjobs.auth import Auth, RunPolicy, User
 from opsjobs.client import Client
-from opsjobs.errors import JobNotFound, ValidationError
+from opsjobs.errors import JobNotFound, PermissionDenied, ValidationError
 from opsjobs.model import (
     ACTIVE_STATES,
     Attempt,
     Job,
+    JobSpec,
     Metric,
     Mode,
     attempts_of,
@@ -28,14 +29,10 @@ from opsjobs.model import (
 )
 from opsjobs.notebooks import Catalog, NotebookInfo
 
-__all__ = ["ApiService", "JobFilter"]
+__all__ = ["MAX_BATCH", "ApiService", "JobFilter"]
 
-#: Fields of a native submit body and the client argument each one maps to.
-SUBMIT_FIELDS = frozenset(
-    {"name", "command", "call", "kwargs", "argv", "mode", "queue", "description", "timeout"}
-    | {"retries", "priority", "notebook", "parameters", "kernel", "allow_unknown"}
-    | {"retry_delay", "retry_backoff", "retry_max", "retry_on"}
-)
+#: Most jobs in one batch submit (``POST /jobs:batch``).
+MAX_BATCH = 10_000
 
 
 @dataclass(frozen=True)
@@ -90,18 +87,32 @@ class ApiService:
     def submit(self, user: User, body: Mapping[str, Any]) -> Job:
         """Queue a job owned by ``user`` (needs a submitting role)."""
         Auth.check_submit(user)
-        unknown = set(body) - SUBMIT_FIELDS
-        if unknown:
-            raise ValidationError(f"unknown field(s): {', '.join(sorted(unknown))}")
-        args = dict(body)
-        name = args.pop("name", None)
-        if not isinstance(name, str):
-            raise ValidationError("name is required and must be a string")
-        if "notebook" in args:
-            args["notebook"] = self.catalog_notebook(args["notebook"])
-        spec = self.client.build_spec(name, owner=user.email, **args)
+        return self.client.store.submit(self._spec(user, body), now=time.time())
+
+    def submit_many(self, user: User, bodies: Sequence[Mapping[str, Any]]) -> list[Job]:
+        """Queue jobs owned by ``user``, all or none: every body is checked first (an invalid
+        one refuses the batch, naming its index), then one insert wakes the workers once."""
+        Auth.check_submit(user)
+        if not 1 <= len(bodies) <= MAX_BATCH:
+            raise ValidationError(f"a batch holds 1 to {MAX_BATCH} jobs")
+        specs = []
+        for i, body in enumerate(bodies):
+            try:
+                specs.append(self._spec(user, body))
+            except PermissionDenied as exc:
+                raise PermissionDenied(f"job {i}: {exc}") from None
+            except ValidationError as exc:
+                raise ValidationError(f"job {i}: {exc}") from None
+        return self.client.store.submit_many(specs, now=time.time())
+
+    def _spec(self, user: User, body: Mapping[str, Any]) -> JobSpec:
+        """The validated spec of a submit body, owned by ``user``, that ``user`` may run."""
+        fixed: dict[str, Any] = {"owner": user.email}
+        if "notebook" in body:
+            fixed["notebook"] = self.catalog_notebook(body["notebook"])
+        spec = self.client.spec_from_body(body, **fixed)
         Auth.check_run(user, spec, self.policy)
-        return self.client.store.submit(spec, now=time.time())
+        return spec
 
     def catalog_notebook(self, name: object) -> str:
         """The file of the catalog notebook ``name`` (its path relative to the catalog folder);

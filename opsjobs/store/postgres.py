@@ -358,6 +358,7 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlNotices, SqlAuth, SqlSchedules, Store
                 "retry_backoff": spec.retry_backoff,
                 "retry_max": spec.retry_max,
                 "retry_on": retry_on_text(spec.retry_on),
+                "rerun_of": spec.rerun_of,
             }
             for job_id, spec in zip(ids, specs, strict=True)
         ]

@@ -89,6 +89,17 @@ class MemoryStore(MemoryAlerts, MemoryNotices, MemoryAuth, MemorySchedules, Stor
         self._ring()
         return copy.deepcopy(job)
 
+    def submit_many(self, specs: Sequence[JobSpec], *, now: float) -> list[Job]:
+        jobs = [
+            Job(id=str(uuid.uuid4()), spec=spec, state=JobState.QUEUED, submitted_at=now)
+            for spec in specs
+        ]
+        with self._lock:  # all at once: no claimer sees half a batch
+            self._jobs.update((job.id, job) for job in jobs)
+        if jobs:
+            self._ring()
+        return copy.deepcopy(jobs)
+
     def get(self, job_id: str) -> Job:
         with self._lock:
             return copy.deepcopy(self._job(job_id))

@@ -45,15 +45,15 @@ SELECT pg_notify(%(channel)s, '') FROM ins;
 WITH ins AS (
   INSERT INTO jobs (id, name, description, owner, kind, payload, mode, queue, priority, timeout,
                     retries, schedule_id, retry_delay, retry_backoff, retry_max, retry_on,
-                    state, submitted_at)
+                    rerun_of, state, submitted_at)
   SELECT t.id, t.name, t.description, t.owner, t.kind, t.payload, t.mode, t.queue,
          t.priority, t.timeout, t.retries, t.schedule_id, t.retry_delay, t.retry_backoff,
-         t.retry_max, t.retry_on, 'queued', %(now)s
+         t.retry_max, t.retry_on, t.rerun_of, 'queued', %(now)s
     FROM jsonb_to_recordset(%(jobs)s::jsonb)
          AS t(id text, name text, description text, owner text, kind text, payload jsonb,
               mode text, queue text, priority int, timeout float8, retries int,
               schedule_id text, retry_delay float8, retry_backoff float8, retry_max float8,
-              retry_on text)
+              retry_on text, rerun_of text)
   ON CONFLICT (id) DO NOTHING
   RETURNING 1
 )
