@@ -108,12 +108,14 @@ class NotifyPanel:
         add = w.Button(description="Add rule", button_style="primary")
         add.add_class("opsjobs-notify-add")
         add.on_click(lambda _: guard(self.add))
-        form = w.VBox(
-            [
-                w.HBox([self.f_name, self.f_job, self.f_email]),
-                w.HBox([self.f_states, self.f_group, self.f_webhook, add]),
-            ]
-        )
+        rows = [
+            w.HBox([self.f_name, self.f_job, self.f_email]),
+            w.HBox([self.f_states, self.f_group, self.f_webhook, add]),
+        ]
+        for row in rows:
+            row.add_class("oj-bar")  # fields share the row (a form's text fields are full width)
+            row.add_class("opsjobs-notify-row")
+        form = w.VBox(rows)
         form.add_class("oj-form")
         form.layout.display = "" if self.may_change else "none"
         self.widget = w.VBox([self.rules_html, form, self.sends_html])
