@@ -299,7 +299,10 @@ def test_notification_rules_in_the_memory_tab_and_a_notifications_link(
     row.query_selector("button[data-oj^='notify-remove:']").click()
     page.wait_for_selector('.opsjobs-notify-rules:has-text("No notification rules.")')
     # a notification's link: the dashboard opens on that job's detail view
-    broken = next(j for j in site["client"].results(owner=ADA) if j.name == "ada-broken")
+    # (its own failed job: the results test deletes the fixture's "ada-broken")
+    client: Client = site["client"]
+    broken = client.submit("ada-link", command="raise ValueError('planted')", owner=ADA)
+    assert client.wait(broken.id, timeout=60).state is JobState.FAILED
     page.goto(f"{site['server'].base}/opsjobs/?job={broken.id}")
     detail = page.wait_for_selector(".opsjobs-detail")
     assert "planted" in detail.inner_text()
