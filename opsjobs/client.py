@@ -271,8 +271,70 @@ class Client:
         frame = pd.DataFrame(rows)
         for column in ("submitted_at", "started_at", "finished_at"):
             if column in frame:
-                frame[column] = pd.to_datetime(frame[column], utc=True)
+                frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
         return frame
+
+    # -- exploration frames (issue 19; see opsjobs.frames) ---------------------------------
+    def runs_frame(
+        self,
+        name: str,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        owner: str | None = None,
+        limit: int = 10_000,
+    ) -> pandas.DataFrame:
+        """The runs of job ``name`` over time, oldest first: one row per job with typed
+        columns (tz-aware times, categories, ``wait_s``, ``runtime_s``, ``peak_rss_mb``; see
+        :data:`opsjobs.frames.RUN_COLUMNS`). ``since``/``until``: submitted in that window
+        (epoch seconds); ``limit``: the newest that many."""
+        from opsjobs.frames import runs_frame
+
+        jobs = self.results(limit=limit, exact_name=name, owner=owner, sort="-submitted_at")
+        return runs_frame(_in_window(jobs, since, until))
+
+    def metrics_frame(
+        self,
+        name: str,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        host: str | None = None,
+        worker: str | None = None,
+        limit: int = 100_000,
+    ) -> pandas.DataFrame:
+        """The points of metric ``name`` (``rss_mb`` ...), oldest first: ``at``, ``value``,
+        ``host``, ``worker`` and one column per label (see
+        :data:`opsjobs.frames.METRIC_COLUMNS`), for one ``host`` or ``worker`` when given."""
+        from opsjobs.frames import metrics_frame
+
+        points = self.store.metrics(name, since=since, limit=limit)
+        return metrics_frame(
+            p
+            for p in points
+            if (until is None or p.at <= until)
+            and (host is None or p.host == host)
+            and (worker is None or (p.labels.get("worker") or p.worker_id) == worker)
+        )
+
+    def attempts_frame(
+        self, name: str | None = None, *, owner: str | None = None, limit: int = 10_000
+    ) -> pandas.DataFrame:
+        """Attempts of the jobs (of job ``name`` when given) that ran, oldest first (see
+        :data:`opsjobs.frames.ATTEMPT_COLUMNS`). The store keeps each job's latest attempt
+        only, so a job gives one row: the attempt it ended with and its ``retries``."""
+        from opsjobs.frames import attempts_frame
+
+        jobs = self.results(limit=limit, exact_name=name, owner=owner, sort="-submitted_at")
+        return attempts_frame(jobs)
+
+    def alert_events_frame(self, *, limit: int = 10_000) -> pandas.DataFrame:
+        """Alert events (``opened``, ``resolved``), oldest first, with their alert's rule,
+        metric, series, host and severity (see :data:`opsjobs.frames.ALERT_EVENT_COLUMNS`)."""
+        from opsjobs.frames import alert_events_frame
+
+        events = self.store.alert_events(limit=limit)
+        return alert_events_frame(events, self.store.list_alerts(limit=limit))
 
     def log_path(self, job_id: str) -> Any:
         """Where the complete output of a job is kept."""
@@ -338,6 +400,14 @@ class Client:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _in_window(jobs: Sequence[Job], since: float | None, until: float | None) -> list[Job]:
+    return [
+        j
+        for j in jobs
+        if (since is None or j.submitted_at >= since) and (until is None or j.submitted_at <= until)
+    ]
 
 
 def connect(url: str | None = None, *, settings: Settings | None = None) -> Client:

@@ -70,7 +70,7 @@ def _run_jobs(store: Store, rng: random.Random, days: int) -> int:
     for name, (per_day, _median, _fail, _owner) in NAMES.items():
         step = DAY / per_day
         for i in range(days * per_day):
-            planned.append((BASE_TIME + i * step + rng.uniform(0, step / 4), name))
+            planned.append((round(BASE_TIME + i * step + rng.uniform(0, step / 4), 3), name))
     planned.sort()
     for submitted, name in planned:
         _per_day, median, fail, owner = NAMES[name]
@@ -85,11 +85,11 @@ def _run_jobs(store: Store, rng: random.Random, days: int) -> int:
             timeout=median * 4,
         ).validated()
         job = store.submit(spec, now=submitted)
-        started = submitted + rng.uniform(0.05, 3.0)
+        started = round(submitted + rng.uniform(0.05, 3.0), 3)
         claimed = store.claim(worker, host, [worker], now=started, lease=60.0)
         assert claimed is not None and claimed.id == job.id
         state, output, error = _job_outcome(rng, name, fail)
-        runtime = median * rng.lognormvariate(0, 0.35)
+        runtime = round(median * rng.lognormvariate(0, 0.35), 3)
         if state is JobState.TIMED_OUT:
             runtime = median * 4
         finish = Finish(
