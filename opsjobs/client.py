@@ -277,17 +277,17 @@ class Client:
     # -- exploration frames (issue 19; see opsjobs.frames) ---------------------------------
     def runs_frame(
         self,
-        name: str,
+        name: str | None = None,
         *,
         since: float | None = None,
         until: float | None = None,
         owner: str | None = None,
         limit: int = 10_000,
     ) -> pandas.DataFrame:
-        """The runs of job ``name`` over time, oldest first: one row per job with typed
-        columns (tz-aware times, categories, ``wait_s``, ``runtime_s``, ``peak_rss_mb``; see
-        :data:`opsjobs.frames.RUN_COLUMNS`). ``since``/``until``: submitted in that window
-        (epoch seconds); ``limit``: the newest that many."""
+        """The runs of job ``name`` (of every name: None) over time, oldest first: one row
+        per job with typed columns (tz-aware times, categories, ``wait_s``, ``runtime_s``,
+        ``peak_rss_mb``; see :data:`opsjobs.frames.RUN_COLUMNS`). ``since``/``until``:
+        submitted in that window (epoch seconds); ``limit``: the newest that many."""
         from opsjobs.frames import runs_frame
 
         jobs = self.results(limit=limit, exact_name=name, owner=owner, sort="-submitted_at")

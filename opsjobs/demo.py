@@ -100,7 +100,7 @@ def _run_jobs(store: Store, rng: random.Random, days: int) -> int:
             peak_rss=int(rng.uniform(40, 400) * 2**20),
         )
         store.finish(job.id, worker, claimed.attempt, finish, now=started + runtime)
-    # a few that have not run: queued for a host that is away
+    # a few that never ran: queued for a host that was away, then cancelled
     for i in range(5):
         spec = JobSpec(
             name="cache-warm",
@@ -109,7 +109,9 @@ def _run_jobs(store: Store, rng: random.Random, days: int) -> int:
             queue="web-3",
             owner="bob",
         ).validated()
-        store.submit(spec, now=BASE_TIME + days * DAY + i)
+        at = BASE_TIME + (i + 1) * DAY + 600.0
+        job = store.submit(spec, now=at)
+        store.request_cancel(job.id, now=at + 600.0)
     return len(planned) + 5
 
 

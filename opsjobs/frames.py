@@ -109,7 +109,9 @@ def _typed(rows: Sequence[Mapping[str, Any]], columns: Mapping[str, str]) -> pan
         kind = columns.get(column, _CAT)
         values = frame[column]
         if kind == _TIME:
-            frame[column] = pd.to_datetime(values.astype("float64"), unit="s", utc=True)
+            # whole microseconds: the store's precision, without float noise in the nanoseconds
+            micros = (values.astype("float64") * 1e6).round()
+            frame[column] = pd.to_datetime(micros, unit="us", utc=True)
         elif kind == _CAT:
             frame[column] = values.astype("string").astype("category")
         elif kind == _TEXT:

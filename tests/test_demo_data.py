@@ -30,7 +30,7 @@ def test_two_builds_hold_the_same_content(tmp_path: Path) -> None:
     assert one == two
     jobs = one["jobs"]
     assert isinstance(jobs, list) and 200 <= len(jobs) <= 600
-    assert {j["state"] for j in jobs} >= {"succeeded", "failed", "timed_out", "queued"}
+    assert {j["state"] for j in jobs} >= {"succeeded", "failed", "timed_out", "cancelled"}
     assert len({j["name"] for j in jobs}) >= 4 and len({j["host"] for j in jobs}) >= 3
     metrics = one["metrics"]
     assert isinstance(metrics, list)

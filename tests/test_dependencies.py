@@ -40,6 +40,7 @@ LOCAL = {
     "fleet",
     "jobfuncs",
     "server_harness",
+    "nbval_outputs",
     "throughput",
     "heap_shapes",
     "pgqueuer_side",

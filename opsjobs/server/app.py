@@ -81,6 +81,11 @@ def server_config(
         "opsjobs.server": True,
         "voila.server_extension": voila,
         "jupyter_server_terminals": False,
+        # JupyterLab's package enables these for every jupyter_server; opsjobs serve loads
+        # them only when it serves Lab (see opsjobs.server.lab)
+        "jupyterlab": False,
+        "jupyter_lsp": False,
+        "notebook_shim": False,
     }
     if voila:
         from opsjobs.server.voila import voila_config
