@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from opsjobs.config import Settings
-from opsjobs.errors import ConfigError, OpsJobsError, ValidationError
+from opsjobs.errors import ConfigError, JobNotFound, OpsJobsError, PermissionDenied, ValidationError
 from opsjobs.model import (
     Job,
     JobSpec,
@@ -199,7 +199,20 @@ class Client:
 
     # -- reading --------------------------------------------------------------------------
     def get(self, job_id: str) -> Job:
-        return self.store.get(validate_job_id(job_id))
+        job = self.store.get(validate_job_id(job_id))
+        if self.settings.scope_owner and job.owner != self.settings.scope_owner:
+            raise JobNotFound(f"no job with id {job.id}")  # as the REST API answers
+        return job
+
+    def _owner(self, owner: str | None) -> str | None:
+        """The owner filter of a read: ``settings.scope_owner`` when set (another owner is
+        refused), else ``owner``."""
+        scope = self.settings.scope_owner
+        if not scope:
+            return owner
+        if owner is not None and owner != scope:
+            raise PermissionDenied(f"this client sees only the jobs of {scope}")
+        return scope
 
     def results(
         self,
@@ -216,7 +229,7 @@ class Client:
         """Jobs, newest first by default; filter and sort in the store (``name``: names
         containing the text; ``exact_name``: that name only)."""
         return self.store.results(
-            self._query(limit, offset, states, name, owner, queue, sort, exact_name)
+            self._query(limit, offset, states, name, self._owner(owner), queue, sort, exact_name)
         )
 
     def count(self, **filters: Any) -> int:
@@ -226,7 +239,7 @@ class Client:
                 0,
                 filters.get("states", ()),
                 filters.get("name"),
-                filters.get("owner"),
+                self._owner(filters.get("owner")),
                 filters.get("queue"),
                 "name",
                 filters.get("exact_name"),
@@ -236,7 +249,7 @@ class Client:
     def stats(
         self, *, owner: str | None = None, name: str | None = None, exact_name: str | None = None
     ) -> Stats:
-        query = ResultQuery(owner=owner, name=name, exact_name=exact_name)
+        query = ResultQuery(owner=self._owner(owner), name=name, exact_name=exact_name)
         return self.store.stats(query.validated())
 
     @staticmethod
@@ -342,12 +355,16 @@ class Client:
 
     # -- changing -------------------------------------------------------------------------
     def cancel(self, job_id: str) -> Job:
+        if self.settings.scope_owner:
+            self.get(job_id)
         return self.store.request_cancel(validate_job_id(job_id), now=time.time())
 
     def delete(self, job_id: str) -> None:
         """Delete a finished job and its files. Queued or running jobs must be cancelled
         first (:class:`~opsjobs.errors.Conflict`)."""
         job_id = validate_job_id(job_id)
+        if self.settings.scope_owner:
+            self.get(job_id)
         self.store.delete(job_id)
         self._remove_files(job_id)
 

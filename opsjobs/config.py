@@ -126,6 +126,10 @@ class Settings:
     #: ``pg_pool_idle`` seconds) once unused. A worker also holds one ``LISTEN`` connection.
     pg_pool_size: int = 4
     pg_pool_idle: float = 60.0
+    #: Exploration (issue 19): when set, a client reads and changes only the jobs of this
+    #: owner, as the REST API scopes a user without an admin role. ``opsjobs serve`` sets it
+    #: (``OPSJOBS_SCOPE_OWNER``) in the JupyterLab kernels of such users.
+    scope_owner: str = ""
 
     def __post_init__(self) -> None:
         if not self.store_url:
@@ -185,6 +189,7 @@ class Settings:
             "OPSJOBS_NOTEBOOKS": "notebooks_dir",
             "OPSJOBS_PG_POOL": "pg_pool_size",
             "OPSJOBS_PG_POOL_IDLE": "pg_pool_idle",
+            "OPSJOBS_SCOPE_OWNER": "scope_owner",
         }
         for var, name in names.items():
             if env.get(var):
