@@ -41,6 +41,7 @@ LOCAL = {
     "jobfuncs",
     "server_harness",
     "nbval_outputs",
+    "lab_kernel",
     "throughput",
     "heap_shapes",
     "pgqueuer_side",
