@@ -55,3 +55,20 @@ def test_the_bash_and_python_blocks_run_as_written(tmp_path: Path) -> None:
     assert ran.returncode == 0, ran.stderr
     for shown in ("2026-11-07", "w-web-1b", "timed_out", "rss_mb{worker=w-web-1b}"):
         assert shown in ran.stdout
+
+
+@pytest.mark.slow
+def test_the_nbval_command_compares_the_saved_outputs() -> None:
+    (block,) = [b for b in _blocks("bash") if "--nbval" in b]
+    check = block.splitlines()[0].split("#")[0].strip()
+    assert check == "python -m pytest --nbval notebooks/"
+    done = subprocess.run(
+        [sys.executable, *check.split()[1:], "-p", "no:cacheprovider", "-q"],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=200,
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert " passed" in done.stdout and "failed" not in done.stdout

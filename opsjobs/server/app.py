@@ -96,6 +96,9 @@ def server_config(
     s.kernel_websocket_connection_class = connection_class()
     if available() if lab is None else lab:
         s.jpserver_extensions["jupyterlab"] = True
+        # nothing from outside the server: no news feed, no update check
+        c.LabApp.news_url = None
+        c.LabApp.check_for_updates_class = "jupyterlab.handlers.announcements.NeverCheckForUpdate"
     if voila:
         from opsjobs.server.voila import voila_config
 
