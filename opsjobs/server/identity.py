@@ -177,7 +177,7 @@ class OpsJobsAuthorizer(Authorizer):
         base = handler.settings.get("base_url", "/").rstrip("/")
         path = handler.request.path[len(base) :] if base else handler.request.path
         explorer = lab_user(handler)  # JupyterLab's users (admin, explore): see opsjobs.server.lab
-        if explorer is not None and resource != "terminals":
+        if explorer is not None and resource not in ("terminals", "server"):  # no shutdown
             if resource in ("kernels", "sessions") and action == "write":
                 starting_for(explorer.id, kernel_env(explorer))  # a kernel they may start
             return True
