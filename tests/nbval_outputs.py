@@ -49,6 +49,30 @@ def sample_env(folder: Path) -> dict[str, str]:
     return env
 
 
+#: Notebook metadata key recording the versions the saved outputs were made with.
+STAMP = "opsjobs_outputs"
+
+
+def _versions() -> dict[str, str]:
+    """pandas' and matplotlib's major.minor: what shapes a printed frame and a chart's text."""
+    import matplotlib
+    import pandas
+
+    return {
+        name: ".".join(module.__version__.split(".")[:2])
+        for name, module in (("pandas", pandas), ("matplotlib", matplotlib))
+    }
+
+
+def strict_here(path: Path) -> bool:
+    """Were ``path``'s outputs made with this interpreter's pandas and matplotlib? Elsewhere (the
+    core tests on Python 3.10 get pandas 2) frames print differently: compare with nbval-lax."""
+    import json
+
+    stamp = json.loads(path.read_text("utf-8"))["metadata"].get(STAMP, {})
+    return bool(stamp) and stamp == _versions()
+
+
 def nbval_command(*paths: Path, lax: bool = False) -> list[str]:
     return [
         sys.executable,
@@ -84,6 +108,12 @@ def regenerate(paths: list[Path], env: dict[str, str]) -> None:
         cwd=ROOT,
         check=True,
     )
+    import nbformat
+
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        nb.metadata[STAMP] = _versions()
+        nbformat.write(nb, path)
 
 
 def main() -> int:

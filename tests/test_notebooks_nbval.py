@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from harness import ROOT
-from nbval_outputs import NOTEBOOKS, nbval_command, sample_env
+from nbval_outputs import NOTEBOOKS, nbval_command, sample_env, strict_here
 
 from opsjobs.model import ResultQuery
 from opsjobs.store import open_store
@@ -28,15 +28,25 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return sample_env(tmp_path_factory.mktemp("sample"))
 
 
-def _nbval(env: dict[str, str], *paths: Path) -> subprocess.CompletedProcess[str]:
+def _nbval(
+    env: dict[str, str], *paths: Path, lax: bool = False
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        nbval_command(*paths), env=env, cwd=ROOT, capture_output=True, text=True, timeout=280
+        nbval_command(*paths, lax=lax),
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
     )
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_saved_outputs_match_a_fresh_run(sample: dict[str, str], notebook: Path) -> None:
-    done = _nbval(sample, notebook)
+    # strict --nbval where the outputs were made (pandas/matplotlib of the main interpreter);
+    # with another pandas (Python 3.10's core run) frames print differently: the cells must
+    # still run without error
+    done = _nbval(sample, notebook, lax=not strict_here(notebook))
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert " passed" in done.stdout and "skipped" not in done.stdout, done.stdout[-2000:]
 
@@ -56,6 +66,7 @@ def test_notebooks_carry_small_saved_outputs(notebook: Path) -> None:
     ]
     assert all(len(png) < 60_000 for png in pngs)
     assert notebook.stat().st_size < 200_000
+    assert nb["metadata"].get("opsjobs_outputs"), "regenerate with python tests/nbval_outputs.py"
 
 
 def test_explore_results_draws_its_charts_with_titles_and_units() -> None:
@@ -82,6 +93,9 @@ def test_nbval_fails_when_the_printed_numbers_change(
 ) -> None:
     """The same notebook on a copy of the sample store with a few jobs deleted: nbval finds
     the counts it shows changed."""
+    notebook = ROOT / "notebooks" / "explore_results.ipynb"
+    if not strict_here(notebook):
+        pytest.skip("outputs made with another pandas/matplotlib (see nbval_outputs.strict_here)")
     source = Path(sample["OPSJOBS_STORE"].removeprefix("sqlite://"))
     copy = tmp_path / "data" / "opsjobs.db"
     copy.parent.mkdir()
@@ -96,7 +110,7 @@ def test_nbval_fails_when_the_printed_numbers_change(
     finally:
         store.close()
     env = {**sample, "OPSJOBS_STORE": f"sqlite://{copy}", "OPSJOBS_DATA": str(copy.parent)}
-    done = _nbval(env, ROOT / "notebooks" / "explore_results.ipynb")
+    done = _nbval(env, notebook)
     assert done.returncode == 1, done.stdout[-3000:]
     assert "331 jobs" in done.stdout and "334 jobs" in done.stdout, done.stdout[-3000:]
     assert "failed" in done.stdout
