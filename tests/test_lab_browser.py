@@ -4,16 +4,26 @@ on ``/lab``. Screenshots land in ``artifacts/lab/`` (git-ignored)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from harness import ROOT
-from test_dashboard_browser import ARTIFACTS as DASHBOARD_ARTIFACTS
-from test_dashboard_browser import _need_chromium, launch_chromium
 
-ARTIFACTS = DASHBOARD_ARTIFACTS.parent / "lab"
+CHROMIUM = "/usr/bin/chromium"  # Debian's, as tests/test_dashboard_browser.py drives it
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = ROOT / "artifacts" / "lab"
 TIMEOUT = 90_000  # ms: Lab's first load builds its page from many bundles
 
 pytestmark = [
@@ -21,6 +31,19 @@ pytestmark = [
     pytest.mark.timeout(300),
     pytest.mark.filterwarnings("ignore::jupyter_server.utils.JupyterServerAuthWarning"),
 ]
+
+
+def _need_chromium() -> None:
+    if Path(CHROMIUM).exists():
+        return
+    message = f"{CHROMIUM} is missing (apt-get install chromium)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def launch_chromium(playwright: Any) -> Any:
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
 
 
 @pytest.fixture(scope="module")
