@@ -23,6 +23,8 @@ variable                          meaning                                   defa
                                   may open (it keeps one open)
 ``OPSJOBS_PG_POOL_IDLE``          seconds an extra pooled connection may    ``60``
                                   stay unused before it is closed
+``OPSJOBS_SCOPE_OWNER``           a client reads and changes only this      none (every owner)
+                                  owner's jobs (set in Lab kernels)
 ================================  ========================================  ===================
 """
 
