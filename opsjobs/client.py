@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from opsjobs.config import Settings
-from opsjobs.errors import ConfigError, OpsJobsError, ValidationError
+from opsjobs.errors import ConfigError, JobNotFound, OpsJobsError, PermissionDenied, ValidationError
 from opsjobs.model import (
     Attempt,
     Job,
@@ -235,7 +235,20 @@ class Client:
 
     # -- reading --------------------------------------------------------------------------
     def get(self, job_id: str) -> Job:
-        return self.store.get(validate_job_id(job_id))
+        job = self.store.get(validate_job_id(job_id))
+        if self.settings.scope_owner and job.owner != self.settings.scope_owner:
+            raise JobNotFound(f"no job with id {job.id}")  # as the REST API answers
+        return job
+
+    def _owner(self, owner: str | None) -> str | None:
+        """The owner filter of a read: ``settings.scope_owner`` when set (another owner is
+        refused), else ``owner``."""
+        scope = self.settings.scope_owner
+        if not scope:
+            return owner
+        if owner is not None and owner != scope:
+            raise PermissionDenied(f"this client sees only the jobs of {scope}")
+        return scope
 
     def attempts(self, job_id: str) -> list[Attempt]:
         """Every attempt of the job, oldest first (earlier ones kept by retries)."""
@@ -257,7 +270,7 @@ class Client:
         """Jobs, newest first by default; filter and sort in the store (``name``: names
         containing the text; ``exact_name``: that name only)."""
         return self.store.results(
-            self._query(limit, offset, states, name, owner, queue, sort, exact_name)
+            self._query(limit, offset, states, name, self._owner(owner), queue, sort, exact_name)
         )
 
     def count(self, **filters: Any) -> int:
@@ -267,7 +280,7 @@ class Client:
                 0,
                 filters.get("states", ()),
                 filters.get("name"),
-                filters.get("owner"),
+                self._owner(filters.get("owner")),
                 filters.get("queue"),
                 "name",
                 filters.get("exact_name"),
@@ -277,7 +290,7 @@ class Client:
     def stats(
         self, *, owner: str | None = None, name: str | None = None, exact_name: str | None = None
     ) -> Stats:
-        query = ResultQuery(owner=owner, name=name, exact_name=exact_name)
+        query = ResultQuery(owner=self._owner(owner), name=name, exact_name=exact_name)
         return self.store.stats(query.validated())
 
     @staticmethod
@@ -312,8 +325,70 @@ class Client:
         frame = pd.DataFrame(rows)
         for column in ("submitted_at", "started_at", "finished_at"):
             if column in frame:
-                frame[column] = pd.to_datetime(frame[column], utc=True)
+                frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
         return frame
+
+    # -- exploration frames (issue 19; see opsjobs.frames) ---------------------------------
+    def runs_frame(
+        self,
+        name: str | None = None,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        owner: str | None = None,
+        limit: int = 10_000,
+    ) -> pandas.DataFrame:
+        """The runs of job ``name`` (of every name: None) over time, oldest first: one row
+        per job with typed columns (tz-aware times, categories, ``wait_s``, ``runtime_s``,
+        ``peak_rss_mb``; see :data:`opsjobs.frames.RUN_COLUMNS`). ``since``/``until``:
+        submitted in that window (epoch seconds); ``limit``: the newest that many."""
+        from opsjobs.frames import runs_frame
+
+        jobs = self.results(limit=limit, exact_name=name, owner=owner, sort="-submitted_at")
+        return runs_frame(_in_window(jobs, since, until))
+
+    def metrics_frame(
+        self,
+        name: str,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        host: str | None = None,
+        worker: str | None = None,
+        limit: int = 100_000,
+    ) -> pandas.DataFrame:
+        """The points of metric ``name`` (``rss_mb`` ...), oldest first: ``at``, ``value``,
+        ``host``, ``worker`` and one column per label (see
+        :data:`opsjobs.frames.METRIC_COLUMNS`), for one ``host`` or ``worker`` when given."""
+        from opsjobs.frames import metrics_frame
+
+        points = self.store.metrics(name, since=since, limit=limit)
+        return metrics_frame(
+            p
+            for p in points
+            if (until is None or p.at <= until)
+            and (host is None or p.host == host)
+            and (worker is None or (p.labels.get("worker") or p.worker_id) == worker)
+        )
+
+    def attempts_frame(
+        self, name: str | None = None, *, owner: str | None = None, limit: int = 10_000
+    ) -> pandas.DataFrame:
+        """Attempts of the jobs (of job ``name`` when given) that ran, oldest first (see
+        :data:`opsjobs.frames.ATTEMPT_COLUMNS`). The store keeps each job's latest attempt
+        only, so a job gives one row: the attempt it ended with and its ``retries``."""
+        from opsjobs.frames import attempts_frame
+
+        jobs = self.results(limit=limit, exact_name=name, owner=owner, sort="-submitted_at")
+        return attempts_frame(jobs)
+
+    def alert_events_frame(self, *, limit: int = 10_000) -> pandas.DataFrame:
+        """Alert events (``opened``, ``resolved``), oldest first, with their alert's rule,
+        metric, series, host and severity (see :data:`opsjobs.frames.ALERT_EVENT_COLUMNS`)."""
+        from opsjobs.frames import alert_events_frame
+
+        events = self.store.alert_events(limit=limit)
+        return alert_events_frame(events, self.store.list_alerts(limit=limit))
 
     def log_path(self, job_id: str) -> Any:
         """Where the complete output of a job is kept."""
@@ -321,12 +396,16 @@ class Client:
 
     # -- changing -------------------------------------------------------------------------
     def cancel(self, job_id: str) -> Job:
+        if self.settings.scope_owner:
+            self.get(job_id)
         return self.store.request_cancel(validate_job_id(job_id), now=time.time())
 
     def delete(self, job_id: str) -> None:
         """Delete a finished job and its files. Queued or running jobs must be cancelled
         first (:class:`~opsjobs.errors.Conflict`)."""
         job_id = validate_job_id(job_id)
+        if self.settings.scope_owner:
+            self.get(job_id)
         self.store.delete(job_id)
         self._remove_files(job_id)
 
@@ -379,6 +458,14 @@ class Client:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _in_window(jobs: Sequence[Job], since: float | None, until: float | None) -> list[Job]:
+    return [
+        j
+        for j in jobs
+        if (since is None or j.submitted_at >= since) and (until is None or j.submitted_at <= until)
+    ]
 
 
 def connect(url: str | None = None, *, settings: Settings | None = None) -> Client:

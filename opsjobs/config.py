@@ -34,6 +34,8 @@ variable                          meaning                                   defa
 ``OPSJOBS_SMTP_PASSWORD``         login password (never logged or shown)    none
 ``OPSJOBS_SMTP_FROM``             sender address of notifications           ``opsjobs@localhost``
 ``OPSJOBS_SMTP_TIMEOUT``          seconds one SMTP exchange may take        ``10``
+``OPSJOBS_SCOPE_OWNER``           a client reads and changes only this      none (every owner)
+                                  owner's jobs (set in Lab kernels)
 ================================  ========================================  ===================
 """
 
@@ -161,6 +163,10 @@ class Settings:
     smtp_password: str = field(default="", repr=False)
     smtp_from: str = "opsjobs@localhost"
     smtp_timeout: float = 10.0
+    #: Exploration (issue 19): when set, a client reads and changes only the jobs of this
+    #: owner, as the REST API scopes a user without an admin role. ``opsjobs serve`` sets it
+    #: (``OPSJOBS_SCOPE_OWNER``) in the JupyterLab kernels of such users.
+    scope_owner: str = ""
 
     def __post_init__(self) -> None:
         if not self.store_url:
@@ -235,6 +241,7 @@ class Settings:
             "OPSJOBS_SMTP_PASSWORD": "smtp_password",
             "OPSJOBS_SMTP_FROM": "smtp_from",
             "OPSJOBS_SMTP_TIMEOUT": "smtp_timeout",
+            "OPSJOBS_SCOPE_OWNER": "scope_owner",
         }
         for var, name in names.items():
             if env.get(var):

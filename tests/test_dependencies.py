@@ -40,6 +40,8 @@ LOCAL = {
     "fleet",
     "jobfuncs",
     "server_harness",
+    "nbval_outputs",
+    "lab_kernel",
     "throughput",
     "heap_shapes",
     "pgqueuer_side",

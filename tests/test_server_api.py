@@ -288,7 +288,8 @@ def test_seed_listings(server: ServerThread, alice: Api) -> None:
     alice.post(f"{API}/jobs/{queued['id']}/cancel")
 
 
-# -- the rest of Jupyter is closed to key holders -------------------------------------------------
+# -- the rest of Jupyter is closed to key holders without JupyterLab (admins and the explore role
+# get Lab: tests/test_lab_access.py) ---------------------------------------------------------------
 @pytest.mark.parametrize(
     ("method", "path"),
     [
@@ -309,12 +310,24 @@ def test_seed_listings(server: ServerThread, alice: Api) -> None:
     ],
 )
 def test_key_holders_cannot_reach_jupyter(
-    server: ServerThread, admin: Api, method: str, path: str
+    server: ServerThread, alice: Api, method: str, path: str
 ) -> None:
     (server.root / "x.txt").write_text("secret")
-    resp = admin.request(method, path, json={"type": "file", "name": "python3"})
+    resp = alice.request(method, path, json={"type": "file", "name": "python3"})
     assert resp.status_code in (403, 404), (resp.status_code, resp.text[:200])
     assert "secret" not in resp.text
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/api/shutdown"), ("GET", "/api/terminals"), ("POST", "/api/terminals")],
+)
+def test_not_even_lab_users_stop_the_server_or_open_terminals(
+    server: ServerThread, admin: Api, method: str, path: str
+) -> None:
+    resp = admin.request(method, path, json={})
+    assert resp.status_code == 403, (resp.status_code, resp.text[:200])
+    assert admin.get(f"{API}/me").status_code == 200  # still serving
 
 
 def test_a_kernel_cannot_be_started_and_only_comm_messages_pass(server: ServerThread) -> None:

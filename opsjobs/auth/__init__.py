@@ -4,6 +4,7 @@
 from opsjobs.auth.model import (
     ADMIN_ROLES,
     CODE_ROLES,
+    EXPLORE_ROLE,
     OPERATOR_ROLE,
     ROLES,
     SUBMIT_ROLES,
@@ -20,6 +21,7 @@ from opsjobs.auth.service import Auth
 __all__ = [
     "ADMIN_ROLES",
     "CODE_ROLES",
+    "EXPLORE_ROLE",
     "OPERATOR_ROLE",
     "ROLES",
     "SUBMIT_ROLES",

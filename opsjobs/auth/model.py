@@ -9,7 +9,8 @@ Roles are the seed's: ``debug``, ``system_admin``, ``site_admin`` and ``task_man
 any job — which means running any code as the workers' OS user; every authenticated user may
 read, cancel and delete their own jobs; ``system_admin`` and ``site_admin`` may see everyone's.
 ``operator`` submits too, but runs no code of its own: only notebooks of the server's catalog
-and the ``call`` functions of an allow-list (:class:`RunPolicy`).
+and the ``call`` functions of an allow-list (:class:`RunPolicy`). ``explore`` opens JupyterLab
+in ``opsjobs serve`` (which runs any code as the server's OS user), as admins do.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from opsjobs.errors import ValidationError
 __all__ = [
     "ADMIN_ROLES",
     "CODE_ROLES",
+    "EXPLORE_ROLE",
     "KEY_PREFIX",
     "OPERATOR_ROLE",
     "ROLES",
@@ -47,10 +49,12 @@ __all__ = [
 CODE_ROLES = frozenset({"debug", "system_admin", "site_admin", "task_manager"})
 #: The role that runs only catalog notebooks and allow-listed calls (see :class:`RunPolicy`).
 OPERATOR_ROLE = "operator"
-#: Every role a user may hold.
-ROLES = CODE_ROLES | {OPERATOR_ROLE}
+#: The role that may use JupyterLab in the server (as admins may; issue 19).
+EXPLORE_ROLE = "explore"
 #: Roles that may submit jobs (and manage schedules).
-SUBMIT_ROLES = ROLES
+SUBMIT_ROLES = CODE_ROLES | {OPERATOR_ROLE}
+#: Every role a user may hold.
+ROLES = SUBMIT_ROLES | {EXPLORE_ROLE}
 #: Roles that may see and delete everyone's jobs (``?all=1``).
 ADMIN_ROLES = frozenset({"system_admin", "site_admin"})
 
@@ -80,6 +84,11 @@ class User:
     @property
     def sees_all(self) -> bool:
         return bool(ADMIN_ROLES.intersection(self.roles))
+
+    @property
+    def may_use_lab(self) -> bool:
+        """May this user open JupyterLab in the server (``explore``, or an admin)?"""
+        return self.sees_all or EXPLORE_ROLE in self.roles
 
     @property
     def may_run_code(self) -> bool:

@@ -22,7 +22,9 @@ def register(sub: Any) -> None:
     p.add_argument("--email", required=True)
     p.add_argument("--name", default="", help="the user's (and key's) name")
     p.add_argument(
-        "--roles", default="", help="comma-separated: debug, system_admin, site_admin, task_manager"
+        "--roles",
+        default="",
+        help="comma-separated: debug, system_admin, site_admin, task_manager, operator, explore",
     )
     p.add_argument("--test", action="store_true", help="mark the user as a test account")
     p.add_argument("--json", action="store_true", help="print user, key id and key as JSON")

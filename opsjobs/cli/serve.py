@@ -44,6 +44,12 @@ def register(sub: Any) -> None:
         action="store_true",
         help="trust X-Forwarded-Proto/-For of a TLS-terminating reverse proxy",
     )
+    p.add_argument(
+        "--no-lab",
+        action="store_true",
+        help="do not serve JupyterLab at /lab (served, when installed, to admins and the "
+        "explore role: it runs any code as the server's OS user)",
+    )
     p.set_defaults(handler=cmd_serve)
 
 
@@ -83,6 +89,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         certfile=str(Path(args.certfile).resolve()) if args.certfile else None,
         keyfile=str(Path(args.keyfile).resolve()) if args.keyfile else None,
         behind_proxy=args.behind_proxy,
+        lab=False if args.no_lab else None,
     )
     app = OpsJobsServerApp.instance(config=config)
     app.initialize(argv=[])

@@ -42,10 +42,13 @@ def server_config(
     certfile: str | None = None,
     keyfile: str | None = None,
     behind_proxy: bool = False,
+    lab: bool | None = None,
 ) -> Config:
     """The traitlets config of an opsjobs server (``memory_analysis``: interval of the hosted
     worker's ``memory-analysis`` schedule, None for none; ``certfile``/``keyfile``: serve
-    HTTPS; ``behind_proxy``: trust ``X-Forwarded-*`` headers of a TLS-terminating proxy)."""
+    HTTPS; ``behind_proxy``: trust ``X-Forwarded-*`` headers of a TLS-terminating proxy;
+    ``lab``: serve JupyterLab at ``/lab`` to admins and the ``explore`` role, None: when it is
+    installed)."""
     c = Config()
     s = c.ServerApp
     s.ip, s.port, s.port_retries = ip, port, 0
@@ -81,7 +84,21 @@ def server_config(
         "opsjobs.server": True,
         "voila.server_extension": voila,
         "jupyter_server_terminals": False,
+        # JupyterLab's package enables these for every jupyter_server; opsjobs serve loads
+        # them only when it serves Lab (see opsjobs.server.lab)
+        "jupyterlab": False,
+        "jupyter_lsp": False,
+        "notebook_shim": False,
     }
+    # JupyterLab (issue 19): for admins and the explore role only (opsjobs.server.lab)
+    from opsjobs.server.lab import available, connection_class
+
+    s.kernel_websocket_connection_class = connection_class()
+    if available() if lab is None else lab:
+        s.jpserver_extensions["jupyterlab"] = True
+        # nothing from outside the server: no news feed, no update check
+        c.LabApp.news_url = None
+        c.LabApp.check_for_updates_class = "jupyterlab.handlers.announcements.NeverCheckForUpdate"
     if voila:
         from opsjobs.server.voila import voila_config
 
@@ -106,10 +123,12 @@ class OpsJobsServerApp(ServerApp):
         super().initialize(argv, *args, **kwargs)
         # Before the first request: Voila renders the dashboard only (see opsjobs.server.gate).
         from opsjobs.server.gate import install as gate_voila
+        from opsjobs.server.lab import install as gate_lab
         from opsjobs.server.voila import install_template
 
         install_template(self.web_app)
         gate_voila(self.web_app)
+        gate_lab(self.web_app)  # JupyterLab for admins and the explore role only
 
     def init_signal(self) -> None:
         if threading.current_thread() is not threading.main_thread():

@@ -156,6 +156,9 @@ class OpsJobsExtension(ExtensionApp):
             (tornado_pattern(path), cls, {"route": path}) for path, cls in routes.items()
         )
         self.handlers.append((r"/opsjobs/?$", HomeHandler))
+        from opsjobs.server.lab import TerminalsOffHandler
+
+        self.handlers.append((r"/api/terminals.*", TerminalsOffHandler))  # 403: terminals are off
         self.handlers.append((r"/opsjobs/api/.*", NoRouteHandler))  # last: a JSON 404
 
     # -- hosting ----------------------------------------------------------------------------------

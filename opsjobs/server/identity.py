@@ -4,7 +4,9 @@
   accepts a key (in its password field) and sets jupyter_server's signed login cookie, which
   carries the user id and the key's prefix, so a revoked key also ends its browser sessions.
   Keys in URLs (``?token=``) are not accepted: they would end up in logs.
-* :class:`OpsJobsAuthorizer` lets a key holder reach the opsjobs routes, the Voila dashboard and
+* :class:`OpsJobsAuthorizer` lets a JupyterLab user (``admin`` or ``explore``, when the server
+  serves Lab: :mod:`opsjobs.server.lab`) reach all of Jupyter but terminals; it lets any other
+  key holder reach the opsjobs routes, the Voila dashboard and
   the kernel websocket of a page they opened themselves (the kernel's owner, see
   :mod:`opsjobs.server.kernels`; its messages are limited to comm traffic by the kernel
   manager's ``allowed_message_types``), and nothing else of Jupyter: no contents, sessions,
@@ -26,6 +28,8 @@ from tornado import web
 from opsjobs.auth import Auth, User
 from opsjobs.errors import OpsJobsError
 from opsjobs.server.kernels import SETTING as KERNEL_OWNERS
+from opsjobs.server.kernels import starting_for
+from opsjobs.server.lab import kernel_env, lab_user
 
 __all__ = ["COMM_ONLY_MESSAGES", "OpsJobsAuthorizer", "OpsJobsIdentityProvider", "opsjobs_user"]
 
@@ -172,6 +176,11 @@ class OpsJobsAuthorizer(Authorizer):
             return True
         base = handler.settings.get("base_url", "/").rstrip("/")
         path = handler.request.path[len(base) :] if base else handler.request.path
+        explorer = lab_user(handler)  # JupyterLab's users (admin, explore): see opsjobs.server.lab
+        if explorer is not None and resource not in ("terminals", "server"):  # no shutdown
+            if resource in ("kernels", "sessions") and action == "write":
+                starting_for(explorer.id, kernel_env(explorer))  # a kernel they may start
+            return True
         allowed = False
         for res, act, pattern in self.ALLOWED:
             match = pattern.match(path) if resource == res and action == act else None

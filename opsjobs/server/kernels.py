@@ -33,11 +33,15 @@ __all__ = ["SETTING", "KernelOwners", "OwnedShutdownHandler", "starting_for"]
 SETTING = "opsjobs_kernel_owners"
 
 _STARTING_FOR: ContextVar[str | None] = ContextVar("opsjobs_kernel_owner", default=None)
+#: A JupyterLab kernel's extra environment (its user's store scope, see opsjobs.server.lab).
+_LAB_ENV: ContextVar[dict[str, str] | None] = ContextVar("opsjobs_lab_env", default=None)
 
 
-def starting_for(user_id: str) -> None:
-    """Name the owner of the kernel this request is about to start."""
+def starting_for(user_id: str, lab_env: dict[str, str] | None = None) -> None:
+    """Name the owner of the kernel this request is about to start (``lab_env``: a
+    JupyterLab kernel, with these variables over the server's)."""
     _STARTING_FOR.set(user_id)
+    _LAB_ENV.set(lab_env)
 
 
 class KernelOwners:
@@ -49,6 +53,7 @@ class KernelOwners:
         # whichever thread it happens on.
         self._km = weakref.ref(kernel_manager)
         self._owners: dict[str, str] = {}
+        self._lab: set[str] = set()  # JupyterLab kernels: any message, not only comms
         self._lock = threading.Lock()
         start = type(kernel_manager).start_kernel  # the class's: no reference to the instance
         km_ref, owners_ref = self._km, weakref.ref(self)
@@ -56,26 +61,38 @@ class KernelOwners:
         settings_env = dict(env or {})
 
         async def start_kernel(*args: Any, **kwargs: Any) -> str:
-            owner = _STARTING_FOR.get()
-            if settings_env:  # the server's store, never one derived from the kernel's folder
-                kwargs["env"] = {**(kwargs.get("env") or os.environ), **settings_env}
+            owner, lab_env = _STARTING_FOR.get(), _LAB_ENV.get()
+            if settings_env or lab_env:  # the server's store, never one from the kernel's folder
+                env = {**(kwargs.get("env") or os.environ), **settings_env, **(lab_env or {})}
+                if lab_env is not None and "OPSJOBS_SCOPE_OWNER" not in lab_env:
+                    env.pop("OPSJOBS_SCOPE_OWNER", None)
+                kwargs["env"] = env
             kernel_id: str = await ensure_async(start(km_ref(), *args, **kwargs))
             owners = owners_ref()
             if owner is not None and owners is not None:
                 _STARTING_FOR.set(None)  # one page, one kernel
-                owners._add(kernel_id, owner)
+                _LAB_ENV.set(None)
+                owners._add(kernel_id, owner, lab=lab_env is not None)
             return kernel_id
 
         kernel_manager.start_kernel = start_kernel
 
-    def _add(self, kernel_id: str, owner: str) -> None:
+    def _add(self, kernel_id: str, owner: str, *, lab: bool = False) -> None:
         km = self._km()
         with self._lock:
             # forget kernels that are gone (culled, shut down): the map stays as small as the
             # number of live kernels
             for gone in [k for k in self._owners if km is None or k not in km]:
                 del self._owners[gone]
+                self._lab.discard(gone)
             self._owners[kernel_id] = owner
+            if lab:
+                self._lab.add(kernel_id)
+
+    def is_lab(self, kernel_id: str) -> bool:
+        """Was this kernel started from JupyterLab (it may be sent any message)?"""
+        with self._lock:
+            return kernel_id in self._lab
 
     def owner(self, kernel_id: str) -> str | None:
         with self._lock:
@@ -87,6 +104,7 @@ class KernelOwners:
     def forget(self, kernel_id: str) -> None:
         with self._lock:
             self._owners.pop(kernel_id, None)
+            self._lab.discard(kernel_id)
 
 
 class OwnedShutdownHandler(APIHandler):
