@@ -375,12 +375,12 @@ class Client:
         self, name: str | None = None, *, owner: str | None = None, limit: int = 10_000
     ) -> pandas.DataFrame:
         """Attempts of the jobs (of job ``name`` when given) that ran, oldest first (see
-        :data:`opsjobs.frames.ATTEMPT_COLUMNS`). The store keeps each job's latest attempt
-        only, so a job gives one row: the attempt it ended with and its ``retries``."""
+        :data:`opsjobs.frames.ATTEMPT_COLUMNS`): a row for each attempt, the earlier ones
+        being those a retry policy kept (:meth:`attempts`)."""
         from opsjobs.frames import attempts_frame
 
         jobs = self.results(limit=limit, exact_name=name, owner=owner, sort="-submitted_at")
-        return attempts_frame(jobs)
+        return attempts_frame(jobs, self.store.attempts)
 
     def alert_events_frame(self, *, limit: int = 10_000) -> pandas.DataFrame:
         """Alert events (``opened``, ``resolved``), oldest first, with their alert's rule,

@@ -8,11 +8,11 @@ and severities are categories, durations are float seconds (``*_s``) and memory 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from opsjobs.errors import ConfigError
-from opsjobs.model import Job, JobState, Metric
+from opsjobs.model import Attempt, Job, JobState, Metric, attempts_of
 
 if TYPE_CHECKING:
     import pandas
@@ -153,27 +153,32 @@ def runs_frame(jobs: Iterable[Job]) -> pandas.DataFrame:
     return _typed(rows, RUN_COLUMNS)
 
 
-def attempts_frame(jobs: Iterable[Job]) -> pandas.DataFrame:
-    """One row per attempt, oldest first (see :data:`ATTEMPT_COLUMNS`). The store keeps only
-    the latest attempt of each job for now (its number in ``attempt``), so each job gives one
-    row: the attempt it ended with."""
-    rows = [
-        {
-            "job_id": job.id,
-            "name": job.name,
-            "attempt": job.attempt,
-            "retries": job.spec.retries,
-            "state": job.state.value,
-            "host": job.host,
-            "worker_id": job.worker_id,
-            "started_at": job.started_at,
-            "finished_at": job.finished_at,
-            "runtime_s": job.runtime,
-            "error": job.error,
-        }
-        for job in sorted(jobs, key=lambda j: (j.started_at or j.submitted_at, j.id))
-        if job.attempt > 0
-    ]
+def attempts_frame(
+    jobs: Iterable[Job], earlier: Callable[[str], Iterable[Attempt]] | None = None
+) -> pandas.DataFrame:
+    """One row per attempt, oldest first (see :data:`ATTEMPT_COLUMNS`): each job's current
+    attempt from its row and, through ``earlier(job_id)`` (the store's ``attempts``), the
+    earlier attempts its retries kept; asked only of jobs past their first attempt."""
+    rows = []
+    for job in jobs:
+        kept = earlier(job.id) if earlier is not None and job.attempt > 1 else ()
+        for a in attempts_of(job, kept):
+            rows.append(
+                {
+                    "job_id": job.id,
+                    "name": job.name,
+                    "attempt": a.attempt,
+                    "retries": job.spec.retries,
+                    "state": a.state.value,
+                    "host": a.host,
+                    "worker_id": a.worker_id,
+                    "started_at": a.started_at,
+                    "finished_at": a.finished_at,
+                    "runtime_s": a.runtime,
+                    "error": a.error,
+                }
+            )
+    rows.sort(key=lambda r: (r["started_at"] or 0.0, r["job_id"], r["attempt"]))
     return _typed(rows, ATTEMPT_COLUMNS)
 
 

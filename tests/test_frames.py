@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from harness import client_for, settings_for
 
 from opsjobs.client import Client
 from opsjobs.demo import BASE_TIME, DAY, build
+from opsjobs.model import JobState
+from opsjobs.store import Finish
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +115,28 @@ def test_results_frame_reads_times_with_and_without_fractions(sample: Client) ->
     # pandas' inferred format from the first one failed on the other
     frame = sample.results_frame(limit=10_000)
     assert _is_utc(frame["finished_at"]) and frame["finished_at"].notna().sum() > 300
+
+
+def test_attempts_frame_has_a_row_for_each_attempt_a_retry_kept(empty: Client) -> None:
+    job = empty.submit("flaky", command="pass", retries=2, retry_delay=1)
+    store, t0 = empty.store, time.time()
+    for attempt in (1, 2):  # two failed attempts, each queued again for later
+        claimed = store.claim("w1", "h1", ["default"], now=t0 + 10 * attempt, lease=30)
+        assert claimed is not None and claimed.attempt == attempt
+        assert store.requeue_after(
+            job.id,
+            "w1",
+            attempt,
+            Finish(JobState.FAILED, error=f"boom {attempt}", exit_code=1),
+            now=t0 + 10 * attempt + 1,
+            run_after=t0 + 10 * attempt + 2,
+            note="retry",
+        )
+    last = store.claim("w1", "h1", ["default"], now=t0 + 30, lease=30)
+    assert last is not None and last.attempt == 3
+    assert store.finish(job.id, "w1", 3, Finish(JobState.SUCCEEDED), now=t0 + 31)
+    attempts = empty.attempts_frame("flaky")
+    assert list(attempts["attempt"]) == [1, 2, 3]
+    assert list(attempts["state"]) == ["failed", "failed", "succeeded"]
+    assert list(attempts["error"].fillna("")) == ["boom 1", "boom 2", ""]
+    assert _is_utc(attempts["started_at"]) and attempts["started_at"].is_monotonic_increasing
