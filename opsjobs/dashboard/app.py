@@ -294,7 +294,9 @@ class DashboardApp:
             self.data.notebook_html(job) if job.finished else None,
             live_output=None if job.finished else self.data.live_output(job),
             files=self.data.files(job),
-            actions=render.job_actions(job, may_submit=self.data.user.may_submit),
+            actions=render.job_actions(
+                job, may_submit=self.data.user.may_submit, may_use_lab=self.data.user.may_use_lab
+            ),
             attempts=self.data.attempts(job),
         )
 

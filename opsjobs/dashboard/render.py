@@ -16,6 +16,7 @@ from typing import Any
 from opsjobs.alerts import Alert, Severity
 from opsjobs.dashboard.data import SORTABLE, MemoryView, ResultsPage
 from opsjobs.model import FAILED_STATES, Attempt, Job, JobState, Stats, WorkerInfo
+from opsjobs.outputs import API_PATH
 from opsjobs.schedules import Schedule
 
 __all__ = [
@@ -181,14 +182,21 @@ def _size(n: int) -> str:
     return f"{value:,.1f} GiB"
 
 
-def job_actions(job: Job, *, may_submit: bool) -> str:
-    """The detail view's action buttons: Stop (active), Run again (finished), History."""
+def job_actions(job: Job, *, may_submit: bool, may_use_lab: bool = False) -> str:
+    """The detail view's action buttons: Stop (active), Run again (finished), History, and
+    for a finished notebook job, Open in JupyterLab (to those who may use Lab)."""
     out = []
     if not job.finished:
         out.append(button("Stop", f"cancel:{job.id}", tone="danger", title="stop this job"))
     elif may_submit:
         out.append(button("Run again", f"rerun:{job.id}", tone="primary", title="pre-filled form"))
     out.append(button("History of this name", f"history:{job.name}", title="runs over time"))
+    if may_use_lab and job.finished and job.kind == "notebook":
+        out.append(
+            f'<a class="oj-btn opsjobs-open-lab" href="{API_PATH}/jobs/{escape(job.id)}/lab" '
+            'target="_blank" rel="noopener" title="a copy of the executed notebook, in your '
+            'folder">Open in JupyterLab</a>'
+        )
     return f'<div class="oj-detail-actions opsjobs-detail-actions">{"".join(out)}</div>'
 
 

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 from opsjobs.server.alerts import alert_routes
 from opsjobs.server.files import file_routes
 from opsjobs.server.handlers import NoRouteHandler, native_routes
+from opsjobs.server.lab_open import lab_open_routes
 from opsjobs.server.notify import notify_routes
 from opsjobs.server.prometheus import prometheus_routes
 from opsjobs.server.schedules import schedule_routes
@@ -152,6 +153,7 @@ class OpsJobsExtension(ExtensionApp):
     def initialize_handlers(self) -> None:
         routes = {**native_routes(), **schedule_routes(), **seed_routes(), **file_routes()}
         routes.update({**alert_routes(), **notify_routes(), **prometheus_routes()})
+        routes.update(lab_open_routes())
         self.handlers.extend(
             (tornado_pattern(path), cls, {"route": path}) for path, cls in routes.items()
         )

@@ -782,6 +782,26 @@ PATHS: dict[str, dict[str, Any]] = {
             errors=(404, 422),
         ),
     },
+    f"{API}/jobs/{{job_id}}/lab": {
+        "get": {
+            **_op(
+                "Open a notebook job's executed notebook in JupyterLab: a copy in the user's "
+                "folder (explore role or an admin)",
+                "Error",
+            ),
+            "parameters": [_ID],
+            "responses": {
+                "302": {"description": "to the copy in JupyterLab (/lab/tree/opsjobs-lab/...)"},
+                **{
+                    str(code): {
+                        "description": "error",
+                        "content": {"application/json": {"schema": _ref("Error")}},
+                    }
+                    for code in (401, 403, 404, 422)
+                },
+            },
+        },
+    },
     f"{API}/jobs/{{job_id}}/files/{{name}}": {
         "get": {
             **_op("Download one file of the job (Content-Disposition: attachment)", "Error"),
