@@ -42,6 +42,7 @@ LOCAL = {
     "server_harness",
     "nbval_outputs",
     "lab_kernel",
+    "browser",
     "throughput",
     "heap_shapes",
     "pgqueuer_side",

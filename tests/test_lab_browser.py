@@ -4,25 +4,14 @@ on ``/lab``. Screenshots land in ``artifacts/lab/`` (git-ignored)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from browser import launch_chromium, need_chromium
 from harness import ROOT
 
-CHROMIUM = "/usr/bin/chromium"  # Debian's, as tests/test_dashboard_browser.py drives it
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = ROOT / "artifacts" / "lab"
 TIMEOUT = 90_000  # ms: Lab's first load builds its page from many bundles
 
@@ -33,22 +22,9 @@ pytestmark = [
 ]
 
 
-def _need_chromium() -> None:
-    if Path(CHROMIUM).exists():
-        return
-    message = f"{CHROMIUM} is missing (apt-get install chromium)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def launch_chromium(playwright: Any) -> Any:
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    _need_chromium()
+    need_chromium()
     from server_harness import ServerThread
 
     server = ServerThread(
