@@ -344,6 +344,22 @@ def test_finish_and_claim_many_records_every_end_and_claims_in_order(store: Stor
     assert store.count(ResultQuery(states=(JobState.SUCCEEDED,))) == 4
 
 
+def test_batched_ends_keep_peak_rss(store: Store) -> None:
+    jobs = [store.submit(spec(f"b{i}"), now=T0 + i) for i in range(2)]
+    claimed = [store.claim("w1", "h1", ["default"], now=T0 + 5, lease=30) for _ in jobs]
+    assert all(c is not None for c in claimed)
+    ends = [
+        End(c.id, c.attempt, Finish(JobState.SUCCEEDED, peak_rss=(i + 1) << 20), T0 + 6)
+        for i, c in enumerate(claimed)
+        if c is not None
+    ]
+    accepted, _ = store.finish_and_claim_many(
+        ends, worker_id="w1", host="h1", queues=["default"], now=T0 + 6, lease=30, want=0
+    )
+    assert len(accepted) == 2
+    assert sorted(store.get(j.id).peak_rss or 0 for j in jobs) == [1 << 20, 2 << 20]
+
+
 def test_rerun_of_peak_rss_and_the_exact_name_filter(store: Store) -> None:
     first = store.submit(spec("health"), now=T0)
     again = store.submit(spec("health", rerun_of=first.id), now=T0 + 1)

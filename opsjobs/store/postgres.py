@@ -715,6 +715,7 @@ def _many_params(
                     "result": e.outcome.result_json,
                     "error": e.outcome.error,
                     "exit_code": e.outcome.exit_code,
+                    "peak_rss": e.outcome.peak_rss,
                 }
                 for e in ends
             ]

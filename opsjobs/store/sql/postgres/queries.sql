@@ -112,10 +112,10 @@ RETURNING *;
 UPDATE jobs AS j
    SET state = e.state, finished_at = e.at, runtime = greatest(e.at - j.started_at, 0.0),
        output = e.output, result = e.result::jsonb, error = e.error, exit_code = e.exit_code,
-       lease_until = NULL
+       peak_rss = e.peak_rss, lease_until = NULL
   FROM jsonb_to_recordset(%(ends)s::jsonb)
        AS e(id text, attempt int, state text, at float8, output text, result text, error text,
-            exit_code int)
+            exit_code int, peak_rss bigint)
  WHERE j.id = e.id AND j.state = 'running' AND j.worker_id = %(worker_id)s
    AND j.attempt = e.attempt;
 
