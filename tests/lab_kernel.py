@@ -45,7 +45,10 @@ async def _run(url: str, headers: dict[str, str], code: str, timeout: float) -> 
         error: str | None = None
         status = None
         idle = False
-        async with asyncio.timeout(timeout):
+
+        # asyncio.wait_for, not asyncio.timeout: that is Python 3.11+
+        async def collect() -> None:
+            nonlocal error, status, idle
             while True:
                 raw = await conn.read_message()
                 if raw is None:
@@ -65,13 +68,18 @@ async def _run(url: str, headers: dict[str, str], code: str, timeout: float) -> 
                 # the reply (shell) and the idle status (iopub) come in either order
                 if status is not None and idle:
                     break
+
+        await asyncio.wait_for(collect(), timeout)
         return {"stdout": "".join(out), "error": error, "status": status}
     finally:
         conn.close()
+
         # wait for the server's close frame: the socket is closed before the loop ends
-        async with asyncio.timeout(10):
+        async def drain() -> None:
             while await conn.read_message() is not None:
                 pass
+
+        await asyncio.wait_for(drain(), 10)
 
 
 def run_code(

@@ -59,6 +59,11 @@ def test_the_bash_and_python_blocks_run_as_written(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_the_nbval_command_compares_the_saved_outputs() -> None:
+    from nbval_outputs import strict_here
+
+    made_elsewhere = [nb.name for nb in (ROOT / "notebooks").glob("*.ipynb") if not strict_here(nb)]
+    if made_elsewhere:  # 3.10's pandas prints frames otherwise (test_notebooks_nbval is lax there)
+        pytest.skip(f"saved outputs made with other pandas/matplotlib versions: {made_elsewhere}")
     (block,) = [b for b in _blocks("bash") if "--nbval" in b]
     check = block.splitlines()[0].split("#")[0].strip()
     assert check == "python -m pytest --nbval notebooks/"
