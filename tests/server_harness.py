@@ -31,6 +31,9 @@ class Api:
     def __init__(self, base: str, key: str | None) -> None:
         self.base = base
         self.session = requests.Session()
+        # one connection per request: a kept-alive socket of a session nobody closes was
+        # reported unclosed (ResourceWarning) when collected, failing whichever test ran then
+        self.session.headers["Connection"] = "close"
         if key is not None:
             self.session.headers["Authorization"] = f"Bearer {key}"
 
