@@ -710,6 +710,16 @@ def _op(
     return op
 
 
+def _redirect_op(
+    summary: str, where: str, *, params: list[Any], errors: tuple[int, ...]
+) -> dict[str, Any]:
+    """An operation that answers 302 (to ``where``), or the JSON errors of :func:`_op`."""
+    op = _op(summary, "Error", params=params, errors=errors)
+    del op["responses"]["200"]
+    op["responses"]["302"] = {"description": where}
+    return op
+
+
 _BAD = (400, 413, 422)
 
 
@@ -783,24 +793,13 @@ PATHS: dict[str, dict[str, Any]] = {
         ),
     },
     f"{API}/jobs/{{job_id}}/lab": {
-        "get": {
-            **_op(
-                "Open a notebook job's executed notebook in JupyterLab: a copy in the user's "
-                "folder (explore role or an admin)",
-                "Error",
-            ),
-            "parameters": [_ID],
-            "responses": {
-                "302": {"description": "to the copy in JupyterLab (/lab/tree/opsjobs-lab/...)"},
-                **{
-                    str(code): {
-                        "description": "error",
-                        "content": {"application/json": {"schema": _ref("Error")}},
-                    }
-                    for code in (401, 403, 404, 422)
-                },
-            },
-        },
+        "get": _redirect_op(
+            "Open a notebook job's executed notebook in JupyterLab: a copy in the user's folder "
+            "(explore role or an admin)",
+            "to the copy in JupyterLab (/lab/tree/opsjobs-lab/...)",
+            params=[_ID],
+            errors=(403, 404, 422),
+        )
     },
     f"{API}/jobs/{{job_id}}/files/{{name}}": {
         "get": {
