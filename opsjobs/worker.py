@@ -711,6 +711,12 @@ class Worker:
             pause = min(pause * 2, 2.0)
         if accepted:
             self.notices.observe(job.id, job.attempt)
+            if run_after is not None:
+                # this worker queued the retry: it asks for the next due time itself rather
+                # than wait for its own notification to come back (once on PostgreSQL a retry
+                # waited out the whole 60 s poll; the lost wake-up was not pinned down)
+                self._recheck_due = True
+                self._wake.set()
         else:
             self._refused(job)
 
