@@ -201,6 +201,7 @@ class Worker:
             )
         )
         self._router = ThreadRouter.acquire()
+        restore_sigint = self._handle_sigint()
         # what this process starts is marked as ours; what dead workers left is killed
         reaper.mark_owner()
         reaper.reap_orphans()
@@ -228,7 +229,23 @@ class Worker:
             self.alerts.close(grace=2.0)
             self.notices.close(grace=5.0)
             ThreadRouter.release()
+            if restore_sigint is not None:
+                signal.signal(signal.SIGINT, restore_sigint)
             self.store.stop_worker(self.id, now=time.time())
+
+    @staticmethod
+    def _handle_sigint() -> int | None:
+        """On the main thread, make sure SIGINT raises KeyboardInterrupt; the handler it
+        replaced (to put back), or None. The stop of an inline job is a simulated SIGINT
+        (:meth:`_interrupt_inline`), which does nothing while SIGINT is ignored, as it is in
+        a worker a shell started as ``opsjobs worker &``: its inline job ran to its end."""
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        current = signal.getsignal(signal.SIGINT)
+        if callable(current) or current is None:
+            return None
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        return current
 
     def stop(self) -> None:
         """Ask the worker to stop; running jobs get a grace period, then are marked failed."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -75,7 +76,11 @@ def run_cli(
     )
 
 
-def start_worker(settings: Settings, *args: str, **extra: str) -> subprocess.Popen[str]:
+def start_worker(
+    settings: Settings, *args: str, background: bool = False, **extra: str
+) -> subprocess.Popen[str]:
+    """An ``opsjobs worker`` process; ``background``: started as a shell starts ``cmd &``
+    (SIGINT ignored, which the new interpreter keeps)."""
     return subprocess.Popen(
         [sys.executable, "-m", "opsjobs", "worker", *args],
         env=cli_env(settings, **extra),
@@ -83,7 +88,12 @@ def start_worker(settings: Settings, *args: str, **extra: str) -> subprocess.Pop
         stderr=subprocess.PIPE,
         text=True,
         cwd=settings.data_dir.parent,
+        preexec_fn=_ignore_sigint if background else None,
     )
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def python_child(script: str, timeout: float = 240) -> Any:

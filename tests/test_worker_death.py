@@ -48,9 +48,11 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setting
         yield settings_for(tmp_path, lease_seconds=LEASE, store_url=url)
 
 
-def _worker(settings: Settings) -> subprocess.Popen[str]:
+def _worker(settings: Settings, *, background: bool = False) -> subprocess.Popen[str]:
     # five: four pool jobs and an inline one at once (an inline claim needs a free slot too)
-    return start_worker(settings, "--threads", "5", OPSJOBS_LEASE=f"{LEASE:g}")
+    return start_worker(
+        settings, "--threads", "5", background=background, OPSJOBS_LEASE=f"{LEASE:g}"
+    )
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
@@ -134,11 +136,11 @@ def test_kill_tree_leaves_the_exit_status_to_its_popen(tmp_path: Path) -> None:
 
 
 def _sigterm_mid_job(
-    settings: Settings, submit: dict[str, object], ready: Path
+    settings: Settings, submit: dict[str, object], ready: Path, *, background: bool = False
 ) -> tuple[Client, Job]:
     """Submit a job, SIGTERM its worker once ``ready`` exists; the job as then recorded."""
     client = client_for(settings)
-    worker = _worker(settings)
+    worker = _worker(settings, background=background)
     try:
         job = client.submit("stopped", **submit)  # type: ignore[arg-type]
         wait_for(ready.is_file, 60, "the job to get going")
@@ -183,8 +185,17 @@ def test_sigterm_mid_notebook_fails_it_with_the_cell_and_its_output(
         client.close()
 
 
-@pytest.mark.parametrize("mode", ["process", "thread", "inline"])
-def test_sigterm_mid_command_keeps_its_output_in_the_row(tmp_path: Path, mode: str) -> None:
+@pytest.mark.parametrize(
+    ("mode", "background"),
+    [("process", False), ("thread", False), ("inline", False), ("inline", True)],
+    ids=["process", "thread", "inline", "inline-background"],
+)
+def test_sigterm_mid_command_keeps_its_output_in_the_row(
+    tmp_path: Path, mode: str, background: bool
+) -> None:
+    """``inline-background``: a worker started by a shell as ``opsjobs worker &`` inherits
+    SIGINT ignored; its inline job must still be stopped (it ran to its end, recorded a
+    success, when the stop relied on a simulated SIGINT)."""
     settings = settings_for(tmp_path, lease_seconds=LEASE)
     ready = tmp_path / "ready"
     source = (
@@ -195,7 +206,9 @@ def test_sigterm_mid_command_keeps_its_output_in_the_row(tmp_path: Path, mode: s
         "    time.sleep(0.1)\n"
         "print('after the stop')\n"
     )
-    client, job = _sigterm_mid_job(settings, {"command": source, "mode": mode}, ready)
+    client, job = _sigterm_mid_job(
+        settings, {"command": source, "mode": mode}, ready, background=background
+    )
     try:
         assert job.state is JobState.FAILED, (job.state, job.exit_code, job.error)
         assert "before the stop" in job.output
