@@ -215,6 +215,10 @@ def main() -> None:
         )
         print("|---|---|---|---|---|---|---|---|")
         for name, opener in backends:
+            for shape in shapes:  # warm-up, not counted: imports (papermill), first reads
+                few = [SHAPES[shape](i, folder) for i in range(10)]
+                measure(opener, one_by_one, few, folder)
+                measure(opener, as_batch, few, folder)
             for shape in shapes:
                 for n in sizes:
                     jobs = [SHAPES[shape](i, folder) for i in range(n)]

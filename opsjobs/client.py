@@ -27,7 +27,7 @@ from opsjobs.model import (
 )
 from opsjobs.runners.kinds import KindRegistry, default_registry
 from opsjobs.schedule_api import Schedules
-from opsjobs.specs import BUILD_ARGS, SpecBatch, kind_payload, paused_gc
+from opsjobs.specs import JOB_ARGS, SpecBatch, kind_payload, paused_gc
 from opsjobs.store import Store, open_store
 
 if TYPE_CHECKING:
@@ -91,15 +91,12 @@ class Client:
             try:
                 if not isinstance(job, Mapping):
                     raise ValidationError("a job must be a mapping of build_spec's arguments")
-                args = dict(job)
-                name = args.pop("name", None)
-                if not isinstance(name, str):
+                if not isinstance(job.get("name"), str):
                     raise ValidationError("name is required and must be a string")
-                unknown = set(args) - BUILD_ARGS
-                if unknown:
-                    names = ", ".join(sorted(map(str, unknown)))
+                if not job.keys() <= JOB_ARGS:
+                    names = ", ".join(sorted(map(str, job.keys() - JOB_ARGS)))
                     raise ValidationError(f"unknown field(s): {names}")
-                specs.append(batch.build(name, **args))
+                specs.append(batch.build_job(job))
             except ValidationError as exc:
                 raise ValidationError(f"job {i}: {exc}") from None
         return specs

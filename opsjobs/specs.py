@@ -14,6 +14,7 @@ payload serialised once for its JSON check. A job the fast path refuses is built
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -23,7 +24,7 @@ from opsjobs.errors import ValidationError
 from opsjobs.model import JobSpec, Mode, json_size_checked, validate_kind, validate_name
 from opsjobs.runners.kinds import KindRegistry, Validator
 
-__all__ = ["BUILD_ARGS", "SpecBatch", "kind_payload", "paused_gc"]
+__all__ = ["BUILD_ARGS", "JOB_ARGS", "SpecBatch", "kind_payload", "paused_gc"]
 
 #: The fields a spec takes from the arguments every job of a batch may share.
 _SHARED = (
@@ -54,6 +55,8 @@ BUILD_ARGS = frozenset(_SHARED) | {
     "kernel",
     "allow_unknown",
 }
+#: A job of a batch: the arguments of ``Client.build_spec`` with the name.
+JOB_ARGS = BUILD_ARGS | {"name"}
 
 
 def kind_payload(
@@ -136,14 +139,20 @@ class SpecBatch:
 
     def build(self, name: str, **fields: Any) -> JobSpec:
         """What ``build_spec(name, **fields)`` returns, or the error it raises."""
+        fields["name"] = name
+        return self.build_job(fields)
+
+    def build_job(self, job: Mapping[str, Any]) -> JobSpec:
+        """What ``build_spec(**job)`` returns (``job`` holds the name too), or the error it
+        raises."""
         try:
-            return self._fast(name, fields)
+            return self._fast(job)
         except Exception:  # the one-job builder below gives the exact error
             pass
-        return self._build_spec(name, **fields)
+        return self._build_spec(**job)
 
-    def _fast(self, name: str, fields: dict[str, Any]) -> JobSpec:
-        if not fields.keys() <= BUILD_ARGS:
+    def _fast(self, fields: Mapping[str, Any]) -> JobSpec:
+        if not fields.keys() <= JOB_ARGS:
             raise TypeError("unexpected argument")
         get = fields.get
         kind, payload = kind_payload(
@@ -165,9 +174,7 @@ class SpecBatch:
             self._validators[(kind, shared["mode"])] = validate
         clean = validate(payload)
         text = json_size_checked(clean, "payload")
-        spec = JobSpec(name=validate_name(name), kind=kind, payload=clean, **shared)
-        spec.remember_payload_json(text)
-        return spec
+        return JobSpec.checked(validate_name(fields["name"]), kind, clean, text, shared)
 
     def _shared_fields(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         # the key: the shared fields given, in the order given, with their values' types
@@ -180,5 +187,7 @@ class SpecBatch:
         if found is None:
             given = {f: fields[f] for f in _SHARED if f in fields}
             probe = self._build_spec("probe", command="pass", **given)
-            found = self._shared[key] = {f: getattr(probe, f) for f in _SHARED}
+            found = {f.name: getattr(probe, f.name) for f in dataclasses.fields(JobSpec)}
+            del found["name"], found["kind"], found["payload"]
+            self._shared[key] = found
         return found

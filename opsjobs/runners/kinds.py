@@ -104,7 +104,7 @@ class CallKind(Kind):
                     raise ValidationError("call target")
                 targets.add(target)
             kwargs = payload.get("kwargs") or {}
-            if not isinstance(kwargs, Mapping):
+            if kwargs.__class__ is not dict and not isinstance(kwargs, Mapping):
                 raise ValidationError("kwargs must be a JSON object")
             # the kwargs' JSON is checked with the whole payload's by the caller
             return {"target": target, "kwargs": dict(kwargs)}
@@ -266,7 +266,7 @@ class KindRegistry:
         check = found.batch_validator()
 
         def validate(payload: Mapping[str, Any]) -> dict[str, Any]:
-            if not isinstance(payload, Mapping):
+            if payload.__class__ is not dict and not isinstance(payload, Mapping):
                 raise ValidationError("payload must be a JSON object")
             return check(payload)
 

@@ -79,7 +79,7 @@ def job_row(job_id: str, spec: JobSpec, now: float) -> tuple[Any, ...]:
         spec.owner,
         spec.kind,
         spec.payload_json(),
-        spec.mode.value,
+        _MODE_TEXT[spec.mode],
         spec.queue,
         spec.priority,
         spec.timeout,
@@ -89,9 +89,24 @@ def job_row(job_id: str, spec: JobSpec, now: float) -> tuple[Any, ...]:
         spec.retry_delay,
         spec.retry_backoff,
         spec.retry_max,
-        retry_on_text(spec.retry_on),
+        _retry_text(spec.retry_on),
         now,
     )
+
+
+_MODE_TEXT = {m: m.value for m in Mode}
+#: retry_on_text of the usual policies (a tuple of states)
+_RETRY_ON_TEXT = {
+    (JobState.FAILED, JobState.TIMED_OUT): "failed,timed_out",
+    (JobState.FAILED,): "failed",
+    (JobState.TIMED_OUT,): "timed_out",
+    (): "",
+}
+
+
+def _retry_text(states: Any) -> str:
+    text = _RETRY_ON_TEXT.get(states) if states.__class__ is tuple else None
+    return retry_on_text(states) if text is None else text
 
 
 def job_params(job_id: str, spec: JobSpec, now: float) -> dict[str, Any]:
