@@ -4,8 +4,8 @@
 A batch accepts exactly what :meth:`opsjobs.client.Client.build_spec` accepts, one job at a
 time, and makes the same specs; it is faster because it checks each value that repeats across
 its jobs once: the fields jobs share (mode, queue, owner, priority, timeout, retry policy …,
-checked by ``build_spec`` itself on a probe job), the kind and mode, a call's target, a
-notebook's file and its parameters cell, a command's source. What differs per job (the name,
+checked by ``build_spec`` itself on the first job that gives them), the kind and mode, a call's
+target, a notebook's file and its parameters cell, a command's source. What differs per job (the name,
 the kwargs, a notebook's parameter values, a command's source) is checked per job, and the
 payload serialised once for its JSON check. A job the fast path refuses is built again by
 ``build_spec``, so a refusal has the very message a single submit gives.
@@ -14,7 +14,6 @@ payload serialised once for its JSON check. A job the fast path refuses is built
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import gc
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -42,6 +41,8 @@ _SHARED = (
     "retry_on",
 )
 _SHARED_SET = frozenset(_SHARED)
+#: The fields of a spec but its name, kind and payload (rerun_of: None).
+_SPEC_SHARED = (*_SHARED, "rerun_of")
 #: The keyword arguments of ``Client.build_spec`` (besides the name).
 BUILD_ARGS = frozenset(_SHARED) | {
     "command",
@@ -111,6 +112,15 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
+def _shared_key(job: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The shared fields ``job`` gives, in its order, with their values' types."""
+    return tuple(
+        (f, v.__class__, v if v.__class__ is not list else _key(v))
+        for f, v in job.items()
+        if f in _SHARED_SET
+    )
+
+
 def _key(value: Any) -> Any:
     """A memo key equal only for values of the same types (``1``, ``1.0`` and ``True`` are
     equal in Python, and are checked differently); unhashable values raise TypeError."""
@@ -125,8 +135,8 @@ class SpecBatch:
     Parameters
     ----------
     build_spec
-        The one-job builder (``Client.build_spec``): it checks the shared fields on a probe job
-        and builds any job the fast path refuses.
+        The one-job builder (``Client.build_spec``): it builds the first job of each set of
+        shared values (which it thereby checks) and any job the fast path refuses.
     kinds
         The kinds' registry (their :meth:`~opsjobs.runners.kinds.Kind.batch_validator`).
     """
@@ -146,14 +156,21 @@ class SpecBatch:
         """What ``build_spec(**job)`` returns (``job`` holds the name too), or the error it
         raises."""
         try:
-            return self._fast(job)
-        except Exception:  # the one-job builder below gives the exact error
-            pass
-        return self._build_spec(**job)
+            key = _shared_key(job)
+            shared = self._shared.get(key)
+        except TypeError:  # an unhashable value: no remembering
+            key, shared = None, None
+        if shared is not None and job.keys() <= JOB_ARGS:
+            try:
+                return self._fast(job, shared)
+            except Exception:  # the one-job builder below gives the exact error
+                pass
+        spec = self._build_spec(**job)
+        if key is not None:  # the first job with these shared values: build_spec checked them
+            self._shared[key] = {f: getattr(spec, f) for f in _SPEC_SHARED}
+        return spec
 
-    def _fast(self, fields: Mapping[str, Any]) -> JobSpec:
-        if not fields.keys() <= JOB_ARGS:
-            raise TypeError("unexpected argument")
+    def _fast(self, fields: Mapping[str, Any], shared: dict[str, Any]) -> JobSpec:
         get = fields.get
         kind, payload = kind_payload(
             get("command"),
@@ -167,7 +184,6 @@ class SpecBatch:
             get("kernel"),
             get("allow_unknown", False),
         )
-        shared = self._shared_fields(fields)
         validate = self._validators.get((kind, shared["mode"]))
         if validate is None:
             validate = self._kinds.batch_validator(validate_kind(kind), shared["mode"])
@@ -175,19 +191,3 @@ class SpecBatch:
         clean = validate(payload)
         text = json_size_checked(clean, "payload")
         return JobSpec.checked(validate_name(fields["name"]), kind, clean, text, shared)
-
-    def _shared_fields(self, fields: Mapping[str, Any]) -> dict[str, Any]:
-        # the key: the shared fields given, in the order given, with their values' types
-        key = tuple(
-            (f, v.__class__, v if v.__class__ is not list else _key(v))
-            for f, v in fields.items()
-            if f in _SHARED_SET
-        )
-        found = self._shared.get(key)
-        if found is None:
-            given = {f: fields[f] for f in _SHARED if f in fields}
-            probe = self._build_spec("probe", command="pass", **given)
-            found = {f.name: getattr(probe, f.name) for f in dataclasses.fields(JobSpec)}
-            del found["name"], found["kind"], found["payload"]
-            self._shared[key] = found
-        return found
