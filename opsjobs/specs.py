@@ -4,11 +4,12 @@
 A batch accepts exactly what :meth:`opsjobs.client.Client.build_spec` accepts, one job at a
 time, and makes the same specs; it is faster because it checks each value that repeats across
 its jobs once: the fields jobs share (mode, queue, owner, priority, timeout, retry policy …,
-checked by ``build_spec`` itself on the first job that gives them), the kind and mode, a call's
-target, a notebook's file and its parameters cell, a command's source. What differs per job (the name,
-the kwargs, a notebook's parameter values, a command's source) is checked per job, and the
-payload serialised once for its JSON check. A job the fast path refuses is built again by
-``build_spec``, so a refusal has the very message a single submit gives.
+checked by ``build_spec`` itself on the first job that gives them), the kind and mode, a
+call's target, a notebook's file and its parameters cell, a command's source. What differs per
+job (the name, the kwargs, a notebook's parameter values, a command's source) is checked per
+job, and the payload serialised once, for its JSON check and for the row (the text is kept on
+the spec). A job the fast path refuses is built again by ``build_spec``, so a refusal has the
+very message a single submit gives.
 """
 
 from __future__ import annotations
