@@ -19,7 +19,10 @@ shape. Both ways start from the same job arguments and include validating them (
 ``submit`` builds each spec with ``Client.build_spec``, as the CLI and REST do for one job; the
 batch: ``Client.build_specs``, as ``/jobs:batch`` and ``submit --from-file`` do), so the ratio is
 what a caller gains, not just the insert. The ways alternate within each round (one by one,
-batch, one by one, ...) and each row shows the **median** of ``--rounds`` with the spread.
+batch, one by one, ...) and each row shows the **median** of ``--rounds`` with the spread. The
+last column is this process's CPU time (user + system) a job, median of the rounds, and its
+ratio: on a shared, loaded machine it moves less than wall time. On SQLite it is the whole
+cost but waits for the disk; on PostgreSQL the server's work is not in it.
 Nothing is written into the repository.
 """
 
@@ -34,6 +37,7 @@ import contextlib  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
+import resource  # noqa: E402
 import sqlite3  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
@@ -147,34 +151,52 @@ def measure(
     way: Callable[[Client, list[Job]], None],
     jobs: list[Job],
     folder: Path,
-) -> float:
-    """Seconds ``way`` takes to queue ``jobs`` on a fresh store (checked: all there)."""
+) -> tuple[float, float]:
+    """Seconds ``way`` takes to queue ``jobs`` on a fresh store (checked: all there): wall
+    time, and this process's CPU time (user + system)."""
     n = len(jobs)
     with opener() as url:
         settings = Settings(data_dir=folder / "data", store_url=url, user="bench")
         store = open_store(url, runtime_dir=str(folder / "run"))
         client = Client(store, settings)
         try:
+            cpu = _cpu()
             start = time.perf_counter()
             way(client, jobs)
             seconds = time.perf_counter() - start
+            cpu = _cpu() - cpu
             got = store.count(ResultQuery().validated())
             if got != n:
                 raise SystemExit(f"expected {n} queued jobs, found {got}")
         finally:
             client.close()
-    return seconds
+    return seconds, cpu
 
 
-def row(backend: str, shape: str, n: int, single: list[float], batch: list[float]) -> str:
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def row(
+    backend: str,
+    shape: str,
+    n: int,
+    singles: list[tuple[float, float]],
+    batches: list[tuple[float, float]],
+) -> str:
+    single, batch = [w for w, _ in singles], [w for w, _ in batches]
     s, b = statistics.median(single), statistics.median(batch)
     ratio = s / b
     mark = "" if ratio >= GOAL else " !"
+    cpu_s = statistics.median(c for _, c in singles)
+    cpu_b = statistics.median(c for _, c in batches)
     return (
         f"| {backend} | {shape} | {n:,} | {s * 1000:,.0f} ms ({min(single) * 1000:,.0f}-"
         f"{max(single) * 1000:,.0f}) | {n / s:,.0f} | {b * 1000:,.1f} ms "
         f"({min(batch) * 1000:,.1f}-{max(batch) * 1000:,.1f}) | {n / b:,.0f} | "
-        f"{ratio:,.1f}x{mark} |"
+        f"{ratio:,.1f}x{mark} | {cpu_s / n * 1e6:,.0f} / {cpu_b / n * 1e6:,.1f} us = "
+        f"{cpu_s / cpu_b:,.1f}x |"
     )
 
 
@@ -211,9 +233,10 @@ def main() -> None:
         )
         print()
         print(
-            "| store | shape | jobs | one by one | jobs/s | one batch | jobs/s | batch faster by |"
+            "| store | shape | jobs | one by one | jobs/s | one batch | jobs/s | batch faster by "
+            "| CPU a job: one by one / batch |"
         )
-        print("|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|")
         for name, opener in backends:
             for shape in shapes:  # warm-up, not counted: imports (papermill), first reads
                 few = [SHAPES[shape](i, folder) for i in range(10)]
@@ -222,8 +245,8 @@ def main() -> None:
             for shape in shapes:
                 for n in sizes:
                     jobs = [SHAPES[shape](i, folder) for i in range(n)]
-                    single: list[float] = []
-                    batch: list[float] = []
+                    single: list[tuple[float, float]] = []
+                    batch: list[tuple[float, float]] = []
                     for _ in range(args.rounds):
                         single.append(measure(opener, one_by_one, jobs, folder))
                         batch.append(measure(opener, as_batch, jobs, folder))
