@@ -274,17 +274,17 @@ class JobSpec:
             retry_max=_number(self.retry_max, "retry_max", 0.0, MAX_RETRY_DELAY),
             retry_on=parse_retry_on(self.retry_on),
         )
-        spec.remember_payload_json(text)
+        object.__setattr__(spec, "_payload_json", text)  # kept for payload_json
         return spec
 
     @classmethod
     def checked(
         cls, name: str, kind: str, payload: dict[str, Any], text: str, fields: Mapping[str, Any]
     ) -> JobSpec:
-        """A spec of values already checked and normalised (by :meth:`validated` on a spec
-        that had ``fields``, the rest: ``payload``'s JSON ``text``), made without ``__init__``
-        (a frozen dataclass sets each field through ``object.__setattr__``, five times slower: for
-        a batch builder, :mod:`opsjobs.specs`)."""
+        """A spec of values already checked and normalised (``fields`` by :meth:`validated` on
+        another spec, ``payload`` by its kind, ``text`` its JSON), for a batch builder
+        (:mod:`opsjobs.specs`). Made without ``__init__``, which for a frozen dataclass sets
+        each field through ``object.__setattr__``: five times slower."""
         spec = cls.__new__(cls)
         values = spec.__dict__
         values.update(fields)
@@ -297,10 +297,6 @@ class JobSpec:
         if self._payload_json is not None:
             return self._payload_json
         return json.dumps(dict(self.payload), separators=(",", ":"))
-
-    def remember_payload_json(self, text: str) -> None:
-        """Keep ``text``, the payload's JSON just made by a check (for :meth:`payload_json`)."""
-        object.__setattr__(self, "_payload_json", text)
 
 
 def parse_retry_on(value: object) -> tuple[JobState, ...]:
