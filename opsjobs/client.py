@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from opsjobs.config import Settings
@@ -27,6 +27,7 @@ from opsjobs.model import (
 )
 from opsjobs.runners.kinds import KindRegistry, default_registry
 from opsjobs.schedule_api import Schedules
+from opsjobs.specs import JOB_ARGS, SpecBatch, kind_payload, paused_gc
 from opsjobs.store import Store, open_store
 
 if TYPE_CHECKING:
@@ -71,11 +72,45 @@ class Client:
         """Queue many jobs at once (specs made by :meth:`build_spec`), in their order, all or
         none: one statement on PostgreSQL, one transaction on SQLite, and idle workers woken
         once."""
-        return self.store.submit_many(specs, now=time.time())
+        with paused_gc():
+            return self.store.submit_many(specs, now=time.time())
 
-    def spec_from_body(self, body: Mapping[str, Any], **fixed: Any) -> JobSpec:
+    def build_specs(self, jobs: Iterable[Mapping[str, Any]]) -> list[JobSpec]:
+        """Validated specs of many jobs, each a mapping of :meth:`build_spec`'s arguments
+        with its ``name``; the whole batch is checked, and the first invalid job raises
+        :class:`~opsjobs.errors.ValidationError` naming its index (``job 3: ...``). Accepts and
+        makes exactly what :meth:`build_spec` does job by job, checking values that repeat
+        across the batch once (see :mod:`opsjobs.specs`): for :meth:`submit_many`."""
+        with paused_gc():
+            return self._build_specs(jobs)
+
+    def _build_specs(self, jobs: Iterable[Mapping[str, Any]]) -> list[JobSpec]:
+        batch = self.spec_batch()
+        specs = []
+        for i, job in enumerate(jobs):
+            try:
+                if not isinstance(job, Mapping):
+                    raise ValidationError("a job must be a mapping of build_spec's arguments")
+                if not isinstance(job.get("name"), str):
+                    raise ValidationError("name is required and must be a string")
+                if not job.keys() <= JOB_ARGS:
+                    names = ", ".join(sorted(map(str, job.keys() - JOB_ARGS)))
+                    raise ValidationError(f"unknown field(s): {names}")
+                specs.append(batch.build_job(job))
+            except ValidationError as exc:
+                raise ValidationError(f"job {i}: {exc}") from None
+        return specs
+
+    def spec_batch(self) -> SpecBatch:
+        """A builder for one batch's specs (:meth:`build_specs`, :meth:`spec_from_body`)."""
+        return SpecBatch(self.build_spec, self.kinds)
+
+    def spec_from_body(
+        self, body: Mapping[str, Any], *, batch: SpecBatch | None = None, **fixed: Any
+    ) -> JobSpec:
         """A validated spec from a submit body (a JSON object of :data:`SUBMIT_FIELDS`);
-        ``fixed`` arguments of :meth:`build_spec` (``owner``, a resolved ``notebook``) win."""
+        ``fixed`` arguments of :meth:`build_spec` (``owner``, a resolved ``notebook``) win.
+        ``batch``: one batch's builder (:meth:`spec_batch`), for many bodies."""
         unknown = set(body) - SUBMIT_FIELDS
         if unknown:
             raise ValidationError(f"unknown field(s): {', '.join(sorted(unknown))}")
@@ -84,6 +119,8 @@ class Client:
         if not isinstance(name, str):
             raise ValidationError("name is required and must be a string")
         args.update(fixed)
+        if batch is not None:
+            return batch.build(name, **args)
         return self.build_spec(name, **args)
 
     def build_spec(
@@ -119,29 +156,11 @@ class Client:
         not declare is refused unless ``allow_unknown``. ``retries`` with ``retry_delay`` and
         ``retry_max`` (seconds, or durations such as ``"10s"``, ``"10m"``), ``retry_backoff``
         and ``retry_on`` are the retry policy (see :mod:`opsjobs.retry`)."""
-        given = [x is not None for x in (command, call, argv, kind, notebook)]
-        if sum(given) != 1:
-            raise ValidationError("give exactly one of command, call, argv, notebook or kind")
-        if kwargs is not None and call is None:
-            raise ValidationError("kwargs go with call")
-        if (parameters is not None or kernel is not None or allow_unknown) and notebook is None:
-            raise ValidationError("parameters, kernel and allow_unknown go with notebook")
-        if notebook is not None:
-            kind = "notebook"
-            payload = {"path": os.fspath(notebook), "parameters": parameters, "kernel": kernel}
-            if allow_unknown:
-                payload["allow_unknown"] = True
-        if command is not None:
-            kind, payload = "command", {"source": command}
-        elif call is not None:
-            kind, payload = "call", {"target": call, "kwargs": dict(kwargs or {})}
-        elif argv is not None:
-            if isinstance(argv, str):
-                raise ValidationError("argv must be a list of strings, not one string")
-            kind, payload = "argv", {"argv": list(argv)}
-        assert kind is not None
+        kind, payload = kind_payload(
+            command, call, kwargs, argv, kind, payload, notebook, parameters, kernel, allow_unknown
+        )
         parsed_mode = Mode.parse(mode)
-        clean = self.kinds.validate(kind, payload or {}, parsed_mode)
+        clean = self.kinds.validate(kind, payload, parsed_mode)
         return JobSpec(
             name=name,
             kind=kind,

@@ -227,10 +227,11 @@ def _submit_file(args: argparse.Namespace, settings: Settings) -> int:
         raise ValidationError(f"{args.from_file}: no jobs in the file")
     with client_for(settings) as client:
         specs = []
+        batch = client.spec_batch()  # checks values the lines repeat once
         for i, (line, body) in enumerate(bodies):
             try:
                 check_body("SubmitRequest", body)
-                specs.append(client.spec_from_body(body))
+                specs.append(client.spec_from_body(body, batch=batch))
             except ValidationError as exc:
                 raise ValidationError(f"job {i} (line {line}): {exc}") from None
         jobs = client.submit_many(specs)

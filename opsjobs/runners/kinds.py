@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from importlib.metadata import entry_points
 from typing import Any, ClassVar
@@ -22,7 +22,11 @@ from opsjobs.model import MAX_PAYLOAD_BYTES, Mode, json_size_checked
 __all__ = ["ArgvKind", "CallKind", "CommandKind", "Kind", "KindRegistry", "default_registry"]
 
 _TARGET_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+_CALL_KEYS = frozenset({"target", "kwargs"})
 ALL_MODES = frozenset(Mode)
+
+#: A payload check: the normalised payload, or :class:`ValidationError`.
+Validator = Callable[[Mapping[str, Any]], dict[str, Any]]
 
 
 class Kind:
@@ -34,6 +38,15 @@ class Kind:
     def validate(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         """Check and normalise a payload; raise :class:`ValidationError` with a clear message."""
         raise NotImplementedError
+
+    def batch_validator(self) -> Validator:
+        """A check for the payloads of one batch of jobs (``Client.build_specs``): it accepts
+        exactly what :meth:`validate` accepts and returns the same payload, but may remember
+        checks of values that repeat across the batch (a target, a notebook file) and may leave
+        the JSON check of the whole payload to its caller, which makes it for every job. It
+        may refuse with a shorter message: the caller then runs :meth:`validate` for the
+        exact one. Default: :meth:`validate` itself."""
+        return self.validate
 
     def run(self, payload: Mapping[str, Any], ctx: JobContext) -> Any:
         """Do the work in the current process; the return value becomes the result."""
@@ -78,6 +91,25 @@ class CallKind(Kind):
             raise ValidationError("kwargs must be a JSON object")
         json_size_checked(dict(kwargs), "kwargs")
         return {"target": target, "kwargs": dict(kwargs)}
+
+    def batch_validator(self) -> Validator:
+        targets: set[str] = set()  # the targets this batch has seen well-formed
+
+        def validate(payload: Mapping[str, Any]) -> dict[str, Any]:
+            if not payload.keys() <= _CALL_KEYS:
+                raise ValidationError("unknown field(s)")
+            target = payload.get("target")
+            if target.__class__ is not str or target not in targets:
+                if not isinstance(target, str) or not _TARGET_RE.match(target):
+                    raise ValidationError("call target")
+                targets.add(target)
+            kwargs = payload.get("kwargs") or {}
+            if kwargs.__class__ is not dict and not isinstance(kwargs, Mapping):
+                raise ValidationError("kwargs must be a JSON object")
+            # the kwargs' JSON is checked with the whole payload's by the caller
+            return {"target": target, "kwargs": dict(kwargs)}
+
+        return validate
 
     def __init__(self) -> None:
         # target -> callable: a worker imports a job's module once, as any worker process does
@@ -136,6 +168,19 @@ class CommandKind(Kind):
         except ValueError as exc:  # e.g. null bytes
             raise ValidationError(f"command cannot be compiled: {exc}") from None
         return {"source": source}
+
+    def batch_validator(self) -> Validator:
+        sources: set[str] = set()  # sources this batch has compiled (a fan-out repeats one)
+
+        def validate(payload: Mapping[str, Any]) -> dict[str, Any]:
+            source = payload.get("source")
+            if source.__class__ is not str or source not in sources or len(payload) != 1:
+                result = self.validate(payload)
+                sources.add(result["source"])
+                return result
+            return {"source": source}
+
+        return validate
 
     def run(self, payload: Mapping[str, Any], ctx: JobContext) -> Any:
         code = compile(payload["source"], f"<command {ctx.job_id[:8]}>", "exec")
@@ -212,6 +257,20 @@ class KindRegistry:
         if not isinstance(payload, Mapping):
             raise ValidationError("payload must be a JSON object")
         return found.validate(payload)
+
+    def batch_validator(self, kind: str, mode: Mode) -> Validator:
+        """The check of ``kind`` in ``mode`` for one batch (see :meth:`Kind.batch_validator`):
+        the kind and the mode are checked here, once."""
+        found = self.get(kind)
+        found.check_mode(mode)
+        check = found.batch_validator()
+
+        def validate(payload: Mapping[str, Any]) -> dict[str, Any]:
+            if payload.__class__ is not dict and not isinstance(payload, Mapping):
+                raise ValidationError("payload must be a JSON object")
+            return check(payload)
+
+        return validate
 
 
 @cache

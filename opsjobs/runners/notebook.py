@@ -32,13 +32,14 @@ from typing import Any
 from opsjobs.context import JobContext
 from opsjobs.errors import ValidationError
 from opsjobs.model import Mode, json_size_checked
-from opsjobs.notebooks import Inspector, check_parameters
-from opsjobs.runners.kinds import Kind
+from opsjobs.notebooks import Inspector, NotebookInfo, check_parameters
+from opsjobs.runners.kinds import Kind, Validator
 
 __all__ = ["NotebookKind", "parse_parameter_value", "parse_parameters_text"]
 
 _KERNEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _MAX_NOTEBOOK_BYTES = 64 << 20
+_NOTEBOOK_KEYS = frozenset({"path", "parameters", "kernel", "cwd", "allow_unknown"})
 
 
 def parse_parameter_value(text: str) -> Any:
@@ -168,6 +169,50 @@ class NotebookKind(Kind):
         if allow_unknown:
             clean["allow_unknown"] = True
         return clean
+
+    def batch_validator(self) -> Validator:
+        # per batch, each notebook file is read and its parameters cell inspected once (the
+        # batch is checked as of one moment); each job's parameters are checked against it
+        files: dict[tuple[Any, ...], tuple[str, NotebookInfo, Any, str | None]] = {}
+        names: set[str] = set()  # parameter names found to be identifiers
+
+        def validate(payload: Mapping[str, Any]) -> dict[str, Any]:
+            if not payload.keys() <= _NOTEBOOK_KEYS:
+                raise ValidationError("unknown field(s) for kind 'notebook'")
+            raw, kernel, cwd = payload.get("path"), payload.get("kernel"), payload.get("cwd")
+            allow_unknown = payload.get("allow_unknown", False)
+            key: tuple[Any, ...] = (type(raw), raw, type(kernel), kernel, type(cwd), cwd)
+            key += (type(allow_unknown), allow_unknown)
+            found = files.get(key)
+            if found is None:
+                once = self.validate({k: v for k, v in payload.items() if k != "parameters"})
+                path = Path(once["path"])
+                info = self.inspector.inspect(path, label=path.name)
+                found = files[key] = (once["path"], info, once["kernel"], once["cwd"])
+            params = payload.get("parameters")
+            if params is None:
+                params = {}
+            elif not isinstance(params, Mapping):
+                raise ValidationError("notebook parameters must be a JSON object")
+            elif not params.keys() <= names:
+                _check_parameters(params)
+                names.update(params)
+            coerced = check_parameters(found[1], params, allow_unknown=allow_unknown)
+            if any(coerced[k] is not v for k, v in params.items()):
+                # the given values' JSON, as _check_parameters checks it (unless they are the
+                # coerced ones, whose JSON the caller checks with the payload's)
+                json_size_checked(dict(params), "notebook parameters")
+            clean: dict[str, Any] = {
+                "path": found[0],
+                "parameters": coerced,
+                "kernel": found[2],
+                "cwd": found[3],
+            }
+            if allow_unknown:
+                clean["allow_unknown"] = True
+            return clean
+
+        return validate
 
     def run(self, payload: Mapping[str, Any], ctx: JobContext) -> Any:
         from opsjobs.runners.notebook_run import NotebookRun

@@ -28,6 +28,7 @@ from opsjobs.model import (
     validate_job_id,
 )
 from opsjobs.notebooks import Catalog, NotebookInfo
+from opsjobs.specs import SpecBatch, paused_gc
 
 __all__ = ["MAX_BATCH", "ApiService", "JobFilter"]
 
@@ -96,21 +97,23 @@ class ApiService:
         if not 1 <= len(bodies) <= MAX_BATCH:
             raise ValidationError(f"a batch holds 1 to {MAX_BATCH} jobs")
         specs = []
-        for i, body in enumerate(bodies):
-            try:
-                specs.append(self._spec(user, body))
-            except PermissionDenied as exc:
-                raise PermissionDenied(f"job {i}: {exc}") from None
-            except ValidationError as exc:
-                raise ValidationError(f"job {i}: {exc}") from None
-        return self.client.store.submit_many(specs, now=time.time())
+        batch = self.client.spec_batch()  # checks values the bodies repeat once
+        with paused_gc():
+            for i, body in enumerate(bodies):
+                try:
+                    specs.append(self._spec(user, body, batch))
+                except PermissionDenied as exc:
+                    raise PermissionDenied(f"job {i}: {exc}") from None
+                except ValidationError as exc:
+                    raise ValidationError(f"job {i}: {exc}") from None
+        return self.client.submit_many(specs)
 
-    def _spec(self, user: User, body: Mapping[str, Any]) -> JobSpec:
+    def _spec(self, user: User, body: Mapping[str, Any], batch: SpecBatch | None = None) -> JobSpec:
         """The validated spec of a submit body, owned by ``user``, that ``user`` may run."""
         fixed: dict[str, Any] = {"owner": user.email}
         if "notebook" in body:
             fixed["notebook"] = self.catalog_notebook(body["notebook"])
-        spec = self.client.spec_from_body(body, **fixed)
+        spec = self.client.spec_from_body(body, batch=batch, **fixed)
         Auth.check_run(user, spec, self.policy)
         return spec
 

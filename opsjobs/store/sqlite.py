@@ -30,7 +30,9 @@ from opsjobs.store.sql.rows import (
     claimed_job,
     finish_params,
     job_params,
+    job_row,
     like_escape,
+    new_job_ids,
     row_to_job,
     unreadable_error,
 )
@@ -187,11 +189,11 @@ class SQLiteStore(SqlJobs, SqlAlerts, SqlNotices, SqlAuth, SqlSchedules, Store):
         # One transaction (all or nothing, one fsync) and one ring of the doorbell.
         if not specs:
             return []
-        ids = [str(uuid.uuid4()) for _ in specs]
-        rows = [job_params(job_id, spec, now) for job_id, spec in zip(ids, specs, strict=True)]
+        ids = new_job_ids(len(specs))
+        rows = [job_row(job_id, spec, now) for job_id, spec in zip(ids, specs, strict=True)]
         try:
             with self._tx() as conn:
-                conn.executemany(self._q["insert_job"], rows)
+                conn.executemany(self._q["insert_job_row"], rows)
         except sqlite3.Error as exc:
             raise StoreError(f"store write failed: {exc}") from exc
         self._doorbell.ring()

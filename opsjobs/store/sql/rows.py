@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections.abc import Callable
 from enum import Enum
 from typing import Any, TypeVar
@@ -21,10 +22,12 @@ __all__ = [
     "finish_params",
     "from_columns",
     "job_params",
+    "job_row",
     "json_text",
     "json_value",
     "like_escape",
     "metric_params",
+    "new_job_ids",
     "read_job",
     "retry_on_text",
     "row_to_job",
@@ -52,6 +55,60 @@ def unreadable_error(exc: BaseException) -> str:
     return unreadable_reason(exc) + "; it was not run"
 
 
+def new_job_ids(n: int) -> list[str]:
+    """``n`` fresh job ids: random (version 4) UUIDs as ``str(uuid.uuid4())`` makes them, from
+    one read of the system's random source for the lot."""
+    hexes = os.urandom(16 * n).hex()
+    out = []
+    for k in range(0, 32 * n, 32):
+        h = hexes[k : k + 32]
+        # version nibble 4, variant bits 10 (as uuid.uuid4 sets them)
+        out.append(f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}")
+    return out
+
+
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+
+
+def job_row(job_id: str, spec: JobSpec, now: float) -> tuple[Any, ...]:
+    """:func:`job_params` as a tuple in the order of the ``insert_job_row`` statements."""
+    return (
+        job_id,
+        spec.name,
+        spec.description,
+        spec.owner,
+        spec.kind,
+        spec.payload_json(),
+        _MODE_TEXT[spec.mode],
+        spec.queue,
+        spec.priority,
+        spec.timeout,
+        spec.retries,
+        spec.schedule_id,
+        spec.rerun_of,
+        spec.retry_delay,
+        spec.retry_backoff,
+        spec.retry_max,
+        _retry_text(spec.retry_on),
+        now,
+    )
+
+
+_MODE_TEXT = {m: m.value for m in Mode}
+#: retry_on_text of the usual policies (a tuple of states)
+_RETRY_ON_TEXT = {
+    (JobState.FAILED, JobState.TIMED_OUT): "failed,timed_out",
+    (JobState.FAILED,): "failed",
+    (JobState.TIMED_OUT,): "timed_out",
+    (): "",
+}
+
+
+def _retry_text(states: Any) -> str:
+    text = _RETRY_ON_TEXT.get(states) if states.__class__ is tuple else None
+    return retry_on_text(states) if text is None else text
+
+
 def job_params(job_id: str, spec: JobSpec, now: float) -> dict[str, Any]:
     """Bind parameters for inserting a queued job."""
     return {
@@ -60,7 +117,7 @@ def job_params(job_id: str, spec: JobSpec, now: float) -> dict[str, Any]:
         "description": spec.description,
         "owner": spec.owner,
         "kind": spec.kind,
-        "payload": json.dumps(dict(spec.payload), separators=(",", ":")),
+        "payload": spec.payload_json(),
         "mode": spec.mode.value,
         "queue": spec.queue,
         "priority": spec.priority,
