@@ -5,6 +5,7 @@ the store as its user — their own jobs, or everyone's for an admin."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
 
@@ -92,6 +93,21 @@ def test_lab_opens_for_the_explore_role_but_terminals_stay_off(server: ServerThr
     assert "explore_results.ipynb" in {c["name"] for c in listing.json()["content"]}
     assert api.get("/api/terminals").status_code == 403
     assert api.get("/lab/api/settings").status_code == 200
+
+
+def test_lab_asks_nothing_of_the_internet(server: ServerThread) -> None:
+    """No news prompt ("get notified about official Jupyter news?": its plugin is off), no
+    news feed, no update check: the machines that run this often have no internet."""
+    api = server.api(server.key("explorer2@example.org", roles="explore"))
+    page = api.get("/lab")
+    found = re.search(
+        r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', page.text, re.S
+    )
+    assert found, page.text[:500]
+    config = json.loads(found.group(1))
+    assert "@jupyterlab/apputils-extension:announcements" in config["disabledExtensions"]
+    assert config["news"] == {"disabled": True}
+    assert api.get("/lab/api/update").json() == {"notification": None}
 
 
 def _session_kernel(server: ServerThread, key: str, name: str) -> str:

@@ -91,7 +91,24 @@ def install(web_app: Any) -> int:
             rule.target = _gate(target)
             changed += 1
     web_app.settings[LAB_SETTING] = changed > 0
+    if changed:
+        web_app.settings["page_config_hook"] = _page_config
     return changed
+
+
+#: Lab's plugin that asks "get notified about official Jupyter news?" at every first visit
+#: (with the news feed off, as ``opsjobs serve`` has it, the answer would change nothing).
+ANNOUNCEMENTS = "@jupyterlab/apputils-extension:announcements"
+
+
+def _page_config(handler: web.RequestHandler, config: dict[str, Any]) -> dict[str, Any]:
+    """jupyterlab_server's ``page_config_hook``: the announcements plugin disabled."""
+    disabled = config.get("disabledExtensions")
+    if isinstance(disabled, dict):
+        disabled[ANNOUNCEMENTS] = True
+    else:
+        config["disabledExtensions"] = [*(disabled or []), ANNOUNCEMENTS]
+    return config
 
 
 class TerminalsOffHandler(APIHandler):
