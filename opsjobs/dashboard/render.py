@@ -469,7 +469,8 @@ def header_html(email: str, roles: Sequence[str], counts: dict[str, int]) -> str
         '<span class="oj-sub">Task Management</span></div>'
         f"{alert_badges(counts)}"
         f'<div class="oj-user opsjobs-user">{escape(email)}'
-        f'<span class="oj-dim"> · {escape(who)}</span></div>'
+        f'<span class="oj-dim"> · {escape(who)}</span>'
+        '<button type="button" class="oj-signout" data-oj-signout="1">Sign out</button></div>'
     )
 
 
