@@ -193,3 +193,47 @@ def test_run_cli_helper_still_acts_as_the_os_user(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     with client_for(settings) as client:
         assert client.store.get(done.stdout.strip()).owner == getpass.getuser()
+
+
+def _analysis(client: Client, owner: str, at: float, rss: float) -> str:
+    """A finished analysis of ``owner`` that recorded one rss_mb point at ``at``."""
+    from opsjobs.analyzer.job import JOB_NAME, RESULT_MARK
+    from opsjobs.model import JobState, Metric
+    from opsjobs.store.base import Finish
+
+    job = client.submit(JOB_NAME, command="pass", owner=owner, queue=f"q-{owner}-{at}")
+    claimed = client.store.claim("w1", "alpha", [job.queue], now=at, lease=30)
+    assert claimed is not None
+    result = json.dumps({"analyzer": RESULT_MARK, "rss_mb": rss})
+    assert client.store.finish(
+        job.id, "w1", claimed.attempt, Finish(JobState.SUCCEEDED, result_json=result), now=at
+    )
+    labels = {"host": "alpha", "worker": "w1"}
+    client.store.record_metrics([Metric("rss_mb", rss, labels, at=at, job_id=job.id)])
+    return job.id
+
+
+def test_the_dashboard_shows_system_jobs_and_the_newest_analysis_of_the_chart(
+    tmp_path: Path,
+) -> None:
+    """The Memory tab's "latest analysis" is the newest one the chart shows — the server's
+    (system) one, newer than the user's own — and the user sees but cannot delete it."""
+    import time
+
+    from opsjobs.dashboard.data import DashboardData, ResultsState
+
+    with client_for(settings_for(tmp_path)) as client:
+        ada = Auth(client.store).create_key("ada@example.org", roles="debug")[0]
+        now = time.time()
+        own = _analysis(client, "ada@example.org", now - 600, 100.0)
+        newest = _analysis(client, "system", now - 60, 120.0)
+        _analysis(client, "root", now - 30, 130.0)  # another person's: not hers to see
+        data = DashboardData(client, ada)
+        view = data.memory(3600)
+        assert view.latest_analysis is not None and view.latest_analysis.id == newest
+        page = data.results(ResultsState())
+        assert {j.owner for j in page.rows} == {"ada@example.org", "system"}
+        assert page.total == 2 and page.stats.total == 2
+        with pytest.raises(PermissionDenied, match="only an admin"):
+            data.delete(newest)
+        data.delete(own)  # her own she may

@@ -51,7 +51,7 @@ button{margin-top:6px;padding:10px 14px;font-size:15px;font-weight:600;color:#ff
   background:#2563eb;border:0;border-radius:8px;cursor:pointer}
 button:hover{background:#1d4ed8}
 .oj-hint{font-size:13px;color:#4b5563;margin:0;line-height:1.45}
-.oj-hint code{background:#f3f4f6;padding:1px 4px;border-radius:4px}
+.oj-hint code{background:#f3f4f6;padding:1px 4px;border-radius:4px;white-space:nowrap}
 .oj-msg{margin:0;padding:10px 12px;border-radius:8px;font-size:14px;line-height:1.4}
 .oj-error{background:#fef2f2;color:#991b1b;border:1px solid #fecaca}
 .oj-info{background:#ecfdf5;color:#065f46;border:1px solid #a7f3d0}
