@@ -447,7 +447,16 @@ class Client:
         are no job (see :mod:`opsjobs.retention`); returns how many jobs went."""
         from opsjobs.retention import purge
 
+        self.check_store_wide("purge")
         return purge(self.store, self.settings, older_than=older_than, keep_last=keep_last).jobs
+
+    def check_store_wide(self, what: str) -> None:
+        """A scoped client (a key of a user without an admin role) may not do ``what``, which
+        touches every owner's jobs: :class:`~opsjobs.errors.PermissionDenied`."""
+        if self.settings.scope_owner:
+            raise PermissionDenied(
+                f"{what} touches every owner's jobs; {self.settings.scope_owner} is no admin"
+            )
 
     def _remove_files(self, job_id: str) -> None:
         from opsjobs.retention import remove_job_files

@@ -127,6 +127,8 @@ def test_a_key_scopes_the_cli_to_its_user_and_the_system_jobs(tmp_path: Path) ->
     hidden = _cli(settings, "show", other.id, OPSJOBS_KEY=ada)
     assert hidden.returncode == 2 and "no job" in hidden.stderr
     assert _cli(settings, "delete", system, OPSJOBS_KEY=root).returncode == 0  # an admin may
+    purge = _cli(settings, "purge", "--older-than", "1s", OPSJOBS_KEY=ada)
+    assert purge.returncode == 2 and "no admin" in purge.stderr  # everyone's old jobs: no
 
 
 def test_the_python_api_acts_as_the_key_and_sees_the_system_schedules(

@@ -4,9 +4,11 @@ generic "Password:" form.
 * ``GET /login``: one field, "API key", in the dashboard's look; the page is self-contained
   (inline style, no script, no font or icon from anywhere), so it loads offline and cleanly.
 * ``POST /login``: the key is checked by :class:`~opsjobs.server.identity.OpsJobsIdentityProvider`
-  (hashed in the store, never kept by the browser); a wrong one answers 401 with the page and a
-  plain error. A good one sets the login cookie (HttpOnly, SameSite=Lax, Secure over TLS: see
-  :func:`opsjobs.server.app.server_config`) and goes on to ``next`` (the dashboard by default).
+  (hashed in the store, never kept by the browser). A wrong one is sent back (303) to the page,
+  which then shows a plain error — not a 401 page: Chromium logs every 4xx document as a console
+  error, and a reload does not post the key again. A good one sets the login cookie (HttpOnly,
+  SameSite=Lax, Secure over TLS: see :func:`opsjobs.server.app.server_config`) and goes on to
+  ``next`` (the dashboard by default). Scripts authenticate with ``Authorization: Bearer``.
 * ``POST /logout`` (the dashboard header's "Sign out") and ``GET /logout`` (jupyter_server's
   habit): the cookie is cleared and the browser sent back to the sign-in page.
 """
@@ -95,7 +97,7 @@ class SignInHandler(LoginFormHandler):
     def _render(self, message: Any = None) -> None:
         nxt = self.get_argument("next", default=self.base_url)
         error = info = ""
-        if isinstance(message, dict) and message.get("error"):
+        if self.get_argument("wrong_key", default=""):
             error = WRONG_KEY
         elif self.get_argument("signed_out", default=""):
             info = SIGNED_OUT
@@ -109,6 +111,17 @@ class SignInHandler(LoginFormHandler):
                 info=info,
             )
         )
+
+    @allow_unauthenticated
+    def post(self) -> None:
+        nxt = self.get_argument("next", default=self.base_url)
+        user = self.current_user = self.identity_provider.process_login_form(self)
+        if user is None:
+            self.log.warning("opsjobs: a sign-in with a wrong key from %s", self.request.remote_ip)
+            self.redirect(f"{self.base_url}login?wrong_key=1&next={url_escape(nxt)}", status=303)
+            return
+        self.identity_provider.set_login_cookie(self, user)
+        self._redirect_safe(nxt)
 
 
 class SignOutHandler(JupyterHandler):
