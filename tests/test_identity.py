@@ -239,3 +239,16 @@ def test_the_dashboard_shows_system_jobs_and_the_newest_analysis_of_the_chart(
         with pytest.raises(PermissionDenied, match="only an admin"):
             data.delete(newest)
         data.delete(own)  # her own she may
+
+
+def test_a_lab_kernel_does_not_inherit_the_servers_key(tmp_path: Path) -> None:
+    """A key in the server's environment would win over the kernel's OPSJOBS_USER."""
+    from opsjobs.auth import User
+    from opsjobs.server.lab import kernel_env
+
+    explorer = User("u1", "eve@example.org", "eve", ("explore",), False, 0.0)
+    server_env = {"OPSJOBS_KEY": "oj_0000000000_" + "k" * 43, "OPSJOBS_DATA": str(tmp_path)}
+    settings = Settings.from_env({**server_env, **kernel_env(explorer)})
+    assert settings.api_key == "" and settings.user == "eve@example.org"
+    assert settings.user_source == "OPSJOBS_USER" and settings.scope_owner == "eve@example.org"
+    assert "k" * 43 not in repr(Settings.from_env(server_env))  # never shown
