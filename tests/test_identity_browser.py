@@ -18,7 +18,7 @@ import pytest
 from browser import launch_chromium, need_chromium
 from harness import ROOT, cli_env, settings_for, wait_for
 
-from opsjobs.server.openapi import API
+from opsjobs.server.openapi import API, SEED
 
 ARTIFACTS = ROOT / "artifacts" / "identity"
 CARA = "cara@example.org"
@@ -159,6 +159,8 @@ def test_the_server_schedule_is_listed_for_a_non_admin_who_cannot_delete_its_job
         120,
         "a finished system analysis",
     )
+    seed = api.get(f"{SEED}/jobs/results").json()["results"]  # the seed's listing: the same
+    assert jobs[0]["id"] in {r["JobID"] for r in seed}
     refused = api.delete(f"{API}/jobs/{jobs[0]['id']}")
     assert refused.status_code == 403 and "only an admin" in refused.json()["error"]
     assert site["cli"]("delete", jobs[0]["id"]).returncode == 2  # nor from the CLI
