@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from opsjobs.auth import login
+from opsjobs.auth.model import SYSTEM_OWNER
 from opsjobs.config import Settings
 from opsjobs.errors import ConfigError, JobNotFound, OpsJobsError, PermissionDenied, ValidationError
 from opsjobs.model import (
@@ -59,6 +61,8 @@ class Client:
         self.store = store
         self.settings = settings
         self.kinds = kinds or default_registry()
+        #: Who this client acts as, and why (set by :func:`connect`).
+        self.identity = login.Identity(settings.user, "settings")
 
     # -- submitting -----------------------------------------------------------------------
     def submit(self, name: str, **fields: Any) -> Job:
@@ -168,7 +172,7 @@ class Client:
             mode=parsed_mode,
             queue=queue,
             description=description,
-            owner=self.settings.user if owner is None else owner,
+            owner=self._me() if owner is None else owner,
             priority=priority,
             timeout=timeout,
             retries=retries,
@@ -223,7 +227,7 @@ class Client:
             spec,
             queue=old.spec.queue if queue is None else queue,
             timeout=old.spec.timeout if timeout is None else timeout,
-            owner=self.settings.user if owner is None else owner,
+            owner=self._me() if owner is None else owner,
             schedule_id=None,
             rerun_of=old.id,
         ).validated()
@@ -252,22 +256,48 @@ class Client:
             spec, payload=self.kinds.validate(spec.kind, payload, parsed_mode), mode=parsed_mode
         )
 
+    def _me(self) -> str:
+        """The owner of what this client submits; :class:`ConfigError` without an identity
+        (a shared store opened without a key: see :mod:`opsjobs.auth.login`)."""
+        if not self.settings.user:
+            raise ConfigError(
+                "no identity on this shared store: run `opsjobs login` (or set OPSJOBS_KEY; "
+                "OPSJOBS_USER names a user without a key)"
+            )
+        return self.settings.user
+
     # -- reading --------------------------------------------------------------------------
     def get(self, job_id: str) -> Job:
         job = self.store.get(validate_job_id(job_id))
-        if self.settings.scope_owner and job.owner != self.settings.scope_owner:
+        scope = self.settings.scope_owner
+        if scope and job.owner not in (scope, SYSTEM_OWNER):
             raise JobNotFound(f"no job with id {job.id}")  # as the REST API answers
         return job
 
-    def _owner(self, owner: str | None) -> str | None:
-        """The owner filter of a read: ``settings.scope_owner`` when set (another owner is
-        refused), else ``owner``."""
+    def _own(self, job_id: str) -> None:
+        """A scoped client changes only its owner's jobs (the ``system`` ones it only sees)."""
+        scope = self.settings.scope_owner
+        if scope:
+            job = self.get(job_id)
+            if job.owner != scope:
+                raise PermissionDenied(
+                    f"job {job.id} belongs to the server (system): only an admin may change it"
+                )
+
+    def _owner(self, owner: str | Sequence[str] | None) -> str | tuple[str, ...] | None:
+        """The owner filter of a read: with ``settings.scope_owner``, that owner's jobs and the
+        ``system`` owner's (another owner is refused), else ``owner`` (one, or any of a
+        sequence)."""
         scope = self.settings.scope_owner
         if not scope:
-            return owner
-        if owner is not None and owner != scope:
-            raise PermissionDenied(f"this client sees only the jobs of {scope}")
-        return scope
+            return owner if owner is None or isinstance(owner, str) else tuple(owner)
+        visible = (scope, SYSTEM_OWNER)
+        if owner is None:
+            return visible
+        wanted = (owner,) if isinstance(owner, str) else tuple(owner)
+        if any(o not in visible for o in wanted):
+            raise PermissionDenied(f"this client sees only the jobs of {scope} and system")
+        return wanted
 
     def attempts(self, job_id: str) -> list[Attempt]:
         """Every attempt of the job, oldest first (earlier ones kept by retries)."""
@@ -281,7 +311,7 @@ class Client:
         offset: int = 0,
         states: Sequence[str | JobState] = (),
         name: str | None = None,
-        owner: str | None = None,
+        owner: str | Sequence[str] | None = None,
         queue: str | None = None,
         sort: str = "-submitted_at",
         exact_name: str | None = None,
@@ -307,7 +337,11 @@ class Client:
         )
 
     def stats(
-        self, *, owner: str | None = None, name: str | None = None, exact_name: str | None = None
+        self,
+        *,
+        owner: str | Sequence[str] | None = None,
+        name: str | None = None,
+        exact_name: str | None = None,
     ) -> Stats:
         query = ResultQuery(owner=self._owner(owner), name=name, exact_name=exact_name)
         return self.store.stats(query.validated())
@@ -318,7 +352,7 @@ class Client:
         offset: int,
         states: Sequence[str | JobState],
         name: str | None,
-        owner: str | None,
+        owner: str | tuple[str, ...] | None,
         queue: str | None,
         sort: str,
         exact_name: str | None = None,
@@ -415,16 +449,14 @@ class Client:
 
     # -- changing -------------------------------------------------------------------------
     def cancel(self, job_id: str) -> Job:
-        if self.settings.scope_owner:
-            self.get(job_id)
+        self._own(job_id)
         return self.store.request_cancel(validate_job_id(job_id), now=time.time())
 
     def delete(self, job_id: str) -> None:
         """Delete a finished job and its files. Queued or running jobs must be cancelled
         first (:class:`~opsjobs.errors.Conflict`)."""
         job_id = validate_job_id(job_id)
-        if self.settings.scope_owner:
-            self.get(job_id)
+        self._own(job_id)
         self.store.delete(job_id)
         self._remove_files(job_id)
 
@@ -434,7 +466,16 @@ class Client:
         are no job (see :mod:`opsjobs.retention`); returns how many jobs went."""
         from opsjobs.retention import purge
 
+        self.check_store_wide("purge")
         return purge(self.store, self.settings, older_than=older_than, keep_last=keep_last).jobs
+
+    def check_store_wide(self, what: str) -> None:
+        """A scoped client (a key of a user without an admin role) may not do ``what``, which
+        touches every owner's jobs: :class:`~opsjobs.errors.PermissionDenied`."""
+        if self.settings.scope_owner:
+            raise PermissionDenied(
+                f"{what} touches every owner's jobs; {self.settings.scope_owner} is no admin"
+            )
 
     def _remove_files(self, job_id: str) -> None:
         from opsjobs.retention import remove_job_files
@@ -488,17 +529,26 @@ def _in_window(jobs: Sequence[Job], since: float | None, until: float | None) ->
 
 
 def connect(url: str | None = None, *, settings: Settings | None = None) -> Client:
-    """Open the store named by ``url`` (default: ``OPSJOBS_STORE`` or ``data/opsjobs.db``)."""
+    """Open the store named by ``url`` (default: ``OPSJOBS_STORE`` or ``data/opsjobs.db``),
+    acting as the configured user: ``OPSJOBS_KEY``, ``OPSJOBS_USER``, the key saved by
+    ``opsjobs login``, or the OS user on a local store (see :mod:`opsjobs.auth.login`). With
+    a key of a user without an admin role, the client sees that user's jobs and the server's
+    (``system``) ones, and changes only the user's own."""
     if settings is None:
         settings = Settings.from_env(store_url=url)
     elif url is not None:
         settings = dataclasses.replace(settings, store_url=url)
-    return Client(
-        open_store(
-            settings.store_url,
-            runtime_dir=settings.runtime_dir,
-            data_dir=settings.data_dir,
-            settings=settings,
-        ),
-        settings,
+    store = open_store(
+        settings.store_url,
+        runtime_dir=settings.runtime_dir,
+        data_dir=settings.data_dir,
+        settings=settings,
     )
+    try:
+        identity, settings = login.resolve(store, settings)
+    except BaseException:
+        store.close()
+        raise
+    client = Client(store, settings)
+    client.identity = identity
+    return client

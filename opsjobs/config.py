@@ -10,7 +10,11 @@ variable                          meaning                                   defa
 ``OPSJOBS_LEASE``                 seconds a running job's lease lasts       ``30``
 ``OPSJOBS_POLL``                  fallback poll interval of idle workers    ``5``
 ``OPSJOBS_RUNTIME_DIR``           folder of the local doorbell sockets      ``/tmp/opsjobs-<uid>``
-``OPSJOBS_USER``                  owner recorded on jobs submitted locally  the login name
+``OPSJOBS_KEY``                   an API key: the CLI and ``connect()`` act  the key saved by
+                                  as its user (never logged or shown)       ``opsjobs login``
+``OPSJOBS_USER``                  owner recorded on jobs submitted locally  the OS login name
+                                  (a name, not checked; see                 (local stores
+                                  :mod:`opsjobs.auth.login`)                only)
 ``OPSJOBS_HOST``                  host name workers record                  ``socket.gethostname()``
 ``OPSJOBS_WEBHOOKS``              alert webhooks: comma-separated http(s)   none
                                   URLs (JSON with a Slack ``text`` field)
@@ -58,7 +62,7 @@ else:  # pragma: no cover - Python 3.10
 
 from opsjobs.errors import ConfigError
 
-__all__ = ["Settings", "parse_webhooks", "redact_url", "validate_webhook_url"]
+__all__ = ["Settings", "login_path", "parse_webhooks", "redact_url", "validate_webhook_url"]
 
 _CALL_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _STORE_SCHEMES = frozenset({"postgresql", "postgres", "sqlite", "memory"})
@@ -83,6 +87,14 @@ def redact_url(url: str) -> str:
         return f"{parts.scheme}://{host}/…"
     text = _USERINFO_PASSWORD.sub(r"\1:***@", text)
     return _PASSWORD_PARAM.sub(r"\1***", text)
+
+
+def login_path(environ: Mapping[str, str]) -> Path:
+    """The login file of ``opsjobs login``: ``$XDG_CONFIG_HOME/opsjobs/login.json``, else
+    ``~/.config/opsjobs/login.json`` (see :mod:`opsjobs.auth.login`)."""
+    base = environ.get("XDG_CONFIG_HOME") or ""
+    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".config"
+    return root / "opsjobs" / "login.json"
 
 
 def validate_webhook_url(url: object) -> str:
@@ -167,6 +179,15 @@ class Settings:
     #: owner, as the REST API scopes a user without an admin role. ``opsjobs serve`` sets it
     #: (``OPSJOBS_SCOPE_OWNER``) in the JupyterLab kernels of such users.
     scope_owner: str = ""
+    #: Issue 18: an API key the client acts with (``OPSJOBS_KEY``, or the one ``opsjobs login``
+    #: saved for this store); see :mod:`opsjobs.auth.login`. Never shown.
+    api_key: str = field(default="", repr=False)
+    #: Where ``api_key`` came from: ``OPSJOBS_KEY`` or ``login`` ('' for none).
+    key_source: str = ""
+    #: Where ``user`` came from: ``OPSJOBS_USER``, ``os`` (the fallback) or '' (given in code).
+    user_source: str = ""
+    #: The login file (``$XDG_CONFIG_HOME/opsjobs/login.json``); None: not looked at.
+    login_file: Path | None = None
 
     def __post_init__(self) -> None:
         if not self.store_url:
@@ -242,16 +263,25 @@ class Settings:
             "OPSJOBS_SMTP_FROM": "smtp_from",
             "OPSJOBS_SMTP_TIMEOUT": "smtp_timeout",
             "OPSJOBS_SCOPE_OWNER": "scope_owner",
+            "OPSJOBS_KEY": "api_key",
         }
         for var, name in names.items():
             if env.get(var):
                 values[name] = env[var]
         values.update({k: v for k, v in overrides.items() if v is not None})
+        # who the client acts as comes from these (see opsjobs.auth.login, which also reads
+        # the key `opsjobs login` saved in login_file, after OPSJOBS_KEY and OPSJOBS_USER)
+        if values.get("api_key"):
+            values.setdefault("key_source", "OPSJOBS_KEY")
+        if env.get("OPSJOBS_USER") and values.get("user") == env["OPSJOBS_USER"]:
+            values.setdefault("user_source", "OPSJOBS_USER")
         if "user" not in values:
+            values["user_source"] = "os"
             try:
                 values["user"] = getpass.getuser()
             except (KeyError, OSError):
                 values["user"] = "local"
+        values.setdefault("login_file", login_path(env))
         return cls._coerce(values)
 
     @classmethod
@@ -263,7 +293,7 @@ class Settings:
         kwargs: dict[str, object] = {}
         for name, raw in values.items():
             try:
-                if name in ("data_dir", "notebooks_dir"):
+                if name in ("data_dir", "notebooks_dir", "login_file"):
                     kwargs[name] = Path(str(raw))
                 elif name in ("output_cap", "pg_pool_size", "smtp_port"):
                     kwargs[name] = int(str(raw))

@@ -531,10 +531,11 @@ class ResultQuery:
 
     ``sort`` is a column name from :data:`SORT_COLUMNS`, with a leading ``-`` for descending.
     ``name`` matches job names containing the text (case-insensitive); ``exact_name`` only the
-    job name equal to it.
+    job name equal to it. ``owner`` is one owner, or a tuple of owners any of which matches
+    (a user's own jobs and the ``system`` user's: :meth:`opsjobs.auth.Auth.owner_scope`).
     """
 
-    owner: str | None = None
+    owner: str | tuple[str, ...] | None = None
     states: tuple[JobState, ...] = ()
     name: str | None = None
     queue: str | None = None
@@ -557,6 +558,7 @@ class ResultQuery:
             name=_text(self.name, "name filter", MAX_NAME, required=False) or None,
             exact_name=_text(self.exact_name, "name", MAX_NAME, required=False) or None,
             queue=validate_queue(self.queue) if self.queue else None,
+            owner=_owners(self.owner),
         )
 
     @property
@@ -566,6 +568,18 @@ class ResultQuery:
     @property
     def descending(self) -> bool:
         return self.sort.startswith("-")
+
+
+def _owners(owner: object) -> str | tuple[str, ...] | None:
+    """An owner filter: None, one owner, or a non-empty tuple of distinct owners."""
+    if owner is None or isinstance(owner, str):
+        return owner
+    if isinstance(owner, list | tuple | set | frozenset):
+        found = tuple(dict.fromkeys(str(o) for o in owner))
+        if not found:
+            raise ValidationError("an owner filter needs at least one owner")
+        return found[0] if len(found) == 1 else found
+    raise ValidationError(f"invalid owner filter {str(owner)[:60]!r}")
 
 
 @dataclass(frozen=True)

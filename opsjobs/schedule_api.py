@@ -14,8 +14,9 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+from opsjobs.auth.model import SYSTEM_OWNER
 from opsjobs.config import Settings
-from opsjobs.errors import NotFound, ValidationError
+from opsjobs.errors import NotFound, PermissionDenied, ValidationError
 from opsjobs.model import Job, JobSpec, Mode, parse_duration
 from opsjobs.schedules import Misfire, Schedule, ScheduleFire, TriggerKind, next_fire
 from opsjobs.store import Store
@@ -157,8 +158,34 @@ class Schedules:
     def get(self, name_or_id: str, *, owner: str | None = None) -> Schedule:
         """The schedule with this id, else with this name (``owner``'s, when given: names are
         unique per owner); :class:`~opsjobs.errors.NotFound` otherwise,
-        :class:`~opsjobs.errors.Conflict` when owners share the name and none was given."""
-        return self._store.get_schedule(name_or_id, owner=owner)
+        :class:`~opsjobs.errors.Conflict` when owners share the name and none was given.
+
+        A client scoped to one owner (``settings.scope_owner``: a signed-in user without an
+        admin role) finds that owner's schedules and the ``system`` owner's only."""
+        scope = self._client.settings.scope_owner
+        if not scope:
+            return self._store.get_schedule(name_or_id, owner=owner)
+        for candidate in (owner,) if owner is not None else (scope, SYSTEM_OWNER):
+            if candidate not in (scope, SYSTEM_OWNER):
+                break
+            try:
+                found = self._store.get_schedule(name_or_id, owner=candidate)
+            except NotFound:
+                continue
+            if found.spec.owner == candidate:  # not another owner's found by its id
+                return found
+        raise NotFound(f"no schedule named {name_or_id!r}")
+
+    def _own(self, name_or_id: str) -> Schedule:
+        """The schedule, if this client may change it (a scoped client: its owner's only)."""
+        schedule = self.get(name_or_id)
+        scope = self._client.settings.scope_owner
+        if scope and schedule.spec.owner != scope:
+            raise PermissionDenied(
+                f"schedule {schedule.name!r} belongs to the server (system): "
+                "only an admin may change it"
+            )
+        return schedule
 
     def visible(self, name_or_id: str, *, owner: str, sees_all: bool = False) -> Schedule:
         """``owner``'s schedule of this id or name — :class:`~opsjobs.errors.NotFound` for
@@ -174,8 +201,12 @@ class Schedules:
         return schedule
 
     def list(self) -> list[Schedule]:
-        """Every schedule, by name."""
-        return self._store.list_schedules()
+        """Every schedule (a scoped client: its owner's and the ``system`` ones), by name."""
+        found = self._store.list_schedules()
+        scope = self._client.settings.scope_owner
+        if not scope:
+            return found
+        return [s for s in found if s.spec.owner in (scope, SYSTEM_OWNER)]
 
     def fires(self, name_or_id: str, *, limit: int = 20) -> builtins.list[ScheduleFire]:
         """Recorded fire times, newest first — including skipped and coalesced ones."""
@@ -183,13 +214,13 @@ class Schedules:
 
     def pause(self, name_or_id: str) -> Schedule:
         """Stop firing; fire times while paused are not run later."""
-        schedule = self.get(name_or_id)
+        schedule = self._own(name_or_id)
         paused = dataclasses.replace(schedule, enabled=False, next_fire_at=None)
         return self._store.update_schedule(paused, now=self._clock())
 
     def resume(self, name_or_id: str) -> Schedule:
         """Fire again from the next trigger time after now."""
-        schedule = self.get(name_or_id)
+        schedule = self._own(name_or_id)
         if schedule.enabled:
             return schedule
         now = self._clock()
@@ -200,7 +231,7 @@ class Schedules:
     def update(self, name_or_id: str, schedule: Schedule) -> Schedule:
         """Replace the definition of a schedule with ``schedule`` (from :meth:`build`); the
         next fire is recomputed from now, history and enabled state are kept."""
-        current = self.get(name_or_id)
+        current = self._own(name_or_id)
         now = self._clock()
         new = dataclasses.replace(
             schedule.validated(),
@@ -213,7 +244,7 @@ class Schedules:
 
     def remove(self, name_or_id: str) -> None:
         """Delete a schedule and its fire records; jobs it queued stay."""
-        self._store.remove_schedule(self.get(name_or_id).id)
+        self._store.remove_schedule(self._own(name_or_id).id)
 
     def set_parameters(
         self,
@@ -225,7 +256,7 @@ class Schedules:
     ) -> Schedule:
         """Change the parameters of a notebook schedule's job: merged over the current ones
         (``replace``: instead of them), checked against the notebook now."""
-        current = self.get(name_or_id)
+        current = self._own(name_or_id)
         spec = self._client.with_parameters(
             current.spec, parameters, allow_unknown=allow_unknown, replace=replace
         )
@@ -241,7 +272,7 @@ class Schedules:
         """Queue one run at once (recorded as a fire), whether paused or not; the instance
         limit applies (:class:`~opsjobs.errors.Conflict`). ``parameters`` override the
         notebook schedule's own for this run only (checked against the notebook)."""
-        schedule = self.get(name_or_id)
+        schedule = self._own(name_or_id)
         if parameters is not None or allow_unknown:
             spec = self._client.with_parameters(
                 schedule.spec, parameters, allow_unknown=allow_unknown

@@ -22,6 +22,8 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
     data = tmp_path / "data"
     monkeypatch.setenv("OPSJOBS_DATA", str(data))
     monkeypatch.setenv("OPSJOBS_RUNTIME_DIR", str(tmp_path / "run"))
+    # no `opsjobs login` of the developer's own (issue 18): a login file per test
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     yield data
 
 

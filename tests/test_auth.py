@@ -111,7 +111,14 @@ def test_permissions(auth: Auth, roles: tuple[str, ...], submit: bool, all_: boo
     else:
         with pytest.raises(PermissionDenied):
             Auth.check_submit(user)
-    assert Auth.owner_scope(user) == "u@x.org"
-    assert Auth.owner_scope(user, everyone=True) == (None if all_ else "u@x.org")
+    # issue 18: everyone sees the server's own (system) jobs too, only admins change them
+    mine = ("u@x.org", "system")
+    assert Auth.owner_scope(user) == mine
+    assert Auth.owner_scope(user, everyone=True) == (None if all_ else mine)
     assert Auth.may_access(user, _job("u@x.org"))
+    assert Auth.may_access(user, _job("system"))
     assert Auth.may_access(user, _job("other@x.org")) is all_
+    Auth.check_change(user, "u@x.org", "this job")
+    if not all_:
+        with pytest.raises(PermissionDenied, match="only an admin"):
+            Auth.check_change(user, "system", "this job")

@@ -98,10 +98,17 @@ def test_opt_in_reaims_cancels_the_left_behind_job_and_prunes_gone_workers(
             "memory-analysis@other:x",
         ]
 
-        # the server's name is never taken from an operator's unrelated schedule
-        client.schedules.add(JOB_NAME, every="1h", call="operator:add", kwargs={"a": 1, "b": 2})
-        with pytest.raises(Conflict, match="not a memory analysis"):
-            opt_in(client, "w5")
+        # every analysis schedule is the system owner's (issue 18), whoever started the worker
+        assert {
+            s.spec.owner for s in client.schedules.list() if s.name != f"{JOB_NAME}@hand-made"
+        } == {"system"}
+        # so an operator's unrelated schedule of the server's name is neither taken nor in the way
+        mine = client.schedules.add(
+            JOB_NAME, every="1h", call="operator:add", kwargs={"a": 1, "b": 2}
+        )
+        server = opt_in(client, "w5", analyse_now=False)
+        assert server.id != mine.id and server.spec.owner == "system"
+        assert client.schedules.get(mine.id).spec.payload["target"] == "operator:add"
 
 
 def test_embed_opts_in(tmp_path: Path) -> None:

@@ -10,10 +10,11 @@ import threading
 from pathlib import Path
 
 import pytest
-from harness import cli_env, run_cli, settings_for, wait_for
+from harness import cli_env, client_for, run_cli, settings_for, wait_for
 from pg import isolated_schema
 from server_harness import free_port
 
+from opsjobs.auth import Auth
 from opsjobs.config import redact_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(240)]
@@ -72,13 +73,16 @@ def test_no_output_of_serve_worker_scheduler_or_cli_shows_a_secret(tmp_path: Pat
         hook = f"https://127.0.0.1:9/services/{HOOK_SECRET}"
         env = cli_env(settings, OPSJOBS_WEBHOOKS=hook, OPSJOBS_LEASE="5")
         outputs: list[str] = []
+        key = ""  # a shared store: the CLI acts as the user of an API key (issue 18)
 
         def cli(*args: str) -> subprocess.CompletedProcess[str]:
-            done = run_cli(settings, "-v", *args, OPSJOBS_WEBHOOKS=hook)
+            done = run_cli(settings, "-v", *args, OPSJOBS_WEBHOOKS=hook, OPSJOBS_KEY=key)
             outputs.append(done.stdout + done.stderr)
             return done
 
         assert cli("init").returncode == 0, outputs[-1]
+        with client_for(settings) as client:
+            key = Auth(client.store).create_key("ops@example.org", roles="debug")[2]
         assert cli("submit", "--name", "n", "--command", "print(1)").returncode == 0, outputs[-1]
         cli("list")
         cli("stats")
@@ -102,6 +106,7 @@ def test_no_output_of_serve_worker_scheduler_or_cli_shows_a_secret(tmp_path: Pat
     assert "opsjobs serving" in everything and "worker" in everything
     assert PASSWORD not in everything
     assert HOOK_SECRET not in everything
+    assert key and key not in everything and key.split("_", 2)[2] not in everything
     for log in (settings.data_dir / "logs").rglob("*"):
         if log.is_file():
             assert PASSWORD not in log.read_text("utf-8", "replace"), log

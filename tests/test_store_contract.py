@@ -211,6 +211,18 @@ def test_results_filter_sort_page(store: Store) -> None:
     assert [j.name for j in by_name][:2] == ["backup", "backup"]
 
 
+def test_results_of_any_of_several_owners(store: Store) -> None:
+    """A user's own jobs and the system owner's (issue 18): one filter of several owners."""
+    ids = _fill(store)
+    system = store.submit(spec("memory-analysis", owner="system"), now=T0 + 200).id
+    both = ResultQuery(owner=("bob", "system"), sort="submitted_at").validated()
+    assert [j.id for j in store.results(both)] == [ids["backup/bob"], system]
+    assert store.count(both) == 2
+    assert (store.stats(both).total, store.stats(both).failed) == (2, 1)
+    one = ResultQuery(owner=("bob", "bob")).validated()
+    assert one.owner == "bob" and store.count(one) == 1
+
+
 def test_stats_in_store(store: Store) -> None:
     _fill(store)
     everyone = store.stats(ResultQuery().validated())

@@ -10,6 +10,10 @@ restart (:func:`schedule_name`):
   memory_analysis="30m")``): ``memory-analysis@<host>:<key>``, where the key is the worker's
   ``--name`` or, by default, its named queues joined by ``:``.
 
+Every analysis schedule, and so every analysis it queues, belongs to the ``system`` owner
+(:data:`opsjobs.auth.SYSTEM_OWNER`), whichever OS user started the worker: all signed-in users
+see them, only admins change them.
+
 At start-up a worker that opts in calls :func:`opt_in`: it creates its schedule, or re-aims
 the existing one at its new private queue ``worker:<id>`` (history, pause state kept; an
 analysis still queued for the previous process is cancelled, as it would block the schedule's
@@ -28,6 +32,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from opsjobs.analyzer.job import JOB_NAME, TARGET, job_kwargs
+from opsjobs.auth.model import SYSTEM_OWNER
 from opsjobs.errors import Conflict, NotFound, ValidationError
 from opsjobs.schedules import Schedule
 
@@ -59,7 +64,7 @@ _MAX_NAME = 120
 
 def _same(a: Schedule, b: Schedule) -> bool:
     fields = ("trigger", "every_seconds", "cron", "tz")
-    spec = ("name", "kind", "payload", "mode", "queue", "timeout", "description")
+    spec = ("name", "owner", "kind", "payload", "mode", "queue", "timeout", "description")
     return all(getattr(a, f) == getattr(b, f) for f in fields) and all(
         getattr(a.spec, f) == getattr(b.spec, f) for f in spec
     )
@@ -107,15 +112,20 @@ def ensure_schedule(
         queue=f"worker:{worker_id}",
         description=f"recurring live memory analysis of worker {worker_id}",
         timeout=JOB_TIMEOUT,
+        owner=SYSTEM_OWNER,
     )
     for _ in range(2):  # a concurrent creator may win the name between get and add
         try:
-            current = client.schedules.get(name, owner=wanted.spec.owner or "")
+            current = client.schedules.get(name, owner=SYSTEM_OWNER)
         except NotFound:
-            try:
-                return client.schedules.add_schedule(wanted)
-            except Conflict:
-                continue
+            legacy = _legacy(client, name)
+            if legacy is not None:  # made by an older opsjobs as the OS user: now system's
+                current = legacy
+            else:
+                try:
+                    return client.schedules.add_schedule(wanted)
+                except Conflict:
+                    continue
         if _same(current, wanted):
             return current
         if current.spec.kind != "call" or current.spec.payload.get("target") != TARGET:
@@ -126,7 +136,23 @@ def ensure_schedule(
         if current.spec.queue != updated.spec.queue:
             _cancel_left_behind(client, current)
         return updated
-    return client.schedules.get(name, owner=wanted.spec.owner or "")
+    return client.schedules.get(name, owner=SYSTEM_OWNER)
+
+
+def _legacy(client: Client, name: str) -> Schedule | None:
+    """An analysis schedule ``name`` an older opsjobs made under a person's name (the server's
+    OS user): re-aimed by :func:`ensure_schedule`, it becomes the ``system`` owner's."""
+    for schedule in client.schedules.list():
+        spec = schedule.spec
+        if (
+            schedule.name == name
+            and spec.owner != SYSTEM_OWNER
+            and spec.kind == "call"
+            and spec.payload.get("target") == TARGET
+            and spec.queue.startswith("worker:")
+        ):
+            return schedule
+    return None
 
 
 def _cancel_left_behind(client: Client, old: Schedule) -> None:

@@ -8,6 +8,8 @@ password stretching is needed).
 Roles are the seed's: ``debug``, ``system_admin``, ``site_admin`` and ``task_manager`` may submit
 any job — which means running any code as the workers' OS user; every authenticated user may
 read, cancel and delete their own jobs; ``system_admin`` and ``site_admin`` may see everyone's.
+The server's own schedules and analyses belong to the ``system`` owner (:data:`SYSTEM_OWNER`,
+no user: no key can act as it): every authenticated user sees them, only admins change them.
 ``operator`` submits too, but runs no code of its own: only notebooks of the server's catalog
 and the ``call`` functions of an allow-list (:class:`RunPolicy`). ``explore`` opens JupyterLab
 in ``opsjobs serve`` (which runs any code as the server's OS user), as admins do.
@@ -33,6 +35,7 @@ __all__ = [
     "OPERATOR_ROLE",
     "ROLES",
     "SUBMIT_ROLES",
+    "SYSTEM_OWNER",
     "TOUCH_INTERVAL",
     "ApiKey",
     "RunPolicy",
@@ -57,6 +60,10 @@ SUBMIT_ROLES = CODE_ROLES | {OPERATOR_ROLE}
 ROLES = SUBMIT_ROLES | {EXPLORE_ROLE}
 #: Roles that may see and delete everyone's jobs (``?all=1``).
 ADMIN_ROLES = frozenset({"system_admin", "site_admin"})
+
+#: The owner of the server's own schedules and their jobs (``memory-analysis``, …). It has no
+#: ``@``, so no user's email can be it, and it holds no key.
+SYSTEM_OWNER = "system"
 
 KEY_PREFIX = "oj"
 _PREFIX_RE = re.compile(r"^[a-z0-9]{10}$")

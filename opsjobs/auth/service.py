@@ -15,6 +15,7 @@ from opsjobs.auth.model import (
     CODE_ROLES,
     OPERATOR_ROLE,
     SUBMIT_ROLES,
+    SYSTEM_OWNER,
     TOUCH_INTERVAL,
     ApiKey,
     RunPolicy,
@@ -153,16 +154,30 @@ class Auth:
             raise PermissionDenied(f"{what} needs one of the roles {', '.join(sorted(CODE_ROLES))}")
 
     @staticmethod
-    def owner_scope(user: User, *, everyone: bool = False) -> str | None:
-        """The owner filter for listings: None (all) for admins asking for everyone's jobs."""
+    def owner_scope(user: User, *, everyone: bool = False) -> tuple[str, ...] | None:
+        """The owner filter for listings: the user's own and the ``system`` owner's, or None
+        (all) for admins asking for everyone's."""
         if everyone and user.sees_all:
             return None
-        return user.email
+        return (user.email, SYSTEM_OWNER)
 
     @staticmethod
     def may_access(user: User, job: Job) -> bool:
-        """May ``user`` see, cancel or delete ``job``? (Callers answer 404, not 403, if not.)"""
-        return user.sees_all or job.owner == user.email
+        """May ``user`` see ``job``: their own, the ``system`` owner's, any for admins?
+        (Callers answer 404, not 403, if not.)"""
+        return user.sees_all or job.owner in (user.email, SYSTEM_OWNER)
+
+    @staticmethod
+    def check_change(user: User, owner: str, what: str) -> None:
+        """May ``user`` cancel, delete or change ``what`` of ``owner``: their own, any for
+        admins. A ``system`` one that others only see: :class:`PermissionDenied`."""
+        if user.sees_all or owner == user.email:
+            return
+        if owner == SYSTEM_OWNER:
+            raise PermissionDenied(
+                f"{what} belongs to the server (system): only an admin may change it"
+            )
+        raise PermissionDenied(f"{what} is not yours")
 
 
 def _short(text: str, what: str) -> str:

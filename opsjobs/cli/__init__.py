@@ -23,6 +23,8 @@ __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 COMMAND_MODULES = (
     "jobs", "workers", "analyze", "keys", "serve", "schedules", "quickstart", "alerts",
     "notebooks", "notify",
+    # one identity across CLI and browser (issue 18)
+    "login",
     # exploration (issue 19)
     "demo", "lab",
 )  # fmt: skip

@@ -476,6 +476,7 @@ def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
 
     seconds = parse_duration(args.older_than)
     with client_for(settings) as client:
+        client.check_store_wide("purge")
         report = purge(client.store, client.settings, older_than=seconds, keep_last=args.keep_last)
     kept = f" (keeping the last {args.keep_last} of each name)" if args.keep_last else ""
     print(f"purged {report} older than {args.older_than}{kept}")

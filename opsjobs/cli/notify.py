@@ -61,8 +61,10 @@ def register(sub: Any) -> None:
 
 
 def _rules(client: Any, settings: Settings) -> NotifyRules:
-    # the CLI opens the store itself: whoever may read its file sees every rule
-    return NotifyRules(client.store, settings.user, sees_all=True)
+    # the CLI opens the store itself: whoever may read its file sees every rule; with a key of
+    # a user without an admin role (issue 18), that user's rules only
+    acting = client.settings
+    return NotifyRules(client.store, acting.user, sees_all=not acting.scope_owner)
 
 
 def cmd_rules_list(args: argparse.Namespace, settings: Settings) -> int:

@@ -264,7 +264,9 @@ class DashboardApp:
             self.panel_html["jobs"].value = render.jobs_table(self.data.active_jobs(), now)
         elif tab == "Schedules":
             self.panel_html["schedules"].value = render.schedules_table(
-                self.data.schedules(), may_manage=self.data.user.may_submit
+                self.data.schedules(),
+                may_manage=self.data.user.may_submit,
+                manage_system=self.data.user.sees_all,  # the server's own: admins only
             )
         elif tab == "Workers":
             self.panel_html["workers"].value = render.workers_table(self.data.workers(), now)

@@ -181,8 +181,9 @@ class DashboardData:
         self.catalog = Catalog(self.policy.catalog) if self.policy.catalog is not None else None
 
     @property
-    def owner(self) -> str | None:
-        """The owner filter of every listing: None for an admin looking at everyone's."""
+    def owner(self) -> tuple[str, ...] | None:
+        """The owner filter of every listing: the user's and the ``system`` owner's, None for
+        an admin looking at everyone's."""
         return Auth.owner_scope(self.user, everyone=self.everyone)
 
     # -- results ----------------------------------------------------------------------------
@@ -218,10 +219,14 @@ class DashboardData:
         return attempts_of(job, self.client.store.attempts(job.id))
 
     def delete(self, job_id: str) -> None:
-        self.client.delete(self.job(job_id).id)
+        job = self.job(job_id)
+        Auth.check_change(self.user, job.owner, f"job {job.id}")  # system's: admins only
+        self.client.delete(job.id)
 
     def cancel(self, job_id: str) -> Job:
-        return self.client.cancel(self.job(job_id).id)
+        job = self.job(job_id)
+        Auth.check_change(self.user, job.owner, f"job {job.id}")
+        return self.client.cancel(job.id)
 
     def notebook_html(self, job: Job) -> str | None:
         """The executed notebook of a notebook job rendered as HTML, if it was written."""
@@ -317,7 +322,7 @@ class DashboardData:
 
     def schedules(self) -> list[Schedule]:
         owner = self.owner
-        return [s for s in self.client.schedules.list() if owner is None or s.spec.owner == owner]
+        return [s for s in self.client.schedules.list() if owner is None or s.spec.owner in owner]
 
     def _schedule(self, name_or_id: str) -> Schedule:
         Auth.check_submit(self.user)
@@ -361,22 +366,43 @@ class DashboardData:
         now = self.clock()
         since = now - window
         series: dict[str, dict[str, list[tuple[float, float]]]] = {}
+        shown: list[tuple[float, str]] = []  # (time, job id) of the memory chart's points
         for name in (*MEMORY_METRICS, *GC_METRICS):
             by: dict[str, list[tuple[float, float]]] = {}
             for m in self.client.store.metrics(name, since=since, limit=10_000):
                 host = m.labels.get("host") or m.host
                 worker = m.labels.get("worker") or m.worker_id
                 by.setdefault(_label(host, worker), []).append((m.at, m.value))
+                if name in MEMORY_METRICS and m.job_id:
+                    shown.append((m.at, m.job_id))
             series[name] = by
         verdicts = {label: leak_verdict(pts) for label, pts in series["rss_mb"].items()}
-        latest = None
-        for job in self.client.results(
+        # the newest analysis the chart shows (that the user may see), else the newest one
+        latest = self._shown_analysis(shown, RESULT_MARK)
+        newest = self.client.results(
             limit=20, states=["succeeded"], name=JOB_NAME, owner=self.owner, sort="-finished_at"
-        ):
+        )
+        for job in newest if latest is None else []:
             if isinstance(job.result, dict) and job.result.get("analyzer") == RESULT_MARK:
                 latest = job
                 break
         return MemoryView(since, series, verdicts, latest, self.open_alerts(), now)
+
+    def _shown_analysis(self, shown: list[tuple[float, str]], mark: str) -> Job | None:
+        """The newest succeeded analysis among the jobs of the chart's points."""
+        seen: set[str] = set()
+        for _, job_id in sorted(shown, reverse=True):
+            if job_id in seen or len(seen) >= 50:
+                continue
+            seen.add(job_id)
+            try:
+                job = self.job(job_id)
+            except OpsJobsError:
+                continue
+            result = job.result if job.state is JobState.SUCCEEDED else None
+            if isinstance(result, dict) and result.get("analyzer") == mark:
+                return job
+        return None
 
     # -- alerts -------------------------------------------------------------------------------
     def open_alerts(self, limit: int = MAX_ALERTS) -> list[Alert]:

@@ -14,6 +14,7 @@ from html import escape
 from typing import Any
 
 from opsjobs.alerts import Alert, Severity
+from opsjobs.auth import SYSTEM_OWNER
 from opsjobs.dashboard.data import SORTABLE, MemoryView, ResultsPage
 from opsjobs.model import FAILED_STATES, Attempt, Job, JobState, Stats, WorkerInfo
 from opsjobs.outputs import API_PATH
@@ -336,25 +337,31 @@ def jobs_table(jobs: Sequence[Job], now: float) -> str:
     return _table("opsjobs-jobs-table", head, rows, "Nothing queued or running.", 7)
 
 
-def schedules_table(schedules: Sequence[Schedule], *, may_manage: bool) -> str:
-    """Each schedule with its trigger, next and last run, last status and its buttons."""
+def schedules_table(
+    schedules: Sequence[Schedule], *, may_manage: bool, manage_system: bool = False
+) -> str:
+    """Each schedule with its trigger, next and last run, last status and its buttons; the
+    server's own (``system``) ones are marked, read-only but for admins (``manage_system``)."""
     titles = ("Schedule", "Trigger", "Next run", "Last run", "Last status", "")
     head = "".join(f"<th>{t}</th>" for t in titles)
     rows = []
     for s in schedules:
         trigger = f"every {interval(s.every_seconds)}" if s.every_seconds else f"{s.cron} {s.tz}"
-        if not may_manage:
+        system = s.spec.owner == SYSTEM_OWNER
+        if not may_manage or (system and not manage_system):
             buttons = ""
         elif s.enabled:
             buttons = button("Pause", f"pause:{s.id}")
         else:
             buttons = button("Resume", f"resume:{s.id}", tone="primary")
-        if may_manage:
+        if may_manage and (manage_system or not system):
             buttons += button("Run now", f"run:{s.id}")
             if s.spec.kind == "notebook":
                 buttons += button("Parameters", f"params:{s.id}", title="edit its parameters")
         state = badge(s.last_job_state) if s.last_job_state else '<span class="oj-dim">—</span>'
         paused = "" if s.enabled else ' <span class="oj-badge oj-warn">paused</span>'
+        if system:
+            paused += ' <span class="oj-badge oj-idle" title="the server\'s own">system</span>'
         rows.append(
             f'<tr data-schedule="{escape(s.name)}"><td class="oj-name">{escape(s.name)}{paused}'
             f'</td><td class="oj-mono">{escape(trigger)}</td><td>{when(s.next_fire_at)}</td>'
@@ -469,7 +476,8 @@ def header_html(email: str, roles: Sequence[str], counts: dict[str, int]) -> str
         '<span class="oj-sub">Task Management</span></div>'
         f"{alert_badges(counts)}"
         f'<div class="oj-user opsjobs-user">{escape(email)}'
-        f'<span class="oj-dim"> · {escape(who)}</span></div>'
+        f'<span class="oj-dim"> · {escape(who)}</span>'
+        '<button type="button" class="oj-signout" data-oj-signout="1">Sign out</button></div>'
     )
 
 

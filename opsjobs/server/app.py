@@ -65,6 +65,9 @@ def server_config(
     s.identity_provider_class = OpsJobsIdentityProvider
     s.authorizer_class = OpsJobsAuthorizer
     c.OpsJobsIdentityProvider.token = ""  # no Jupyter token: API keys are the only credential
+    # opsjobs' own sign-in page ("API key") and sign-out (issue 18; opsjobs.server.signin)
+    c.OpsJobsIdentityProvider.login_handler_class = "opsjobs.server.signin.SignInHandler"
+    c.OpsJobsIdentityProvider.logout_handler_class = "opsjobs.server.signin.SignOutHandler"
     # Lax: the cookie goes with top-level navigation to the server, not with other sites'
     # requests; jupyter_server adds Secure whenever the request came over HTTPS.
     c.OpsJobsIdentityProvider.cookie_options = {"samesite": "Lax"}

@@ -10,6 +10,7 @@ then the store is closed. Nothing is left ``running``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from tornado import web
 from tornado.ioloop import IOLoop
 from traitlets import Bool, Int, List, Unicode
 
-from opsjobs.auth import Auth, RunPolicy
+from opsjobs.auth import SYSTEM_OWNER, Auth, RunPolicy
 from opsjobs.client import Client
 from opsjobs.config import Settings, redact_url
 from opsjobs.store import Store, open_store
@@ -227,9 +228,9 @@ class OpsJobsExtension(ExtensionApp):
 
         assert self.store is not None
         try:
-            schedule = opt_in(
-                Client(self.store, self.opsjobs_settings), worker_id, every=self.memory_analysis
-            )
+            # the server's own schedule: the system owner's, whoever runs the server
+            system = dataclasses.replace(self.opsjobs_settings, user=SYSTEM_OWNER)
+            schedule = opt_in(Client(self.store, system), worker_id, every=self.memory_analysis)
         except OpsJobsError as exc:
             log.warning("opsjobs: no memory-analysis schedule: %s", exc)
             return

@@ -1,7 +1,8 @@
 """Who is calling, and what they may reach: jupyter_server's own auth machinery, fed by API keys.
 
-* :class:`OpsJobsIdentityProvider` maps ``Authorization: Bearer <key>`` to a user; the login page
-  accepts a key (in its password field) and sets jupyter_server's signed login cookie, which
+* :class:`OpsJobsIdentityProvider` maps ``Authorization: Bearer <key>`` to a user; the sign-in
+  page (:mod:`opsjobs.server.signin`: one field, "API key", posted as ``password``) accepts a
+  key and sets jupyter_server's signed login cookie, which
   carries the user id and the key's prefix, so a revoked key also ends its browser sessions.
   Keys in URLs (``?token=``) are not accepted: they would end up in logs.
 * :class:`OpsJobsAuthorizer` lets a JupyterLab user (``admin`` or ``explore``, when the server

@@ -54,7 +54,9 @@ def lab_user(handler: web.RequestHandler) -> User | None:
 
 def kernel_env(user: User) -> dict[str, str]:
     """What a Lab kernel of ``user`` gets over the server's store settings."""
-    env = {"OPSJOBS_USER": user.email}
+    # OPSJOBS_KEY empty: a key in the server's own environment would win over OPSJOBS_USER
+    # (opsjobs.auth.login), so the kernel must not inherit it
+    env = {"OPSJOBS_USER": user.email, "OPSJOBS_KEY": ""}
     if not user.sees_all:
         env["OPSJOBS_SCOPE_OWNER"] = user.email
     return env

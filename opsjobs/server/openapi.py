@@ -747,7 +747,10 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     f"{API}/jobs/{{job_id}}": {
         "get": _op("Get a job with its output", "JobReply", params=[_ID], errors=(404, 422)),
-        "delete": _op("Delete a finished job", "Deleted", params=[_ID], errors=(404, 409, 422)),
+        # 403: a job of the server's own (system) that the caller sees but is no admin
+        "delete": _op(
+            "Delete a finished job", "Deleted", params=[_ID], errors=(403, 404, 409, 422)
+        ),
     },
     f"{API}/jobs/{{job_id}}/rerun": {
         "post": _optional_body(
@@ -771,7 +774,9 @@ PATHS: dict[str, dict[str, Any]] = {
         ),
     },
     f"{API}/jobs/{{job_id}}/cancel": {
-        "post": _op("Cancel a queued or running job", "JobReply", params=[_ID], errors=(404, 422)),
+        "post": _op(
+            "Cancel a queued or running job", "JobReply", params=[_ID], errors=(403, 404, 422)
+        ),
     },
     f"{API}/jobs/{{job_id}}/output": {
         "get": _op(
@@ -1026,7 +1031,7 @@ PATHS: dict[str, dict[str, Any]] = {
             "Delete a job result (seed)",
             "SeedMessage",
             params=[_param("jobId", "query", {"type": "string"}) | {"required": True}],
-            errors=(400, 404, 409, 422),
+            errors=(400, 403, 404, 409, 422),
         ),
     },
     f"{SEED}/jobs": {"get": _op("Active jobs (seed)", "SeedJobs")},

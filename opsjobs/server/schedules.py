@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from opsjobs.auth import Auth, User
-from opsjobs.errors import ValidationError
+from opsjobs.auth import SYSTEM_OWNER, Auth, User
+from opsjobs.errors import NotFound, PermissionDenied, ValidationError
 from opsjobs.model import Job
 from opsjobs.schedule_api import Schedules
 from opsjobs.schedules import Schedule
@@ -63,11 +63,29 @@ class ScheduleService:
         return self.api.client.schedules
 
     def visible(self, user: User, name_or_id: str) -> Schedule:
-        return self._schedules.visible(name_or_id, owner=user.email, sees_all=user.sees_all)
+        """A schedule ``user`` may change: their own (any, for admins)."""
+        try:
+            return self._schedules.visible(name_or_id, owner=user.email, sees_all=user.sees_all)
+        except NotFound:
+            self.readable(user, name_or_id)  # NotFound when it is not even readable
+            raise PermissionDenied(
+                f"schedule {name_or_id!r} belongs to the server (system): "
+                "only an admin may change it"
+            ) from None
+
+    def readable(self, user: User, name_or_id: str) -> Schedule:
+        """A schedule ``user`` may read: one they may change, or the ``system`` owner's."""
+        try:
+            return self._schedules.visible(name_or_id, owner=user.email, sees_all=user.sees_all)
+        except NotFound:
+            found = self._schedules.get(name_or_id, owner=SYSTEM_OWNER)
+            if found.spec.owner != SYSTEM_OWNER:  # found by another user's id
+                raise NotFound(f"no schedule named {name_or_id!r}") from None
+            return found
 
     def list(self, user: User, *, everyone: bool = False) -> list[Schedule]:
-        owner = Auth.owner_scope(user, everyone=everyone)
-        return [s for s in self._schedules.list() if owner is None or s.spec.owner == owner]
+        owners = Auth.owner_scope(user, everyone=everyone)
+        return [s for s in self._schedules.list() if owners is None or s.spec.owner in owners]
 
     def _build(self, user: User, body: Mapping[str, Any]) -> Schedule:
         Auth.check_submit(user)
@@ -159,7 +177,7 @@ class SchedulesHandler(ApiHandler):
 @keyed
 class ScheduleHandler(ApiHandler):
     async def get(self, name_or_id: str) -> None:
-        schedule = await self.call(_service(self).visible, self.user, name_or_id)
+        schedule = await self.call(_service(self).readable, self.user, name_or_id)
         self.reply({"schedule": schedule.to_dict()})
 
     async def put(self, name_or_id: str) -> None:

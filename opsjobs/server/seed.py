@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from opsjobs.auth import User
+from opsjobs.auth import Auth, User
 from opsjobs.model import TERMINAL_STATES, Job, JobSpec, JobState, Mode, WorkerInfo, iso
 from opsjobs.server.handlers import ApiFailure, ApiHandler, keyed
 from opsjobs.server.openapi import SEED
@@ -112,7 +112,7 @@ class ResultsHandler(ApiHandler):
             client.results,
             limit=limit,
             states=states,
-            owner=self.user.email,
+            owner=Auth.owner_scope(self.user),  # theirs and the server's own (issue 18)
             sort="-submitted_at",
             read=True,
         )

@@ -3,7 +3,8 @@ already-parsed input, returning JSON-ready data and raising :class:`~opsjobs.err
 
 Handlers (native and seed) stay thin: they parse the request, call one method here on the API's
 thread pool and write the answer. Every rule about who may see what lives here (and in
-:mod:`opsjobs.auth`): a job the caller may not see answers exactly like a missing one.
+:mod:`opsjobs.auth`): a job the caller may not see answers exactly like a missing one; the
+``system`` owner's jobs (the server's own) every caller sees, only admins cancel or delete.
 """
 
 from __future__ import annotations
@@ -171,10 +172,12 @@ class ApiService:
 
     def delete(self, user: User, job_id: str) -> None:
         job = self.visible_job(user, job_id)
+        Auth.check_change(user, job.owner, f"job {job.id}")
         self.client.delete(job.id)
 
     def cancel(self, user: User, job_id: str) -> Job:
         job = self.visible_job(user, job_id)
+        Auth.check_change(user, job.owner, f"job {job.id}")
         return self.client.cancel(job.id)
 
     def stats(

@@ -490,7 +490,10 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlNotices, SqlAuth, SqlSchedules, Store
     def _where(self, query: ResultQuery) -> tuple[str, dict[str, Any]]:
         clauses: list[str] = []
         params: dict[str, Any] = {}
-        if query.owner is not None:
+        if isinstance(query.owner, tuple):
+            clauses.append("owner = ANY(%(owners)s)")
+            params["owners"] = list(query.owner)
+        elif query.owner is not None:
             clauses.append("owner = %(owner)s")
             params["owner"] = query.owner
         if query.states:

@@ -361,7 +361,11 @@ class SQLiteStore(SqlJobs, SqlAlerts, SqlNotices, SqlAuth, SqlSchedules, Store):
     def _where(self, query: ResultQuery) -> tuple[str, dict[str, Any]]:
         clauses: list[str] = []
         params: dict[str, Any] = {}
-        if query.owner is not None:
+        if isinstance(query.owner, tuple):
+            names = [f":o{i}" for i in range(len(query.owner))]
+            clauses.append(f"owner IN ({', '.join(names)})")
+            params.update({f"o{i}": o for i, o in enumerate(query.owner)})
+        elif query.owner is not None:
             clauses.append("owner = :owner")
             params["owner"] = query.owner
         if query.states:

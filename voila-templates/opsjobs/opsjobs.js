@@ -14,6 +14,28 @@
     return true;
   }
   window.opsjobsSend = send;
+  // "Sign out" in the header: POST /logout (XSRF-checked), which clears the login cookie and
+  // returns to the sign-in page; without an _xsrf cookie, GET /logout does the same.
+  function signOut() {
+    var marker = document.getElementById("oj-base");
+    var base = (marker && marker.getAttribute("data-base")) || "/";
+    var match = document.cookie.match(/(?:^|;\s*)_xsrf=([^;]*)/);
+    if (!match) { window.location.href = base + "logout"; return; }
+    var form = document.createElement("form");
+    form.method = "post";
+    form.action = base + "logout";
+    var field = document.createElement("input");
+    field.type = "hidden";
+    field.name = "_xsrf";
+    field.value = decodeURIComponent(match[1]);
+    form.appendChild(field);
+    document.body.appendChild(form);
+    form.submit();
+  }
+  document.addEventListener("click", function (event) {
+    var out = event.target.closest ? event.target.closest("[data-oj-signout]") : null;
+    if (out) { event.preventDefault(); signOut(); }
+  });
   document.addEventListener("click", function (event) {
     var el = event.target.closest ? event.target.closest("[data-oj]") : null;
     if (!el) { return; }

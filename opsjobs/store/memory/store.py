@@ -242,10 +242,11 @@ class MemoryStore(MemoryAlerts, MemoryNotices, MemoryAuth, MemorySchedules, Stor
 
     def _matching(self, query: ResultQuery) -> list[Job]:
         needle = query.name.lower() if query.name else None
+        owners = (query.owner,) if isinstance(query.owner, str) else query.owner
         return [
             j
             for j in self._jobs.values()
-            if (query.owner is None or j.owner == query.owner)
+            if (owners is None or j.owner in owners)
             and (not query.states or j.state in query.states)
             and (needle is None or needle in j.name.lower())
             and (query.exact_name is None or j.name == query.exact_name)
