@@ -485,7 +485,8 @@ class ResultQuery:
 
     ``sort`` is a column name from :data:`SORT_COLUMNS`, with a leading ``-`` for descending.
     ``name`` matches job names containing the text (case-insensitive); ``exact_name`` only the
-    job name equal to it.
+    job name equal to it; ``since``/``until`` the jobs submitted at or after ``since`` and
+    before ``until`` (UTC epoch seconds).
     """
 
     owner: str | None = None
@@ -496,6 +497,8 @@ class ResultQuery:
     limit: int = 100
     offset: int = 0
     exact_name: str | None = None
+    since: float | None = None
+    until: float | None = None
 
     def validated(self) -> ResultQuery:
         column = self.sort.lstrip("-+")
@@ -511,6 +514,8 @@ class ResultQuery:
             name=_text(self.name, "name filter", MAX_NAME, required=False) or None,
             exact_name=_text(self.exact_name, "name", MAX_NAME, required=False) or None,
             queue=validate_queue(self.queue) if self.queue else None,
+            since=None if self.since is None else _number(self.since, "since", 0, 1e11),
+            until=None if self.until is None else _number(self.until, "until", 0, 1e11),
         )
 
     @property

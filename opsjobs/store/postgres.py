@@ -506,6 +506,12 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlNotices, SqlAuth, SqlSchedules, Store
         if query.queue:
             clauses.append("queue = %(queue)s")
             params["queue"] = query.queue
+        if query.since is not None:
+            clauses.append("submitted_at >= %(since)s")
+            params["since"] = query.since
+        if query.until is not None:
+            clauses.append("submitted_at < %(until)s")
+            params["until"] = query.until
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     def results(self, query: ResultQuery) -> list[Job]:

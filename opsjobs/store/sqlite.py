@@ -375,6 +375,12 @@ class SQLiteStore(SqlJobs, SqlAlerts, SqlNotices, SqlAuth, SqlSchedules, Store):
         if query.queue:
             clauses.append("queue = :queue")
             params["queue"] = query.queue
+        if query.since is not None:
+            clauses.append("submitted_at >= :since")
+            params["since"] = query.since
+        if query.until is not None:
+            clauses.append("submitted_at < :until")
+            params["until"] = query.until
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     def results(self, query: ResultQuery) -> list[Job]:

@@ -250,6 +250,8 @@ class MemoryStore(MemoryAlerts, MemoryNotices, MemoryAuth, MemorySchedules, Stor
             and (needle is None or needle in j.name.lower())
             and (query.exact_name is None or j.name == query.exact_name)
             and (query.queue is None or j.queue == query.queue)
+            and (query.since is None or j.submitted_at >= query.since)
+            and (query.until is None or j.submitted_at < query.until)
         ]
 
     def results(self, query: ResultQuery) -> list[Job]:
