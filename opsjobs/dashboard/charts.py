@@ -86,16 +86,18 @@ def _style(ax: Axes, title: str, unit: str) -> None:
     ax.tick_params(colors="#4b5563", labelsize=8)
 
 
-def _time_axis(ax: Axes, lo: float, hi: float, min_span: float = MIN_SPAN) -> None:
+def _time_axis(
+    ax: Axes, lo: float, hi: float, min_span: float = MIN_SPAN, *, pad: float = 0.03
+) -> None:
     """Times from ``lo`` to ``hi`` (epoch seconds, widened to ``min_span`` around their
-    middle and padded by 3 %) with concise UTC date labels."""
+    middle, then by ``pad`` of the span on each side) with concise UTC date labels."""
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 
     if hi - lo < min_span:
         mid = (lo + hi) / 2
         lo, hi = mid - min_span / 2, mid + min_span / 2
-    pad = (hi - lo) * 0.03
-    ax.set_xlim(_when(lo - pad), _when(hi + pad))
+    margin = (hi - lo) * pad
+    ax.set_xlim(_when(lo - margin), _when(hi + margin))
     locator = AutoDateLocator(minticks=3, maxticks=8, tz=timezone.utc)
     ax.xaxis.set_major_locator(locator)
     offsets = ["", "%Y", "%Y-%b", "%Y-%b-%d", "%Y-%b-%d", "%Y-%b-%d %H:%M"]
@@ -160,12 +162,13 @@ def memory_figure(view: MemoryView, *, width: float = 12.0, height: float = 3.6)
                 label=f"{metric.split('_')[1]} {label}", **markers(len(pts)),
             )  # fmt: skip
     times = [t for by in view.series.values() for pts in by.values() for t, _ in pts]
-    lo = view.since if view.until > view.since else min(times, default=0.0)
-    hi = view.until if view.until > view.since else max(times, default=0.0)
+    window = view.until > view.since
+    lo = view.since if window else min(times, default=0.0)
+    hi = view.until if window else max(times, default=0.0)
     panels = ((mem, "Memory", "MB", "mem", False), (gc, "GC collections", "count", "gc", True))
     for ax, title, unit, key, integer in panels:
         _style(ax, title, unit)
-        _time_axis(ax, lo, hi)
+        _time_axis(ax, lo, hi, pad=0.0 if window else 0.03)
         if ax.lines:
             _value_axis(ax, values[key], integer=integer, floor=0.0)
             ax.legend(fontsize=7, frameon=False, loc="upper left")
@@ -179,7 +182,7 @@ def memory_chart(view: MemoryView, *, width: float = 12.0, height: float = 3.6) 
     return png(memory_figure(view, width=width, height=height))
 
 
-def job_memory_figure(mem: JobMemory, *, width: float = 12.0, height: float = 3.0) -> Figure:
+def job_memory_figure(mem: JobMemory, *, width: float = 10.0, height: float = 3.0) -> Figure:
     """One job's memory (see :mod:`opsjobs.dashboard.jobmem`): its series with markers, the
     marked point ringed and labelled, the measured peak of the run as a dashed line."""
     fig, (ax,) = _figure(width, height, 1)
@@ -220,7 +223,7 @@ def job_memory_figure(mem: JobMemory, *, width: float = 12.0, height: float = 3.
     return fig
 
 
-def job_memory_chart(mem: JobMemory, *, width: float = 12.0, height: float = 3.0) -> bytes:
+def job_memory_chart(mem: JobMemory, *, width: float = 10.0, height: float = 3.0) -> bytes:
     """:func:`job_memory_figure` as PNG."""
     return png(job_memory_figure(mem, width=width, height=height))
 
