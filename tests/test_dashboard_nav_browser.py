@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from browser import launch_chromium, need_chromium
-from harness import ROOT, client_for, settings_for, wait_for
+from harness import ROOT, client_for, settings_for
 
 from opsjobs.analyzer.job import JOB_NAME, TARGET, job_kwargs
 from opsjobs.client import Client
@@ -142,7 +142,7 @@ def stat(page: Any, name: str) -> int:
 
 def wait_stat(page: Any, name: str, value: int) -> None:
     page.wait_for_function(
-        "([n, v]) => { const e = document.querySelector(`[data-stat=\"${n}\"]`);"
+        '([n, v]) => { const e = document.querySelector(`[data-stat="${n}"]`);'
         " return e !== null && e.textContent.replace(/,/g, '') === String(v); }",
         arg=[name, value],
     )
@@ -361,7 +361,9 @@ def test_pages_stay_clean_with_the_new_controls(browser: Any, site: dict[str, An
     outside: list[str] = []
     context.on(
         "request",
-        lambda r: None if r.url.startswith((base + "/", "data:", "blob:")) else outside.append(r.url),
+        lambda r: (
+            None if r.url.startswith((base + "/", "data:", "blob:")) else outside.append(r.url)
+        ),
     )
     page = context.new_page()
     page.set_default_timeout(TIMEOUT)

@@ -93,7 +93,9 @@ class DashboardApp:
         self.everyone.observe(self._on_everyone, "value")
         header = _classed(w.HBox([self.header, self.everyone]), "oj-header")
         self.refreshed = _classed(w.HTML(""), "opsjobs-refreshed-box")
-        self.pause = _classed(w.Button(description="Pause", tooltip="auto-refresh"), "opsjobs-pause")
+        self.pause = _classed(
+            w.Button(description="Pause", tooltip="auto-refresh"), "opsjobs-pause"
+        )
         self.pause.on_click(lambda _: self.set_paused(not self.paused))
         status = _classed(w.HBox([self.refreshed, self.pause]), "oj-status")
 
@@ -264,7 +266,7 @@ class DashboardApp:
             self.refresh()
 
     def _draw_status(self) -> None:
-        """"refreshed N s ago": the page's script counts the seconds from the last ``seq``."""
+        """ "refreshed N s ago": the page's script counts the seconds from the last ``seq``."""
         paused = "1" if self.paused else "0"
         text = "auto-refresh paused · refreshed just now" if self.paused else "refreshed just now"
         self.refreshed.value = (

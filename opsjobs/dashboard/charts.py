@@ -70,8 +70,11 @@ def markers(n: int) -> dict[str, Any]:
     return {"marker": None}
 
 
-def _when(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, tz=timezone.utc)
+def _when(ts: float) -> float:
+    """Epoch seconds as matplotlib's date number (the axes get date locators explicitly)."""
+    from matplotlib.dates import date2num
+
+    return float(date2num(datetime.fromtimestamp(ts, tz=timezone.utc)))
 
 
 def _style(ax: Axes, title: str, unit: str) -> None:
@@ -133,6 +136,11 @@ def _value_axis(ax: Axes, values: Sequence[float], *, integer: bool, floor: floa
     ax.yaxis.set_major_formatter(FuncFormatter(label))
 
 
+def _legend(ax: Axes) -> None:
+    """Above the plot, right of the title: it never hides a point."""
+    ax.legend(fontsize=7, frameon=False, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2)
+
+
 def _empty(ax: Axes, text: str) -> None:
     ax.set_yticks([])
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="#9ca3af")
@@ -171,7 +179,7 @@ def memory_figure(view: MemoryView, *, width: float = 12.0, height: float = 3.6)
         _time_axis(ax, lo, hi, pad=0.0 if window else 0.03)
         if ax.lines:
             _value_axis(ax, values[key], integer=integer, floor=0.0)
-            ax.legend(fontsize=7, frameon=False, loc="upper left")
+            _legend(ax)
         else:
             _empty(ax, "no data in this window")
     return fig
@@ -200,9 +208,7 @@ def job_memory_figure(mem: JobMemory, *, width: float = 10.0, height: float = 3.
         at, value, text = mem.mark
         times.append(at)
         values.append(value)
-        ax.plot(
-            [_when(at)], [value], "o", ms=11, mfc="none", mec="#dc2626", mew=2.2, label=text
-        )
+        ax.plot([_when(at)], [value], "o", ms=11, mfc="none", mec="#dc2626", mew=2.2, label=text)
         ax.axvline(_when(at), color="#dc2626", lw=0.9, ls=":")
         ax.annotate(
             f"{text}: {value:,.1f} MB", (_when(at), value), xytext=(-10, 10),
@@ -215,9 +221,7 @@ def job_memory_figure(mem: JobMemory, *, width: float = 10.0, height: float = 3.
     _time_axis(ax, min(times, default=0.0), max(times, default=0.0), mem.min_span)
     if values:
         _value_axis(ax, values, integer=False, floor=0.0)
-        ax.legend(
-            fontsize=7, frameon=False, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=3
-        )
+        ax.legend(fontsize=7, frameon=False, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=3)
     else:
         _empty(ax, "no memory recorded")
     return fig
@@ -239,7 +243,8 @@ def history_figure(jobs: Sequence[Job], *, width: float = 12.0, height: float = 
     done = [(n, j) for n, j in runs if j.runtime is not None]
     size = 22 if len(done) <= 100 else 6
     if done:
-        rt.plot([n for n, _ in done], [j.runtime for _, j in done], "-", color="#9ca3af", lw=1.0)
+        runtimes = [float(j.runtime or 0.0) for _, j in done]
+        rt.plot([n for n, _ in done], runtimes, "-", color="#9ca3af", lw=1.0)
         outcomes = ((True, "#059669", "succeeded"), (False, "#dc2626", "failed or stopped"))
         for ok, colour, label in outcomes:
             pts = [(n, j.runtime) for n, j in done if _ok(j) is ok]
@@ -260,8 +265,10 @@ def history_figure(jobs: Sequence[Job], *, width: float = 12.0, height: float = 
         ax.set_xlabel(span, color="#6b7280", fontsize=8)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if found:
-            ys = [j.runtime for _, j in done] if ax is rt else [v for _, v in peaks]
-            _value_axis(ax, [0.0, *ys], integer=False, floor=0.0)  # type: ignore[list-item]
+            shown = (
+                [float(j.runtime or 0.0) for _, j in done] if ax is rt else [v for _, v in peaks]
+            )
+            _value_axis(ax, [0.0, *shown], integer=False, floor=0.0)
             ax.set_xlim(0.5, len(jobs) + 0.5)
         else:
             ax.set_xticks([])

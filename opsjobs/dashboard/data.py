@@ -43,13 +43,13 @@ from opsjobs.schedules import Schedule
 __all__ = [
     "PAGE_SIZES",
     "SORTABLE",
+    "TIME_RANGES",
     "WINDOWS",
     "DashboardData",
     "MemoryView",
     "ResultsPage",
     "ResultsState",
     "SubmitForm",
-    "TIME_RANGES",
 ]
 
 #: Columns of the results table: (key, title); sortable by the key.

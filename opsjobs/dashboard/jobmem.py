@@ -83,16 +83,17 @@ def job_memory(client: Client, job: Job, *, owner: str | None) -> JobMemory | No
         )
     if peak is None:
         return None
-    runs = client.results(
-        limit=PEAK_RUNS,
+    earlier = client.results(
+        limit=PEAK_RUNS - 1,
         exact_name=job.name,
         owner=owner,
-        until=job.submitted_at + 1e-3,
+        until=job.submitted_at,
         sort="-submitted_at",
     )
-    points = [(j.submitted_at, j.peak_rss / MiB) for j in reversed(runs) if j.peak_rss is not None]
-    if not points:
-        points = [(job.submitted_at, peak)]
+    points = [
+        (j.submitted_at, j.peak_rss / MiB) for j in reversed(earlier) if j.peak_rss is not None
+    ]
+    points.append((job.submitted_at, peak))
     return JobMemory(
         f"Peak RSS per run of {job.name}, up to this one",
         {"peak rss": points},

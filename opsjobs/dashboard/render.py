@@ -7,8 +7,8 @@ Styles live in the Voila template (``voila-templates/opsjobs``), as ``oj-*`` cla
 
 from __future__ import annotations
 
-import json
 import base64
+import json
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime, timezone
 from html import escape

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from html import escape
 from collections.abc import Callable
 from datetime import datetime, timezone
+from html import escape
 from typing import Any
 
 import ipywidgets as w
@@ -170,8 +170,7 @@ class ResultsList:
     def _draw_selection(self) -> None:
         n = len(self.selected)
         self.selection.value = (
-            f'<span class="oj-dim opsjobs-selected-count" data-selected="{n}">'
-            f"{n:,} selected</span>"
+            f'<span class="oj-dim opsjobs-selected-count" data-selected="{n}">{n:,} selected</span>'
         )
         self.delete_selected.disabled = self.clear.disabled = n == 0
         self.delete_selected.description = f"Delete {n:,} selected" if n else "Delete selected"
