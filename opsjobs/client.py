@@ -268,16 +268,15 @@ class Client:
         exact_name: str | None = None,
         since: float | None = None,
         until: float | None = None,
+        reverse: bool = False,
     ) -> list[Job]:
         """Jobs, newest first by default; filter and sort in the store (``name``: names
         containing the text; ``exact_name``: that name only; ``since``/``until``: submitted
-        in that span, epoch seconds)."""
-        return self.store.results(
-            self._query(
-                limit, offset, states, name, self._owner(owner), queue, sort, exact_name,
-                since, until,
-            )
-        )  # fmt: skip
+        in that span, epoch seconds; ``reverse``: the order read from its end)."""
+        query = self._query(
+            limit, offset, states, name, self._owner(owner), queue, sort, exact_name, since, until
+        )
+        return self.store.results(dataclasses.replace(query, reverse=reverse))
 
     def count(self, **filters: Any) -> int:
         """How many jobs match the filters :meth:`results` takes."""

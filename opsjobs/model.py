@@ -486,7 +486,9 @@ class ResultQuery:
     ``sort`` is a column name from :data:`SORT_COLUMNS`, with a leading ``-`` for descending.
     ``name`` matches job names containing the text (case-insensitive); ``exact_name`` only the
     job name equal to it; ``since``/``until`` the jobs submitted at or after ``since`` and
-    before ``until`` (UTC epoch seconds).
+    before ``until`` (UTC epoch seconds). ``reverse`` reads the same order from its other
+    end (the exact reverse, NULLs and ties included): a page near the end of a long listing
+    is then a short walk from that end instead of a long OFFSET from the start.
     """
 
     owner: str | None = None
@@ -499,6 +501,7 @@ class ResultQuery:
     exact_name: str | None = None
     since: float | None = None
     until: float | None = None
+    reverse: bool = False
 
     def validated(self) -> ResultQuery:
         column = self.sort.lstrip("-+")

@@ -235,3 +235,8 @@ def test_page_sizes_go_to_500_and_a_page_beyond_the_last_is_the_last(client: Cli
     ada = DashboardData(client, people["ada"])
     page = ada.results(ResultsState(page_size=5, page=10**6))
     assert page.state.page == 1 and len(page.rows) == 2 and page.pages == 2
+    # pages past the middle are read from the end: the same rows as read from the start
+    for sort in ("-submitted_at", "runtime", "name"):
+        pages = [ada.results(ResultsState(sort=sort, page_size=3, page=n)).rows for n in range(3)]
+        ids = [j.id for rows in pages for j in rows]
+        assert ids == [j.id for j in client.results(owner=ADA, sort=sort)], sort

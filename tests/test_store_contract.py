@@ -242,6 +242,18 @@ def test_results_count_and_stats_by_submitted_time(store: Store) -> None:
         ResultQuery(since=float("nan")).validated()
 
 
+@pytest.mark.parametrize("sort", ["-submitted_at", "runtime", "-runtime", "name", "-started_at"])
+def test_results_read_from_the_end_are_the_exact_reverse(store: Store, sort: str) -> None:
+    """``reverse``: the same order from its other end, NULLs (the queued job) included, so
+    the dashboard reads a page near the end from there."""
+    _fill(store)
+    forward = [j.id for j in store.results(ResultQuery(sort=sort).validated())]
+    backward = [j.id for j in store.results(ResultQuery(sort=sort, reverse=True).validated())]
+    assert backward == forward[::-1]
+    last_two = ResultQuery(sort=sort, reverse=True, limit=2).validated()
+    assert [j.id for j in store.results(last_two)][::-1] == forward[-2:]
+
+
 def test_purge_only_old_finished(store: Store) -> None:
     ids = _fill(store)
     removed = store.purge(T0 + 25)

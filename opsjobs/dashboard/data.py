@@ -223,9 +223,14 @@ class DashboardData:
         pages = max(1, -(-total // state.page_size))
         if state.page >= pages or state.page < 0:
             state = dataclasses.replace(state, page=max(0, min(state.page, pages - 1)))
-        rows = self.client.results(
-            limit=state.page_size, offset=state.page * state.page_size, sort=state.sort, **filters
-        )
+        offset = state.page * state.page_size
+        limit = max(0, min(state.page_size, total - offset))
+        if offset + limit / 2 <= total / 2:
+            rows = self.client.results(limit=limit, offset=offset, sort=state.sort, **filters)
+        else:  # past the middle: the walk from the end is the shorter one
+            rows = self.client.results(
+                limit=limit, offset=total - offset - limit, sort=state.sort, reverse=True, **filters
+            )[::-1]
         return ResultsPage(rows, total, stats, state)
 
     def job(self, job_id: str) -> Job:

@@ -388,9 +388,12 @@ class SQLiteStore(SqlJobs, SqlAlerts, SqlNotices, SqlAuth, SqlSchedules, Store):
         direction = "DESC" if query.descending else "ASC"
         # sort_column comes from the SORT_COLUMNS whitelist; NULLs (not started yet) go last.
         column = query.sort_column
-        order = f"{column} IS NULL, {column} {direction}, submitted_at {direction}"
+        terms = [(f"{column} IS NULL", "ASC"), (column, direction), ("submitted_at", direction)]
         if column in _NOT_NULL:  # no NULLs to move: an ORDER BY an index can serve
-            order = f"{column} {direction}, submitted_at {direction}"
+            terms = terms[1:]
+        if query.reverse:
+            terms = [(t, "ASC" if d == "DESC" else "DESC") for t, d in terms]
+        order = ", ".join(f"{t} {d}" for t, d in terms)
         params.update(limit=query.limit, offset=query.offset)
         sql = f"SELECT * FROM jobs{where} ORDER BY {order} LIMIT :limit OFFSET :offset"
         return [row_to_job(r) for r in self._read(sql, params)]

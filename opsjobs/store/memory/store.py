@@ -270,7 +270,10 @@ class MemoryStore(MemoryAlerts, MemoryNotices, MemoryAuth, MemorySchedules, Stor
             missing = [j for j in jobs if value(j) is None]
             present.sort(key=lambda j: (value(j), j.submitted_at), reverse=query.descending)
             missing.sort(key=lambda j: j.submitted_at, reverse=query.descending)
-            page = (present + missing)[query.offset : query.offset + query.limit]
+            ordered = present + missing
+            if query.reverse:
+                ordered.reverse()
+            page = ordered[query.offset : query.offset + query.limit]
             return copy.deepcopy(page)
 
     def count(self, query: ResultQuery) -> int:
