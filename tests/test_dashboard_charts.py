@@ -4,6 +4,7 @@ time filter, the stat cards following every filter, and bulk delete within the u
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import time
@@ -167,8 +168,6 @@ def ended(
 
 
 def test_job_memory_of_an_analysis_a_recording_job_and_a_measured_run(client: Client) -> None:
-    import json
-
     result = json.dumps({"analyzer": RESULT_MARK})
     analysis = client.get(ended(client, JOB_NAME, ADA, result_json=result))
     at = time.time()
@@ -240,3 +239,37 @@ def test_page_sizes_go_to_500_and_a_page_beyond_the_last_is_the_last(client: Cli
         pages = [ada.results(ResultsState(sort=sort, page_size=3, page=n)).rows for n in range(3)]
         ids = [j.id for rows in pages for j in rows]
         assert ids == [j.id for j in client.results(owner=ADA, sort=sort)], sort
+
+
+def test_app_selection_bulk_delete_jump_pause_and_a_bad_time(client: Client) -> None:
+    from opsjobs.dashboard.app import DashboardApp
+
+    people = users(client)
+    ids = [ended(client, f"ada-{i}", ADA, ago=i) for i in range(30)]
+    app = DashboardApp(DashboardData(client, people["ada"]))
+    app.refresh()
+    nav = app.results
+    boxes = json.dumps({"on": [*ids[:2], "not-on-this-page"], "off": []})
+    app.bridge.value = f"select:{boxes}|1"
+    assert nav.selected == set(ids[:2]) and 'data-selected="2"' in nav.selection.value
+    assert nav.table.value.count(" checked") == 2
+    app.bridge.value = f"select:{json.dumps({'on': [ids[0]], 'off': [ids[1]]})}|2"
+    assert nav.selected == {ids[0]}
+    nav.ask_bulk_delete()
+    assert "Delete the 1 selected result?" in app.confirm_text.value
+    app._confirm(True)
+    assert client.count(owner=ADA) == 29 and "Deleted 1 result." in app.message.value
+    nav.jump.value = 2  # typed page number
+    assert nav.state.page == 1 and nav.page is not None and len(nav.page.rows) == 4
+    app.set_paused(True)
+    assert 'data-paused="1"' in app.refreshed.value
+    seq = app.refreshes
+    app.bridge.value = "tick:|3"  # ignored while paused
+    assert app.refreshes == seq
+    app.set_paused(False)
+    assert app.refreshes == seq + 1 and 'data-paused="0"' in app.refreshed.value
+    nav.time_filter.value = "custom"
+    nav.since.value = "yesterday"
+    assert "is not a time like" in app.message.value and "Traceback" not in app.message.value
+    app.bridge.value = "select:nonsense|4"
+    assert "cannot read" in app.message.value

@@ -133,7 +133,9 @@ class DashboardApp:
 
     # -- panels -------------------------------------------------------------------------------
     def _results_panel(self) -> w.Widget:
-        self.results = ResultsList(self.data, changed=self.refresh, ask=self._ask, say=self.say)
+        self.results = ResultsList(
+            self.data, changed=self.refresh, ask=self._ask, say=self.say, guard=self._guard
+        )
         self.list_box = self.results.widget
 
         self.detail_html = _classed(w.HTML(), "opsjobs-detail-html")

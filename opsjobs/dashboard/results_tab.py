@@ -68,6 +68,8 @@ class ResultsList:
         ``ask(question_html, action)``: the app's one confirmation bar.
     say
         The app's message line.
+    guard
+        Runs a callable, turning an error into a message (inputs' callbacks go through it).
     """
 
     def __init__(
@@ -77,8 +79,10 @@ class ResultsList:
         changed: Callable[[], None],
         ask: Callable[[str, Callable[[], None]], None],
         say: Callable[[str], None],
+        guard: Callable[[Callable[[], None]], None],
     ) -> None:
         self.data = data
+        self.guard = guard
         self.changed = changed
         self.ask = ask
         self.say = say
@@ -116,7 +120,7 @@ class ResultsList:
             self.name_filter, self.status_filter, self.time_filter, self.since, self.until,
             self.page_size,
         ):  # fmt: skip
-            widget.observe(self._on_filter, "value")
+            widget.observe(lambda _: self.guard(self._on_filter), "value")
         filters = _classed(
             w.HBox(
                 [self.name_filter, self.status_filter, self.time_filter, self.custom,
@@ -132,8 +136,8 @@ class ResultsList:
             "opsjobs-delete-selected",
         )
         self.clear = _classed(w.Button(description="Clear", disabled=True), "opsjobs-clear")
-        self.delete_selected.on_click(lambda _: self.ask_bulk_delete())
-        self.clear.on_click(lambda _: self._clear())
+        self.delete_selected.on_click(lambda _: self.guard(self.ask_bulk_delete))
+        self.clear.on_click(lambda _: self.guard(self._clear))
         bulk = _classed(w.HBox([self.selection, self.delete_selected, self.clear]), "oj-bulk")
 
         self.prev = _classed(w.Button(description="\u2039 Previous"), "opsjobs-prev")
@@ -145,7 +149,7 @@ class ResultsList:
         )
         self.prev.on_click(lambda _: self.go(self.state.page - 1))
         self.next.on_click(lambda _: self.go(self.state.page + 1))
-        self.jump.observe(self._on_jump, "value")
+        self.jump.observe(lambda change: self.guard(lambda: self._on_jump(change)), "value")
         pages = _classed(w.HBox([self.prev, self.page_label, self.jump, self.next]), "oj-pages")
         pager = _classed(w.HBox([bulk, pages]), "oj-pager")
         self.widget = w.VBox([self.stats_html, filters, self.table, pager])
@@ -189,7 +193,7 @@ class ResultsList:
         self.state = self.state.sorted_by(column)
         self.changed()
 
-    def _on_filter(self, _: Any) -> None:
+    def _on_filter(self) -> None:
         time = str(self.time_filter.value)
         self.custom.layout.display = "" if time == "custom" else "none"
         since = until = None
