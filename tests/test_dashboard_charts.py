@@ -261,6 +261,13 @@ def test_app_selection_bulk_delete_jump_pause_and_a_bad_time(client: Client) -> 
     assert client.count(owner=ADA) == 29 and "Deleted 1 result." in app.message.value
     nav.jump.value = 2  # typed page number
     assert nav.state.page == 1 and nav.page is not None and len(nav.page.rows) == 4
+    nav.page_size.value = 10
+    nav.jump.value = 3
+    assert nav.state.page == 2
+    seq = app.refreshes
+    nav.name_filter.value = "ada-1"  # 11 rows, 2 pages: back to the first, not moved again
+    assert nav.state.page == 0 and nav.jump.value == 1 and nav.jump.max == 2
+    assert app.refreshes == seq + 1  # the redraw's clamped page number is no jump
     app.set_paused(True)
     assert 'data-paused="1"' in app.refreshed.value
     seq = app.refreshes

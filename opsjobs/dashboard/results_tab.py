@@ -89,6 +89,7 @@ class ResultsList:
         self.state = ResultsState()
         self.selected: set[str] = set()
         self.page: ResultsPage | None = None
+        self._drawing = False
 
         self.stats_html = _classed(w.HTML(), "opsjobs-stats")
         self.name_filter = _classed(
@@ -166,8 +167,13 @@ class ResultsList:
             f'<span class="oj-page">{page.first:,}&ndash;{page.last:,} of {page.total:,} · '
             f'<span class="opsjobs-pages">{page.pages:,}</span> pages</span>'
         )
-        self.jump.max = page.pages
-        self.jump.value = page.state.page + 1  # as drawn: no second query (same page)
+        self._drawing = True  # a max below the shown number clamps it: that is no jump
+        try:
+            self.jump.max = max(page.pages, page.state.page + 1)
+            self.jump.value = page.state.page + 1
+            self.jump.max = page.pages
+        finally:
+            self._drawing = False
         self.prev.disabled = page.state.page == 0
         self.next.disabled = page.state.page + 1 >= page.pages
 
@@ -186,7 +192,7 @@ class ResultsList:
         self.changed()
 
     def _on_jump(self, change: dict[str, Any]) -> None:
-        if int(change["new"]) - 1 != self.state.page:
+        if not self._drawing and int(change["new"]) - 1 != self.state.page:
             self.go(int(change["new"]) - 1)
 
     def sort(self, column: str) -> None:
