@@ -98,6 +98,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         long_line = "x" * 600
         noisy = client.submit("noisy", command=f"print({long_line!r})\nprint('done')", owner=ADA)
         client.wait(noisy.id, timeout=60)
+        # rows for the Jobs and Schedules tabs (their buttons must fit at 800 px too)
+        client.submit("waits-for-a-host-that-never-comes", command="print(1)", owner=ADA,
+                      queue="nowhere")  # fmt: skip
+        client.schedules.add(
+            "ada-nightly-report-of-everything", every="1h", command="print(1)", owner=ADA
+        )
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         yield {
             "server": server,

@@ -408,7 +408,7 @@ def workers_table(workers: Sequence[WorkerInfo], now: float) -> str:
             f'<td class="oj-num">{w.pid}</td><td>{escape(queues)}</td>'
             f'<td class="oj-num">{w.busy} / {w.threads}</td>'
             f"<td>{when(w.heartbeat_at)} <span class='oj-dim'>"
-            f"({duration(now - w.heartbeat_at)} ago)</span></td><td>{state}</td></tr>"
+            f"({ago(now - w.heartbeat_at)} ago)</span></td><td>{state}</td></tr>"
         )
     return _table("opsjobs-workers-table", head, rows, "No workers registered.", 7)
 
