@@ -315,36 +315,39 @@ class Client:
         queue: str | None = None,
         sort: str = "-submitted_at",
         exact_name: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        reverse: bool = False,
     ) -> list[Job]:
         """Jobs, newest first by default; filter and sort in the store (``name``: names
-        containing the text; ``exact_name``: that name only)."""
-        return self.store.results(
-            self._query(limit, offset, states, name, self._owner(owner), queue, sort, exact_name)
+        containing the text; ``exact_name``: that name only; ``since``/``until``: submitted
+        in that span, epoch seconds; ``reverse``: the order read from its end)."""
+        query = self._query(
+            limit, offset, states, name, self._owner(owner), queue, sort, exact_name, since, until
         )
+        return self.store.results(dataclasses.replace(query, reverse=reverse))
 
     def count(self, **filters: Any) -> int:
-        return self.store.count(
-            self._query(
-                0,
-                0,
-                filters.get("states", ()),
-                filters.get("name"),
-                self._owner(filters.get("owner")),
-                filters.get("queue"),
-                "name",
-                filters.get("exact_name"),
-            )
-        )
+        """How many jobs match the filters :meth:`results` takes."""
+        return self.store.count(self._filtered(filters))
 
-    def stats(
-        self,
-        *,
-        owner: str | Sequence[str] | None = None,
-        name: str | None = None,
-        exact_name: str | None = None,
-    ) -> Stats:
-        query = ResultQuery(owner=self._owner(owner), name=name, exact_name=exact_name)
-        return self.store.stats(query.validated())
+    def stats(self, **filters: Any) -> Stats:
+        """The stat cards' totals over the jobs matching the filters :meth:`results` takes."""
+        return self.store.stats(self._filtered(filters))
+
+    def _filtered(self, filters: dict[str, Any]) -> ResultQuery:
+        return self._query(
+            0,
+            0,
+            filters.get("states", ()),
+            filters.get("name"),
+            self._owner(filters.get("owner")),
+            filters.get("queue"),
+            "name",
+            filters.get("exact_name"),
+            filters.get("since"),
+            filters.get("until"),
+        )
 
     @staticmethod
     def _query(
@@ -356,6 +359,8 @@ class Client:
         queue: str | None,
         sort: str,
         exact_name: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
     ) -> ResultQuery:
         return ResultQuery(
             owner=owner,
@@ -366,6 +371,8 @@ class Client:
             limit=limit,
             offset=offset,
             exact_name=exact_name,
+            since=since,
+            until=until,
         ).validated()
 
     def results_frame(self, **kwargs: Any) -> pandas.DataFrame:

@@ -531,8 +531,12 @@ class ResultQuery:
 
     ``sort`` is a column name from :data:`SORT_COLUMNS`, with a leading ``-`` for descending.
     ``name`` matches job names containing the text (case-insensitive); ``exact_name`` only the
-    job name equal to it. ``owner`` is one owner, or a tuple of owners any of which matches
-    (a user's own jobs and the ``system`` user's: :meth:`opsjobs.auth.Auth.owner_scope`).
+    job name equal to it; ``since``/``until`` the jobs submitted at or after ``since`` and
+    before ``until`` (UTC epoch seconds). ``owner`` is one owner, or a tuple of owners any of
+    which matches (a user's own jobs and the ``system`` user's:
+    :meth:`opsjobs.auth.Auth.owner_scope`). ``reverse`` reads the same order from its other
+    end (the exact reverse, NULLs and ties included): a page near the end of a long listing
+    is then a short walk from that end instead of a long OFFSET from the start.
     """
 
     owner: str | tuple[str, ...] | None = None
@@ -543,6 +547,9 @@ class ResultQuery:
     limit: int = 100
     offset: int = 0
     exact_name: str | None = None
+    since: float | None = None
+    until: float | None = None
+    reverse: bool = False
 
     def validated(self) -> ResultQuery:
         column = self.sort.lstrip("-+")
@@ -559,6 +566,8 @@ class ResultQuery:
             exact_name=_text(self.exact_name, "name", MAX_NAME, required=False) or None,
             queue=validate_queue(self.queue) if self.queue else None,
             owner=_owners(self.owner),
+            since=None if self.since is None else _number(self.since, "since", 0, 1e11),
+            until=None if self.until is None else _number(self.until, "until", 0, 1e11),
         )
 
     @property

@@ -472,7 +472,8 @@ def test_a_notification_link_opens_the_jobs_detail(client: Client) -> None:
         exec(out.cells[0].source, scope)
         assert scope[SESSION_VARIABLE]["job"] == job_id
         widget = launch(scope[SESSION_VARIABLE])
-        detail = widget.children[3].children[0].children[1]  # tabs → Results → detail box
+        tabs = next(c for c in widget.children if "opsjobs-tabs" in c._dom_classes)
+        detail = tabs.children[0].children[1]  # Results → detail box
         assert detail.layout.display == "" and "nightly-1" in detail.children[-1].value
         # anything but a job id is not passed on
         handler.request.query_arguments = {"job": [b"x'); import os; ('"]}

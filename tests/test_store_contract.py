@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from opsjobs.errors import Conflict, JobNotFound
+from opsjobs.errors import Conflict, JobNotFound, ValidationError
 from opsjobs.model import JobSpec, JobState, Metric, Mode, ResultQuery, WorkerInfo
 from opsjobs.store import End, Finish, Store
 
@@ -233,6 +233,37 @@ def test_stats_in_store(store: Store) -> None:
     assert ann.avg_runtime == pytest.approx(5.0)
     nobody = store.stats(ResultQuery(owner="zed").validated())
     assert nobody.total == 0 and nobody.avg_runtime is None
+
+
+def test_results_count_and_stats_by_submitted_time(store: Store) -> None:
+    """``since`` (inclusive) and ``until`` (exclusive) bound the submitted time of every
+    listing, the stat cards' query included."""
+    _fill(store)
+    every = store.results(ResultQuery(sort="submitted_at", limit=100).validated())
+    times = [j.submitted_at for j in every]
+    middle = times[2]
+    later = ResultQuery(since=middle).validated()
+    assert [j.submitted_at for j in store.results(later)][::-1] == times[2:]
+    assert store.count(later) == len(times) - 2 == store.stats(later).total
+    earlier = ResultQuery(until=middle, sort="submitted_at").validated()
+    assert [j.submitted_at for j in store.results(earlier)] == times[:2]
+    both = ResultQuery(since=times[1], until=times[3], owner="ann").validated()
+    expected = [j for j in every[1:3] if j.owner == "ann"]
+    assert store.count(both) == len(expected) == store.stats(both).total
+    with pytest.raises(ValidationError):
+        ResultQuery(since=float("nan")).validated()
+
+
+@pytest.mark.parametrize("sort", ["-submitted_at", "runtime", "-runtime", "name", "-started_at"])
+def test_results_read_from_the_end_are_the_exact_reverse(store: Store, sort: str) -> None:
+    """``reverse``: the same order from its other end, NULLs (the queued job) included, so
+    the dashboard reads a page near the end from there."""
+    _fill(store)
+    forward = [j.id for j in store.results(ResultQuery(sort=sort).validated())]
+    backward = [j.id for j in store.results(ResultQuery(sort=sort, reverse=True).validated())]
+    assert backward == forward[::-1]
+    last_two = ResultQuery(sort=sort, reverse=True, limit=2).validated()
+    assert [j.id for j in store.results(last_two)][::-1] == forward[-2:]
 
 
 def test_purge_only_old_finished(store: Store) -> None:

@@ -1,9 +1,10 @@
 """The Voila dashboard: ``notebooks/dashboard.ipynb`` calls :func:`launch` and shows its widget.
 
 Modules: :mod:`~opsjobs.dashboard.session` (who the kernel works for), :mod:`~.data` (what the
-user may see and change, no widgets), :mod:`~.render` (HTML of tables and the detail view),
-:mod:`~.charts` (matplotlib PNGs), :mod:`~.app` (the ipywidgets app). Importing this package
-imports none of them.
+user may see and change, no widgets), :mod:`~.jobmem` (what a job's memory chart shows),
+:mod:`~.render` (HTML of tables and the detail view), :mod:`~.charts` (matplotlib PNGs),
+:mod:`~.results_tab` (the Results list: filters, selection, pager), :mod:`~.app` (the
+ipywidgets app). Importing this package imports none of them.
 """
 
 from __future__ import annotations

@@ -24,9 +24,10 @@ from typing import Any
 import ipywidgets as w
 
 from opsjobs.dashboard import render
-from opsjobs.dashboard.data import PAGE_SIZES, WINDOWS, DashboardData, ResultsState, SubmitForm
+from opsjobs.dashboard.data import WINDOWS, DashboardData, ResultsState, SubmitForm
 from opsjobs.dashboard.notebook_form import NotebookForm
 from opsjobs.dashboard.notify_panel import NotifyPanel
+from opsjobs.dashboard.results_tab import ResultsList
 from opsjobs.errors import OpsJobsError, ValidationError
 
 __all__ = ["DashboardApp"]
@@ -35,7 +36,6 @@ log = logging.getLogger("opsjobs.dashboard")
 
 TABS = ("Results", "Jobs", "Schedules", "Workers", "Memory", "Run notebook", "Submit")
 _SUBMITTING = ("Run notebook", "Submit")
-STATUSES = ("", "succeeded", "failed", "running", "queued", "cancelled", "timed_out", "lost")
 
 
 def _layout(**kw: str) -> w.Layout:
@@ -62,13 +62,18 @@ class DashboardApp:
     def __init__(self, data: DashboardData, *, clock: Callable[[], float] = time.time) -> None:
         self.data = data
         self.clock = clock
-        self.state = ResultsState()
         self.detail_id: str | None = None
         #: The job name whose history the detail area shows (instead of one job).
         self.history_name: str | None = None
         self._history_key: Any = None
         self._catalog_loaded = False
-        self.pending_delete: str | None = None
+        #: What the confirm bar's Delete does (one result or the selected ones).
+        self.pending: Callable[[], None] | None = None
+        #: Auto-refresh paused (the page's ticks are ignored; the page stops sending them).
+        self.paused = False
+        self.refreshes = 0
+        self._memory_key: Any = None
+        self._memory_png: bytes | None = None
         self.window = "24 h"
         self._chart_key: Any = None
         self.panel_html: dict[str, w.HTML] = {}
@@ -87,6 +92,12 @@ class DashboardApp:
         self.everyone.layout.display = "" if user.sees_all else "none"
         self.everyone.observe(self._on_everyone, "value")
         header = _classed(w.HBox([self.header, self.everyone]), "oj-header")
+        self.refreshed = _classed(w.HTML(""), "opsjobs-refreshed-box")
+        self.pause = _classed(
+            w.Button(description="Pause", tooltip="auto-refresh"), "opsjobs-pause"
+        )
+        self.pause.on_click(lambda _: self.set_paused(not self.paused))
+        status = _classed(w.HBox([self.refreshed, self.pause]), "oj-status")
 
         self.message = _classed(w.HTML(""), "opsjobs-message")
         self.confirm_text = w.HTML("")
@@ -116,34 +127,16 @@ class DashboardApp:
         self.tabs.titles = tuple(tabs)
         self.tabs.observe(self._on_tab, "selected_index")
         self.widget = _classed(
-            w.VBox([header, self.message, self.confirm, self.tabs, self.bridge]), "opsjobs-app"
+            w.VBox([header, status, self.message, self.confirm, self.tabs, self.bridge]),
+            "opsjobs-app",
         )
 
     # -- panels -------------------------------------------------------------------------------
     def _results_panel(self) -> w.Widget:
-        self.stats_html = _classed(w.HTML(), "opsjobs-stats")
-        self.name_filter = _classed(
-            w.Text(placeholder="Filter by job name", continuous_update=False), "opsjobs-filter-name"
+        self.results = ResultsList(
+            self.data, changed=self.refresh, ask=self._ask, say=self.say, guard=self._guard
         )
-        self.status_filter = _classed(
-            w.Dropdown(options=[(s.replace("_", " ") or "All statuses", s) for s in STATUSES]),
-            "opsjobs-filter-status",
-        )
-        self.page_size = _classed(
-            w.Dropdown(options=[(f"{n} per page", n) for n in PAGE_SIZES], value=25),
-            "opsjobs-page-size",
-        )
-        for widget in (self.name_filter, self.status_filter, self.page_size):
-            widget.observe(self._on_filter, "value")
-        filters = _classed(w.HBox([self.name_filter, self.status_filter, self.page_size]), "oj-bar")
-        self.table = _classed(w.HTML(), "opsjobs-results")
-        self.prev = _classed(w.Button(description="\u2039 Previous"), "opsjobs-prev")
-        self.next = _classed(w.Button(description="Next \u203a"), "opsjobs-next")
-        self.page_label = _classed(w.HTML(), "opsjobs-page-label")
-        self.prev.on_click(lambda _: self._page(-1))
-        self.next.on_click(lambda _: self._page(+1))
-        pager = _classed(w.HBox([self.prev, self.page_label, self.next]), "oj-pager")
-        self.list_box = w.VBox([self.stats_html, filters, self.table, pager])
+        self.list_box = self.results.widget
 
         self.detail_html = _classed(w.HTML(), "opsjobs-detail-html")
         self.history_chart = _classed(w.Image(format="png"), "opsjobs-history-chart")
@@ -152,7 +145,7 @@ class DashboardApp:
         back = _classed(w.Button(description="\u2039 Back to results"), "opsjobs-back")
         delete = _classed(w.Button(description="Delete", button_style="danger"), "opsjobs-delete")
         back.on_click(lambda _: self.show_list())
-        delete.on_click(lambda _: self.ask_delete(self.detail_id or ""))
+        delete.on_click(lambda _: self._guard(lambda: self.ask_delete(self.detail_id or "")))
         self.detail_box = _classed(
             w.VBox(
                 [
@@ -245,9 +238,43 @@ class DashboardApp:
     def current_tab(self) -> str:
         return self.tab_names[self.tabs.selected_index or 0]
 
+    # the Results list's state and widgets, under the names the app had
+    @property
+    def state(self) -> ResultsState:
+        return self.results.state
+
+    @property
+    def table(self) -> w.HTML:
+        return self.results.table
+
+    @property
+    def stats_html(self) -> w.HTML:
+        return self.results.stats_html
+
     def refresh(self) -> None:
         """Redraw the visible tab from the store; errors become a message."""
         self._guard(self._refresh)
+        self.refreshes += 1
+        self._draw_status()
+
+    def set_paused(self, paused: bool) -> None:
+        """Pause or resume the auto-refresh; resuming refreshes at once."""
+        self.paused = paused
+        self.pause.description = "Resume" if paused else "Pause"
+        self.pause.button_style = "primary" if paused else ""
+        if paused:
+            self._draw_status()
+        else:
+            self.refresh()
+
+    def _draw_status(self) -> None:
+        """ "refreshed N s ago": the page's script counts the seconds from the last ``seq``."""
+        paused = "1" if self.paused else "0"
+        text = "auto-refresh paused · refreshed just now" if self.paused else "refreshed just now"
+        self.refreshed.value = (
+            f'<span class="oj-refreshed opsjobs-refreshed" data-seq="{self.refreshes}" '
+            f'data-paused="{paused}">{text}</span>'
+        )
 
     def _refresh(self) -> None:
         tab, now = self.current_tab, self.clock()
@@ -277,16 +304,7 @@ class DashboardApp:
             self.notebook_form.reload()
 
     def _draw_results(self) -> None:
-        page = self.data.results(self.state)
-        self.state = page.state
-        self.stats_html.value = render.stat_cards(page.stats)
-        self.table.value = render.results_table(page)
-        self.page_label.value = (
-            f'<span class="oj-page">{page.first:,}&ndash;{page.last:,} of {page.total:,} · '
-            f"page {page.state.page + 1:,} of {page.pages:,}</span>"
-        )
-        self.prev.disabled = page.state.page == 0
-        self.next.disabled = page.state.page + 1 >= page.pages
+        self.results.draw()
 
     def _draw_detail(self) -> None:
         assert self.detail_id is not None
@@ -300,7 +318,21 @@ class DashboardApp:
                 job, may_submit=self.data.user.may_submit, may_use_lab=self.data.user.may_use_lab
             ),
             attempts=self.data.attempts(job),
+            memory_png=self._job_memory_png(job),
         )
+
+    def _job_memory_png(self, job: Any) -> bytes | None:
+        """The detail view's memory chart, drawn again only when what it shows changed."""
+        from opsjobs.dashboard.jobmem import job_memory
+
+        mem = job_memory(self.data.client, job, owner=self.data.owner)
+        key = (job.id, mem)
+        if key != self._memory_key:
+            from opsjobs.dashboard.charts import job_memory_chart
+
+            self._memory_png = None if mem is None else job_memory_chart(mem)
+            self._memory_key = key
+        return self._memory_png
 
     def _draw_history(self) -> None:
         assert self.history_name is not None
@@ -335,7 +367,8 @@ class DashboardApp:
         if not action:
             return
         handlers: dict[str, Callable[[str], None]] = {
-            "tick": lambda _: self.refresh(),
+            "tick": lambda _: None if self.paused else self.refresh(),
+            "select": self.results.select,
             "view": self.show_detail,
             "delete": self.ask_delete,
             "cancel": self._cancel,
@@ -423,31 +456,36 @@ class DashboardApp:
         self.refresh()
 
     def ask_delete(self, job_id: str) -> None:
-        job = self.data.job(job_id)
+        job = self.data.deletable(job_id)
         if not job.finished:
             raise ValidationError(f"{job.name} is {job.state.value}: stop it first")
-        self.pending_delete = job.id
-        self.confirm_text.value = (
-            f"<b>Delete the result of “{escape(job.name)}”?</b> "
-            f'<span class="oj-dim">{job.id} — this cannot be undone.</span>'
-        )
-        self.confirm.layout.display = ""
-
-    def _confirm(self, yes: bool) -> None:
-        job_id, self.pending_delete = self.pending_delete, None
-        self.confirm.layout.display = "none"
-        if not yes or job_id is None:
-            return
 
         def go() -> None:
-            self.data.delete(job_id)
+            self.data.delete(job.id)
+            self.results.selected.discard(job.id)
             self.say("Result deleted.")
-            if self.detail_id == job_id:
+            if self.detail_id == job.id:
                 self.show_list()
             else:
                 self.refresh()
 
-        self._guard(go)
+        self._ask(
+            f"<b>Delete the result of “{escape(job.name)}”?</b> "
+            f'<span class="oj-dim">{job.id} — this cannot be undone.</span>',
+            go,
+        )
+
+    def _ask(self, question: str, action: Callable[[], None]) -> None:
+        """The one confirmation bar: ``question``, and Delete runs ``action``."""
+        self.pending = action
+        self.confirm_text.value = question
+        self.confirm.layout.display = ""
+
+    def _confirm(self, yes: bool) -> None:
+        action, self.pending = self.pending, None
+        self.confirm.layout.display = "none"
+        if yes and action is not None:
+            self._guard(action)
 
     def _cancel(self, job_id: str) -> None:
         job = self.data.cancel(job_id)
@@ -455,8 +493,7 @@ class DashboardApp:
         self.refresh()
 
     def _sort(self, column: str) -> None:
-        self.state = self.state.sorted_by(column)
-        self.refresh()
+        self.results.sort(column)
 
     def _schedule(self, op: str, schedule_id: str) -> None:
         out = getattr(self.data, op)(schedule_id)
@@ -467,20 +504,6 @@ class DashboardApp:
         self.refresh()
 
     # -- inputs -------------------------------------------------------------------------------
-    def _on_filter(self, _: Any) -> None:
-        self.state = ResultsState(
-            name=self.name_filter.value,
-            status=self.status_filter.value,
-            sort=self.state.sort,
-            page=0,
-            page_size=int(self.page_size.value),
-        )
-        self.refresh()
-
-    def _page(self, step: int) -> None:
-        self.state = ResultsState(**{**self.state.__dict__, "page": self.state.page + step})
-        self.refresh()
-
     def _on_tab(self, _: Any) -> None:
         if "oj-msg-info" in self.message.value:
             self.say("")

@@ -3,8 +3,8 @@
 :class:`DashboardData` applies the REST API's rules (:mod:`opsjobs.auth`): a user sees, cancels
 and deletes their own jobs and schedules; admins (``system_admin``, ``site_admin``) may switch
 to everyone's; submitting and managing schedules needs a submitting role. Listings are sorted,
-filtered and paged in the store, so 100,000 results cost one page query, one count and one
-stats query.
+filtered and paged in the store, so 100,000 results cost one page query and one stats query
+(which counts them too).
 
 Open alerts are about hosts, not jobs: like the REST API's ``/alerts``, every signed-in user
 sees all of them (the header's counts and the Memory tab's table).
@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import shlex
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ from opsjobs.schedules import Schedule
 __all__ = [
     "PAGE_SIZES",
     "SORTABLE",
+    "TIME_RANGES",
     "WINDOWS",
     "DashboardData",
     "MemoryView",
@@ -60,7 +61,16 @@ SORTABLE = (
     ("mode", "Mode"),
     ("host", "Host"),
 )
-PAGE_SIZES = (10, 25, 50, 100)
+PAGE_SIZES = (10, 25, 50, 100, 250, 500)
+#: The results' time filter (on the time a job was submitted): key → (label, seconds back
+#: from now); ``custom`` takes the state's ``since``/``until``.
+TIME_RANGES: dict[str, tuple[str, float | None]] = {
+    "": ("Any time", None),
+    "hour": ("Last hour", 3600.0),
+    "day": ("Last day", 86400.0),
+    "week": ("Last week", 7 * 86400.0),
+    "custom": ("Custom range", None),
+}
 #: Memory windows offered: label → seconds.
 WINDOWS = {"6 h": 6 * 3600.0, "24 h": 24 * 3600.0, "7 d": 7 * 86400.0}
 #: Metrics the memory tab draws.
@@ -84,6 +94,17 @@ class ResultsState:
     sort: str = "-submitted_at"
     page: int = 0
     page_size: int = 25
+    #: A key of :data:`TIME_RANGES`; ``custom`` uses ``since`` and ``until`` (epoch seconds).
+    time: str = ""
+    since: float | None = None
+    until: float | None = None
+
+    def span(self, now: float) -> tuple[float | None, float | None]:
+        """The submitted-at span the time filter asks for at ``now``: (since, until)."""
+        if self.time == "custom":
+            return self.since, self.until
+        seconds = TIME_RANGES.get(self.time, ("", None))[1]
+        return (now - seconds, None) if seconds else (None, None)
 
     def sorted_by(self, column: str) -> ResultsState:
         """Sort by ``column``; the same column again flips the direction. Back to page 1."""
@@ -188,22 +209,29 @@ class DashboardData:
 
     # -- results ----------------------------------------------------------------------------
     def results(self, state: ResultsState) -> ResultsPage:
-        """The page ``state`` asks for (clamped to the last page), its total and the stats."""
-        states = (state.status,) if state.status else ()
-        name = state.name.strip() or None
-        total = self.client.count(states=states, name=name, owner=self.owner)
+        """The page ``state`` asks for (clamped to the last page), its total and the stats;
+        the stat cards follow every filter (name, status, time)."""
+        since, until = state.span(self.clock())
+        filters: dict[str, Any] = {
+            "states": (state.status,) if state.status else (),
+            "name": state.name.strip() or None,
+            "owner": self.owner,
+            "since": since,
+            "until": until,
+        }
+        stats = self.client.stats(**filters)
+        total = stats.total  # the same filters: one query counts and sums
         pages = max(1, -(-total // state.page_size))
         if state.page >= pages or state.page < 0:
             state = dataclasses.replace(state, page=max(0, min(state.page, pages - 1)))
-        rows = self.client.results(
-            limit=state.page_size,
-            offset=state.page * state.page_size,
-            states=states,
-            name=name,
-            owner=self.owner,
-            sort=state.sort,
-        )
-        stats = self.client.stats(owner=self.owner, name=name)
+        offset = state.page * state.page_size
+        limit = max(0, min(state.page_size, total - offset))
+        if offset + limit / 2 <= total / 2:
+            rows = self.client.results(limit=limit, offset=offset, sort=state.sort, **filters)
+        else:  # past the middle: the walk from the end is the shorter one
+            rows = self.client.results(
+                limit=limit, offset=total - offset - limit, sort=state.sort, reverse=True, **filters
+            )[::-1]
         return ResultsPage(rows, total, stats, state)
 
     def job(self, job_id: str) -> Job:
@@ -219,9 +247,29 @@ class DashboardData:
         return attempts_of(job, self.client.store.attempts(job.id))
 
     def delete(self, job_id: str) -> None:
+        self.client.delete(self.deletable(job_id).id)
+
+    def deletable(self, job_id: str) -> Job:
+        """A job the user may delete: one they may see, and their own unless they are an
+        admin (the server's ``system`` jobs, which every user sees, are refused)."""
         job = self.job(job_id)
-        Auth.check_change(self.user, job.owner, f"job {job.id}")  # system's: admins only
-        self.client.delete(job.id)
+        Auth.check_change(self.user, job.owner, f"job {job.name}")  # system's: admins only
+        return job
+
+    def delete_many(self, job_ids: Iterable[str]) -> tuple[int, list[str]]:
+        """Delete every job of ``job_ids`` the user may delete that finished; returns how
+        many went and a line for each that was kept (gone already, not theirs, active)."""
+        done, kept = 0, []
+        for job_id in dict.fromkeys(job_ids):
+            try:
+                job = self.deletable(job_id)
+                if not job.finished:
+                    raise ValidationError(f"{job.name} is {job.state.value}: stop it first")
+                self.client.delete(job.id)
+                done += 1
+            except OpsJobsError as exc:
+                kept.append(str(exc))
+        return done, kept
 
     def cancel(self, job_id: str) -> Job:
         job = self.job(job_id)

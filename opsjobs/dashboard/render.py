@@ -7,8 +7,9 @@ Styles live in the Voila template (``voila-templates/opsjobs``), as ``oj-*`` cla
 
 from __future__ import annotations
 
+import base64
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime, timezone
 from html import escape
 from typing import Any
@@ -29,6 +30,7 @@ __all__ = [
     "header_html",
     "jobs_table",
     "memory_summary",
+    "number",
     "results_table",
     "schedules_table",
     "stat_cards",
@@ -42,6 +44,13 @@ def when(ts: float | None) -> str:
     if ts is None:
         return "—"
     return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def number(value: float) -> str:
+    """``390,230`` for a whole number (a count: ``390230.0`` too), ``48.8`` otherwise."""
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.1f}"
 
 
 def duration(seconds: float | None) -> str:
@@ -130,10 +139,15 @@ def stat_cards(stats: Stats) -> str:
     )
 
 
-def results_table(page: ResultsPage) -> str:
-    """The sortable results table of one page, with View and Delete per row."""
+def results_table(page: ResultsPage, selected: Collection[str] = ()) -> str:
+    """The sortable results table of one page, with a checkbox (``selected``: the ids
+    ticked), View and Delete per row; the head's checkbox ticks the whole page."""
     column, desc = page.state.sort.lstrip("-"), page.state.sort.startswith("-")
-    head = []
+    every = bool(page.rows) and all(job.id in selected for job in page.rows)
+    head = [
+        '<th class="oj-check"><input type="checkbox" class="opsjobs-select-page" '
+        f'title="select this page"{" checked" if every else ""}></th>'
+    ]
     for key, title in SORTABLE:
         arrow = ("▼" if desc else "▲") if key == column else ""
         active = " oj-sorted" if arrow else ""
@@ -144,8 +158,12 @@ def results_table(page: ResultsPage) -> str:
     head.append('<th class="oj-actions-col"></th>')
     rows = []
     for job in page.rows:
+        tick = " checked" if job.id in selected else ""
+        marked = ' class="oj-selected"' if tick else ""
         rows.append(
-            f'<tr data-job="{job.id}">'
+            f'<tr data-job="{job.id}"{marked}>'
+            f'<td class="oj-check"><input type="checkbox" class="opsjobs-select" '
+            f'data-job="{job.id}"{tick}></td>'
             f'<td class="oj-name"><a data-oj="view:{job.id}">{escape(job.name)}</a></td>'
             f"<td>{badge(job.state)}</td>"
             f'<td class="oj-mono">{when(job.started_at)}</td>'
@@ -156,7 +174,7 @@ def results_table(page: ResultsPage) -> str:
             f'<td class="oj-actions">{button("View", f"view:{job.id}")}'
             f"{button('Delete', f'delete:{job.id}', tone='danger')}</td></tr>"
         )
-    return _table("opsjobs-results-table", "".join(head), rows, "No results match.", 7)
+    return _table("opsjobs-results-table", "".join(head), rows, "No results match.", 8)
 
 
 def _payload_text(job: Job) -> str:
@@ -221,10 +239,12 @@ def detail_html(
     files: Sequence[tuple[str, str, int]] = (),
     actions: str = "",
     attempts: Sequence[Attempt] = (),
+    memory_png: bytes | None = None,
 ) -> str:
     """The detail view of one job (everything but the Back and Delete buttons); a running
     job's ``live_output`` (its log so far) stands in for the output it has not stored yet.
-    ``attempts`` of a retried job are listed, each with its own outcome and output."""
+    ``attempts`` of a retried job are listed, each with its own outcome and output;
+    ``memory_png`` is the chart of its memory (:mod:`opsjobs.dashboard.jobmem`)."""
     ok = job.state is JobState.SUCCEEDED
     bad = job.state in FAILED_STATES
     icon = "✔" if ok else ("✖" if bad else "●")
@@ -261,6 +281,12 @@ def detail_html(
     ]
     if job.spec.description:
         parts.append(f"<p class='oj-desc'>{escape(job.spec.description)}</p>")
+    if memory_png is not None:
+        data = base64.b64encode(memory_png).decode("ascii")
+        parts.append(
+            '<h4 class="oj-h">Memory</h4><img class="oj-chart opsjobs-job-memory" '
+            f'alt="memory of this job" src="data:image/png;base64,{data}">'
+        )
     parts.append(_section(job.kind.capitalize(), _payload_text(job)))
     if job.error:
         parts.append(_section("Error", job.error, cls="oj-error"))
@@ -389,7 +415,7 @@ def workers_table(workers: Sequence[WorkerInfo], now: float) -> str:
             f'<td class="oj-num">{w.pid}</td><td>{escape(queues)}</td>'
             f'<td class="oj-num">{w.busy} / {w.threads}</td>'
             f"<td>{when(w.heartbeat_at)} <span class='oj-dim'>"
-            f"({duration(now - w.heartbeat_at)} ago)</span></td><td>{state}</td></tr>"
+            f"({ago(now - w.heartbeat_at)} ago)</span></td><td>{state}</td></tr>"
         )
     return _table("opsjobs-workers-table", head, rows, "No workers registered.", 7)
 
@@ -421,7 +447,7 @@ def memory_summary(view: MemoryView) -> str:
         result: dict[str, Any] = job.result
         summary = result.get("summary") or {}
         figures = " · ".join(
-            f"{k} <b>{summary[k]:,.1f}</b>"
+            f"{k} <b>{number(summary[k])}</b>"
             for k in ("rss_mb", "uss_mb", "heap_mb", "objects")
             if isinstance(summary.get(k), int | float)
         )

@@ -509,6 +509,12 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlNotices, SqlAuth, SqlSchedules, Store
         if query.queue:
             clauses.append("queue = %(queue)s")
             params["queue"] = query.queue
+        if query.since is not None:
+            clauses.append("submitted_at >= %(since)s")
+            params["since"] = query.since
+        if query.until is not None:
+            clauses.append("submitted_at < %(until)s")
+            params["until"] = query.until
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     def results(self, query: ResultQuery) -> list[Job]:
@@ -516,9 +522,12 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlNotices, SqlAuth, SqlSchedules, Store
         column = query.sort_column
         if column not in _SORTABLE:
             raise StoreError(f"cannot sort by {column!r}")
-        direction = "DESC" if query.descending else "ASC"
-        # NULLs (not started yet) go last in both directions, as in the SQLite store.
-        order = f"{column} {direction} NULLS LAST, submitted_at {direction}"
+        descending = query.descending != query.reverse
+        direction = "DESC" if descending else "ASC"
+        # NULLs (not started yet) go last in both directions, as in the SQLite store (first
+        # when the order is read from its end).
+        nulls = "FIRST" if query.reverse else "LAST"
+        order = f"{column} {direction} NULLS {nulls}, submitted_at {direction}"
         params.update(limit=query.limit, offset=query.offset)
         text = self._q["results"].replace("{where}", where).replace("{order}", order)
         return [row_to_job(r) for r in self._read("results", text, params)]

@@ -381,6 +381,12 @@ class SQLiteStore(SqlJobs, SqlAlerts, SqlNotices, SqlAuth, SqlSchedules, Store):
         if query.queue:
             clauses.append("queue = :queue")
             params["queue"] = query.queue
+        if query.since is not None:
+            clauses.append("submitted_at >= :since")
+            params["since"] = query.since
+        if query.until is not None:
+            clauses.append("submitted_at < :until")
+            params["until"] = query.until
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     def results(self, query: ResultQuery) -> list[Job]:
@@ -388,9 +394,12 @@ class SQLiteStore(SqlJobs, SqlAlerts, SqlNotices, SqlAuth, SqlSchedules, Store):
         direction = "DESC" if query.descending else "ASC"
         # sort_column comes from the SORT_COLUMNS whitelist; NULLs (not started yet) go last.
         column = query.sort_column
-        order = f"{column} IS NULL, {column} {direction}, submitted_at {direction}"
+        terms = [(f"{column} IS NULL", "ASC"), (column, direction), ("submitted_at", direction)]
         if column in _NOT_NULL:  # no NULLs to move: an ORDER BY an index can serve
-            order = f"{column} {direction}, submitted_at {direction}"
+            terms = terms[1:]
+        if query.reverse:
+            terms = [(t, "ASC" if d == "DESC" else "DESC") for t, d in terms]
+        order = ", ".join(f"{t} {d}" for t, d in terms)
         params.update(limit=query.limit, offset=query.offset)
         sql = f"SELECT * FROM jobs{where} ORDER BY {order} LIMIT :limit OFFSET :offset"
         return [row_to_job(r) for r in self._read(sql, params)]

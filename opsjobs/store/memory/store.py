@@ -251,6 +251,8 @@ class MemoryStore(MemoryAlerts, MemoryNotices, MemoryAuth, MemorySchedules, Stor
             and (needle is None or needle in j.name.lower())
             and (query.exact_name is None or j.name == query.exact_name)
             and (query.queue is None or j.queue == query.queue)
+            and (query.since is None or j.submitted_at >= query.since)
+            and (query.until is None or j.submitted_at < query.until)
         ]
 
     def results(self, query: ResultQuery) -> list[Job]:
@@ -269,7 +271,10 @@ class MemoryStore(MemoryAlerts, MemoryNotices, MemoryAuth, MemorySchedules, Stor
             missing = [j for j in jobs if value(j) is None]
             present.sort(key=lambda j: (value(j), j.submitted_at), reverse=query.descending)
             missing.sort(key=lambda j: j.submitted_at, reverse=query.descending)
-            page = (present + missing)[query.offset : query.offset + query.limit]
+            ordered = present + missing
+            if query.reverse:
+                ordered.reverse()
+            page = ordered[query.offset : query.offset + query.limit]
             return copy.deepcopy(page)
 
     def count(self, query: ResultQuery) -> int:
