@@ -168,15 +168,7 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlNotices, SqlAuth, SqlSchedules, Store
         host: str = "",
     ) -> None:
         self.url = url
-        self._q = dict(load_queries("postgres"))
-        # Record many ends and claim the next jobs in one statement: both see the same
-        # snapshot, and the finished jobs are running, so the claim can never pick them.
-        self._q["finish_and_claim_many"] = (
-            f"WITH fin AS ({self._q['finish_many'].rstrip().rstrip(';')} RETURNING j.id), "
-            f"nxt AS ({self._q['claim'].rstrip().rstrip(';')}) "
-            "SELECT (SELECT array_agg(id) FROM fin) AS finished_ids, nxt.* "
-            "FROM (SELECT 1) AS one LEFT JOIN nxt ON true"
-        )
+        self._q = load_queries("postgres")
         try:
             given = conninfo_to_dict(url)
         except psycopg.ProgrammingError as exc:
@@ -194,7 +186,11 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlNotices, SqlAuth, SqlSchedules, Store
         # Worker transitions (claim, finish) are single autocommit statements that need not wait
         # for the WAL flush; every multi-statement transaction (submit, cancel, delete, schedule
         # fires, heartbeats) turns synchronous_commit back on. See "Durability" above.
-        extra["options"] = (str(given.get("options") or "") + " -c synchronous_commit=off").strip()
+        # Generic plans for prepared statements: see "Plans" above.
+        extra["options"] = (
+            str(given.get("options") or "")
+            + " -c synchronous_commit=off -c plan_cache_mode=force_generic_plan"
+        ).strip()
         self._conninfo = make_conninfo(url, **extra)
         # One plain connection first: an unreachable server is one clear error, not the pool's
         # warnings for every retry followed by "pool initialization incomplete".
