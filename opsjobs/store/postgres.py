@@ -326,9 +326,10 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlNotices, SqlAuth, SqlSchedules, Store
         params = job_params(job_id, spec, now)
 
         params["channel"] = self.channel
-        # A transaction, not a single statement: a submitted job must survive a server crash.
+        # One statement whose commit waits for the WAL flush (see submit_job): a submitted job
+        # survives a server crash.
         self._run(
-            "submit", lambda conn: conn.execute(self._q["submit_job"], params), idempotent=True
+            "submit", lambda conn: conn.execute(self._q["submit_job"], params), single=True
         )
         return Job(id=job_id, spec=spec, state=JobState.QUEUED, submitted_at=now)
 
@@ -359,9 +360,9 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlNotices, SqlAuth, SqlSchedules, Store
             for job_id, spec in zip(ids, specs, strict=True)
         ]
         params = {"jobs": _json_text(rows), "now": now, "channel": self.channel}
-        # A transaction, not a single statement: submitted jobs must survive a server crash.
+        # One statement whose commit waits for the WAL flush (see submit_job).
         self._run(
-            "submit", lambda conn: conn.execute(self._q["submit_jobs"], params), idempotent=True
+            "submit", lambda conn: conn.execute(self._q["submit_jobs"], params), single=True
         )
         return [
             Job(id=job_id, spec=spec, state=JobState.QUEUED, submitted_at=now)

@@ -25,9 +25,13 @@ SELECT current_schema() AS schema;
 SELECT pg_notify(%(channel)s, '');
 
 -- name: submit_job
--- Insert (the job and its queue entry) and wake workers in one statement (one round trip);
--- NOTIFY is delivered on commit. ON CONFLICT makes a retry after an unknown commit harmless
--- (the id is made by the caller).
+-- Insert (the job and its queue entry) and wake workers in one autocommit statement: one round
+-- trip, where BEGIN, SET LOCAL, the insert and COMMIT took four (each a wait for the server on
+-- a busy machine, all of it in the pickup latency). NOTIFY is delivered on commit; the
+-- set_config makes this statement's commit wait for the WAL flush (synchronous_commit is off
+-- for the session: see "Durability" in postgres.py), so a submitted job survives a server
+-- crash. It is in the select list of the one row always returned, so it always runs. ON
+-- CONFLICT makes a retry after an unknown commit harmless (the id is made by the caller).
 WITH ins AS (
   INSERT INTO jobs (id, name, description, owner, kind, payload, mode, queue, priority, timeout,
                     retries, schedule_id, rerun_of, retry_delay, retry_backoff, retry_max,
@@ -40,12 +44,14 @@ WITH ins AS (
 ), q AS (
   INSERT INTO queued_jobs (id, queue, priority, submitted_at) SELECT * FROM ins
 )
-SELECT pg_notify(%(channel)s, '') FROM ins;
+SELECT set_config('synchronous_commit', 'on', true) AS durable,
+       (SELECT count(pg_notify(%(channel)s, '')) FROM (SELECT FROM ins LIMIT 1) AS one) AS woken;
 
 -- name: submit_jobs
--- Many jobs in one statement, sent as one JSON array of objects (see finish_and_claim_many),
--- their queue entries, and one wake-up. ON CONFLICT makes a retry after an unknown commit
--- harmless (the caller makes the ids).
+-- Many jobs in one autocommit statement, sent as one JSON array of objects (see
+-- finish_and_claim_many), their queue entries, one wake-up and a durable commit (as
+-- submit_job). ON CONFLICT makes a retry after an unknown commit harmless (the caller makes
+-- the ids).
 WITH ins AS (
   INSERT INTO jobs (id, name, description, owner, kind, payload, mode, queue, priority, timeout,
                     retries, schedule_id, retry_delay, retry_backoff, retry_max, retry_on,
@@ -63,7 +69,8 @@ WITH ins AS (
 ), q AS (
   INSERT INTO queued_jobs (id, queue, priority, submitted_at) SELECT * FROM ins
 )
-SELECT pg_notify(%(channel)s, '') WHERE EXISTS (SELECT FROM ins);
+SELECT set_config('synchronous_commit', 'on', true) AS durable,
+       (SELECT count(pg_notify(%(channel)s, '')) FROM (SELECT FROM ins LIMIT 1) AS one) AS woken;
 
 -- name: insert_job
 WITH ins AS (
