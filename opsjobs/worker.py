@@ -65,6 +65,11 @@ _STOPPED = "the worker stopped before the job finished"
 _CHAIN_TRUST = 0.002
 #: Seconds past a waiting job's due time the main loop wakes, so that its claim finds it due.
 _DUE_SLACK = 0.005
+#: A step (one store round trip) that takes longer than this (s, moving average) costs more
+#: than handing jobs to other pool threads: every step then claims for all free slots, each
+#: job started at once on its own thread (a round trip to PostgreSQL: ~0.5-3 ms; a SQLite step:
+#: ~0.05-0.1 ms, where one thread running short jobs back to back stays best).
+_DEAR_STEP = 0.0005
 
 
 def _peak_self() -> int:
@@ -180,6 +185,7 @@ class Worker:
         #: Until then (perf_counter) a pool thread runs short jobs back to back, and the main
         #: loop leaves the other free slots empty: see :meth:`_step`.
         self._chain_until = 0.0
+        self._inline_seen = False  # the last step that claimed jobs claimed an inline one
         self._logs_dir = str(settings.logs_dir)
         self._output_cap = settings.output_cap
         #: The next time a waiting job (a retry) of our queues is due, and whether to ask the
@@ -363,6 +369,13 @@ class Worker:
                 and time.perf_counter() < self._chain_until
             ):
                 want = 0  # a pool thread runs short jobs back to back: it takes the next
+        if here and claim and self._step_cost >= _DEAR_STEP and not self._inline_seen:
+            # Round trips dominate: a pool thread fills every free slot at once. The slots'
+            # threads end their jobs while one of them waits for the store, and the next step
+            # records all those ends and claims as many, so steps grow into batches; each pool
+            # job starts at once on its thread. Not while inline jobs come (the last step
+            # claimed one): those wait for the main loop, claimed but not started.
+            want, short = free, False
         if want > free:
             want = free
         if not recs and want <= 0:
@@ -419,6 +432,8 @@ class Worker:
                     # a new pool thread gets the time to show whether it runs short jobs
                     # back to back, before the main loop claims for the next free slot
                     self._chain_until = time.perf_counter() + _CHAIN_TRUST
+        if jobs:
+            self._inline_seen = inline
         if inline and threading.get_ident() != self._loop_thread:
             self._wake.set()
         return bool(recs or jobs), mine, unrun
