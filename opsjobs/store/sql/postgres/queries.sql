@@ -51,7 +51,7 @@ SELECT set_config('synchronous_commit', 'on', true) AS durable,
 -- Many jobs in one autocommit statement, sent as one JSON array of objects (see
 -- finish_and_claim_many), their queue entries, one wake-up and a durable commit (as
 -- submit_job). json_to_recordset, not jsonb_to_recordset: it reads the text once instead of
--- first building a jsonb value of the whole batch (1,000 jobs: ~18 % less wall time, loaded). ON CONFLICT makes a retry after an unknown commit harmless (the caller makes
+-- first building a jsonb value of the whole batch (1,000 jobs: ~18 per cent less wall time, loaded). ON CONFLICT makes a retry after an unknown commit harmless (the caller makes
 -- the ids).
 WITH ins AS (
   INSERT INTO jobs (id, name, description, owner, kind, payload, mode, queue, priority, timeout,
