@@ -21,8 +21,8 @@ import sys
 sys.dont_write_bytecode = True
 
 import argparse  # noqa: E402
-import os  # noqa: E402
 import cProfile  # noqa: E402
+import os  # noqa: E402
 import pstats  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
@@ -99,9 +99,7 @@ def backend_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def raw_loop(
-    url: str, n: int, want: int = 1, analyze: bool = False
-) -> tuple[float, float, str]:
+def raw_loop(url: str, n: int, want: int = 1, analyze: bool = False) -> tuple[float, float, str]:
     """The store's own ``finish_and_claim_many`` statement on one connection, no Python layers
     above psycopg (the SQL ceiling of one worker): each round trip records the ends of the jobs
     the last one claimed and claims up to ``want`` more; returns jobs/s and the server
@@ -218,7 +216,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--postgres", default=DEFAULT_PG)
     p.add_argument("--top", type=int, default=25)
     p.add_argument(
-        "--want", type=lambda t: [int(x) for x in t.split(",")], default=[1, 100],
+        "--want",
+        type=lambda t: [int(x) for x in t.split(",")],
+        default=[1, 100],
         help="jobs claimed per round trip by the raw SQL loops (comma-separated; 1,100)",
     )
     p.add_argument("--rounds", type=int, default=1, help="runs of each raw SQL loop (1)")

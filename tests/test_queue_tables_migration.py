@@ -51,10 +51,8 @@ def _rows() -> list[tuple[object, ...]]:
         started = sub + 1 if worker else None
         finished = sub + 2 if state == "succeeded" else None
         host = "h1" if worker else None
-        rows.append(
-            (job_id, job_id, queue, prio, state, sub, attempt, retries, worker, host, started)
-            + (lease, after, finished)
-        )
+        head = (job_id, job_id, queue, prio, state, sub, attempt, retries, worker, host)
+        rows.append((*head, started, lease, after, finished))
     return rows
 
 
@@ -67,7 +65,7 @@ def postgres_v8() -> Iterator[PostgresStore]:
                 if version <= 8:
                     conn.execute(script.encode())
                     conn.execute(queries["record_migration"], {"version": version, "name": name})
-            insert = _INSERT.format(p="%s", payload="'{\"source\": \"pass\"}'::jsonb")
+            insert = _INSERT.format(p="%s", payload='\'{"source": "pass"}\'::jsonb')
             for row in _rows():
                 conn.execute(insert.encode(), row)
         store = PostgresStore(url)
@@ -79,7 +77,7 @@ def sqlite_v8(tmp_path: Path) -> Iterator[SQLiteStore]:
     path = tmp_path / "v8.db"
     SQLiteStore(path, runtime_dir=str(tmp_path / "run")).close()  # the newest schema
     conn = sqlite3.connect(path)
-    conn.executemany(_INSERT.format(p="?", payload="'{\"source\": \"pass\"}'"), _rows())
+    conn.executemany(_INSERT.format(p="?", payload='\'{"source": "pass"}\''), _rows())
     conn.execute("PRAGMA user_version = 8")  # version 9 changed nothing: it runs again on open
     conn.commit()
     conn.close()
