@@ -812,7 +812,9 @@ def latency_pg(base: Path, url: str, samples: int, idle: float) -> Latency:
     calls = sorted(r["call"] for r in report)
     # The submit's own commit (a WAL flush) is part of submit -> start; what follows it is
     # the wake-up: NOTIFY, the worker's bell, its claim.
-    after = Latency("", "", [j.started_at - r["sub"] - r["call"] for j, r in zip(jobs, report)])
+    after = Latency(
+        "", "", [j.started_at - r["sub"] - r["call"] for j, r in zip(jobs, report, strict=True)]
+    )
     return Latency(
         "opsjobs",
         f"PostgreSQL, `opsjobs worker` process, after {idle:g} s idle",
