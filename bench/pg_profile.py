@@ -3,7 +3,11 @@
 Usage::
 
     python bench/pg_profile.py [--jobs 5000] [--postgres URL] [--top 25]
+                               [--want 1,100] [--rounds 1] [--raw-only]
 
+First the store's own ``finish_and_claim_many`` statement runs alone on one connection, ``--want``
+jobs per round trip (the SQL ceiling of one worker), reporting jobs/s, the server process's CPU
+per job and how many row updates of ``jobs`` were HOT; ``--raw-only`` stops there.
 A fresh schema is filled with ``--jobs`` no-op ``call`` jobs (inline), then one
 :class:`opsjobs.Worker` drains them on this thread under cProfile (inline jobs are claimed, run
 and finished on the worker's main loop, so the profile holds all of a job's work; only the

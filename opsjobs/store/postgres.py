@@ -50,8 +50,9 @@ The pool's connections run with ``plan_cache_mode = force_generic_plan``: psycop
 statement run five times on a connection, and PostgreSQL would otherwise plan the worker's
 many-CTE claim-and-finish statement again on every run (its cost depends on the parameters),
 ~0.4 ms of server CPU per round trip — more than the rest of a one-job step
-(``python bench/pg_profile.py --raw-only``). The other statements' plans do not depend on their
-values (no index serves a skewed value better than another), so they lose nothing.
+(``python bench/pg_profile.py --raw-only``). Other statements rarely gain from a custom plan
+here (no index favours one value over another); prepared listings measured alike either way
+(bench/README.md, issue 21).
 
 Connection loss
 ---------------
