@@ -3,7 +3,11 @@
 Usage::
 
     python bench/pg_profile.py [--jobs 5000] [--postgres URL] [--top 25]
+                               [--want 1,100] [--rounds 1] [--raw-only]
 
+First the store's own ``finish_and_claim_many`` statement runs alone on one connection, ``--want``
+jobs per round trip (the SQL ceiling of one worker), reporting jobs/s, the server process's CPU
+per job and how many row updates of ``jobs`` were HOT; ``--raw-only`` stops there.
 A fresh schema is filled with ``--jobs`` no-op ``call`` jobs (inline), then one
 :class:`opsjobs.Worker` drains them on this thread under cProfile (inline jobs are claimed, run
 and finished on the worker's main loop, so the profile holds all of a job's work; only the
@@ -22,6 +26,7 @@ sys.dont_write_bytecode = True
 
 import argparse  # noqa: E402
 import cProfile  # noqa: E402
+import os  # noqa: E402
 import pstats  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
@@ -38,6 +43,7 @@ from throughput import (  # noqa: E402
     pg_reachable,
     pg_schema,
     prefill,
+    prefill_many,
     wait_until,
 )
 
@@ -86,44 +92,86 @@ def commits(url: str) -> int:
     return int(row[0])
 
 
-def raw_loop(url: str, n: int, analyze: bool = False) -> float:
-    """The store's own ``claim`` + ``finish_and_claim`` SQL on one connection, no Python layers
-    above psycopg (the SQL ceiling of one worker); returns jobs/s. With ``analyze`` the table's
-    statistics are gathered after the pre-fill (see bench/README.md: the claim's plan)."""
+def backend_cpu(pid: int) -> float:
+    """CPU seconds (user + system) the server process ``pid`` has used: on a machine shared
+    with other work, a figure that load changes much less than wall time. Linux only (0.0
+    elsewhere, or when the server runs on another host)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def raw_loop(url: str, n: int, want: int = 1, analyze: bool = False) -> tuple[float, float, str]:
+    """The store's own ``finish_and_claim_many`` statement on one connection, no Python layers
+    above psycopg (the SQL ceiling of one worker): each round trip records the ends of the jobs
+    the last one claimed and claims up to ``want`` more; returns jobs/s and the server
+    process's CPU microseconds per job (see :func:`backend_cpu`) and the HOT share of the
+    row updates. With ``analyze`` the
+    table's statistics are gathered after the pre-fill (see bench/README.md: the claim's plan).
+    """
     import psycopg
     from psycopg.rows import dict_row
 
     from opsjobs.model import JobState
-    from opsjobs.store.base import Finish
-    from opsjobs.store.postgres import _finish_params
-    from opsjobs.store.sql import load_queries
+    from opsjobs.store.base import End, Finish
+    from opsjobs.store.postgres import _many_params
 
-    q = load_queries("postgres")
     folder = Path(tempfile.mkdtemp(prefix="opsjobs-pg-raw-"))
     with pg_schema(url) as store_url:
         client = opsjobs_client(opsjobs_settings(folder, store_url))
         try:
-            prefill(client, n, "inline")
+            prefill_many(client, n, "inline")
+            statement = client.store._q["finish_and_claim_many"]
         finally:
             client.close()
         with psycopg.connect(store_url, autocommit=True) as conn:
             conn.row_factory = dict_row  # type: ignore[assignment]
-            conn.execute("SET synchronous_commit = off")  # as the store's claim/finish
+            # as the store's pooled connections: see "Plans" in opsjobs/store/postgres.py
+            conn.execute("SET synchronous_commit = off")
+            conn.execute("SET plan_cache_mode = force_generic_plan")
             if analyze:
                 conn.execute("ANALYZE jobs")
-            base = {"worker_id": "raw", "host": "h", "queues": ["default"], "lease_until": 0.0}
-            t0 = time.perf_counter()
-            row = conn.execute(q["claim"], {**base, "now": time.time()}).fetchone()
             done = 0
-            while row is not None and row.get("id") is not None:
-                params = _finish_params(
-                    row["id"], "raw", row["attempt"], Finish(JobState.SUCCEEDED), time.time()
-                )
-                row = conn.execute(q["finish_and_claim"], {**params, **base}).fetchone()
-                done += 1
+            ends: list[End] = []
+            row = conn.execute("SELECT pg_backend_pid() AS pid").fetchone()
+            pid = int(row["pid"]) if row else 0
+            cpu0 = backend_cpu(pid)
+            t0 = time.perf_counter()
+            while True:
+                params = _many_params(ends, "raw", "h", ["default"], time.time(), 60.0, want)
+                rows = conn.execute(statement, params).fetchall()
+                done += len(ends)
+                ok = Finish(JobState.SUCCEEDED)
+                at = time.time()
+                ends = [End(r["id"], r["attempt"], ok, at) for r in rows if r["id"] is not None]
+                if not ends:
+                    break
             wall = time.perf_counter() - t0
+            cpu = backend_cpu(pid) - cpu0
+        hot = hot_updates(store_url)
     assert done == n, done
-    return n / wall
+    return n / wall, cpu / n * 1e6, hot
+
+
+def hot_updates(url: str) -> str:
+    """Row updates of ``jobs`` and how many were HOT (in place: no new index entries)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        for _ in range(50):  # a session reports its counts at most once a second
+            time.sleep(0.1)
+            conn.execute("SELECT pg_stat_clear_snapshot()")
+            row = conn.execute(
+                "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables "
+                "WHERE relid = 'jobs'::regclass"
+            ).fetchone()
+            if row and row[0]:
+                break
+    if not row or not row[0]:
+        return "no update counts"
+    return f"{row[1]:,} of {row[0]:,} row updates of jobs HOT"
 
 
 def profile(url: str, n: int, top: int) -> None:
@@ -171,18 +219,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=5000)
     p.add_argument("--postgres", default=DEFAULT_PG)
     p.add_argument("--top", type=int, default=25)
+    p.add_argument(
+        "--want",
+        type=lambda t: [int(x) for x in t.split(",")],
+        default=[1, 100],
+        help="jobs claimed per round trip by the raw SQL loops (comma-separated; 1,100)",
+    )
+    p.add_argument("--rounds", type=int, default=1, help="runs of each raw SQL loop (1)")
+    p.add_argument("--raw-only", action="store_true", help="skip the profiled worker drain")
     args = p.parse_args(argv)
     why = pg_reachable(args.postgres)
     if why is not None:
         print(f"PostgreSQL not reachable: {why}", file=sys.stderr)
         return 1
-    for analyze in (False, True):
-        rate = raw_loop(args.postgres, args.jobs, analyze)
-        print(
-            "== raw SQL loop (claim, then finish_and_claim per job, one connection"
-            f"{', ANALYZE after the pre-fill' if analyze else ''}): {rate:,.0f}/s"
-        )
-    profile(args.postgres, args.jobs, args.top)
+    for want in args.want:
+        for _ in range(args.rounds):
+            rate, cpu, hot = raw_loop(args.postgres, args.jobs, want)
+            print(
+                f"== raw SQL loop (finish_and_claim_many, {want} per round trip, one "
+                f"connection): {rate:,.0f}/s; server CPU {cpu:.0f} us per job; {hot}",
+                flush=True,
+            )
+    if not args.raw_only:
+        profile(args.postgres, args.jobs, args.top)
     return 0
 
 

@@ -65,6 +65,11 @@ _STOPPED = "the worker stopped before the job finished"
 _CHAIN_TRUST = 0.002
 #: Seconds past a waiting job's due time the main loop wakes, so that its claim finds it due.
 _DUE_SLACK = 0.005
+#: A step (one store round trip) that takes longer than this (s, moving average) costs more
+#: than handing jobs to other pool threads: every step then claims for all free slots, each
+#: job started at once on its own thread (a round trip to PostgreSQL: ~0.5-3 ms; a SQLite step:
+#: ~0.05-0.1 ms, where one thread running short jobs back to back stays best).
+_DEAR_STEP = 0.0005
 
 
 def _peak_self() -> int:
@@ -180,11 +185,13 @@ class Worker:
         #: Until then (perf_counter) a pool thread runs short jobs back to back, and the main
         #: loop leaves the other free slots empty: see :meth:`_step`.
         self._chain_until = 0.0
+        self._inline_seen = False  # the last step that claimed jobs claimed an inline one
         self._logs_dir = str(settings.logs_dir)
         self._output_cap = settings.output_cap
         #: The next time a waiting job (a retry) of our queues is due, and whether to ask the
         #: store again: see :meth:`_until_due`.
         self._due: float | None = None
+        self._looked_at = 0.0  # when the last step began (time.time())
         self._recheck_due = True
         #: Judges alert rules on recorded metrics, on its own thread (started by the first).
         self.alerts = AlertEvaluator(store, settings)
@@ -323,6 +330,13 @@ class Worker:
         queues is due. The store is asked again after a ring (a retry queued anywhere rings)
         or once the time it gave has passed."""
         now = time.time()
+        if self._due is not None and self._looked_at < self._due <= now:
+            # Due since the last step began: that step's claim may have looked just before the
+            # due time, and the store, asked now, would name only later times, not this job
+            # (a lost wake-up: it waited out the whole poll; tests/test_due_wakeup.py). Step
+            # once more first; the store is asked after that step.
+            self._recheck_due = True
+            return min(timeout, _DUE_SLACK)
         if self._recheck_due or (self._due is not None and self._due <= now):
             self._recheck_due = False
             try:
@@ -350,6 +364,7 @@ class Worker:
         until that thread has not stepped for ``_CHAIN_TRUST`` (it is in a longer job). Any
         more threads would only take turns at the step lock and the GIL: with no-op jobs,
         four threads drained 14-16k jobs/s that way against 20k/s for one."""
+        self._looked_at = time.time()
         ended = self._ended
         recs: list[_Running] = []
         ends: list[End] = []
@@ -380,6 +395,13 @@ class Worker:
                 and time.perf_counter() < self._chain_until
             ):
                 want = 0  # a pool thread runs short jobs back to back: it takes the next
+        if here and claim and self._step_cost >= _DEAR_STEP and not self._inline_seen:
+            # Round trips dominate: a pool thread fills every free slot at once. The slots'
+            # threads end their jobs while one of them waits for the store, and the next step
+            # records all those ends and claims as many, so steps grow into batches; each pool
+            # job starts at once on its thread. Not while inline jobs come (the last step
+            # claimed one): those wait for the main loop, claimed but not started.
+            want, short = free, False
         if want > free:
             want = free
         if not recs and want <= 0:
@@ -436,6 +458,8 @@ class Worker:
                     # a new pool thread gets the time to show whether it runs short jobs
                     # back to back, before the main loop claims for the next free slot
                     self._chain_until = time.perf_counter() + _CHAIN_TRUST
+        if jobs:
+            self._inline_seen = inline
         if inline and threading.get_ident() != self._loop_thread:
             self._wake.set()
         return bool(recs or jobs), mine, unrun

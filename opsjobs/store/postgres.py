@@ -2,13 +2,14 @@
 
 Delivery guarantee
 ------------------
-- **Claim is exclusive.** A claim of up to N jobs is one ``UPDATE … WHERE id = ANY(ARRAY(SELECT …
-  WHERE state = 'queued' … LIMIT N FOR UPDATE SKIP LOCKED)) RETURNING *``: the row locks and the
-  state check (``FOR UPDATE`` re-evaluates it on the newest version of each row it locks, and the
-  lock holds until the update commits) mean two workers never take the same queued job, and
-  concurrent claimers skip each other's rows instead of waiting. Each claimed job gets its own
-  lease, as if claimed alone. ``finish`` is accepted only from the worker *and* attempt that own the
-  running job, so a late report from a previous owner is refused.
+- **Claim is exclusive.** A queued job has one entry in ``queued_jobs`` (migration 9). A claim of
+  up to N jobs is one statement that deletes the best entries it could lock (``DELETE … WHERE id =
+  ANY(ARRAY(SELECT … LIMIT N FOR UPDATE SKIP LOCKED))``) and marks their jobs running: an entry
+  is deleted once, by the claimer that locked it (``FOR UPDATE`` skips an entry deleted
+  meanwhile, and the lock holds until the claim commits), so two workers never take the same
+  job, and concurrent claimers skip each other's entries instead of waiting. Each claimed job
+  gets its own lease, as if claimed alone. ``finish`` is accepted only from the worker *and*
+  attempt that own the running job, so a late report from a previous owner is refused.
 - **A job whose worker dies** keeps its lease until it lapses; :meth:`PostgresStore.recover_expired`
   then re-queues it while retries remain (*at-least-once*: the code may have run partly, or even
   fully, before its worker died, and it runs again) or marks it ``lost`` when none remain
@@ -24,14 +25,34 @@ own connection, outside the pool.
 
 Durability
 ----------
-A submit, cancel, delete, schedule fire or heartbeat is a transaction committed with
-``synchronous_commit = on``: once it returns, it survives a server crash. A worker's claim and
-finish (one job's, or many ends and the next claims: :meth:`PostgresStore.finish_and_claim_many`)
-are single statements committed with ``synchronous_commit = off`` (no wait for the WAL
-flush, which costs ~2 ms on an ordinary disk and capped a worker at ~450 jobs/s): a server crash
-may forget the last fraction of a second of them, never half of one. A forgotten claim leaves the
-job queued; a forgotten finish leaves it running until its lease lapses and it is re-queued or
-marked lost — the at-least-once / at-most-once guarantees above hold either way.
+A submit is one statement whose commit waits for the WAL flush (``set_config('synchronous_commit',
+'on', true)`` inside it: one round trip); a cancel, delete, schedule fire or heartbeat is a
+transaction committed with ``synchronous_commit = on``: once it returns, it survives a server
+crash. A worker's claim and finish (one job's, or many ends and the next claims:
+:meth:`PostgresStore.finish_and_claim_many`) are single statements committed with
+``synchronous_commit = off`` (no wait for the WAL flush, which costs ~2 ms on an ordinary disk
+and capped a worker at ~450 jobs/s): a server crash may forget the last fraction of a second of
+them, never half of one. A forgotten claim leaves the job queued; a forgotten finish leaves it
+running until its lease lapses and it is re-queued or marked lost — the at-least-once /
+at-most-once guarantees above hold either way.
+
+Writes and plans
+----------------
+``jobs.state`` is the truth every read uses; two narrow tables index it for the hot paths:
+``queued_jobs`` (the claim's heads, the next due retry) and ``running_jobs`` (heartbeats, lease
+recovery), kept in step by the statements that change a job's state. No index of ``jobs`` names a
+column that a claim, an end or a heartbeat changes, so those update the row in place (HOT, helped
+by ``fillfactor = 70``) without writing an entry into each of its indexes. Lock order rules out
+deadlocks: ``queued_jobs`` before ``jobs`` (claim, cancel), ``jobs`` before ``running_jobs``
+(end, heartbeat, retry, recovery).
+
+The pool's connections run with ``plan_cache_mode = force_generic_plan``: psycopg prepares a
+statement run five times on a connection, and PostgreSQL would otherwise plan the worker's
+many-CTE claim-and-finish statement again on every run (its cost depends on the parameters),
+~0.4 ms of server CPU per round trip — more than the rest of a one-job step
+(``python bench/pg_profile.py --raw-only``). Other statements rarely gain from a custom plan
+here (no index favours one value over another); prepared listings measured alike either way
+(bench/README.md, issue 21).
 
 Connection loss
 ---------------
@@ -168,15 +189,7 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlNotices, SqlAuth, SqlSchedules, Store
         host: str = "",
     ) -> None:
         self.url = url
-        self._q = dict(load_queries("postgres"))
-        # Record many ends and claim the next jobs in one statement: both see the same
-        # snapshot, and the finished jobs are running, so the claim can never pick them.
-        self._q["finish_and_claim_many"] = (
-            f"WITH fin AS ({self._q['finish_many'].rstrip().rstrip(';')} RETURNING j.id), "
-            f"nxt AS ({self._q['claim'].rstrip().rstrip(';')}) "
-            "SELECT (SELECT array_agg(id) FROM fin) AS finished_ids, nxt.* "
-            "FROM (SELECT 1) AS one LEFT JOIN nxt ON true"
-        )
+        self._q = load_queries("postgres")
         try:
             given = conninfo_to_dict(url)
         except psycopg.ProgrammingError as exc:
@@ -192,9 +205,13 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlNotices, SqlAuth, SqlSchedules, Store
         if "application_name" not in given:
             extra["application_name"] = application_name(os.getpid(), host)
         # Worker transitions (claim, finish) are single autocommit statements that need not wait
-        # for the WAL flush; every multi-statement transaction (submit, cancel, delete, schedule
-        # fires, heartbeats) turns synchronous_commit back on. See "Durability" above.
-        extra["options"] = (str(given.get("options") or "") + " -c synchronous_commit=off").strip()
+        # for the WAL flush; a submit, and every multi-statement transaction (cancel, delete,
+        # schedule fires, heartbeats), turns synchronous_commit back on. See "Durability" above.
+        # Generic plans for prepared statements: see "Writes and plans" above.
+        extra["options"] = (
+            str(given.get("options") or "")
+            + " -c synchronous_commit=off -c plan_cache_mode=force_generic_plan"
+        ).strip()
         self._conninfo = make_conninfo(url, **extra)
         # One plain connection first: an unreachable server is one clear error, not the pool's
         # warnings for every retry followed by "pool initialization incomplete".
@@ -330,10 +347,9 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlNotices, SqlAuth, SqlSchedules, Store
         params = job_params(job_id, spec, now)
 
         params["channel"] = self.channel
-        # A transaction, not a single statement: a submitted job must survive a server crash.
-        self._run(
-            "submit", lambda conn: conn.execute(self._q["submit_job"], params), idempotent=True
-        )
+        # One statement whose commit waits for the WAL flush (see submit_job): a submitted job
+        # survives a server crash.
+        self._run("submit", lambda conn: conn.execute(self._q["submit_job"], params), single=True)
         return Job(id=job_id, spec=spec, state=JobState.QUEUED, submitted_at=now)
 
     def submit_many(self, specs: Sequence[JobSpec], *, now: float) -> list[Job]:
@@ -363,10 +379,8 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlNotices, SqlAuth, SqlSchedules, Store
             for job_id, spec in zip(ids, specs, strict=True)
         ]
         params = {"jobs": _json_text(rows), "now": now, "channel": self.channel}
-        # A transaction, not a single statement: submitted jobs must survive a server crash.
-        self._run(
-            "submit", lambda conn: conn.execute(self._q["submit_jobs"], params), idempotent=True
-        )
+        # One statement whose commit waits for the WAL flush (see submit_job).
+        self._run("submit", lambda conn: conn.execute(self._q["submit_jobs"], params), single=True)
         return [
             Job(id=job_id, spec=spec, state=JobState.QUEUED, submitted_at=now)
             for job_id, spec in zip(ids, specs, strict=True)

@@ -25,8 +25,13 @@ SELECT current_schema() AS schema;
 SELECT pg_notify(%(channel)s, '');
 
 -- name: submit_job
--- Insert and wake workers in one statement (one round trip); NOTIFY is delivered on commit.
--- ON CONFLICT makes a retry after an unknown commit harmless (the id is made by the caller).
+-- Insert (the job and its queue entry) and wake workers in one autocommit statement: one round
+-- trip, where BEGIN, SET LOCAL, the insert and COMMIT took four (each a wait for the server on
+-- a busy machine, all of it in the pickup latency). NOTIFY is delivered on commit; the
+-- set_config makes this statement's commit wait for the WAL flush (synchronous_commit is off
+-- for the session: see "Durability" in postgres.py), so a submitted job survives a server
+-- crash. It is in the select list of the one row always returned, so it always runs. ON
+-- CONFLICT makes a retry after an unknown commit harmless (the id is made by the caller).
 WITH ins AS (
   INSERT INTO jobs (id, name, description, owner, kind, payload, mode, queue, priority, timeout,
                     retries, schedule_id, rerun_of, retry_delay, retry_backoff, retry_max,
@@ -35,13 +40,19 @@ WITH ins AS (
           %(queue)s, %(priority)s, %(timeout)s, %(retries)s, %(schedule_id)s, %(rerun_of)s,
           %(retry_delay)s, %(retry_backoff)s, %(retry_max)s, %(retry_on)s, 'queued', %(now)s)
   ON CONFLICT (id) DO NOTHING
-  RETURNING id
+  RETURNING id, queue, priority, submitted_at
+), q AS (
+  INSERT INTO queued_jobs (id, queue, priority, submitted_at) SELECT * FROM ins
 )
-SELECT pg_notify(%(channel)s, '') FROM ins;
+SELECT set_config('synchronous_commit', 'on', true) AS durable,
+       (SELECT count(pg_notify(%(channel)s, '')) FROM (SELECT FROM ins LIMIT 1) AS one) AS woken;
 
 -- name: submit_jobs
--- Many jobs in one statement, sent as one JSON array of objects (see finish_many), and one
--- wake-up. ON CONFLICT makes a retry after an unknown commit harmless (the caller makes the ids).
+-- Many jobs in one autocommit statement, sent as one JSON array of objects (see
+-- finish_and_claim_many), their queue entries, one wake-up and a durable commit (as
+-- submit_job). json_to_recordset, not jsonb_to_recordset: it reads the text once instead of
+-- first building a jsonb value of the whole batch (1,000 jobs: ~18 per cent less wall time, loaded). ON CONFLICT makes a retry after an unknown commit harmless (the caller makes
+-- the ids).
 WITH ins AS (
   INSERT INTO jobs (id, name, description, owner, kind, payload, mode, queue, priority, timeout,
                     retries, schedule_id, retry_delay, retry_backoff, retry_max, retry_on,
@@ -49,102 +60,148 @@ WITH ins AS (
   SELECT t.id, t.name, t.description, t.owner, t.kind, t.payload, t.mode, t.queue,
          t.priority, t.timeout, t.retries, t.schedule_id, t.retry_delay, t.retry_backoff,
          t.retry_max, t.retry_on, t.rerun_of, 'queued', %(now)s
-    FROM jsonb_to_recordset(%(jobs)s::jsonb)
+    FROM json_to_recordset(%(jobs)s::json)
          AS t(id text, name text, description text, owner text, kind text, payload jsonb,
               mode text, queue text, priority int, timeout float8, retries int,
               schedule_id text, retry_delay float8, retry_backoff float8, retry_max float8,
               retry_on text, rerun_of text)
   ON CONFLICT (id) DO NOTHING
-  RETURNING 1
+  RETURNING id, queue, priority, submitted_at
+), q AS (
+  INSERT INTO queued_jobs (id, queue, priority, submitted_at) SELECT * FROM ins
 )
-SELECT pg_notify(%(channel)s, '') WHERE EXISTS (SELECT FROM ins);
+SELECT set_config('synchronous_commit', 'on', true) AS durable,
+       (SELECT count(pg_notify(%(channel)s, '')) FROM (SELECT FROM ins LIMIT 1) AS one) AS woken;
 
 -- name: insert_job
-INSERT INTO jobs (id, name, description, owner, kind, payload, mode, queue, priority, timeout,
-                  retries, schedule_id, rerun_of, retry_delay, retry_backoff, retry_max,
-                  retry_on, state, submitted_at)
-VALUES (%(id)s, %(name)s, %(description)s, %(owner)s, %(kind)s, %(payload)s::jsonb, %(mode)s,
-        %(queue)s, %(priority)s, %(timeout)s, %(retries)s, %(schedule_id)s, %(rerun_of)s,
-        %(retry_delay)s, %(retry_backoff)s, %(retry_max)s, %(retry_on)s, 'queued', %(now)s);
+WITH ins AS (
+  INSERT INTO jobs (id, name, description, owner, kind, payload, mode, queue, priority, timeout,
+                    retries, schedule_id, rerun_of, retry_delay, retry_backoff, retry_max,
+                    retry_on, state, submitted_at)
+  VALUES (%(id)s, %(name)s, %(description)s, %(owner)s, %(kind)s, %(payload)s::jsonb, %(mode)s,
+          %(queue)s, %(priority)s, %(timeout)s, %(retries)s, %(schedule_id)s, %(rerun_of)s,
+          %(retry_delay)s, %(retry_backoff)s, %(retry_max)s, %(retry_on)s, 'queued', %(now)s)
+  RETURNING id, queue, priority, submitted_at
+)
+INSERT INTO queued_jobs (id, queue, priority, submitted_at) SELECT * FROM ins;
 
 -- name: get_job
 SELECT * FROM jobs WHERE id = %(id)s;
 
--- name: claim
--- One statement claims up to %(want)s jobs. Candidates: the first %(heads)s queued jobs of each
--- of the worker's queues, each list read in order from the partial index jobs_claim (no sort,
--- whatever the table statistics say: `queue = ANY(...)` over the whole table made the planner
--- sort every queued job while the statistics were stale, which made a drain quadratic). Then
--- lock the best candidates nobody else holds (SKIP LOCKED: the lock sits below the LIMIT, so
--- rows another claimer holds do not count) and take them: FOR UPDATE checks `state = 'queued'`
--- again on the newest version of each row it locks, and the lock holds until the UPDATE
--- commits, so no second check is needed outside (one there, `AND state = 'queued'`, made the
--- planner AND a scan of the whole jobs_claim index into every claim: 9,600 entries for a
--- queue of 10,000). %(heads)s exceeds %(want)s so that concurrent claimers' locked rows leave
--- enough.
+-- name: finish_and_claim_many
+-- The worker's hot path in one statement: record many ends, then claim up to %(want)s jobs.
+--
+-- Ends: sent as one JSON array of objects (one text parameter: psycopg dumps a Python list
+-- element by element, ~10 us each, where json.dumps of the whole batch costs a few us per
+-- end); each is accepted only from the worker and attempt that own the running job, as in
+-- finish, and leaves running_jobs. `j.id = ANY(ARRAY(...))` makes the rows of jobs found by
+-- their key whatever the planner guesses of the JSON (it once chose to scan the whole table).
+--
+-- Claim: candidates are the first %(heads)s entries of each of the worker's queues in
+-- queued_jobs, each list read in order from queued_jobs_ready (no sort: `queue = ANY(...)`
+-- over the whole table made the planner sort every queued job while the statistics were
+-- stale), and the best %(heads)s of its retries that are due (queued_jobs_waiting: few). The best candidates nobody else holds are locked (SKIP LOCKED below the LIMIT, so
+-- rows another claimer holds do not count) and deleted: a queue entry is deleted once, by the
+-- claimer that locked it (FOR UPDATE skips an entry deleted meanwhile), so no job is taken
+-- twice; %(heads)s exceeds %(want)s so that concurrent claimers' locked rows leave enough.
 -- `id = ANY(ARRAY(subquery))`, not `id IN (subquery)`: the ARRAY is an init plan run exactly
 -- once, where the planner may turn IN into a join that runs the LIMITed, SKIP LOCKED subquery
--- again per row (it claimed every candidate for want = 1). Rows come back in no particular
--- order: the caller sorts them.
-UPDATE jobs
-   SET state = 'running', worker_id = %(worker_id)s, host = %(host)s, attempt = attempt + 1,
-       started_at = %(now)s, lease_until = %(lease_until)s
- WHERE id = ANY(ARRAY(SELECT j.id
-                         FROM unnest(%(queues)s::text[]) AS q(name)
-                         CROSS JOIN LATERAL (SELECT id FROM jobs
-                                              WHERE state = 'queued' AND queue = q.name
-                                                AND (run_after IS NULL
-                                                     OR run_after <= %(now)s)
-                                              ORDER BY priority DESC, submitted_at
-                                              LIMIT %(heads)s) AS c
-                         JOIN jobs AS j ON j.id = c.id
-                        WHERE j.state = 'queued'
-                        ORDER BY j.priority DESC, j.submitted_at
-                        LIMIT %(want)s
-                          FOR UPDATE OF j SKIP LOCKED))
-RETURNING *;
-
--- name: finish_many
--- The ends of many jobs in one statement, sent as one JSON array of objects (one text
--- parameter: psycopg dumps a Python list element by element, ~10 us each, where json.dumps of
--- the whole batch costs a few us per end); each is accepted only from the worker and attempt
--- that own the running job, as in finish.
-UPDATE jobs AS j
-   SET state = e.state, finished_at = e.at, runtime = greatest(e.at - j.started_at, 0.0),
-       output = e.output, result = e.result::jsonb, error = e.error, exit_code = e.exit_code,
-       peak_rss = e.peak_rss, lease_until = NULL
-  FROM jsonb_to_recordset(%(ends)s::jsonb)
-       AS e(id text, attempt int, state text, at float8, output text, result text, error text,
-            exit_code int, peak_rss bigint)
- WHERE j.id = e.id AND j.state = 'running' AND j.worker_id = %(worker_id)s
-   AND j.attempt = e.attempt;
+-- again per row. The jobs taken become running (their row updated in place: no index of jobs
+-- names a column changed here) with one lease each, and enter running_jobs (ON CONFLICT: a
+-- stale entry never fails a claim). Both parts see one snapshot, and the ended jobs are
+-- running, so the claim cannot take them. Rows come back in no particular order: the caller
+-- sorts them; finished_ids, the ends accepted, is on every row (one all-NULL row when nothing
+-- was claimed).
+WITH e AS (
+  SELECT * FROM json_to_recordset(%(ends)s::json)
+         AS e(id text, attempt int, state text, at float8, output text, result text,
+              error text, exit_code int, peak_rss bigint)
+), fin AS (
+  UPDATE jobs AS j
+     SET state = e.state, finished_at = e.at, runtime = greatest(e.at - j.started_at, 0.0),
+         output = e.output, result = e.result::jsonb, error = e.error, exit_code = e.exit_code,
+         peak_rss = e.peak_rss, lease_until = NULL
+    FROM e
+   WHERE j.id = ANY(ARRAY(SELECT id FROM e)) AND j.id = e.id
+     AND j.state = 'running' AND j.worker_id = %(worker_id)s
+     AND j.attempt = e.attempt
+  RETURNING j.id
+), fin_out AS (
+  DELETE FROM running_jobs WHERE id IN (SELECT id FROM fin)
+), picked AS (
+  DELETE FROM queued_jobs
+   WHERE id = ANY(ARRAY(SELECT q.id
+                          FROM unnest(%(queues)s::text[]) AS w(name)
+                          CROSS JOIN LATERAL ((SELECT id FROM queued_jobs
+                                                WHERE queue = w.name AND run_after IS NULL
+                                                ORDER BY priority DESC, submitted_at
+                                                LIMIT %(heads)s)
+                                               UNION ALL
+                                               (SELECT id FROM queued_jobs
+                                                WHERE queue = w.name
+                                                  AND run_after <= %(now)s
+                                                ORDER BY priority DESC, submitted_at
+                                                LIMIT %(heads)s)) AS c
+                          JOIN queued_jobs AS q ON q.id = c.id
+                         ORDER BY q.priority DESC, q.submitted_at
+                         LIMIT %(want)s
+                           FOR UPDATE OF q SKIP LOCKED))
+  RETURNING id
+), nxt AS (
+  UPDATE jobs
+     SET state = 'running', worker_id = %(worker_id)s, host = %(host)s, attempt = attempt + 1,
+         started_at = %(now)s, lease_until = %(lease_until)s
+   WHERE id IN (SELECT id FROM picked) AND state = 'queued'
+  RETURNING *
+), nxt_in AS (
+  INSERT INTO running_jobs (id, worker_id) SELECT id, worker_id FROM nxt
+  ON CONFLICT (id) DO UPDATE SET worker_id = excluded.worker_id
+)
+SELECT (SELECT array_agg(id) FROM fin) AS finished_ids, nxt.*
+  FROM (SELECT 1) AS one LEFT JOIN nxt ON true;
 
 -- name: claimed_by_call
 -- The jobs a claim by this worker at exactly this time took, if it committed (see _adopt).
 SELECT * FROM jobs
- WHERE state = 'running' AND worker_id = %(worker_id)s AND started_at = %(now)s;
+ WHERE id IN (SELECT id FROM running_jobs WHERE worker_id = %(worker_id)s)
+   AND state = 'running' AND worker_id = %(worker_id)s AND started_at = %(now)s;
 
 -- name: finish
-UPDATE jobs
-   SET state = %(state)s, finished_at = %(now)s,
-       runtime = greatest(%(now)s - started_at, 0.0),
-       output = %(output)s, result = %(result)s::jsonb, error = %(error)s,
-       exit_code = %(exit_code)s, peak_rss = %(peak_rss)s, lease_until = NULL
- WHERE id = %(id)s AND state = 'running' AND worker_id = %(worker_id)s AND attempt = %(attempt)s;
+WITH fin AS (
+  UPDATE jobs
+     SET state = %(state)s, finished_at = %(now)s,
+         runtime = greatest(%(now)s - started_at, 0.0),
+         output = %(output)s, result = %(result)s::jsonb, error = %(error)s,
+         exit_code = %(exit_code)s, peak_rss = %(peak_rss)s, lease_until = NULL
+   WHERE id = %(id)s AND state = 'running' AND worker_id = %(worker_id)s
+     AND attempt = %(attempt)s
+  RETURNING id
+), gone AS (
+  DELETE FROM running_jobs WHERE id IN (SELECT id FROM fin)
+)
+SELECT id FROM fin;
 
 -- name: cancel_queued
+-- queued_jobs first (a claim locks it first too); a job a claim took meanwhile is left alone
+WITH q AS (DELETE FROM queued_jobs WHERE id = %(id)s RETURNING id)
 UPDATE jobs SET state = 'cancelled', finished_at = %(now)s, runtime = 0.0,
                 cancel_requested = true,
                 error = CASE WHEN attempt > 0 THEN 'cancelled while waiting for attempt '
                                                    || (attempt + 1)
                              ELSE 'cancelled before it started' END
- WHERE id = %(id)s AND state = 'queued';
+ WHERE id IN (SELECT id FROM q) AND state = 'queued';
 
 -- name: cancel_running_cooperative
-UPDATE jobs SET state = 'cancelled', finished_at = %(now)s,
-                runtime = greatest(%(now)s - started_at, 0.0),
-                cancel_requested = true, lease_until = NULL, error = 'cancelled while running'
- WHERE id = %(id)s AND state = 'running' AND mode IN ('inline', 'thread');
+WITH c AS (
+  UPDATE jobs SET state = 'cancelled', finished_at = %(now)s,
+                  runtime = greatest(%(now)s - started_at, 0.0),
+                  cancel_requested = true, lease_until = NULL, error = 'cancelled while running'
+   WHERE id = %(id)s AND state = 'running' AND mode IN ('inline', 'thread')
+  RETURNING id
+), r AS (
+  DELETE FROM running_jobs WHERE id IN (SELECT id FROM c)
+)
+SELECT id FROM c;
 
 -- name: cancel_running_process
 UPDATE jobs SET cancel_requested = true
@@ -174,7 +231,8 @@ RETURNING id;
 
 -- name: renew_leases
 UPDATE jobs SET lease_until = %(lease_until)s
- WHERE worker_id = %(worker_id)s AND state = 'running';
+ WHERE id IN (SELECT id FROM running_jobs WHERE worker_id = %(worker_id)s)
+   AND worker_id = %(worker_id)s AND state = 'running';
 
 -- name: worker_heartbeat
 UPDATE workers SET heartbeat_at = %(now)s, lease_seconds = %(lease)s, busy = %(busy)s,
@@ -185,11 +243,12 @@ UPDATE workers SET heartbeat_at = %(now)s, lease_seconds = %(lease)s, busy = %(b
 SELECT id, state, worker_id, cancel_requested FROM jobs WHERE id = ANY(%(held)s);
 
 -- name: expired_select
--- SKIP LOCKED: two recoverers running at once each handle (and report) a job only once.
-SELECT id, worker_id FROM jobs
- WHERE state = 'running' AND lease_until < %(now)s
- ORDER BY lease_until
-   FOR UPDATE SKIP LOCKED;
+-- SKIP LOCKED: two recoverers running at once each handle (and report) a job only once. The
+-- running set is small: read whole, the jobs rows locked (jobs before running_jobs).
+SELECT j.id, j.worker_id FROM running_jobs AS r JOIN jobs AS j ON j.id = r.id
+ WHERE j.state = 'running' AND j.lease_until < %(now)s
+ ORDER BY j.lease_until
+   FOR UPDATE OF j SKIP LOCKED;
 
 -- name: attempt_from_job
 -- Keep the attempt that just ended (a retry's, or a lost worker's), from the job row and its
@@ -203,18 +262,27 @@ SELECT id, attempt, %(state)s, started_at, %(now)s, greatest(%(now)s - started_a
    AND attempt = %(attempt)s;
 
 -- name: requeue_retry
-UPDATE jobs SET state = 'queued', run_after = %(run_after)s, worker_id = NULL, host = NULL,
-                started_at = NULL, lease_until = NULL, output = '', result = NULL,
-                exit_code = NULL, peak_rss = NULL, error = %(note)s
- WHERE id = %(id)s AND state = 'running' AND worker_id = %(worker_id)s
-   AND attempt = %(attempt)s;
+WITH r AS (
+  UPDATE jobs SET state = 'queued', run_after = %(run_after)s, worker_id = NULL, host = NULL,
+                  started_at = NULL, lease_until = NULL, output = '', result = NULL,
+                  exit_code = NULL, peak_rss = NULL, error = %(note)s
+   WHERE id = %(id)s AND state = 'running' AND worker_id = %(worker_id)s
+     AND attempt = %(attempt)s
+  RETURNING id, queue, priority, submitted_at, run_after
+), gone AS (
+  DELETE FROM running_jobs WHERE id IN (SELECT id FROM r)
+), q AS (
+  INSERT INTO queued_jobs (id, queue, priority, submitted_at, run_after) SELECT * FROM r
+  ON CONFLICT (id) DO UPDATE SET run_after = excluded.run_after
+)
+SELECT id FROM r;
 
 -- name: attempts_of_job
 SELECT * FROM attempts WHERE job_id = %(id)s ORDER BY attempt;
 
 -- name: next_due
-SELECT min(run_after) AS due FROM jobs
- WHERE state = 'queued' AND run_after > %(now)s AND queue = ANY(%(queues)s::text[]);
+SELECT min(run_after) AS due FROM queued_jobs
+ WHERE run_after > %(now)s AND queue = ANY(%(queues)s::text[]);
 
 -- name: expired_attempt
 INSERT INTO attempts (job_id, attempt, state, started_at, finished_at, runtime, worker_id, host,
@@ -226,16 +294,31 @@ SELECT id, attempt, 'lost', started_at, %(now)s, greatest(%(now)s - started_at, 
 ON CONFLICT DO NOTHING;
 
 -- name: expired_requeue
-UPDATE jobs SET state = 'queued', worker_id = NULL, host = NULL, started_at = NULL,
-                lease_until = NULL,
-                error = 'attempt ' || attempt || ' lost its worker; re-queued'
- WHERE id = %(id)s AND state = 'running' AND lease_until < %(now)s AND attempt <= retries;
+WITH r AS (
+  UPDATE jobs SET state = 'queued', worker_id = NULL, host = NULL, started_at = NULL,
+                  lease_until = NULL,
+                  error = 'attempt ' || attempt || ' lost its worker; re-queued'
+   WHERE id = %(id)s AND state = 'running' AND lease_until < %(now)s AND attempt <= retries
+  RETURNING id, queue, priority, submitted_at, run_after
+), gone AS (
+  DELETE FROM running_jobs WHERE id IN (SELECT id FROM r)
+), q AS (
+  INSERT INTO queued_jobs (id, queue, priority, submitted_at, run_after) SELECT * FROM r
+  ON CONFLICT (id) DO NOTHING
+)
+SELECT id FROM r;
 
 -- name: expired_lose
-UPDATE jobs SET state = 'lost', finished_at = %(now)s,
-                runtime = greatest(%(now)s - started_at, 0.0), lease_until = NULL,
-                error = 'the worker running it stopped responding (lease expired)'
- WHERE id = %(id)s AND state = 'running' AND lease_until < %(now)s AND attempt > retries;
+WITH l AS (
+  UPDATE jobs SET state = 'lost', finished_at = %(now)s,
+                  runtime = greatest(%(now)s - started_at, 0.0), lease_until = NULL,
+                  error = 'the worker running it stopped responding (lease expired)'
+   WHERE id = %(id)s AND state = 'running' AND lease_until < %(now)s AND attempt > retries
+  RETURNING id
+), gone AS (
+  DELETE FROM running_jobs WHERE id IN (SELECT id FROM l)
+)
+SELECT id FROM l;
 
 -- name: register_worker
 INSERT INTO workers (id, host, pid, queues, threads, started_at, heartbeat_at, lease_seconds,
