@@ -154,7 +154,7 @@ def _serve(tmp_path: Path, settings: Settings, *args: str) -> Iterator[None]:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 def test_a_fresh_serve_analyses_at_once_and_stays_quiet_on_short_intervals(
     tmp_path: Path, short_dir: str
 ) -> None:
@@ -197,7 +197,9 @@ def test_a_fresh_serve_analyses_at_once_and_stays_quiet_on_short_intervals(
         }
         AlertRules(store).add(AlertRules(store).build(fast))
         with _serve(short, settings, "--memory-analysis", "2s"):
-            wait_for(lambda: len(_analyses(store)) >= 12, 150, "a dozen analyses")
+            # each analysis of a serve process may take its whole 10 s budget on a loaded
+            # machine, and the next fire waits for it: 150 s once gave fewer than 12 at load 10+
+            wait_for(lambda: len(_analyses(store)) >= 12, 360, "a dozen analyses")
         points = store.metrics("gc_gen2_collections")
         assert len(points) >= 12 and points[-1].at - points[0].at >= 20  # judged, not skipped
         assert [a.message for a in store.list_alerts()] == []  # none opened, even for a while
