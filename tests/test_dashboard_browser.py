@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from browser import launch_chromium, need_chromium
+from browser import need_chromium
 from harness import ROOT, client_for, settings_for, wait_for
 
 from opsjobs.alerts import AlertEvaluator, AlertRule, AlertRules
@@ -81,18 +81,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     finally:
         client.close()
         server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser(site: dict[str, Any]) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = launch_chromium(p)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def sign_in(browser: Any, site: dict[str, Any], who: str) -> Any:

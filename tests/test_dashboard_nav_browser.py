@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import launch_chromium, need_chromium
+from browser import need_chromium
 from harness import ROOT, client_for, settings_for
 
 from opsjobs.analyzer.job import JOB_NAME, TARGET, job_kwargs
@@ -115,18 +115,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     finally:
         client.close()
         server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser(site: dict[str, Any]) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = launch_chromium(p)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def sign_in(

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from browser import launch_chromium, need_chromium
+from browser import need_chromium
 from harness import ROOT, cli_env, settings_for, wait_for
 
 from opsjobs.server.openapi import API, SEED
@@ -68,18 +68,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         yield {"server": server, "key": key, "cli": cli, "login_file": tmp / "config"}
     finally:
         server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser(site: dict[str, Any]) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = launch_chromium(p)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def watched(browser: Any, base: str, width: int = 1280) -> tuple[Any, dict[str, list[str]]]:
