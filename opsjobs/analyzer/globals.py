@@ -9,6 +9,7 @@ under several names is measured once, under the first module (in name order) tha
 
 from __future__ import annotations
 
+import heapq
 import sys
 import types
 from dataclasses import dataclass
@@ -137,7 +138,9 @@ def largest_globals(
     """
     sizer = _Sizer(frozenset(map(id, namespaces.values())), deadline, max_objects)
     done: set[int] = set()
-    rows: list[GlobalRow] = []
+    # the largest so far as (bytes, -order, row fields): a min-heap of top_count entries, so
+    # that the thousands of small globals cost no row object (ties: the first measured wins)
+    best: list[tuple[int, int, tuple[str, str, type, int | None, DeepSize]]] = []
     walked = 0
     for mod_name in sorted(namespaces):
         for name, value in _candidates(mod_name, namespaces[mod_name], sizer.stop):
@@ -149,21 +152,18 @@ def largest_globals(
                 break
             is_func = type(value) is _FUNC
             size = sizer.function(value) if is_func else sizer.data(value)  # type: ignore[arg-type]
-            rows.append(
-                GlobalRow(
-                    mod_name,
-                    name,
-                    type_name(type(value)),
-                    _length(value),
-                    size.bytes,
-                    size.objects,
-                    size.truncated,
-                    size.estimated,
-                )
-            )
+            entry = (size.bytes, -walked, (mod_name, name, type(value), _length(value), size))
+            if len(best) < top_count:
+                heapq.heappush(best, entry)
+            elif entry[:2] > best[0][:2]:
+                heapq.heapreplace(best, entry)
             if deadline.hit:
                 break
         if deadline.hit:
             break
-    rows.sort(key=lambda r: r.deep_bytes, reverse=True)
-    return rows[:top_count], not deadline.hit
+    best.sort(reverse=True)
+    rows = [
+        GlobalRow(mod, name, type_name(t), length, s.bytes, s.objects, s.truncated, s.estimated)
+        for _, _, (mod, name, t, length, s) in best
+    ]
+    return rows, not deadline.hit
