@@ -167,6 +167,7 @@ def _walk(
         del shared
         fresh_types = list(map(type, fresh))
         enter = list(map(not_, map(stop_get, fresh_types)))
+        keep_types: list[type] | None
         if all(enter):
             keep, keep_types = fresh, fresh_types
         else:
