@@ -13,9 +13,9 @@ from __future__ import annotations
 import gc
 import sys
 import types
-from dataclasses import dataclass
 from itertools import compress, filterfalse, islice, repeat
 from operator import add, and_, not_
+from typing import NamedTuple
 
 from opsjobs.analyzer.walk import CHUNK, Deadline, Dedupe, safe_sizes
 
@@ -45,6 +45,7 @@ SAMPLE_ABOVE = 20_000
 SAMPLE_ITEMS = 2_000
 #: Exact types that reference nothing worth walking.
 LEAVES: frozenset[type] = frozenset({str, int, float, bool, bytes, complex, type(None)})
+_is_leaf = LEAVES.__contains__
 #: A container this many bytes large may hold more than :data:`SAMPLE_ABOVE` items.
 _SAMPLE_BYTES = 8 * SAMPLE_ABOVE
 
@@ -85,9 +86,14 @@ class AttrDicts(dict[type, int]):
         n = len(gc.get_referents(obj)) - 1  # its values and its type
         return _DICT_BASE + 8 * (max(n, 0) + _DICT_SLACK)
 
-    def total(self, objs: list[object]) -> int:
-        """Bytes of the would-be dicts of ``objs``."""
-        types_ = list(map(type, objs))
+    def total(self, objs: list[object], types_: list[type] | None = None) -> int:
+        """Bytes of the would-be dicts of ``objs`` (``types_``: their types, if known)."""
+        if types_ is None:
+            types_ = list(map(type, objs))
+        try:  # every type met before: the common case, one C pass
+            return sum(map(self.__getitem__, types_))
+        except KeyError:
+            pass
         for t in set(types_).difference(self):
             self[t] = self._measure(t, objs[types_.index(t)])
         return sum(map(self.__getitem__, types_))
@@ -113,9 +119,12 @@ class StopCache(dict[type, bool]):
         return stop
 
 
-@dataclass(frozen=True)
-class DeepSize:
-    """Result of one bounded deep-size walk; ``estimated`` when scaled up from a sample."""
+class DeepSize(NamedTuple):
+    """Result of one bounded deep-size walk; ``estimated`` when scaled up from a sample.
+
+    A named tuple, not a frozen dataclass: one is made per global and per walk (thousands
+    an analysis), and a frozen dataclass pays an ``object.__setattr__`` per field.
+    """
 
     bytes: int
     objects: int
@@ -138,29 +147,43 @@ def _walk(
     """
     total = count = 0
     estimated = False
-    while stack:
-        chunk = stack.pop()
+    # each entry: objects already counted, and their types (or None: not known yet)
+    todo: list[tuple[list[object], list[type] | None]] = [(chunk, None) for chunk in stack]
+    del stack
+    stop_get = stop.__getitem__
+    while todo:
+        chunk, chunk_types = todo.pop()
         if len(chunk) > CHUNK:
-            stack.append(chunk[CHUNK:])
+            todo.append((chunk[CHUNK:], None if chunk_types is None else chunk_types[CHUNK:]))
             chunk = chunk[:CHUNK]
-        fresh, shared = dedupe.expand_split(chunk)
-        del chunk
+            if chunk_types is not None:
+                chunk_types = chunk_types[:CHUNK]
+        fresh, shared = dedupe.expand_split(chunk, chunk_types)
+        del chunk, chunk_types
         if shared_out is None:
             fresh.extend(shared)
         else:
-            shared_out.extend(compress(shared, map(not_, map(stop.__getitem__, map(type, shared)))))
+            shared_out.extend(compress(shared, map(not_, map(stop_get, map(type, shared)))))
         del shared
-        keep = list(compress(fresh, map(not_, map(stop.__getitem__, map(type, fresh)))))
-        del fresh
+        fresh_types = list(map(type, fresh))
+        enter = list(map(not_, map(stop_get, fresh_types)))
+        keep_types: list[type] | None
+        if all(enter):
+            keep, keep_types = fresh, fresh_types
+        else:
+            keep = list(compress(fresh, enter))
+            keep_types = list(compress(fresh_types, enter))
+        del fresh, fresh_types, enter
         if keep:
             sizes = safe_sizes(keep)
-            total += aligned_total(sizes) + dedupe.attr_dicts.total(keep)
+            total += aligned_total(sizes) + dedupe.attr_dicts.total(keep, keep_types)
             count += len(keep)
             if dedupe.sample_above is not None and max(sizes) > _SAMPLE_BYTES:
                 big = _large(keep, sizes, dedupe.sample_above)
                 if big:
                     ids = set(map(id, big))
                     keep = [x for x in keep if id(x) not in ids]  # rare: only beside a big one
+                    keep_types = None
                     for obj in big:
                         inner = _contents(obj, deadline, budget - count, stop, dedupe)
                         total += inner.bytes
@@ -169,9 +192,19 @@ def _walk(
                         if inner.truncated:
                             return DeepSize(total, count, True, estimated)
             del sizes
-            stack.append(keep)
+            if keep_types is not None:
+                # atoms (str, int, ...) reference nothing: no step is spent on them
+                leaf = list(map(_is_leaf, keep_types))
+                if any(leaf):
+                    branch = list(map(not_, leaf))
+                    keep = list(compress(keep, branch))
+                    keep_types = list(compress(keep_types, branch))
+                    del branch
+                del leaf
+            if keep:
+                todo.append((keep, keep_types))
         if count >= budget or (count > CHUNK and deadline.expired()):
-            return DeepSize(total, count, bool(stack), estimated)
+            return DeepSize(total, count, bool(todo), estimated)
     return DeepSize(total, count, False, estimated)
 
 

@@ -9,6 +9,7 @@ under several names is measured once, under the first module (in name order) tha
 
 from __future__ import annotations
 
+import heapq
 import sys
 import types
 from dataclasses import dataclass
@@ -83,6 +84,31 @@ class _Sizer:
             attr_dicts=self.attr_dicts,
         )
 
+    def bound(self, values: list[object]) -> int | None:
+        """Bytes of all of ``values`` together (functions by their own parts, as
+        :meth:`function`): at least the size of each; None when that is not known exactly
+        (estimated from a sample, or more than :data:`BOUND_OBJECTS` objects)."""
+        heads: list[object] = []
+        held: list[object] = []
+        for value in values:
+            if type(value) is _FUNC:
+                heads.append(value)
+                heads.append(_CODE.__get__(value))
+                held.extend(p for p in (d.__get__(value) for d in _FUNC_PARTS) if p is not None)
+            else:
+                held.append(value)
+        together = deep_size(
+            tuple(held),
+            self.deadline,
+            BOUND_OBJECTS,
+            self.stop,
+            exclude=self.exclude,
+            attr_dicts=self.attr_dicts,
+        )
+        if together.truncated or together.estimated:
+            return None
+        return together.bytes + aligned_total(safe_sizes(heads))
+
     def function(self, func: types.FunctionType) -> DeepSize:
         """The function object, its code object, defaults and closure cells (and contents)."""
         code = _CODE.__get__(func)
@@ -122,6 +148,12 @@ def _candidates(mod_name: str, ns: dict[str, object], stop: StopCache) -> list[t
     return out
 
 
+#: A module's globals are first bounded together (see :func:`largest_globals`) when it has
+#: at least this many; the joint walk gives up after :data:`BOUND_OBJECTS` objects.
+BOUND_MIN = 4
+BOUND_OBJECTS = 20_000
+
+
 def largest_globals(
     namespaces: dict[str, dict[str, object]],
     deadline: Deadline,
@@ -134,36 +166,62 @@ def largest_globals(
     Modules, imported classes and dunder names are skipped; an object bound
     under several names is measured once, under the first module (in name order) that holds
     it.
+
+    Most modules hold thousands of small globals that never make the top: each module's
+    globals are first walked together (a bound: no global of the module is larger than all
+    of them together), modules are then measured largest bound first, and a module whose
+    bound is below the smallest of the top ``top_count`` so far is skipped. A bound that is
+    an estimate, or was cut at :data:`BOUND_OBJECTS`, skips nothing.
     """
     sizer = _Sizer(frozenset(map(id, namespaces.values())), deadline, max_objects)
     done: set[int] = set()
-    rows: list[GlobalRow] = []
-    walked = 0
+    # per module, in name order: its globals as (order, name, value); order breaks ties
+    modules: list[tuple[str, list[tuple[int, str, object]]]] = []
+    order = 0
     for mod_name in sorted(namespaces):
+        found = []
         for name, value in _candidates(mod_name, namespaces[mod_name], sizer.stop):
-            if id(value) in done:
-                continue
-            done.add(id(value))
+            if id(value) not in done:
+                done.add(id(value))
+                order += 1
+                found.append((order, name, value))
+        if found:
+            modules.append((mod_name, found))
+    del done
+    bounds = []
+    for i, (_, found) in enumerate(modules):
+        bound = sizer.bound([value for _, _, value in found]) if len(found) >= BOUND_MIN else None
+        bounds.append((-1 if bound is None else bound, i))
+        if deadline.hit:
+            break
+    # unbounded (-1) first, then the largest bounds
+    bounds.sort(key=lambda b: (b[0] >= 0, -b[0], b[1]))
+    # the largest so far as (bytes, -order, row fields): a min-heap of top_count entries, so
+    # that the thousands of small globals cost no row object (ties: the first in name order)
+    best: list[tuple[int, int, tuple[str, str, type, int | None, DeepSize]]] = []
+    walked = 0
+    for bound, i in bounds if not deadline.hit else []:
+        if bound >= 0 and len(best) >= top_count and bound < best[0][0]:
+            continue
+        mod_name, found = modules[i]
+        for rank, name, value in found:
             walked += 1
             if walked % 256 == 0 and deadline.expired():
                 break
             is_func = type(value) is _FUNC
             size = sizer.function(value) if is_func else sizer.data(value)  # type: ignore[arg-type]
-            rows.append(
-                GlobalRow(
-                    mod_name,
-                    name,
-                    type_name(type(value)),
-                    _length(value),
-                    size.bytes,
-                    size.objects,
-                    size.truncated,
-                    size.estimated,
-                )
-            )
+            entry = (size.bytes, -rank, (mod_name, name, type(value), _length(value), size))
+            if len(best) < top_count:
+                heapq.heappush(best, entry)
+            elif entry[:2] > best[0][:2]:
+                heapq.heapreplace(best, entry)
             if deadline.hit:
                 break
         if deadline.hit:
             break
-    rows.sort(key=lambda r: r.deep_bytes, reverse=True)
-    return rows[:top_count], not deadline.hit
+    best.sort(reverse=True)
+    rows = [
+        GlobalRow(mod, name, type_name(t), length, s.bytes, s.objects, s.truncated, s.estimated)
+        for _, _, (mod, name, t, length, s) in best
+    ]
+    return rows, not deadline.hit

@@ -79,6 +79,9 @@ class _DictTypes(dict[type, bool]):
         return value
 
 
+#: type -> "is a dict" (shared by every walk: one deep-size walk per global)
+_IS_DICT = _DictTypes()
+
 #: Calibrated reference counts by ``untracked_only`` (constant for this interpreter), for
 #: referents found by the gc and for items handed in (:meth:`Dedupe.filter`).
 _BASES: dict[bool, int] = {}
@@ -105,7 +108,7 @@ class Dedupe:
         self.untracked_only = untracked_only
         self.exclude = exclude
         self.seen: set[int] = set()
-        self._is_dict = _DictTypes()
+        self._is_dict = _IS_DICT
         known = _BASES.get(untracked_only)
         if known is None:
             self.base = self.base_items = 0

@@ -26,6 +26,8 @@ def test_ensure_schedule_is_idempotent_and_follows_the_worker(tmp_path: Path) ->
             "worker:w1",
         )
         assert spec.payload["target"] == TARGET and spec.payload["kwargs"]["top_count"] == 7
+        # the scheduled analysis runs under the budget README states (10 s)
+        assert spec.payload["kwargs"]["time_budget"] == 10.0
         again = ensure_schedule(client, "w1", top_count=7)
         assert again.id == first.id and again.updated_at == first.updated_at
         assert [s.name for s in client.schedules.list()] == ["memory-analysis"]

@@ -291,3 +291,33 @@ def test_large_containers_are_estimated_from_a_sample() -> None:
         assert est.estimated and not exact.estimated
         body = exact.bytes - sys.getsizeof([value])
         assert abs(est.bytes - body) <= tolerance * body, (est, exact)
+
+
+def test_globals_bounded_per_module_are_the_globals_measured_one_by_one() -> None:
+    from opsjobs.analyzer.deep import deep_size
+    from opsjobs.analyzer.globals import largest_globals
+    from opsjobs.analyzer.walk import Deadline
+
+    def blob(n: int, tag: str) -> list[str]:
+        return ["".join([tag, str(i), "-" * 40]) for i in range(n)]
+
+    namespaces: dict[str, dict[str, object]] = {
+        # many small globals: the module's joint bound is below the top's floor (skipped)
+        "a_small": {f"s{i}": blob(3, f"s{i}-") for i in range(40)},
+        # each global below the floor, all of them together above it (measured, none kept)
+        "b_spread": {f"p{i}": blob(300, f"p{i}-") for i in range(30)},
+        # the largest, in a module of fewer globals than are bounded together
+        "c_big": {f"big{i}": blob(2_000 + 500 * i, f"b{i}-") for i in range(4)},
+        "d_mixed": {"large": blob(1_500, "l-"), "tiny": [1], "f": blob, "t": (1, 2), "u": "x"},
+    }
+    rows, complete = largest_globals(namespaces, Deadline(60), 5)
+    assert complete
+    every = [
+        (deep_size(v, Deadline(60)).bytes, m, n)
+        for m, ns in namespaces.items()
+        for n, v in ns.items()
+        if isinstance(v, list)
+    ]  # in name order: a tie goes to the first
+    expected = sorted(every, key=lambda row: -row[0])[:5]
+    assert [(r.deep_bytes, r.module, r.name) for r in rows] == expected
+    assert all(row[1] != "b_spread" for row in expected)  # their bound was above the floor
