@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from browser import need_chromium
 from harness import ROOT, client_for, settings_for
+from playwright.sync_api import expect
 
 from opsjobs.analyzer.job import JOB_NAME, TARGET, job_kwargs
 from opsjobs.client import Client
@@ -191,14 +192,16 @@ def test_page_size_500_and_jump_to_the_last_page(browser: Any, site: dict[str, A
     wait_rows(page, 500)
     total = client.count(owner=ADA)
     pages = -(-total // 500)
-    assert page.locator(".opsjobs-pages").inner_text() == str(pages)
+    # the pager, the table and the buttons are separate widgets, each updated by its own
+    # message: wait for each state, never read one right after another has changed
+    expect(page.locator(".opsjobs-pages")).to_have_text(str(pages), timeout=TIMEOUT)
     jump = page.locator(".opsjobs-jump input")
     jump.fill(str(pages))
     jump.press("Enter")
     wait_rows(page, total - 500 * (pages - 1))
     oldest = client.results(owner=ADA, sort="submitted_at", limit=1)[0]
     assert page.locator(f'tr[data-job="{oldest.id}"]').count() == 1
-    assert page.locator(".opsjobs-next").is_disabled()
+    expect(page.locator(".opsjobs-next")).to_be_disabled(timeout=TIMEOUT)
     page.locator(".opsjobs-prev").click()
     wait_rows(page, 500)
     page.context.close()
@@ -221,7 +224,7 @@ def test_bulk_delete_of_50_selected_rows(browser: Any, site: dict[str, Any]) -> 
     page.locator(".opsjobs-confirm-yes").click()
     wait_stat(page, "total", BULK - 50)
     assert client.count(owner=ADA, name="bulk-") == BULK - 50
-    assert "Deleted 50 results." in page.locator(".opsjobs-message").inner_text()
+    expect(page.locator(".opsjobs-message")).to_contain_text("Deleted 50 results.", timeout=TIMEOUT)
     page.wait_for_selector('.opsjobs-selected-count[data-selected="0"]')
     # bob signs in and sees none of them: nothing of ada's to select or delete
     other = sign_in(browser, site, "bob")
@@ -254,7 +257,7 @@ def test_refreshed_indicator_and_pause(browser: Any, site: dict[str, Any]) -> No
     page.locator(".opsjobs-pause").click()  # Resume: refreshes at once
     page.wait_for_selector(f'tr[data-job="{job.id}"]')
     assert stat(page, "total") == before + 1
-    assert "paused" not in indicator.inner_text()
+    expect(indicator).not_to_contain_text("paused", timeout=TIMEOUT)
     page.context.close()
 
 
