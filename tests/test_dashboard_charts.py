@@ -108,6 +108,28 @@ def test_one_point_has_room_around_it_and_sane_ticks() -> None:
     assert len(set(ys)) == len(ys) >= 3 and all(re.match(r"^\d+(\.\d)?$", y) for y in ys), ys
 
 
+def test_series_of_one_host_are_told_apart_by_their_markers() -> None:
+    """One host's series share its colour, and with one point a line style shows nothing:
+    gen0/gen1/gen2 (and rss/uss) were three identical blue dots."""
+    one = MemoryView(
+        0.0,
+        {
+            "rss_mb": {"a / w": [(NOW, 48.8)]},
+            "uss_mb": {"a / w": [(NOW, 40.0)]},
+            "gc_gen0_collections": {"a / w": [(NOW, 7500.0)]},
+            "gc_gen1_collections": {"a / w": [(NOW, 600.0)]},
+            "gc_gen2_collections": {"a / w": [(NOW, 12.0)]},
+        },
+        {},
+        None,
+        [],
+        0.0,
+    )
+    mem, gc = memory_figure(one).axes[:2]
+    assert len({line.get_marker() for line in mem.lines}) == 2
+    assert len({line.get_marker() for line in gc.lines}) == 3
+
+
 def test_a_job_memory_chart_marks_the_analysis() -> None:
     trend = [(NOW - 3600 * (10 - i), 100.0 + i) for i in range(11)]
     mem = JobMemory("trend", {"rss a / w": trend}, (NOW, 110.0, "this analysis"), 150.0)

@@ -38,7 +38,14 @@ __all__ = [
 ]
 
 _COLOURS = ("#2563eb", "#db2777", "#059669", "#d97706", "#7c3aed", "#0891b2", "#dc2626")
-_GC_STYLES = {"gc_gen0_collections": ":", "gc_gen1_collections": "--", "gc_gen2_collections": "-"}
+#: Line style and marker per series of one host (the host gives the colour): with one point
+#: a line style shows nothing, so the marker tells them apart.
+_GC_STYLES = {
+    "gc_gen0_collections": (":", "o"),
+    "gc_gen1_collections": ("--", "s"),
+    "gc_gen2_collections": ("-", "^"),
+}
+_MEM_STYLES = {"rss_mb": ("-", "o"), "uss_mb": ("--", "s")}
 #: The narrowest time axis (seconds): one point or a few seconds of points sit inside it.
 MIN_SPAN = 3600.0
 
@@ -60,13 +67,13 @@ def png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def markers(n: int) -> dict[str, Any]:
-    """Marker style for a series of ``n`` points: clear dots while they can be told apart,
-    small ones up to a few hundred, none for thousands (the line is the shape)."""
+def markers(n: int, shape: str = "o") -> dict[str, Any]:
+    """Marker style for a series of ``n`` points: clear ``shape`` markers while they can be
+    told apart, small ones up to a few hundred, none for thousands (the line is the shape)."""
     if n <= 60:
-        return {"marker": "o", "markersize": 4.5}
+        return {"marker": shape, "markersize": 4.5}
     if n <= 600:
-        return {"marker": "o", "markersize": 2.0}
+        return {"marker": shape, "markersize": 2.0}
     return {"marker": None}
 
 
@@ -153,21 +160,21 @@ def memory_figure(view: MemoryView, *, width: float = 12.0, height: float = 3.6)
     labels = sorted({label for by in view.series.values() for label in by})
     colour = {label: _COLOURS[i % len(_COLOURS)] for i, label in enumerate(labels)}
     values: dict[str, list[float]] = {"mem": [], "gc": []}
-    for metric, style in (("rss_mb", "-"), ("uss_mb", "--")):
+    for metric, (style, shape) in _MEM_STYLES.items():
         for label, pts in sorted(view.series.get(metric, {}).items()):
             ys = [v for _, v in pts]
             values["mem"] += ys
             mem.plot(
                 [_when(t) for t, _ in pts], ys, style, color=colour[label], lw=1.6,
-                label=f"{metric.split('_')[0]} {label}", **markers(len(pts)),
+                label=f"{metric.split('_')[0]} {label}", **markers(len(pts), shape),
             )  # fmt: skip
-    for metric, style in _GC_STYLES.items():
+    for metric, (style, shape) in _GC_STYLES.items():
         for label, pts in sorted(view.series.get(metric, {}).items()):
             ys = [v for _, v in pts]
             values["gc"] += ys
             gc.plot(
                 [_when(t) for t, _ in pts], ys, style, color=colour[label], lw=1.4,
-                label=f"{metric.split('_')[1]} {label}", **markers(len(pts)),
+                label=f"{metric.split('_')[1]} {label}", **markers(len(pts), shape),
             )  # fmt: skip
     times = [t for by in view.series.values() for pts in by.values() for t, _ in pts]
     window = view.until > view.since
