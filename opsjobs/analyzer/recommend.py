@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -155,12 +156,16 @@ def _heap(r: Mapping[str, Any], th: Thresholds) -> list[Recommendation]:
             )
     cov = r["coverage"]
     if cov["cut_short"] or cov["fraction"] < th.coverage_info_fraction:
+        # rounded down: a walk cut at 99.7 % must not read "covered 100%"
+        covered = f"heap walk covered {math.floor(1000 * cov['fraction']) / 10:g}%"
+        if cov["cut_short"]:
+            not_done = ", ".join(cov.get("skipped") or ()) or "the rest of the census"
+            covered = (
+                f"time budget of {cov['budget_s']:g} s reached ({covered}); not done: {not_done}"
+            )
         out.append(
             Recommendation(
-                "info",
-                "partial-walk",
-                f"heap walk covered {100 * cov['fraction']:.0f}%",
-                "Raise time_budget for a complete picture.",
+                "info", "partial-walk", covered, "Raise time_budget for a complete picture."
             )
         )
     return out

@@ -145,3 +145,12 @@ def test_growth_and_trend_in_text_and_recommendations() -> None:
     text = format_text(after, diff=diff, verdict=verdict)
     assert "Previous analysis       : job-1" in text
     assert "svc.CACHE" in text and "LEAKING" in text
+
+
+def test_a_cut_analysis_says_in_its_recommendation_that_the_budget_cut_it() -> None:
+    """A cut analysis once read "heap walk covered 100% — Raise time_budget…" (the census
+    done, the globals not): the finding names the budget and what was not done."""
+    report = analyze(time_budget=0.001)
+    (partial,) = [r for r in recommend(report) if r.code == "partial-walk"]
+    assert "time budget of 0.001 s reached" in partial.message, partial.message
+    assert "not done:" in partial.message, partial.message
