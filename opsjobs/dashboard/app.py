@@ -28,6 +28,7 @@ from opsjobs.dashboard.data import WINDOWS, DashboardData, ResultsState, SubmitF
 from opsjobs.dashboard.notebook_form import NotebookForm
 from opsjobs.dashboard.notify_panel import NotifyPanel
 from opsjobs.dashboard.results_tab import ResultsList
+from opsjobs.dashboard.results_tab import classed as _classed
 from opsjobs.errors import OpsJobsError, ValidationError
 
 __all__ = ["DashboardApp"]
@@ -40,12 +41,6 @@ _SUBMITTING = ("Run notebook", "Submit")
 
 def _layout(**kw: str) -> w.Layout:
     return w.Layout(**kw)
-
-
-def _classed(widget: Any, *classes: str) -> Any:
-    for cls in classes:
-        widget.add_class(cls)
-    return widget
 
 
 class DashboardApp:

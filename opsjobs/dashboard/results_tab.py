@@ -49,7 +49,8 @@ def parse_utc(text: str, what: str) -> float | None:
     return when.timestamp()
 
 
-def _classed(widget: Any, *classes: str) -> Any:
+def classed(widget: Any, *classes: str) -> Any:
+    """``widget`` with the CSS ``classes`` added (what the page's styles and tests find)."""
     for cls in classes:
         widget.add_class(cls)
     return widget
@@ -91,29 +92,29 @@ class ResultsList:
         self.page: ResultsPage | None = None
         self._drawing = False
 
-        self.stats_html = _classed(w.HTML(), "opsjobs-stats")
-        self.name_filter = _classed(
+        self.stats_html = classed(w.HTML(), "opsjobs-stats")
+        self.name_filter = classed(
             w.Text(placeholder="Filter by job name", continuous_update=False), "opsjobs-filter-name"
         )
-        self.status_filter = _classed(
+        self.status_filter = classed(
             w.Dropdown(options=[(s.replace("_", " ") or "All statuses", s) for s in STATUSES]),
             "opsjobs-filter-status",
         )
-        self.time_filter = _classed(
+        self.time_filter = classed(
             w.Dropdown(options=[(label, key) for key, (label, _) in TIME_RANGES.items()]),
             "opsjobs-filter-time",
         )
-        self.since = _classed(
+        self.since = classed(
             w.Text(placeholder="from, UTC: 2026-12-06 14:00", continuous_update=False),
             "opsjobs-filter-since",
         )
-        self.until = _classed(
+        self.until = classed(
             w.Text(placeholder="to, UTC (empty: now)", continuous_update=False),
             "opsjobs-filter-until",
         )
-        self.custom = _classed(w.HBox([self.since, self.until]), "oj-custom")
+        self.custom = classed(w.HBox([self.since, self.until]), "oj-custom")
         self.custom.layout.display = "none"
-        self.page_size = _classed(
+        self.page_size = classed(
             w.Dropdown(options=[(f"{n} per page", n) for n in PAGE_SIZES], value=25),
             "opsjobs-page-size",
         )
@@ -122,37 +123,37 @@ class ResultsList:
             self.page_size,
         ):  # fmt: skip
             widget.observe(lambda _: self.guard(self._on_filter), "value")
-        filters = _classed(
+        filters = classed(
             w.HBox(
                 [self.name_filter, self.status_filter, self.time_filter, self.custom,
                  self.page_size]
             ),
             "oj-bar", "oj-filters",
         )  # fmt: skip
-        self.table = _classed(w.HTML(), "opsjobs-results")
+        self.table = classed(w.HTML(), "opsjobs-results")
 
-        self.selection = _classed(w.HTML(), "opsjobs-selection")
-        self.delete_selected = _classed(
+        self.selection = classed(w.HTML(), "opsjobs-selection")
+        self.delete_selected = classed(
             w.Button(description="Delete selected", button_style="danger", disabled=True),
             "opsjobs-delete-selected",
         )
-        self.clear = _classed(w.Button(description="Clear", disabled=True), "opsjobs-clear")
+        self.clear = classed(w.Button(description="Clear", disabled=True), "opsjobs-clear")
         self.delete_selected.on_click(lambda _: self.guard(self.ask_bulk_delete))
         self.clear.on_click(lambda _: self.guard(self._clear))
-        bulk = _classed(w.HBox([self.selection, self.delete_selected, self.clear]), "oj-bulk")
+        bulk = classed(w.HBox([self.selection, self.delete_selected, self.clear]), "oj-bulk")
 
-        self.prev = _classed(w.Button(description="\u2039 Previous"), "opsjobs-prev")
-        self.next = _classed(w.Button(description="Next \u203a"), "opsjobs-next")
-        self.page_label = _classed(w.HTML(), "opsjobs-page-label")
-        self.jump = _classed(
+        self.prev = classed(w.Button(description="\u2039 Previous"), "opsjobs-prev")
+        self.next = classed(w.Button(description="Next \u203a"), "opsjobs-next")
+        self.page_label = classed(w.HTML(), "opsjobs-page-label")
+        self.jump = classed(
             w.BoundedIntText(value=1, min=1, max=1, description="Page", continuous_update=False),
             "opsjobs-jump",
         )
         self.prev.on_click(lambda _: self.go(self.state.page - 1))
         self.next.on_click(lambda _: self.go(self.state.page + 1))
         self.jump.observe(lambda change: self.guard(lambda: self._on_jump(change)), "value")
-        pages = _classed(w.HBox([self.prev, self.page_label, self.jump, self.next]), "oj-pages")
-        pager = _classed(w.HBox([bulk, pages]), "oj-pager")
+        pages = classed(w.HBox([self.prev, self.page_label, self.jump, self.next]), "oj-pages")
+        pager = classed(w.HBox([bulk, pages]), "oj-pager")
         self.widget = w.VBox([self.stats_html, filters, self.table, pager])
 
     # -- drawing ------------------------------------------------------------------------------
