@@ -37,6 +37,11 @@ class LeakVerdict:
         return asdict(self)
 
 
+#: The least span of data (hours) a leak verdict is given on: growth over less is a process
+#: warming up as often as a leak (README: "Alerts").
+MIN_LEAK_SPAN_HOURS = 0.5
+
+
 def _seconds(t: float | datetime) -> float:
     return t.timestamp() if isinstance(t, datetime) else float(t)
 
@@ -74,6 +79,7 @@ def leak_verdict(
     min_r_squared: float = 0.8,
     min_total_growth: float = 1.0,
     limit: float | None = None,
+    min_span_hours: float = MIN_LEAK_SPAN_HOURS,
 ) -> LeakVerdict:
     """Decide whether a memory series (e.g. ``rss_mb`` over time) shows sustained growth.
 
@@ -94,14 +100,23 @@ def leak_verdict(
     limit
         Value (same unit) at which the process fails, e.g. the cgroup limit in MB; gives
         ``hours_to_limit``.
+    min_span_hours
+        Points spanning less than this give "not enough data" (never a leak): a process
+        warming up after its start grows for minutes, which is no leak.
     """
     if windows < 2:
         raise ValidationError("windows must be at least 2")
     pts = sorted((_seconds(t), float(v)) for t, v in points)
-    if len(pts) < max(min_points, 2) or pts[-1][0] <= pts[0][0]:
+    span = pts[-1][0] - pts[0][0] if pts else 0.0
+    if len(pts) < max(min_points, 2) or span <= 0 or span < 3600.0 * min_span_hours:
         first = pts[0][1] if pts else 0.0
         last = pts[-1][1] if pts else 0.0
-        return LeakVerdict(False, "not enough data", len(pts), 0, 0.0, 0.0, first, last, None)
+        reason = "not enough data"
+        if len(pts) >= max(min_points, 2) and span > 0:
+            reason += (
+                f" (the points span {span / 60:.0f} min of the {60 * min_span_hours:g} needed)"
+            )
+        return LeakVerdict(False, reason, len(pts), 0, 0.0, 0.0, first, last, None)
     minima = _window_minima(pts, min(windows, len(pts)))
     xs = [t / 3600.0 for t, _ in minima]
     slope, intercept, r2 = _fit(xs, [v for _, v in minima])

@@ -50,7 +50,9 @@ def test_growing_global_is_top_growth_and_a_leak() -> None:
             GROW.extend("".join(["row-", str(step), "-", str(i), "-" * 40]) for i in range(40000))
             r = analyze(top_count=10).to_dict()
             reports.append(r)
-            series.append((time.time(), report_metrics(r)["rss_mb"]))
+            # stamped as the scheduled analysis would be (every 30 minutes): a leak verdict
+            # needs half an hour of data at least
+            series.append((step * 1800.0, report_metrics(r)["rss_mb"]))
             time.sleep(0.05)
         print(json.dumps({"first": reports[0], "last": reports[-1], "series": series}))
     """)
@@ -94,7 +96,7 @@ def test_healthy_steady_process_has_no_findings() -> None:
             del scratch
             last = analyze(top_count=10).to_dict()
             if step >= 6:
-                series.append((time.time(), report_metrics(last)["rss_mb"]))
+                series.append((step * 1800.0, report_metrics(last)["rss_mb"]))
             time.sleep(0.05)
         print(json.dumps({"last": last, "series": series}))
     """)

@@ -125,13 +125,23 @@ def test_leak_verdict_steady_and_short_series() -> None:
         leak_verdict(steady, windows=1)
 
 
+def test_a_leak_needs_half_an_hour_of_data() -> None:
+    """A fresh server analysed every 2 s (or 30 s) grows while it warms up: six points of
+    steady growth over minutes opened a critical memory-leak-suspected alert (3.10 run)."""
+    minutes = [(i * 30.0, 100.0 + 1.0 * i) for i in range(12)]  # 5.5 min, +2 MB a minute
+    v = leak_verdict(minutes)
+    assert not v.leaking and v.reason.startswith("not enough data"), v
+    hours = [(i * 1800.0, 100.0 + 1.0 * i) for i in range(12)]  # the same points, 5.5 h
+    assert leak_verdict(hours).leaking
+
+
 def test_leak_verdict_plateau_is_not_a_leak() -> None:
     # warm-up: a straight rise for the first half, then flat (real processes after start-up)
-    pts = [(i * 60.0, min(28.8 + 0.8 * i, 33.6)) for i in range(12)]
+    pts = [(i * 300.0, min(28.8 + 0.8 * i, 33.6)) for i in range(12)]
     v = leak_verdict(pts)
     assert not v.leaking, v
     assert "levelled off" in v.reason
-    still = [(i * 60.0, 28.8 + 0.4 * i) for i in range(12)]
+    still = [(i * 300.0, 28.8 + 0.4 * i) for i in range(12)]
     assert leak_verdict(still).leaking
 
 
