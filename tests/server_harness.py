@@ -58,6 +58,24 @@ class Api:
         return self.request("PATCH", path, **kw)
 
 
+# The zmq contexts of stopped in-process servers' kernel managers, kept to the end of the session.
+# jupyter_client's MultiKernelManager destroys the context it made only in its own ``__del__``;
+# when the collector takes the manager and its context in one cycle it may finalise the context
+# first, and pyzmq then warns "Unclosed context" (an error here) inside whichever later test the
+# collection ran in. Held here, the context is always destroyed by the manager (as when the
+# order is right) or left to pyzmq's exit hook, which never warns. Destroying it ourselves
+# after the stop made a later collection in that process crash (segfault; cause not pinned).
+_KERNEL_CONTEXTS: list[Any] = []
+
+
+def _keep_kernel_context(app: Any) -> None:
+    manager = getattr(app, "kernel_manager", None)
+    # read the trait's value without making a context where the server never made one
+    context = getattr(manager, "_trait_values", {}).get("context")
+    if context is not None:
+        _KERNEL_CONTEXTS.append(context)
+
+
 class ServerThread:
     """Start with :meth:`start`, stop with :meth:`stop` (the server's own clean shutdown)."""
 
@@ -95,6 +113,7 @@ class ServerThread:
         try:
             self.app.start()
         finally:
+            _keep_kernel_context(self.app)
             loop.close()
 
     def start(self) -> ServerThread:
