@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 
@@ -45,3 +46,20 @@ def test_import_does_no_work() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_no_sqlite_connection_is_left_to_the_collector() -> None:
+    """``with sqlite3.connect(...)`` commits but never closes: the connection waits for the
+    collector, which Python 3.13 reports (ResourceWarning, an error here) inside whichever test
+    it happens to run in. ``contextlib.closing`` or an explicit ``close()`` says when."""
+    found = []
+    for path in sorted(
+        [*ROOT.glob("opsjobs/**/*.py"), *ROOT.glob("tests/**/*.py"), *ROOT.glob("bench/*.py")]
+    ):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if isinstance(node, ast.With | ast.AsyncWith):
+                for item in node.items:
+                    call = item.context_expr
+                    if isinstance(call, ast.Call) and ast.unparse(call.func) == "sqlite3.connect":
+                        found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not found, found

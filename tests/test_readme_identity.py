@@ -4,6 +4,7 @@ on the OS user (a local store's fallback)."""
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import re
@@ -44,7 +45,8 @@ def test_the_login_block_runs_as_written(tmp_path: Path) -> None:
     assert "signed in as ada@example.org" in done.stderr and "signed out" in done.stderr
     assert not (tmp_path / "config" / "opsjobs" / "login.json").exists()
     assert not (tmp_path / "ada.key").exists()
-    with sqlite3.connect(tmp_path / "data" / "opsjobs.db") as db:
+    # closing(): sqlite3's own context manager commits but never closes (3.13 warns)
+    with contextlib.closing(sqlite3.connect(tmp_path / "data" / "opsjobs.db")) as db:
         assert db.execute("SELECT owner FROM jobs WHERE name = 'hello'").fetchall() == [
             ("ada@example.org",)
         ]
