@@ -60,3 +60,12 @@ def browser(site: Any) -> Iterator[Any]:
             yield b
         finally:
             b.close()
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[Any]:
+    """A client of a fresh SQLite store in ``tmp_path`` (files that need more define their own)."""
+    from harness import client_for, settings_for
+
+    with client_for(settings_for(tmp_path)) as c:
+        yield c

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from opsjobs import Settings
+from opsjobs.auth import Auth, User
 from opsjobs.client import Client
 from opsjobs.store import open_store
 
@@ -113,3 +114,16 @@ def python_child(script: str, timeout: float = 240) -> Any:
     )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+ADA, BOB, ROOT_USER = "ada@example.org", "bob@example.org", "root@example.org"
+
+
+def dashboard_users(client: Client, *, bob_roles: str = "") -> dict[str, User]:
+    """The dashboard tests' three people: ada (debug), bob (``bob_roles``), root (admin)."""
+    auth = Auth(client.store)
+    return {
+        "ada": auth.create_key(ADA, roles="debug")[0],
+        "bob": auth.create_key(BOB, roles=bob_roles)[0],
+        "root": auth.create_key(ROOT_USER, roles="system_admin")[0],
+    }

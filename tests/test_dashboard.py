@@ -7,15 +7,14 @@ import json
 import os
 import stat
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from harness import client_for, settings_for
+from harness import ADA, BOB, dashboard_users
 
-from opsjobs.auth import Auth, User
+from opsjobs.auth import User
 from opsjobs.client import Client
 from opsjobs.dashboard import launch
 from opsjobs.dashboard.data import DashboardData, ResultsState, SubmitForm
@@ -26,22 +25,9 @@ from opsjobs.model import JobState, Metric
 from opsjobs.server.voila import DashboardLauncher, prelaunch_hook
 from opsjobs.store.base import Finish
 
-ADA, BOB, ROOT = "ada@example.org", "bob@example.org", "root@example.org"
-
-
-@pytest.fixture
-def client(tmp_path: Path) -> Iterator[Client]:
-    with client_for(settings_for(tmp_path)) as c:
-        yield c
-
 
 def users(client: Client) -> dict[str, User]:
-    auth = Auth(client.store)
-    return {
-        "ada": auth.create_key(ADA, roles="debug")[0],
-        "bob": auth.create_key(BOB)[0],
-        "root": auth.create_key(ROOT, roles="system_admin")[0],
-    }
+    return dashboard_users(client)
 
 
 def finished(

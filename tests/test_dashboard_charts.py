@@ -8,15 +8,13 @@ import json
 import math
 import re
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import client_for, settings_for
+from harness import ADA, BOB, dashboard_users
 
 from opsjobs.analyzer.job import JOB_NAME, RESULT_MARK
-from opsjobs.auth import Auth, User
+from opsjobs.auth import User
 from opsjobs.client import Client
 from opsjobs.dashboard.charts import (
     MIN_SPAN,
@@ -34,25 +32,13 @@ from opsjobs.store.base import Finish
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*(constrained_layout|tight_layout).*")
 
-ADA, BOB, ROOT = "ada@example.org", "bob@example.org", "root@example.org"
 NOW = 1_796_600_000.0
 #: A tick label of a time axis: a date, a time of day, a month or a year; never a fraction.
 TIME_LABEL = re.compile(r"^(\d{1,2}:\d{2}(:\d{2})?|[A-Z][a-z]{2}-\d{2}|[A-Z][a-z]{2}|\d{1,4})$")
 
 
-@pytest.fixture
-def client(tmp_path: Path) -> Iterator[Client]:
-    with client_for(settings_for(tmp_path)) as c:
-        yield c
-
-
 def users(client: Client) -> dict[str, User]:
-    auth = Auth(client.store)
-    return {
-        "ada": auth.create_key(ADA, roles="debug")[0],
-        "bob": auth.create_key(BOB, roles="debug")[0],
-        "root": auth.create_key(ROOT, roles="system_admin")[0],
-    }
+    return dashboard_users(client, bob_roles="debug")
 
 
 def view(points: int, window: float = 86400.0) -> MemoryView:
