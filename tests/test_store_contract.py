@@ -266,6 +266,23 @@ def test_results_read_from_the_end_are_the_exact_reverse(store: Store, sort: str
     assert [j.id for j in store.results(last_two)][::-1] == forward[-2:]
 
 
+@pytest.mark.parametrize("sort", ["-submitted_at", "submitted_at", "runtime", "-name", "state"])
+def test_ties_are_read_in_one_order_from_both_ends(store: Store, sort: str) -> None:
+    """A batch shares its submitted time, and runtimes and names repeat: the order still is one
+    order (ties broken by the job), so the last page read from the end is the last page."""
+    jobs = store.submit_many([spec(f"tie-{i % 3}") for i in range(12)], now=T0)
+    for job in jobs[:8]:
+        run_to(store, job.id, JobState.SUCCEEDED, T0 + 1, 2.0)
+    forward = [j.id for j in store.results(ResultQuery(sort=sort).validated())]
+    assert sorted(forward) == sorted(j.id for j in jobs)
+    backward = [j.id for j in store.results(ResultQuery(sort=sort, reverse=True).validated())]
+    assert backward == forward[::-1]
+    for offset in (0, 5, 10):
+        page = ResultQuery(sort=sort, reverse=True, limit=3, offset=offset).validated()
+        end = len(forward) - offset
+        assert [j.id for j in store.results(page)][::-1] == forward[max(end - 3, 0) : end]
+
+
 def test_purge_only_old_finished(store: Store) -> None:
     ids = _fill(store)
     removed = store.purge(T0 + 25)

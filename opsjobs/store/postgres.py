@@ -541,7 +541,8 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlNotices, SqlAuth, SqlSchedules, Store
         # NULLs (not started yet) go last in both directions, as in the SQLite store (first
         # when the order is read from its end).
         nulls = "FIRST" if query.reverse else "LAST"
-        order = f"{column} {direction} NULLS {nulls}, submitted_at {direction}"
+        # id last: ties (a batch shares its submitted time) keep one order from either end
+        order = f"{column} {direction} NULLS {nulls}, submitted_at {direction}, id {direction}"
         params.update(limit=query.limit, offset=query.offset)
         text = self._q["results"].replace("{where}", where).replace("{order}", order)
         return [row_to_job(r) for r in self._read("results", text, params)]

@@ -394,7 +394,14 @@ class SQLiteStore(SqlJobs, SqlAlerts, SqlNotices, SqlAuth, SqlSchedules, Store):
         direction = "DESC" if query.descending else "ASC"
         # sort_column comes from the SORT_COLUMNS whitelist; NULLs (not started yet) go last.
         column = query.sort_column
-        terms = [(f"{column} IS NULL", "ASC"), (column, direction), ("submitted_at", direction)]
+        # rowid last: ties (a batch shares its submitted time) keep one order, read from either
+        # end, and every index holds it, so an index that serves the order still serves it
+        terms = [
+            (f"{column} IS NULL", "ASC"),
+            (column, direction),
+            ("submitted_at", direction),
+            ("rowid", direction),
+        ]
         if column in _NOT_NULL:  # no NULLs to move: an ORDER BY an index can serve
             terms = terms[1:]
         if query.reverse:
