@@ -14,11 +14,17 @@ from typing import Any
 import pytest
 from harness import ADA, BOB, dashboard_users
 
-from opsjobs.auth import User
+from opsjobs.auth import SYSTEM_OWNER, User
 from opsjobs.client import Client
 from opsjobs.dashboard import launch
 from opsjobs.dashboard.data import DashboardData, ResultsState, SubmitForm
-from opsjobs.dashboard.render import detail_html, duration, results_table
+from opsjobs.dashboard.render import (
+    detail_html,
+    duration,
+    job_actions,
+    jobs_table,
+    results_table,
+)
 from opsjobs.dashboard.session import SESSION_VARIABLE, open_session, sign_token, verify_token
 from opsjobs.errors import JobNotFound, NotFound, PermissionDenied, ValidationError
 from opsjobs.model import JobState, Metric
@@ -168,6 +174,31 @@ def test_delete_cancel_and_active_jobs(client: Client) -> None:
     data.delete(done)
     with pytest.raises(JobNotFound):
         client.get(done)
+
+
+def test_stop_and_delete_are_offered_only_on_jobs_the_user_may_change(client: Client) -> None:
+    """Everyone sees the server's (``system``) jobs; only admins are offered Stop and Delete
+    on them, as only admins may (clicking used to answer that only an admin may)."""
+    people = users(client)
+    mine = finished(client, "mine", ADA, 1.0)
+    system_done = finished(client, "memory-analysis", SYSTEM_OWNER, 1.0)
+    system_queued = client.submit("memory-analysis", command="print(1)", owner=SYSTEM_OWNER)
+    ada, root = DashboardData(client, people["ada"]), DashboardData(client, people["root"])
+    page = ada.results(ResultsState(page_size=50))
+    assert {job.id for job in page.rows} >= {mine, system_done, system_queued.id}
+    html = results_table(page, (), ada.may_change)
+    assert f"delete:{mine}" in html
+    assert f"delete:{system_done}" not in html and f"view:{system_done}" in html
+    assert f"delete:{system_done}" in results_table(
+        root.results(ResultsState()), (), root.may_change
+    )
+    queued = ada.job(system_queued.id)
+    assert "cancel:" not in job_actions(queued, may_submit=True, may_change=ada.may_change(queued))
+    assert f"cancel:{queued.id}" in job_actions(queued, may_submit=True, may_change=True)
+    assert f"cancel:{queued.id}" not in jobs_table(ada.active_jobs(), time.time(), ada.may_change)
+    assert f"cancel:{queued.id}" in jobs_table(root.active_jobs(), time.time(), root.may_change)
+    with pytest.raises(PermissionDenied, match="only an admin"):
+        ada.delete(system_done)
 
 
 def test_schedules_need_a_submit_role_and_are_scoped(client: Client) -> None:

@@ -283,7 +283,9 @@ class DashboardApp:
             else:
                 self._draw_results()
         elif tab == "Jobs":
-            self.panel_html["jobs"].value = render.jobs_table(self.data.active_jobs(), now)
+            self.panel_html["jobs"].value = render.jobs_table(
+                self.data.active_jobs(), now, self.data.may_change
+            )
         elif tab == "Schedules":
             self.panel_html["schedules"].value = render.schedules_table(
                 self.data.schedules(),
@@ -310,7 +312,10 @@ class DashboardApp:
             live_output=None if job.finished else self.data.live_output(job),
             files=self.data.files(job),
             actions=render.job_actions(
-                job, may_submit=self.data.user.may_submit, may_use_lab=self.data.user.may_use_lab
+                job,
+                may_submit=self.data.user.may_submit,
+                may_use_lab=self.data.user.may_use_lab,
+                may_change=self.data.may_change(job),
             ),
             attempts=self.data.attempts(job),
             memory_png=self._job_memory_png(job),
@@ -390,7 +395,7 @@ class DashboardApp:
         self.detail_id = job.id
         self.history_name = None
         self.history_chart.layout.display = "none"
-        self.delete_button.layout.display = ""
+        self.delete_button.layout.display = "" if self.data.may_change(job) else "none"
         self.tabs.selected_index = 0  # also refreshes
         self.list_box.layout.display = "none"
         self.detail_box.layout.display = ""

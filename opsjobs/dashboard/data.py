@@ -207,6 +207,11 @@ class DashboardData:
         an admin looking at everyone's."""
         return Auth.owner_scope(self.user, everyone=self.everyone)
 
+    def may_change(self, job: Job) -> bool:
+        """May the user stop or delete ``job`` (their own; any for admins)? The buttons for
+        the ``system`` owner's jobs, which others only see, are not shown to them."""
+        return self.user.sees_all or job.owner == self.user.email
+
     # -- results ----------------------------------------------------------------------------
     def results(self, state: ResultsState) -> ResultsPage:
         """The page ``state`` asks for (clamped to the last page), its total and the stats;

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime, timezone
 from html import escape
 from typing import Any
@@ -139,9 +139,14 @@ def stat_cards(stats: Stats) -> str:
     )
 
 
-def results_table(page: ResultsPage, selected: Collection[str] = ()) -> str:
+def results_table(
+    page: ResultsPage,
+    selected: Collection[str] = (),
+    may_change: Callable[[Job], bool] = lambda job: True,
+) -> str:
     """The sortable results table of one page, with a checkbox (``selected``: the ids
-    ticked), View and Delete per row; the head's checkbox ticks the whole page."""
+    ticked), View and Delete per row (Delete where ``may_change``); the head's checkbox ticks
+    the whole page."""
     column, desc = page.state.sort.lstrip("-"), page.state.sort.startswith("-")
     every = bool(page.rows) and all(job.id in selected for job in page.rows)
     head = [
@@ -172,7 +177,8 @@ def results_table(page: ResultsPage, selected: Collection[str] = ()) -> str:
             f"<td>{escape(job.mode.seed_name)}</td>"
             f"<td>{escape(job.host or '—')}</td>"
             f'<td class="oj-actions">{button("View", f"view:{job.id}")}'
-            f"{button('Delete', f'delete:{job.id}', tone='danger')}</td></tr>"
+            f"{button('Delete', f'delete:{job.id}', tone='danger') if may_change(job) else ''}"
+            "</td></tr>"
         )
     return _table("opsjobs-results-table", "".join(head), rows, "No results match.", 8)
 
@@ -201,12 +207,16 @@ def _size(n: int) -> str:
     return f"{value:,.1f} GiB"
 
 
-def job_actions(job: Job, *, may_submit: bool, may_use_lab: bool = False) -> str:
-    """The detail view's action buttons: Stop (active), Run again (finished), History, and
-    for a finished notebook job, Open in JupyterLab (to those who may use Lab)."""
+def job_actions(
+    job: Job, *, may_submit: bool, may_use_lab: bool = False, may_change: bool = True
+) -> str:
+    """The detail view's action buttons: Stop (active, to those who may change it), Run again
+    (finished), History, and for a finished notebook job, Open in JupyterLab (to those who may
+    use Lab)."""
     out = []
     if not job.finished:
-        out.append(button("Stop", f"cancel:{job.id}", tone="danger", title="stop this job"))
+        if may_change:
+            out.append(button("Stop", f"cancel:{job.id}", tone="danger", title="stop this job"))
     elif may_submit:
         out.append(button("Run again", f"rerun:{job.id}", tone="primary", title="pre-filled form"))
     out.append(button("History of this name", f"history:{job.name}", title="runs over time"))
@@ -339,19 +349,20 @@ def _section(title: str, text: str, *, cls: str = "") -> str:
     return f'<h4 class="oj-h">{escape(title)}</h4><pre class="oj-pre {cls}">{escape(text)}</pre>'
 
 
-def jobs_table(jobs: Sequence[Job], now: float) -> str:
-    """Queued and running jobs with elapsed time and Stop."""
+def jobs_table(
+    jobs: Sequence[Job], now: float, may_change: Callable[[Job], bool] = lambda job: True
+) -> str:
+    """Queued and running jobs with elapsed time and Stop (where ``may_change``)."""
     head = "".join(
         f"<th>{t}</th>" for t in ("Job Name", "Status", "Owner", "Queue", "Mode", "Elapsed", "")
     )
     rows = []
     for job in jobs:
         since = job.started_at if job.started_at is not None else job.submitted_at
-        stop = (
-            '<span class="oj-dim">stopping…</span>'
-            if job.cancel_requested
-            else button("Stop", f"cancel:{job.id}", tone="danger")
-        )
+        if job.cancel_requested:
+            stop = '<span class="oj-dim">stopping…</span>'
+        else:
+            stop = button("Stop", f"cancel:{job.id}", tone="danger") if may_change(job) else ""
         rows.append(
             f'<tr data-job="{job.id}"><td class="oj-name"><a data-oj="view:{job.id}">'
             f"{escape(job.name)}</a></td><td>{badge(job.state)}</td>"

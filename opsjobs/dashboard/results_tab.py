@@ -162,7 +162,7 @@ class ResultsList:
         page = self.data.results(self.state)
         self.page, self.state = page, page.state
         self.stats_html.value = render.stat_cards(page.stats)
-        self.table.value = render.results_table(page, self.selected)
+        self.table.value = render.results_table(page, self.selected, self.data.may_change)
         self._draw_selection()
         self.page_label.value = (
             f'<span class="oj-page">{page.first:,}&ndash;{page.last:,} of {page.total:,} · '
@@ -230,7 +230,7 @@ class ResultsList:
         self.selected |= {i for i in on if i in shown}  # only rows the user was shown
         self.selected -= set(off)
         if self.page is not None:
-            self.table.value = render.results_table(self.page, self.selected)
+            self.table.value = render.results_table(self.page, self.selected, self.data.may_change)
         self._draw_selection()
 
     def _clear(self) -> None:
