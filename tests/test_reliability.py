@@ -87,8 +87,11 @@ def test_sigkilled_worker_job_is_lost_or_requeued(tmp_path: Path, retries: int) 
             assert done.state is JobState.SUCCEEDED and done.attempt == 2
         else:
             assert done.state is JobState.LOST and "lease expired" in (done.error or "")
-            # within two lease periods of the death (plus one heartbeat of the rescuer)
-            assert (done.finished_at or 0) - killed_at < 2 * 2.0 + 2.0
+            # within two lease periods (plus one heartbeat) of the death, or of the rescuer's
+            # start where that came later: a loaded machine can take seconds to start a worker
+            (rescuer_row,) = [w for w in client.store.workers() if w.pid == rescuer.pid]
+            since = max(killed_at, rescuer_row.started_at)
+            assert (done.finished_at or 0) - since < 2 * 2.0 + 2.0
     finally:
         rescuer.terminate()
         rescuer.communicate(timeout=30)
