@@ -84,7 +84,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg.rows import DictRow, dict_row
+from psycopg.rows import DictRow, dict_row, tuple_row
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from opsjobs.config import redact_url
@@ -99,10 +99,10 @@ from opsjobs.store.sql.jobs import SqlJobs
 from opsjobs.store.sql.notices import SqlNotices
 from opsjobs.store.sql.rows import (
     UNREADABLE,
+    claimed_job,
     finish_params,
     job_params,
     like_escape,
-    read_job,
     retry_on_text,
     row_to_job,
     unreadable_error,
@@ -394,33 +394,41 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlNotices, SqlAuth, SqlSchedules, Store
         )
         return jobs[0] if jobs else None
 
-    def _readable(self, row: DictRow, worker_id: str, now: float) -> Job | None:
-        """The claimed job of ``row``; if this version cannot read the row, the job is failed
-        with the reason (it is running under this worker) and None returned."""
+    def _readable(
+        self, row: tuple[Any, ...], worker_id: str, host: str, now: float, lease_until: float
+    ) -> Job | None:
+        """The claimed job of a lean claim ``row`` (see ``finish_and_claim_many`` in
+        queries.sql); if this version cannot read the row, the job is failed with the reason (it
+        is running under this worker) and None returned."""
         try:
-            return read_job(row)
+            return claimed_job(row, worker_id, host, now, lease_until)
         except UNREADABLE as exc:
             self.finish(
-                str(row["id"]),
+                str(row[1]),
                 worker_id,
-                int(row["attempt"]),
+                int(row[14]) + 1,
                 Finish(JobState.FAILED, error=unreadable_error(exc)),
                 now=now,
             )
             return None
 
-    def _adopt(self, conn: Conn, params: dict[str, Any]) -> list[DictRow]:
+    def _claim_rows(self, conn: Conn, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """The rows of ``finish_and_claim_many`` as tuples (read by position: no dict a row)."""
+        cur = conn.cursor(row_factory=tuple_row)
+        return cur.execute(self._q["finish_and_claim_many"], params).fetchall()
+
+    def _adopt(self, conn: Conn, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         """The retry of a claim whose first attempt broke off: if that attempt committed
         (its reply was lost with the connection), its jobs are running under this worker with
         ``started_at`` = this call's ``now`` — take those (and count its ends as recorded)
         instead of claiming more, which would stay running, unknown to the worker."""
         if params["want"] > 0:
-            rows = conn.execute(self._q["claimed_by_call"], params).fetchall()
+            cur = conn.cursor(row_factory=tuple_row)
+            rows = cur.execute(self._q["claimed_by_call"], params).fetchall()
             if rows:
-                for row in rows:
-                    row["finished_ids"] = params["ids"]
-                return rows
-        return conn.execute(self._q["finish_and_claim_many"], params).fetchall()
+                ids = params["ids"]
+                return [(ids, *row[1:]) for row in rows]
+        return self._claim_rows(conn, params)
 
     def finish(
         self, job_id: str, worker_id: str, attempt: int, outcome: Finish, *, now: float
@@ -473,24 +481,24 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlNotices, SqlAuth, SqlSchedules, Store
         if not ends and not want:
             return [], []
         params = _many_params(ends, worker_id, host, queues, now, lease, want)
+        lease_until = params["lease_until"]
         jobs: list[Job] = []
         while True:
             rows = self._run(
                 "finish or claim",
-                lambda conn: conn.execute(self._q["finish_and_claim_many"], params).fetchall(),
+                lambda conn: self._claim_rows(conn, params),
                 single=True,
                 retry=lambda conn: self._adopt(conn, params),
             )
             if params["ids"]:
-                done = set(rows[0]["finished_ids"] or ()) if rows else set()
+                done = set(rows[0][0] or ()) if rows else set()
                 accepted = [end.job_id in done for end in ends]
                 params.update(_many_params((), worker_id, host, queues, now, lease, 0))
-            claimed = [r for r in rows if r.get("id") is not None]
+            claimed = [r for r in rows if r[1] is not None]
             claimed.sort(key=_claim_order)
             unreadable = False
             for row in claimed:
-                del row["finished_ids"]
-                job = self._readable(row, worker_id, now)
+                job = self._readable(row, worker_id, host, now, lease_until)
                 if job is None:
                     unreadable = True  # failed as unreadable: claim another in its place
                 else:
@@ -756,6 +764,6 @@ def _many_params(
     }
 
 
-def _claim_order(row: DictRow) -> tuple[int, float]:
-    """Sort key of claimed rows: higher priority first, then the oldest."""
-    return (-row["priority"], row["submitted_at"])
+def _claim_order(row: tuple[Any, ...]) -> tuple[int, float]:
+    """Sort key of lean claimed rows: higher priority first, then the oldest."""
+    return (-row[9], row[13])
