@@ -314,3 +314,48 @@ def test_a_retried_claim_takes_the_jobs_its_lost_first_run_claimed(url: str) -> 
         again = [store._readable(r, "w1", "h", T0 + 11, T0 + 41) for r in rows]
         assert sorted((j.id, j.attempt) for j in again if j) == [(ids[1], 1), (ids[2], 1)]
         assert store.get(ids[3]).state is JobState.QUEUED
+
+
+def test_a_batch_retried_after_a_lost_reply_is_stored_once_and_alike(url: str) -> None:
+    # submit_many's first run is a COPY; its retry (the first may have committed before its
+    # reply was lost) is the submit_jobs statement, which skips rows already there and
+    # stores the rows a COPY stores
+    from opsjobs.model import ResultQuery
+    from opsjobs.store.postgres import _submit_params
+
+    specs = [
+        JobSpec(
+            name=f"b{i}",
+            kind="command",
+            payload={"source": f"print({i})", "tab\there": "back\\slash\nline"},
+            description="d\tescribed",
+            owner="alice",
+            priority=i % 3,
+            timeout=None if i % 2 else 2.5,
+            retries=i % 2,
+        ).validated()
+        for i in range(6)
+    ]
+
+    def rows(store: PostgresStore) -> list[dict[str, object]]:
+        jobs = store.results(ResultQuery(sort="name", limit=100).validated())
+        return [
+            {k: v for k, v in j.to_dict().items() if k not in ("id", "submitted_at")} for j in jobs
+        ]
+
+    with PostgresStore(url) as store:
+        copied = store.submit_many(specs[:3], now=T0)
+        with store._pool.connection() as conn:
+            params = _submit_params([j.id for j in copied], specs[:3], T0, store.channel)
+            conn.execute(store._q["submit_jobs"], params)  # the retry after a committed COPY
+            params = _submit_params([f"r{i}" for i in range(3)], specs[3:], T0, store.channel)
+            conn.execute(store._q["submit_jobs"], params)  # a retry that stores the batch
+        assert sorted(j.id for j in store.results(ResultQuery(limit=100).validated())) == sorted(
+            [j.id for j in copied] + ["r0", "r1", "r2"]
+        )
+        retried = rows(store)[3:]
+    with isolated_schema() as other, PostgresStore(other) as store:
+        store.submit_many(specs[3:], now=T0)
+        assert rows(store) == retried
+        claimed = store.claim("w", "h", ["default"], now=T0 + 1, lease=30.0)
+        assert claimed is not None and claimed.spec == specs[5]  # priority 2 first

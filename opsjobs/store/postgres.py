@@ -356,35 +356,61 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlNotices, SqlAuth, SqlSchedules, Store
         if not specs:
             return []
         ids = [str(uuid.uuid4()) for _ in specs]  # made once: a retried insert never duplicates
-        rows = [
-            {
-                "id": job_id,
-                "name": spec.name,
-                "description": spec.description,
-                "owner": spec.owner,
-                "kind": spec.kind,
-                "payload": dict(spec.payload),
-                "mode": spec.mode.value,
-                "queue": spec.queue,
-                "priority": spec.priority,
-                "timeout": spec.timeout,
-                "retries": spec.retries,
-                "schedule_id": spec.schedule_id,
-                "retry_delay": spec.retry_delay,
-                "retry_backoff": spec.retry_backoff,
-                "retry_max": spec.retry_max,
-                "retry_on": retry_on_text(spec.retry_on),
-                "rerun_of": spec.rerun_of,
-            }
-            for job_id, spec in zip(ids, specs, strict=True)
-        ]
-        params = {"jobs": _json_text(rows), "now": now, "channel": self.channel}
-        # One statement whose commit waits for the WAL flush (see submit_job).
-        self._run("submit", lambda conn: conn.execute(self._q["submit_jobs"], params), single=True)
+        # COPY into jobs and queued_jobs, one wake-up and a durable commit, in one transaction:
+        # half the server CPU of one INSERT ... SELECT FROM json_to_recordset (1,000 jobs:
+        # ~10 ms against ~20 ms, and ~35 against ~55 ms of wall time; bench/README.md, issue
+        # 21). COPY has no ON CONFLICT, so a retry (the first run may have committed before
+        # its reply was lost) runs submit_jobs instead, which skips the rows already there.
+        self._run(
+            "submit",
+            lambda conn: self._copy_jobs(conn, ids, specs, now),
+            single=True,
+            retry=lambda conn: conn.execute(
+                self._q["submit_jobs"], _submit_params(ids, specs, now, self.channel)
+            ),
+        )
         return [
             Job(id=job_id, spec=spec, state=JobState.QUEUED, submitted_at=now)
             for job_id, spec in zip(ids, specs, strict=True)
         ]
+
+    def _copy_jobs(
+        self, conn: Conn, ids: Sequence[str], specs: Sequence[JobSpec], now: float
+    ) -> None:
+        """``submit_many``'s first run: the rows ``submit_jobs`` would insert, by COPY."""
+        with conn.transaction():
+            cur = conn.cursor()
+            with cur.copy(self._q["copy_jobs"]) as copy:
+                write = copy.write_row
+                for job_id, spec in zip(ids, specs, strict=True):
+                    write(
+                        (
+                            job_id,
+                            spec.name,
+                            spec.description,
+                            spec.owner,
+                            spec.kind,
+                            spec.payload_json(),
+                            spec.mode.value,
+                            spec.queue,
+                            spec.priority,
+                            spec.timeout,
+                            spec.retries,
+                            spec.schedule_id,
+                            spec.retry_delay,
+                            spec.retry_backoff,
+                            spec.retry_max,
+                            retry_on_text(spec.retry_on),
+                            spec.rerun_of,
+                            "queued",
+                            now,
+                        )
+                    )
+            with cur.copy(self._q["copy_queued_jobs"]) as copy:
+                write = copy.write_row
+                for job_id, spec in zip(ids, specs, strict=True):
+                    write((job_id, spec.queue, spec.priority, now))
+            cur.execute(self._q["durable_notify"], {"channel": self.channel})
 
     def claim(
         self, worker_id: str, host: str, queues: Sequence[str], *, now: float, lease: float
@@ -717,6 +743,35 @@ def _one(conn: Conn, query: str) -> DictRow:
 def _json_text(value: Any) -> str:
     """``value`` as compact JSON text, the one parameter of a batch statement."""
     return json.dumps(value, separators=(",", ":"))
+
+
+def _submit_params(
+    ids: Sequence[str], specs: Sequence[JobSpec], now: float, channel: str
+) -> dict[str, Any]:
+    """The parameters of ``submit_jobs``: the jobs as one JSON array of objects."""
+    rows = [
+        {
+            "id": job_id,
+            "name": spec.name,
+            "description": spec.description,
+            "owner": spec.owner,
+            "kind": spec.kind,
+            "payload": dict(spec.payload),
+            "mode": spec.mode.value,
+            "queue": spec.queue,
+            "priority": spec.priority,
+            "timeout": spec.timeout,
+            "retries": spec.retries,
+            "schedule_id": spec.schedule_id,
+            "retry_delay": spec.retry_delay,
+            "retry_backoff": spec.retry_backoff,
+            "retry_max": spec.retry_max,
+            "retry_on": retry_on_text(spec.retry_on),
+            "rerun_of": spec.rerun_of,
+        }
+        for job_id, spec in zip(ids, specs, strict=True)
+    ]
+    return {"jobs": _json_text(rows), "now": now, "channel": channel}
 
 
 def _heads(want: int) -> int:

@@ -73,6 +73,21 @@ WITH ins AS (
 SELECT set_config('synchronous_commit', 'on', true) AS durable,
        (SELECT count(pg_notify(%(channel)s, '')) FROM (SELECT FROM ins LIMIT 1) AS one) AS woken;
 
+-- name: copy_jobs
+-- submit_many's first run (see PostgresStore.submit_many): COPY of the rows submit_jobs inserts,
+-- then copy_queued_jobs and durable_notify, in one transaction.
+COPY jobs (id, name, description, owner, kind, payload, mode, queue, priority, timeout, retries,
+           schedule_id, retry_delay, retry_backoff, retry_max, retry_on, rerun_of, state,
+           submitted_at)
+FROM STDIN;
+
+-- name: copy_queued_jobs
+COPY queued_jobs (id, queue, priority, submitted_at) FROM STDIN;
+
+-- name: durable_notify
+-- The end of a COPY submit: its commit waits for the WAL flush (as submit_job), one wake-up.
+SELECT set_config('synchronous_commit', 'on', true) AS durable, pg_notify(%(channel)s, '') AS woken;
+
 -- name: insert_job
 WITH ins AS (
   INSERT INTO jobs (id, name, description, owner, kind, payload, mode, queue, priority, timeout,
