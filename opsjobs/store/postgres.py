@@ -42,7 +42,7 @@ Writes and plans
 ``queued_jobs`` (the claim's heads, the next due retry) and ``running_jobs`` (heartbeats, lease
 recovery), kept in step by the statements that change a job's state. No index of ``jobs`` names a
 column that a claim, an end or a heartbeat changes, so those update the row in place (HOT, helped
-by ``fillfactor = 70``) without writing an entry into each of its indexes. Lock order rules out
+by ``fillfactor = 50``) without writing an entry into each of its indexes. Lock order rules out
 deadlocks: ``queued_jobs`` before ``jobs`` (claim, cancel), ``jobs`` before ``running_jobs``
 (end, heartbeat, retry, recovery).
 
