@@ -26,9 +26,10 @@ own connection, outside the pool.
 Durability
 ----------
 A submit is one statement whose commit waits for the WAL flush (``set_config('synchronous_commit',
-'on', true)`` inside it: one round trip); a cancel, delete, schedule fire or heartbeat is a
-transaction committed with ``synchronous_commit = on``: once it returns, it survives a server
-crash. A worker's claim and finish (one job's, or many ends and the next claims:
+'on', true)`` inside it: one round trip), a batch one transaction of two COPYs ended the same
+way; a cancel, delete, schedule fire or heartbeat is a transaction committed with
+``synchronous_commit = on``: once it returns, it survives a server crash. A worker's claim and
+finish (one job's, or many ends and the next claims:
 :meth:`PostgresStore.finish_and_claim_many`) are single statements committed with
 ``synchronous_commit = off`` (no wait for the WAL flush, which costs ~2 ms on an ordinary disk
 and capped a worker at ~450 jobs/s): a server crash may forget the last fraction of a second of
@@ -61,10 +62,11 @@ operation that meets an :class:`psycopg.OperationalError` is retried (up to ``AT
 when that is safe, each time on a pooled connection that first answered a round trip (dead ones
 are discarded): reads, writes that failed before their ``COMMIT`` was sent (the server rolled them
 back), submits (their ``ON CONFLICT DO NOTHING`` makes a second run after an unknown commit
-harmless), and the single-statement claim and finish. A claim whose reply was lost may have
-committed: its retry first looks for a job running under this worker that this very call started
-(same ``started_at``) and takes it, so no claimed job is left running unknown to its worker. A
-failure during the ``COMMIT`` of any other multi-statement transaction is not retried: whether it
+harmless; a batch's COPY is retried as that statement), and the single-statement claim and
+finish. A claim whose reply was lost may have committed: its retry first looks for a job running
+under this worker that this very call started (same ``started_at``) and takes it, so no claimed
+job is left running unknown to its worker. A failure during
+the ``COMMIT`` of any other multi-statement transaction is not retried: whether it
 committed is unknown. A worker whose finish still fails retries it until the store answers (see
 :mod:`opsjobs.worker`).
 """
@@ -500,8 +502,8 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlNotices, SqlAuth, SqlSchedules, Store
         lease: float,
         want: int,
     ) -> tuple[list[bool], list[Job]]:
-        """The worker's hot path in one statement, one round trip: the ends as arrays
-        (``unnest``), then up to ``want`` jobs claimed with ``FOR UPDATE SKIP LOCKED``, each
+        """The worker's hot path in one statement, one round trip: the ends as one JSON array,
+        then up to ``want`` jobs claimed with ``FOR UPDATE SKIP LOCKED``, each
         with its own lease. Claimed jobs come back best first (priority, then age)."""
         want = max(want, 0) if queues else 0
         if not ends and not want:
