@@ -3,7 +3,7 @@
 Usage::
 
     python bench/pg_profile.py [--jobs 5000] [--postgres URL] [--top 25]
-                               [--want 1,100] [--rounds 1] [--raw-only]
+                               [--want 1,100] [--rounds 1] [--raw-only] [--steps 100]
 
 First the store's own ``finish_and_claim_many`` statement runs alone on one connection, ``--want``
 jobs per round trip (the SQL ceiling of one worker), reporting jobs/s, the server process's CPU
@@ -11,7 +11,10 @@ per job and how many row updates of ``jobs`` were HOT; ``--raw-only`` stops ther
 A fresh schema is filled with ``--jobs`` no-op ``call`` jobs (inline), then one
 :class:`opsjobs.Worker` drains them on this thread under cProfile (inline jobs are claimed, run
 and finished on the worker's main loop, so the profile holds all of a job's work; only the
-supervisor's heartbeat runs elsewhere). Round trips are counted twice: statements sent by
+supervisor's heartbeat runs elsewhere). ``--steps N`` instead drains ``thread`` jobs with an
+in-process worker of N slots and reports where its wall time goes: the store calls (each timed,
+the batched ones' mean and the gap to the next call), the process's CPU and the CPU of the
+server backends of this process (read from /proc). Round trips are counted twice: statements sent by
 psycopg (``Cursor.execute``/``executemany``, every thread) and transactions committed by the
 server for the schema's tables (``pg_stat_xact_*`` is per session, so the database-wide
 ``xact_commit`` delta of ``pg_stat_database`` is read instead; other sessions on the server add
@@ -26,6 +29,7 @@ sys.dont_write_bytecode = True
 
 import argparse  # noqa: E402
 import cProfile  # noqa: E402
+import itertools  # noqa: E402
 import os  # noqa: E402
 import pstats  # noqa: E402
 import tempfile  # noqa: E402
@@ -214,6 +218,77 @@ def profile(url: str, n: int, top: int) -> None:
     stats.sort_stats("cumulative").print_stats(top)
 
 
+def server_cpu(url: str) -> float:
+    """CPU seconds used so far by the server backends of this process's opsjobs connections
+    (``application_name`` ``opsjobs <pid>@...``; see :func:`backend_cpu`)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        pids = [
+            r[0]
+            for r in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name LIKE %s",
+                (f"opsjobs {os.getpid()}@%",),
+            )
+        ]
+    return sum(backend_cpu(pid) for pid in pids)
+
+
+def steps(url: str, n: int, threads: int) -> None:
+    """An in-process worker with ``threads`` slots drains ``n`` no-op ``thread`` jobs; where
+    its wall time goes (see the module's doc)."""
+    import statistics
+
+    from opsjobs import Worker
+
+    folder = Path(tempfile.mkdtemp(prefix="opsjobs-pg-steps-"))
+    calls: list[tuple[float, float, int, int]] = []  # start, seconds, ends, claimed
+    with pg_schema(url) as store_url:
+        settings = opsjobs_settings(folder, store_url)
+        client = opsjobs_client(settings)
+        try:
+            throughput.RAN.clear()
+            prefill_many(client, n, "thread")
+            store = client.store
+            call = store.finish_and_claim_many
+
+            def timed(ends: Any, **kwargs: Any) -> Any:
+                t = time.perf_counter()
+                out = call(ends, **kwargs)
+                calls.append((t, time.perf_counter() - t, len(ends), len(out[1])))
+                return out
+
+            store.finish_and_claim_many = timed  # type: ignore[method-assign]
+            worker = Worker(store, settings, threads=threads)
+
+            def stopper() -> None:
+                wait_until(lambda: len(throughput.RAN) >= n, "the drain")
+                worker.stop()
+
+            threading.Thread(target=stopper, daemon=True).start()
+            cpu0, srv0, t0 = time.process_time(), server_cpu(url), time.perf_counter()
+            worker.run()
+            wall = time.perf_counter() - t0
+            cpu, srv = time.process_time() - cpu0, server_cpu(url) - srv0
+            done = client.count(states=["succeeded"])
+        finally:
+            client.close()
+    big = [(c, nxt) for c, nxt in itertools.pairwise(calls) if c[3] >= threads // 2]
+    in_calls = sum(c[1] for c in calls)
+    print(f"== in-process worker, {threads} thread slots: {done} of {n} succeeded in "
+          f"{wall:.2f} s ({n / wall:,.0f}/s); process CPU {cpu / n * 1e6:.0f} us a job "
+          f"({cpu / wall:.0%} of the wall time), its server backends {srv / n * 1e6:.0f} us a "
+          f"job (those open at the end)")  # fmt: skip
+    print(f"store calls: {len(calls)}, {in_calls / wall:.0%} of the wall time; "
+          f"{sum(1 for c in calls if not c[3])} claimed nothing")  # fmt: skip
+    if big:
+        print(f"batched calls (>= {threads // 2} claimed): {len(big)}, mean "
+              f"{statistics.mean(c[1] for c, _ in big) * 1e3:.1f} ms for "
+              f"{statistics.mean(c[3] for c, _ in big):.0f} claims and "
+              f"{statistics.mean(c[2] for c, _ in big):.0f} ends; gap to the next call: median "
+              f"{statistics.median(x[0] - c[0] - c[1] for c, x in big) * 1e3:.1f} ms")  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--jobs", type=int, default=5000)
@@ -227,11 +302,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--rounds", type=int, default=1, help="runs of each raw SQL loop (1)")
     p.add_argument("--raw-only", action="store_true", help="skip the profiled worker drain")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=0,
+        metavar="SLOTS",
+        help="only: where a thread-mode worker with SLOTS slots spends its wall time",
+    )
     args = p.parse_args(argv)
     why = pg_reachable(args.postgres)
     if why is not None:
         print(f"PostgreSQL not reachable: {why}", file=sys.stderr)
         return 1
+    if args.steps:
+        for _ in range(args.rounds):
+            steps(args.postgres, args.jobs, args.steps)
+        return 0
     for want in args.want:
         for _ in range(args.rounds):
             rate, cpu, hot = raw_loop(args.postgres, args.jobs, want)

@@ -717,15 +717,17 @@ def pg_job_figures(store_url: str) -> dict[str, Any]:
 
 
 def prefill_many(client: Any, n: int, mode: str, chunk: int = 1000) -> tuple[float, float]:
-    """Submit ``n`` no-op jobs ``chunk`` at a time (``Client.submit_many``: one statement on
-    PostgreSQL, as pgqueuer's batched enqueue); returns (first submit, last one returned)."""
+    """Submit ``n`` no-op jobs ``chunk`` at a time, the bulk way (specs checked by
+    ``Client.build_specs``, as ``/jobs:batch`` and ``submit --from-file`` do, then
+    ``Client.submit_many``: one transaction and one wake-up on PostgreSQL, as pgqueuer's
+    batched enqueue); returns (first submit, last one returned)."""
     t0 = time.time()
     for lo in range(0, n, chunk):
         client.submit_many(
-            [
-                client.build_spec("noop", call=TARGET, kwargs={"i": i}, mode=mode)
+            client.build_specs(
+                {"name": "noop", "call": TARGET, "kwargs": {"i": i}, "mode": mode}
                 for i in range(lo, min(lo + chunk, n))
-            ]
+            )
         )
     return t0, time.time()
 

@@ -37,7 +37,11 @@ def terminate(app: str) -> int:
         )
 
 
-def test_submits_survive_terminated_connections(tmp_path: Path) -> None:
+@pytest.mark.parametrize("batch", [0, 10], ids=["submit", "submit_many"])
+def test_submits_survive_terminated_connections(tmp_path: Path, batch: int) -> None:
+    # batch 0: Client.submit, one statement; 10: Client.submit_many, a COPY transaction whose
+    # retry is an INSERT ... ON CONFLICT DO NOTHING (the first run may have committed); four
+    # times the jobs, so that the kills keep coming while they are submitted
     with isolated_schema() as url:
         app = f"opsjobs_submit_{uuid.uuid4().hex[:8]}"
         store = open_store(f"{url}&application_name={app}")
@@ -49,15 +53,21 @@ def test_submits_survive_terminated_connections(tmp_path: Path) -> None:
         kills = 0
 
         def submitter(n: int) -> None:
-            for i in range(PER_SUBMITTER):
+            for i in range(0, PER_SUBMITTER * (4 if batch else 1), batch or 1):
                 try:
-                    job = client.submit(f"s{n}-{i}", command="1")
+                    if batch:
+                        specs = [
+                            client.build_spec(f"s{n}-{i + k}", command="1") for k in range(batch)
+                        ]
+                        ids = [job.id for job in client.submit_many(specs)]
+                    else:
+                        ids = [client.submit(f"s{n}-{i}", command="1").id]
                 except StoreError as exc:
                     with lock:
                         errors.append(str(exc))
                     continue
                 with lock:
-                    acknowledged.append(job.id)
+                    acknowledged.extend(ids)
 
         threads = [threading.Thread(target=submitter, args=(n,)) for n in range(SUBMITTERS)]
         for t in threads:

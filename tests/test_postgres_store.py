@@ -3,6 +3,7 @@ recovery from killed connections. The shared contract lives in test_store_contra
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import uuid
@@ -249,3 +250,112 @@ def test_a_row_that_cannot_be_read_fails_its_job_at_claim(url: str) -> None:
             ("bad2", "failed"),
         ]
         assert all("cannot be read" in e and "KeyError: 'gpu'" in e for _, _, e in rows)
+
+
+def test_a_claimed_job_is_the_job_as_stored(url: str) -> None:
+    # the claim returns only the columns a worker needs (the rest it knows, or a queued job
+    # does not have yet): the job it builds is the stored one, a retry's note included
+    full = JobSpec(
+        name="full",
+        kind="command",
+        payload={"source": "print(1)", "nested": {"k": [1, 2]}},
+        description="all fields",
+        owner="alice",
+        priority=3,
+        timeout=12.5,
+        retries=2,
+        retry_delay=1.0,
+        retry_backoff=3.0,
+        retry_max=30.0,
+    ).validated()
+    with PostgresStore(url) as store:
+        job = store.submit(full, now=T0)
+        _, (claimed,) = store.finish_and_claim_many(
+            (), worker_id="w1", host="h1", queues=["default"], now=T0 + 1, lease=30.0, want=5
+        )
+        assert claimed == store.get(job.id)
+        assert store.requeue_after(
+            job.id,
+            "w1",
+            1,
+            Finish(JobState.FAILED, error="boom"),
+            now=T0 + 2,
+            run_after=T0 + 3,
+            note="attempt 1 failed: boom",
+        )
+        _, (again,) = store.finish_and_claim_many(
+            (), worker_id="w2", host="h2", queues=["default"], now=T0 + 4, lease=30.0, want=5
+        )
+        stored = store.get(job.id)
+        assert again.attempt == 2 and again.error == "attempt 1 failed: boom"
+        assert again == dataclasses.replace(stored, run_after=None)
+
+
+def test_a_retried_claim_takes_the_jobs_its_lost_first_run_claimed(url: str) -> None:
+    # a claim whose reply was lost after its commit is run again by _adopt (the retry of
+    # _run): it returns the jobs the first run took, and the ends it recorded as accepted
+    from opsjobs.store.base import End
+    from opsjobs.store.postgres import _many_params
+
+    with PostgresStore(url) as store:
+        ids = [store.submit(spec(f"j{i}"), now=T0 + i).id for i in range(4)]
+        first = store.claim("w1", "h", ["default"], now=T0 + 10, lease=30.0)
+        assert first is not None and first.id == ids[0]
+        end = End(first.id, first.attempt, Finish(JobState.SUCCEEDED), T0 + 11)
+        accepted, taken = store.finish_and_claim_many(
+            (end,), worker_id="w1", host="h", queues=["default"], now=T0 + 11, lease=30.0, want=2
+        )
+        assert accepted == [True] and [j.id for j in taken] == ids[1:3]
+        params = _many_params((end,), "w1", "h", ["default"], T0 + 11, 30.0, 2)
+        with store._pool.connection() as conn:
+            rows = store._adopt(conn, params)
+        assert sorted(r[1] for r in rows) == sorted(ids[1:3])
+        assert all(r[0] == [first.id] for r in rows)
+        again = [store._readable(r, "w1", "h", T0 + 11, T0 + 41) for r in rows]
+        assert sorted((j.id, j.attempt) for j in again if j) == sorted([(ids[1], 1), (ids[2], 1)])
+        assert store.get(ids[3]).state is JobState.QUEUED
+
+
+def test_a_batch_retried_after_a_lost_reply_is_stored_once_and_alike(url: str) -> None:
+    # submit_many's first run is a COPY; its retry (the first may have committed before its
+    # reply was lost) is the submit_jobs statement, which skips rows already there and
+    # stores the rows a COPY stores
+    from opsjobs.model import ResultQuery
+    from opsjobs.store.postgres import _submit_params
+
+    specs = [
+        JobSpec(
+            name=f"b{i}",
+            kind="command",
+            payload={"source": f"print({i})", "tab\there": "back\\slash\nline"},
+            description="d\tescribed",
+            owner="alice",
+            priority=i % 3,
+            timeout=None if i % 2 else 2.5,
+            retries=i % 2,
+        ).validated()
+        for i in range(6)
+    ]
+
+    def rows(store: PostgresStore) -> list[dict[str, object]]:
+        jobs = store.results(ResultQuery(sort="name", limit=100).validated())
+        return [
+            {k: v for k, v in j.to_dict().items() if k not in ("id", "submitted_at")} for j in jobs
+        ]
+
+    with PostgresStore(url) as store:
+        copied = store.submit_many(specs[:3], now=T0)
+        with store._pool.connection() as conn:
+            params = _submit_params([j.id for j in copied], specs[:3], T0, store.channel)
+            conn.execute(store._q["submit_jobs"], params)  # the retry after a committed COPY
+            params = _submit_params([f"r{i}" for i in range(3)], specs[3:], T0, store.channel)
+            conn.execute(store._q["submit_jobs"], params)  # a retry that stores the batch
+        assert sorted(j.id for j in store.results(ResultQuery(limit=100).validated())) == sorted(
+            [j.id for j in copied] + ["r0", "r1", "r2"]
+        )
+        retried = rows(store)[3:]
+    with isolated_schema() as other, PostgresStore(other) as store:
+        store.submit_many(specs[3:], now=T0)
+        assert rows(store) == retried
+        claimed = store.claim("w", "h", ["default"], now=T0 + 1, lease=30.0)
+        assert claimed is not None and claimed.spec == specs[5]  # priority 2 first

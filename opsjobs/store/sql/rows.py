@@ -272,7 +272,8 @@ def claimed_job(row: Any, worker_id: str, host: str, now: float, lease_until: fl
     """The job a worker just claimed, from a ``claim_pick`` row (``rowid, id, name,
     description, owner, kind, payload, mode, queue, priority, timeout, retries, schedule_id,
     submitted_at, attempt, cancel_requested, error, retry_delay, retry_backoff, retry_max,
-    retry_on, rerun_of``) and what the claim set."""
+    retry_on, rerun_of``; the attempt before the claim; PostgreSQL's ``finish_and_claim_many``
+    rows have the same layout) and what the claim set."""
     payload = row[6]
     spec = JobSpec(
         row[2],
