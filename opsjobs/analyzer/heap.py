@@ -8,12 +8,13 @@ tracked ones and deduplicated with :class:`~opsjobs.analyzer.walk.Dedupe`.
 from __future__ import annotations
 
 import heapq
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain, compress, islice, repeat
 from operator import is_, not_
-from types import ModuleType
+from types import FrameType, ModuleType
 from typing import cast
 
 from opsjobs.analyzer.strings import StringCounter
@@ -31,6 +32,31 @@ _PLAIN = (str, int)
 _SLICED = frozenset({list, tuple, dict, set, frozenset})
 #: A container at least this large may hold more than ``CHUNK`` items.
 _LARGE_BYTES = 8 * CHUNK
+#: The only untracked objects asked for their referents: the containers CPython itself
+#: untracks because they hold only atoms (an exact tuple or dict). Any other object the gc does
+#: not track is never traversed by the collector, so its ``tp_traverse`` (and ``__sizeof__``)
+#: need not be safe to call: a live frame's object is untracked, and its ``f_frame`` points
+#: into the data stack of a thread or greenlet that may be gone (a greenlet suspended in a
+#: thread that has ended is freed without unwinding its frames), and then both
+#: ``gc.get_referents`` and ``sys.getsizeof`` read freed or reused memory and crash.
+_UNTRACKED_EXPANDED = frozenset({tuple, dict})
+#: What an untracked (live) frame is counted at: its object's fixed part and gc header, never
+#: what ``f_frame`` points to (``object.__sizeof__`` is no help: a frame's ``ob_size`` is not
+#: its slot count on 3.11+).
+_LIVE_FRAME_BYTES = FrameType.__basicsize__ + sys.getsizeof([]) - [].__sizeof__()
+
+
+class _UntrackedKind(dict[type, int]):
+    """type -> what the census does with an untracked instance: 0 count and size it, 1 also
+    ask for its referents (:data:`_UNTRACKED_EXPANDED`), 2 count it as a live frame."""
+
+    def __missing__(self, key: type) -> int:
+        value = 1 if key in _UNTRACKED_EXPANDED else 2 if issubclass(key, FrameType) else 0
+        self[key] = value
+        return value
+
+
+_UNTRACKED_KIND = _UntrackedKind()
 
 
 @dataclass(frozen=True)
@@ -132,11 +158,14 @@ def _account_plain(
     return list(compress(batch, map(_NOT_PLAIN.__getitem__, types))) if left else []
 
 
-def _account(census: Census, batch: list[object], top_count: int) -> tuple[list[type], list[int]]:
-    """Count ``batch`` (no exact ``str`` or ``int`` in it) into the census; return the type
-    and the size of each object."""
+def _account(
+    census: Census, batch: list[object], top_count: int, types: list[type] | None = None
+) -> tuple[list[type], list[int]]:
+    """Count ``batch`` (no exact ``str`` or ``int`` in it; ``types``, when given, the type of
+    each) into the census; return the type and the size of each object."""
     sizes = safe_sizes(batch)
-    types = list(map(type, batch))
+    if types is None:
+        types = list(map(type, batch))
     _count(census.sizes, zip(types, sizes, strict=False))
     box = census.containers
     floor = box[0][0] if len(box) >= top_count else -1
@@ -202,11 +231,29 @@ def _drain(
             census.untracked_found += len(pending)
             pending = _account_plain(census.plain, pending, list(map(type, pending)), strings)
         if pending:
-            # of what is left, untracked dicts and tuples may hold further untracked objects;
-            # get_referents skips the others (floats, bytes...) in C, cheaper than a filter here
-            types, sizes = _account(census, pending, top_count)
+            types = list(map(type, pending))
+            kinds = list(map(_UNTRACKED_KIND.__getitem__, types))
+            if 2 in kinds:  # live frames: counted, never sized by __sizeof__ nor traversed
+                frames = list(map(is_, kinds, repeat(2)))
+                n_frames = sum(frames)
+                census.sizes[FrameType, _LIVE_FRAME_BYTES] += n_frames
+                keep = list(map(not_, frames))
+                pending = list(compress(pending, keep))
+                types = list(compress(types, keep))
+                kinds = list(compress(kinds, keep))
+                del frames, keep
+        if pending:
+            types, sizes = _account(census, pending, top_count, types)
             pending, types, large = _split_large(pending, types, sizes)
             todo.extend((it, True) for it in large)
+            # only untracked exact dicts and tuples are asked for their referents (see
+            # _UNTRACKED_EXPANDED); the others are counted and sized, not traversed
+            if 0 in kinds:
+                expand = list(map(_UNTRACKED_EXPANDED.__contains__, types))
+                pending = list(compress(pending, expand))
+                types = list(compress(types, expand))
+                del expand
+            del kinds
             more = dedupe.expand(pending, types)
             if more:
                 todo.append((iter(more), False))

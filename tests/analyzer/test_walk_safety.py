@@ -46,3 +46,46 @@ def test_asyncio_free_list_survives_an_analysis() -> None:
         timeout=120,
     )
     assert res == "survived"
+
+
+def test_a_frame_of_an_ended_threads_greenlet_survives_an_analysis() -> None:
+    # A greenlet suspended in a thread that has ended cannot be unwound: when it is freed, its
+    # frames are dropped with it, and a frame object still referenced elsewhere (gr_frame here;
+    # playwright keeps the caller's frame of each sync call on its task) is left untracked with
+    # ``f_frame`` pointing into freed memory, or into another thread's data stack once that
+    # memory is reused. The collector never traverses an untracked object; the census did, and
+    # sized it: sys.getsizeof (frame.__sizeof__ reads f_frame->f_code) or gc.get_referents
+    # (frame_traverse reads f_frame->owner) then crashed the process with a segfault.
+    pytest.importorskip("greenlet")
+    res = python_child(
+        CAP
+        + textwrap.dedent("""
+        import faulthandler, gc, json, threading
+        faulthandler.enable()
+        import greenlet
+        from opsjobs.analyzer import analyze
+        FRAMES, LETS = [], []
+
+        def suspend_one():
+            def body():
+                held = ["a local of the suspended frame"]
+                greenlet.getcurrent().parent.switch()
+            let = greenlet.greenlet(body)
+            let.switch()
+            FRAMES.append(let.gr_frame)
+            LETS.append(let)
+
+        for _ in range(3):
+            t = threading.Thread(target=suspend_one)
+            t.start()
+            t.join()
+            LETS.clear()  # freed after its thread ended: its frames are not unwound
+        assert not any(map(gc.is_tracked, FRAMES))
+        report = analyze(time_budget=20.0)
+        analyze(deep=True, time_budget=20.0)
+        frames = [r for r in report.heap.types if r.type == "frame"]
+        print(json.dumps(["survived", bool(frames)]))
+        """),
+        timeout=120,
+    )
+    assert res == ["survived", True]
