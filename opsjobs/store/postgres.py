@@ -104,6 +104,7 @@ from opsjobs.store.sql.rows import (
     claimed_job,
     finish_params,
     job_params,
+    job_row,
     like_escape,
     retry_on_text,
     row_to_job,
@@ -384,30 +385,9 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlNotices, SqlAuth, SqlSchedules, Store
             cur = conn.cursor()
             with cur.copy(self._q["copy_jobs"]) as copy:
                 write = copy.write_row
+                queued = ("queued",)
                 for job_id, spec in zip(ids, specs, strict=True):
-                    write(
-                        (
-                            job_id,
-                            spec.name,
-                            spec.description,
-                            spec.owner,
-                            spec.kind,
-                            spec.payload_json(),
-                            spec.mode.value,
-                            spec.queue,
-                            spec.priority,
-                            spec.timeout,
-                            spec.retries,
-                            spec.schedule_id,
-                            spec.retry_delay,
-                            spec.retry_backoff,
-                            spec.retry_max,
-                            retry_on_text(spec.retry_on),
-                            spec.rerun_of,
-                            "queued",
-                            now,
-                        )
-                    )
+                    write(job_row(job_id, spec, now) + queued)
             with cur.copy(self._q["copy_queued_jobs"]) as copy:
                 write = copy.write_row
                 for job_id, spec in zip(ids, specs, strict=True):

@@ -76,9 +76,10 @@ SELECT set_config('synchronous_commit', 'on', true) AS durable,
 -- name: copy_jobs
 -- submit_many's first run (see PostgresStore.submit_many): COPY of the rows submit_jobs inserts,
 -- then copy_queued_jobs and durable_notify, in one transaction.
+-- The columns of rows.job_row (SQLite's insert_job_row), then the state.
 COPY jobs (id, name, description, owner, kind, payload, mode, queue, priority, timeout, retries,
-           schedule_id, retry_delay, retry_backoff, retry_max, retry_on, rerun_of, state,
-           submitted_at)
+           schedule_id, rerun_of, retry_delay, retry_backoff, retry_max, retry_on, submitted_at,
+           state)
 FROM STDIN;
 
 -- name: copy_queued_jobs
