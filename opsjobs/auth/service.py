@@ -168,10 +168,16 @@ class Auth:
         return user.sees_all or job.owner in (user.email, SYSTEM_OWNER)
 
     @staticmethod
+    def may_change(user: User, owner: str) -> bool:
+        """May ``user`` cancel, delete or change what ``owner`` owns: their own, any for
+        admins (the ``system`` owner's only for admins)."""
+        return user.sees_all or owner == user.email
+
+    @staticmethod
     def check_change(user: User, owner: str, what: str) -> None:
-        """May ``user`` cancel, delete or change ``what`` of ``owner``: their own, any for
-        admins. A ``system`` one that others only see: :class:`PermissionDenied`."""
-        if user.sees_all or owner == user.email:
+        """:meth:`may_change`, or :class:`PermissionDenied` naming ``what`` (for a ``system``
+        one that others only see: that only an admin may)."""
+        if Auth.may_change(user, owner):
             return
         if owner == SYSTEM_OWNER:
             raise PermissionDenied(

@@ -210,7 +210,7 @@ class DashboardData:
     def may_change(self, job: Job) -> bool:
         """May the user stop or delete ``job`` (their own; any for admins)? The buttons for
         the ``system`` owner's jobs, which others only see, are not shown to them."""
-        return self.user.sees_all or job.owner == self.user.email
+        return Auth.may_change(self.user, job.owner)
 
     # -- results ----------------------------------------------------------------------------
     def results(self, state: ResultsState) -> ResultsPage:
