@@ -13,7 +13,7 @@ import io
 import sys
 import threading
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, ClassVar, TextIO
 
 __all__ = ["OutputSink", "ThreadRouter", "capped_text", "read_capped"]
 
@@ -157,6 +157,15 @@ class ThreadRouter:
     _lock = threading.Lock()
     _users = 0
     _instance: ThreadRouter | None = None
+    #: Every proxy ever installed, by the stream it wraps, kept for the life of the process.
+    #: ``print`` holds ``sys.stdout`` as a borrowed reference across its writes; if another
+    #: thread replaced the stream meanwhile (:meth:`release`, a harness swapping streams, a
+    #: job re-wrapping them) and that dropped the proxy's last reference, ``print`` wrote
+    #: through freed memory: a segfault (tests/test_capture.py; CPython gh-130163, fixed only
+    #: in later patch releases). One proxy per original stream, so swapping back and forth
+    #: makes no new ones.
+    _proxies: ClassVar[dict[int, tuple[TextIO, _Proxy]]] = {}
+    _replaced: ClassVar[list[_Proxy]] = []  # proxies whose entry above went to a newer one
 
     def __init__(self) -> None:
         self._local = threading.local()
@@ -188,9 +197,20 @@ class ThreadRouter:
             return  # the usual case, without the lock
         with self._lock:
             if not isinstance(sys.stdout, _Proxy):
-                sys.stdout = _Proxy(self, sys.stdout)
+                sys.stdout = self._proxy_of(sys.stdout)
             if not isinstance(sys.stderr, _Proxy):
-                sys.stderr = _Proxy(self, sys.stderr)
+                sys.stderr = self._proxy_of(sys.stderr)
+
+    def _proxy_of(self, stream: TextIO) -> _Proxy:
+        """The proxy of ``stream`` (made once, never freed: see :attr:`_proxies`)."""
+        kept = self._proxies.get(id(stream))
+        if kept is not None and kept[0] is stream and kept[1]._router is self:
+            return kept[1]
+        if kept is not None:
+            self._replaced.append(kept[1])
+        proxy = _Proxy(self, stream)
+        self._proxies[id(stream)] = (stream, proxy)  # the stream too: its id stays its own
+        return proxy
 
     def current(self) -> OutputSink | None:
         return getattr(self._local, "sink", None)
