@@ -161,9 +161,9 @@ class ThreadRouter:
     #: ``print`` holds ``sys.stdout`` as a borrowed reference across its writes; if another
     #: thread replaced the stream meanwhile (:meth:`release`, a harness swapping streams, a
     #: job re-wrapping them) and that dropped the proxy's last reference, ``print`` wrote
-    #: through freed memory: a segfault (tests/test_capture.py; CPython gh-130163, fixed only
-    #: in later patch releases). One proxy per original stream, so swapping back and forth
-    #: makes no new ones.
+    #: through freed memory: a segfault (tests/test_capture.py; CPython gh-130163, fixed in
+    #: 2025 patch releases of 3.12 and 3.13, never in 3.11). One proxy per original stream, so
+    #: swapping back and forth makes no new ones.
     _proxies: ClassVar[dict[int, tuple[TextIO, _Proxy]]] = {}
     _replaced: ClassVar[list[_Proxy]] = []  # proxies whose entry above went to a newer one
 
