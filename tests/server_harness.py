@@ -58,22 +58,25 @@ class Api:
         return self.request("PATCH", path, **kw)
 
 
-# The zmq contexts of stopped in-process servers' kernel managers, kept to the end of the session.
-# jupyter_client's MultiKernelManager destroys the context it made only in its own ``__del__``;
-# when the collector takes the manager and its context in one cycle it may finalise the context
-# first, and pyzmq then warns "Unclosed context" (an error here) inside whichever later test the
-# collection ran in. Held here, the context is always destroyed by the manager (as when the
-# order is right) or left to pyzmq's exit hook, which never warns. Destroying it ourselves
-# after the stop made a later collection in that process crash (segfault; cause not pinned).
+# The zmq contexts of stopped in-process servers' kernel managers, kept to the end of the session
+# and taken out of their managers' hands. jupyter_client's MultiKernelManager destroys the context
+# it made in its own ``__del__``, and that can hang the collecting thread for good: when a socket
+# of the context is garbage in the same cycle, the collector has already cleared its weak
+# reference, so ``destroy()`` does not close it and ``term()`` then waits for it forever (a notebook
+# job's thread hung so in a CI run; tests/test_server_harness.py). Left alone, the context
+# closes with the process (pyzmq's exit hook neither destroys nor warns); held here, pyzmq never
+# finalises it during the session either (its "Unclosed context" warning is an error here).
+# Destroying it ourselves after the stop made a later collection in that process crash (segfault).
 _KERNEL_CONTEXTS: list[Any] = []
 
 
-def _keep_kernel_context(app: Any) -> None:
+def _retire_kernel_context(app: Any) -> None:
     manager = getattr(app, "kernel_manager", None)
     # read the trait's value without making a context where the server never made one
     context = getattr(manager, "_trait_values", {}).get("context")
     if context is not None:
         _KERNEL_CONTEXTS.append(context)
+        manager._created_context = False  # its __del__ leaves the context alone
 
 
 class ServerThread:
@@ -113,7 +116,7 @@ class ServerThread:
         try:
             self.app.start()
         finally:
-            _keep_kernel_context(self.app)
+            _retire_kernel_context(self.app)
             loop.close()
 
     def start(self) -> ServerThread:

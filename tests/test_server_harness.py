@@ -1,0 +1,48 @@
+"""The in-process server harness leaves nothing that can stall a later test of its process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+# A stopped server's kernel manager, collected in one cycle with a socket of its context still
+# open (a kernel channel the server never closed): jupyter_client's ``__del__`` destroyed the
+# context, pyzmq's destroy skipped the socket (its weak reference was already cleared by the
+# collector) and then waited in ``term()`` for it to close, which only the same collection could
+# do. Whatever thread collected hung for good: a notebook job's thread in a CI run (the job stayed
+# "running" until the test's 120 s wait gave up).
+SCRIPT = """
+import gc, os, sys, threading, types
+import zmq
+from jupyter_client.multikernelmanager import MultiKernelManager
+import server_harness
+
+gc.disable()
+manager = MultiKernelManager()
+channel = manager.context.socket(zmq.PUB)
+server_harness._retire_kernel_context(types.SimpleNamespace(kernel_manager=manager))
+cycle = [manager, channel]
+cycle.append(cycle)
+del manager, channel, cycle
+collector = threading.Thread(target=gc.collect, daemon=True)
+collector.start()
+collector.join(30)
+print("hung" if collector.is_alive() else "collected", flush=True)
+os._exit(0)
+"""
+
+
+def test_a_stopped_servers_kernel_manager_is_collected_without_hanging() -> None:
+    tests = Path(__file__).resolve().parent
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", SCRIPT],
+        cwd=tests,
+        env={**os.environ, "PYTHONPATH": str(tests)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "collected"
