@@ -199,6 +199,28 @@ def test_stop_and_delete_are_offered_only_on_jobs_the_user_may_change(client: Cl
     assert f"cancel:{queued.id}" in jobs_table(root.active_jobs(), time.time(), root.may_change)
     with pytest.raises(PermissionDenied, match="only an admin"):
         ada.delete(system_done)
+    # nor a checkbox to select them for "Delete selected" (which kept them with a refusal)
+    assert f'class="opsjobs-select" data-job="{mine}"' in html
+    assert f'class="opsjobs-select" data-job="{system_done}"' not in html
+    assert f'class="opsjobs-select" data-job="{system_done}"' in results_table(
+        root.results(ResultsState()), (), root.may_change
+    )
+
+
+def test_a_selection_takes_only_rows_the_user_may_delete(client: Client) -> None:
+    from opsjobs.dashboard.app import DashboardApp
+
+    people = users(client)
+    mine = finished(client, "mine", ADA, 1.0)
+    system_done = finished(client, "memory-analysis", SYSTEM_OWNER, 1.0)
+    app = DashboardApp(DashboardData(client, people["ada"]))
+    app.refresh()
+    # what a crafted page (or an old one) may send: both ids ticked
+    app.bridge.value = "select:" + json.dumps({"on": [mine, system_done], "off": []}) + "|1"
+    assert app.results.selected == {mine}
+    assert 'data-selected="1"' in app.results.selection.value
+    # the page's box ticks the whole page: with only the user's rows ticked, it shows ticked
+    assert 'class="opsjobs-select-page" title="select this page" checked' in app.table.value
 
 
 def test_schedules_need_a_submit_role_and_are_scoped(client: Client) -> None:

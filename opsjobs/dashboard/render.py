@@ -144,11 +144,12 @@ def results_table(
     selected: Collection[str] = (),
     may_change: Callable[[Job], bool] = lambda job: True,
 ) -> str:
-    """The sortable results table of one page, with a checkbox (``selected``: the ids
-    ticked), View and Delete per row (Delete where ``may_change``); the head's checkbox ticks
-    the whole page."""
+    """The sortable results table of one page: View on every row; a checkbox (``selected``:
+    the ids ticked) and Delete on the rows the user ``may_change``; the head's checkbox ticks
+    all of those on the page."""
     column, desc = page.state.sort.lstrip("-"), page.state.sort.startswith("-")
-    every = bool(page.rows) and all(job.id in selected for job in page.rows)
+    changeable = [job for job in page.rows if may_change(job)]
+    every = bool(changeable) and all(job.id in selected for job in changeable)
     head = [
         '<th class="oj-check"><input type="checkbox" class="opsjobs-select-page" '
         f'title="select this page"{" checked" if every else ""}></th>'
@@ -163,12 +164,17 @@ def results_table(
     head.append('<th class="oj-actions-col"></th>')
     rows = []
     for job in page.rows:
-        tick = " checked" if job.id in selected else ""
+        allowed = may_change(job)
+        tick = " checked" if allowed and job.id in selected else ""
         marked = ' class="oj-selected"' if tick else ""
+        check = (
+            f'<input type="checkbox" class="opsjobs-select" data-job="{job.id}"{tick}>'
+            if allowed
+            else ""
+        )
         rows.append(
             f'<tr data-job="{job.id}"{marked}>'
-            f'<td class="oj-check"><input type="checkbox" class="opsjobs-select" '
-            f'data-job="{job.id}"{tick}></td>'
+            f'<td class="oj-check">{check}</td>'
             f'<td class="oj-name"><a data-oj="view:{job.id}">{escape(job.name)}</a></td>'
             f"<td>{badge(job.state)}</td>"
             f'<td class="oj-mono">{when(job.started_at)}</td>'
@@ -177,7 +183,7 @@ def results_table(
             f"<td>{escape(job.mode.seed_name)}</td>"
             f"<td>{escape(job.host or '—')}</td>"
             f'<td class="oj-actions">{button("View", f"view:{job.id}")}'
-            f"{button('Delete', f'delete:{job.id}', tone='danger') if may_change(job) else ''}"
+            f"{button('Delete', f'delete:{job.id}', tone='danger') if allowed else ''}"
             "</td></tr>"
         )
     return _table("opsjobs-results-table", "".join(head), rows, "No results match.", 8)

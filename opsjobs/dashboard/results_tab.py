@@ -226,8 +226,10 @@ class ResultsList:
             on, off = [str(i) for i in boxes.get("on", [])], [str(i) for i in boxes.get("off", [])]
         except (ValueError, AttributeError, TypeError):
             raise ValidationError("a selection the dashboard cannot read") from None
-        shown = {job.id for job in self.page.rows} if self.page else set()
-        self.selected |= {i for i in on if i in shown}  # only rows the user was shown
+        rows = self.page.rows if self.page else []
+        # only rows the user was shown, and may delete (no box is drawn on the others)
+        shown = {job.id for job in rows if self.data.may_change(job)}
+        self.selected |= {i for i in on if i in shown}
         self.selected -= set(off)
         if self.page is not None:
             self.table.value = render.results_table(self.page, self.selected, self.data.may_change)
