@@ -106,7 +106,6 @@ from opsjobs.store.sql.rows import (
     job_params,
     job_row,
     like_escape,
-    retry_on_text,
     row_to_job,
     unreadable_error,
 )
@@ -738,29 +737,14 @@ def _json_text(value: Any) -> str:
 def _submit_params(
     ids: Sequence[str], specs: Sequence[JobSpec], now: float, channel: str
 ) -> dict[str, Any]:
-    """The parameters of ``submit_jobs``: the jobs as one JSON array of objects."""
-    rows = [
-        {
-            "id": job_id,
-            "name": spec.name,
-            "description": spec.description,
-            "owner": spec.owner,
-            "kind": spec.kind,
-            "payload": dict(spec.payload),
-            "mode": spec.mode.value,
-            "queue": spec.queue,
-            "priority": spec.priority,
-            "timeout": spec.timeout,
-            "retries": spec.retries,
-            "schedule_id": spec.schedule_id,
-            "retry_delay": spec.retry_delay,
-            "retry_backoff": spec.retry_backoff,
-            "retry_max": spec.retry_max,
-            "retry_on": retry_on_text(spec.retry_on),
-            "rerun_of": spec.rerun_of,
-        }
-        for job_id, spec in zip(ids, specs, strict=True)
-    ]
+    """The parameters of ``submit_jobs``: the jobs as one JSON array of objects, each with
+    the columns of :func:`job_params` (its payload as an object, ``now`` once for all)."""
+    rows = []
+    for job_id, spec in zip(ids, specs, strict=True):
+        row = job_params(job_id, spec, now)
+        del row["now"]
+        row["payload"] = dict(spec.payload)
+        rows.append(row)
     return {"jobs": _json_text(rows), "now": now, "channel": channel}
 
 
