@@ -188,8 +188,9 @@ class Worker:
         #: one step run while the next step's round trip is out. Only pool threads take it,
         #: never blocking, and only when round trips dominate: see :meth:`_lane`.
         self._lane2 = threading.Lock() if getattr(store, "step_lanes", 1) >= 2 else None
-        #: Ends that wait before a second step goes out (fewer: they wait for the first).
-        self._lane_min = max(1, threads // int(os.environ.get("XLANE", "4")))
+        #: Ends that wait before a second step goes out (fewer: they wait for the first): half
+        #: the slots, so that two steps of half the slots each take turns.
+        self._lane_min = max(1, threads // 2)
         #: Under _lock: slots the steps in flight claim for, and pool slots whose ends they
         #: record (still in _busy until recorded); the last ``now`` a step gave the store (each
         #: step's is distinct: a retry after a lost reply adopts the jobs started at its now).
@@ -556,7 +557,7 @@ class Worker:
         its end to the stepper. The main loop's steps are short and leave this thread's claim
         to it: wait for them. Another pool thread's step means two threads run short jobs:
         this one stops — unless round trips dominate and the store lets a second step overlap
-        (``_lane2``) and a quarter of the slots' ends wait: then it goes out beside that step
+        (``_lane2``) and the ends of half the slots wait: then it goes out beside that step
         (it claims for the slots it frees; the slots the other claims for are not counted)."""
         lock = self._step_lock
         if lock.acquire(blocking=False):
