@@ -151,7 +151,10 @@ def raw_loop(url: str, n: int, want: int = 1, analyze: bool = False) -> tuple[fl
                 done += len(ends)
                 ok = Finish(JobState.SUCCEEDED)
                 at = time.time()
-                ends = [End(r["id"], r["attempt"], ok, at) for r in rows if r["id"] is not None]
+                # lean rows: the attempt before the claim (see finish_and_claim_many)
+                ends = [
+                    End(r["id"], r["claimed_from"] + 1, ok, at) for r in rows if r["id"] is not None
+                ]
                 if not ends:
                     break
             wall = time.perf_counter() - t0
