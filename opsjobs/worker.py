@@ -557,8 +557,10 @@ class Worker:
         its end to the stepper. The main loop's steps are short and leave this thread's claim
         to it: wait for them. Another pool thread's step means two threads run short jobs:
         this one stops — unless round trips dominate and the store lets a second step overlap
-        (``_lane2``) and the ends of half the slots wait: then it goes out beside that step
-        (it claims for the slots it frees; the slots the other claims for are not counted)."""
+        (``_lane2``) and the ends of half the slots wait: then it goes out beside that step,
+        claiming for the slots whose ends it records and any free slot the other step does not
+        claim for (both count under ``_lock``: together they never claim more than the
+        free slots)."""
         lock = self._step_lock
         if lock.acquire(blocking=False):
             return lock
