@@ -1,8 +1,9 @@
 """Two steps in flight on PostgreSQL (issue 21): while one step of a worker (its ends and
 claims, one round trip) is out at the server, a pool thread may send the next on another pooled
 connection, so the jobs of one step run while the next is out. Four workers draining short jobs
-that way still run each job once, end every job, and never run more jobs than their slots; a
-SQLite worker keeps one step at a time."""
+that way still run each job once, end every job, and never run more jobs than their slots; the
+retry of a claim whose reply was lost takes only its own step's jobs; a SQLite worker keeps one
+step at a time."""
 
 from __future__ import annotations
 
@@ -139,3 +140,31 @@ def test_a_pool_of_one_connection_gives_one_step_at_a_time() -> None:
             assert store.step_lanes == 1
         finally:
             store.close()
+
+
+@pytest.mark.postgres
+def test_overlapping_claims_of_a_worker_each_adopt_only_their_own_jobs() -> None:
+    # Two steps of one worker out at once pass distinct `now`s (the worker sees to it): a
+    # claim retried after a lost reply (_adopt) takes the jobs started at its own `now`, not
+    # the other step's.
+    import math
+
+    from opsjobs.model import JobSpec
+    from opsjobs.store.postgres import PostgresStore, _many_params
+
+    t0 = 1_800_000_000.0
+    spec = JobSpec(name="j", kind="command", payload={"source": "pass"}).validated()
+    with isolated_schema() as url, PostgresStore(url) as store:
+        store.submit_many([spec] * 6, now=t0)
+        nows = [t0 + 10, math.nextafter(t0 + 10, math.inf)]
+        taken = [
+            store.finish_and_claim_many(
+                (), worker_id="w1", host="h", queues=["default"], now=now, lease=30.0, want=2
+            )[1]
+            for now in nows
+        ]
+        for now, jobs in zip(nows, taken, strict=True):
+            params = _many_params((), "w1", "h", ["default"], now, 30.0, 2)
+            with store._pool.connection() as conn:
+                rows = store._adopt(conn, params)
+            assert sorted(r[1] for r in rows) == sorted(j.id for j in jobs)
