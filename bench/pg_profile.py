@@ -14,11 +14,13 @@ and finished on the worker's main loop, so the profile holds all of a job's work
 supervisor's heartbeat runs elsewhere). ``--steps N`` instead drains ``thread`` jobs with an
 in-process worker of N slots and reports where its wall time goes: the store calls (each timed,
 the batched ones' mean and the gap to the next call), the process's CPU and the CPU of the
-server backends of this process (read from /proc). Round trips are counted twice: statements sent by
-psycopg (``Cursor.execute``/``executemany``, every thread) and transactions committed by the
-server for the schema's tables (``pg_stat_xact_*`` is per session, so the database-wide
-``xact_commit`` delta of ``pg_stat_database`` is read instead; other sessions on the server add
-to it, so it is an upper bound).
+server backends of this process (read from /proc), how long one call and two calls at once
+were out (a worker's steps may overlap on PostgreSQL) and the claims per call. Round trips
+are counted twice: statements sent by psycopg (``Cursor.execute``/``executemany``, every
+thread) and transactions committed by the server for the schema's tables
+(``pg_stat_xact_*`` is per session, so the database-wide ``xact_commit`` delta of
+``pg_stat_database`` is read instead; other sessions on the server add to it, so it is an
+upper bound).
 """
 
 from __future__ import annotations
@@ -149,7 +151,10 @@ def raw_loop(url: str, n: int, want: int = 1, analyze: bool = False) -> tuple[fl
                 done += len(ends)
                 ok = Finish(JobState.SUCCEEDED)
                 at = time.time()
-                ends = [End(r["id"], r["attempt"], ok, at) for r in rows if r["id"] is not None]
+                # lean rows: the attempt before the claim (see finish_and_claim_many)
+                ends = [
+                    End(r["id"], r["claimed_from"] + 1, ok, at) for r in rows if r["id"] is not None
+                ]
                 if not ends:
                     break
             wall = time.perf_counter() - t0
@@ -234,6 +239,21 @@ def server_cpu(url: str) -> float:
     return sum(backend_cpu(pid) for pid in pids)
 
 
+def out_time(calls: Sequence[tuple[float, float, int, int]]) -> tuple[float, float]:
+    """Seconds with at least one store call out, and with two or more (a worker's steps may
+    overlap on PostgreSQL)."""
+    edges = sorted([(c[0], 1) for c in calls] + [(c[0] + c[1], -1) for c in calls])
+    one = two = 0.0
+    depth, since = 0, 0.0
+    for at, step in edges:
+        if depth >= 1:
+            one += at - since
+        if depth >= 2:
+            two += at - since
+        depth, since = depth + step, at
+    return one, two
+
+
 def steps(url: str, n: int, threads: int) -> None:
     """An in-process worker with ``threads`` slots drains ``n`` no-op ``thread`` jobs; where
     its wall time goes (see the module's doc)."""
@@ -273,14 +293,25 @@ def steps(url: str, n: int, threads: int) -> None:
             done = client.count(states=["succeeded"])
         finally:
             client.close()
+    calls.sort()  # by start: with two steps in flight they are appended as they return
     big = [(c, nxt) for c, nxt in itertools.pairwise(calls) if c[3] >= threads // 2]
     in_calls = sum(c[1] for c in calls)
+    out1, out2 = out_time(calls)
+    last = max((i for i, c in enumerate(calls) if c[3]), default=-1)
+    empty = sum(1 for c in calls[:last] if not c[3])
+    sizes = sorted(c[3] for c in calls if c[3])
     print(f"== in-process worker, {threads} thread slots: {done} of {n} succeeded in "
           f"{wall:.2f} s ({n / wall:,.0f}/s); process CPU {cpu / n * 1e6:.0f} us a job "
           f"({cpu / wall:.0%} of the wall time), its server backends {srv / n * 1e6:.0f} us a "
           f"job (those open at the end)")  # fmt: skip
     print(f"store calls: {len(calls)}, {in_calls / wall:.0%} of the wall time; "
-          f"{sum(1 for c in calls if not c[3])} claimed nothing")  # fmt: skip
+          f"{sum(1 for c in calls if not c[3])} claimed nothing ({empty} before the last "
+          f"claim); a call out {out1 / wall:.0%} of the wall time, two at once "
+          f"{out2 / wall:.0%}")  # fmt: skip
+    if sizes:
+        q = statistics.quantiles(sizes, n=4) if len(sizes) > 1 else sizes * 3
+        print(f"jobs claimed per call that claimed: quartiles {q[0]:.0f} / {q[1]:.0f} / "
+              f"{q[2]:.0f}, max {sizes[-1]}")  # fmt: skip
     if big:
         print(f"batched calls (>= {threads // 2} claimed): {len(big)}, mean "
               f"{statistics.mean(c[1] for c, _ in big) * 1e3:.1f} ms for "

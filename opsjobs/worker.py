@@ -7,7 +7,8 @@ Threads of one worker:
   ones itself — the seed's MainLoop;
 * a **job pool** of ``threads`` threads runs ``thread`` jobs and watches ``process`` children;
   a pool thread whose job ended records the ends that wait and claims the next job itself
-  when no other thread is doing so (one "step" at a time, under ``_step_lock``);
+  when no other thread is doing so (one "step" at a time, under ``_step_lock``; on
+  PostgreSQL a second one may be out beside it, under ``_lane2``);
 * the **bell** thread sleeps on the store's waiter and wakes the main loop the moment a job is
   submitted (a slow poll is only the fallback);
 * the **supervisor** renews leases (heartbeat), stops cancelled and timed-out jobs, and re-queues
@@ -21,6 +22,7 @@ import collections
 import contextlib
 import functools
 import logging
+import math
 import os
 import resource
 import signal
@@ -180,6 +182,21 @@ class Worker:
         self._handoff: collections.deque[Job] = collections.deque()
         self._loop_thread = 0  # ident of the thread running the main loop
         self._step_holder = 0  # the main loop's ident while it holds _step_lock
+        #: A second step lock, on a store whose steps may overlap (``step_lanes``: PostgreSQL,
+        #: each step on its own connection): while one step is out at the server, a pool thread
+        #: whose job ended may record the ends that wait and claim on its own, so the jobs of
+        #: one step run while the next step's round trip is out. Only pool threads take it,
+        #: never blocking, and only when round trips dominate: see :meth:`_lane`.
+        self._lane2 = threading.Lock() if getattr(store, "step_lanes", 1) >= 2 else None
+        #: Ends that wait before a second step goes out (fewer: they wait for the first): half
+        #: the slots, so that two steps of half the slots each take turns.
+        self._lane_min = max(1, threads // 2)
+        #: Under _lock: slots the steps in flight claim for, and pool slots whose ends they
+        #: record (still in _busy until recorded); the last ``now`` a step gave the store (each
+        #: step's is distinct: a retry after a lost reply adopts the jobs started at its now).
+        self._claiming = 0
+        self._freeing = 0
+        self._last_now = 0.0
         #: How long a step's store call takes (a moving average, seconds).
         self._step_cost = 0.0
         #: Until then (perf_counter) a pool thread runs short jobs back to back, and the main
@@ -369,44 +386,57 @@ class Worker:
         recs: list[_Running] = []
         ends: list[End] = []
         pool_ends = 0
-        while ended:  # only the holder of _step_lock takes from it
-            rec = ended.popleft()
+        while ended:  # the holders of _step_lock and _lane2 take from it
+            try:
+                rec = ended.popleft()
+            except IndexError:  # the other step took the last one
+                break
             recs.append(rec)
             ends.append(rec.end)  # type: ignore[arg-type]  # set before it was queued
             if rec.job.spec.mode is not Mode.INLINE:
                 pool_ends += 1
-        # _busy without the lock: it only grows here (under _step_lock), so a stale value can
-        # only make this claim fewer jobs
-        free = self.threads - self._busy + pool_ends
-        short = False
-        if not claim:
-            want = 0
-        else:
-            want = pool_ends if pool_ends > 1 else 1
-            if here:
-                # A pool thread whose job was short claims only its own next job: more
-                # threads would only queue for the step lock and the GIL.
-                short = ran <= _SHORT_JOB or ran <= self._step_cost
-                if short:
-                    want = 1
-            elif (
-                self._busy > pool_ends
-                and len(recs) == pool_ends
-                and time.perf_counter() < self._chain_until
-            ):
-                want = 0  # a pool thread runs short jobs back to back: it takes the next
-        if here and claim and self._step_cost >= _DEAR_STEP and not self._inline_seen:
-            # Round trips dominate: a pool thread fills every free slot at once. The slots'
-            # threads end their jobs while one of them waits for the store, and the next step
-            # records all those ends and claims as many, so steps grow into batches; each pool
-            # job starts at once on its thread. Not while inline jobs come (the last step
-            # claimed one): those wait for the main loop, claimed but not started.
-            want, short = free, False
-        if want > free:
-            want = free
-        if not recs and want <= 0:
-            return False, None, False
-        now = time.time()
+        with self._lock:
+            # the slots of pool jobs running or being started, less those another step in
+            # flight records the ends of, plus those it claims for
+            taken = self._busy - self._freeing + self._claiming
+            free = self.threads - taken + pool_ends
+            short = False
+            if not claim:
+                want = 0
+            else:
+                want = pool_ends if pool_ends > 1 else 1
+                if here:
+                    # A pool thread whose job was short claims only its own next job: more
+                    # threads would only queue for the step lock and the GIL.
+                    short = ran <= _SHORT_JOB or ran <= self._step_cost
+                    if short:
+                        want = 1
+                elif (
+                    taken > pool_ends
+                    and len(recs) == pool_ends
+                    and time.perf_counter() < self._chain_until
+                ):
+                    want = 0  # a pool thread runs short jobs back to back: it takes the next
+            if here and claim and self._step_cost >= _DEAR_STEP and not self._inline_seen:
+                # Round trips dominate: a pool thread fills every free slot at once. The
+                # slots' threads end their jobs while one of them waits for the store, and the
+                # next step records all those ends and claims as many, so steps grow into
+                # batches; each pool job starts at once on its thread. Not while inline jobs
+                # come (the last step claimed one): those wait for the main loop, claimed but
+                # not started.
+                want, short = free, False
+            if want > free:
+                want = free
+            if want < 0:
+                want = 0
+            if not recs and want <= 0:
+                return False, None, False
+            self._freeing += pool_ends
+            self._claiming += want
+            now = time.time()
+            if now <= self._last_now:
+                now = math.nextafter(self._last_now, math.inf)
+            self._last_now = now
         t0 = time.perf_counter()
         try:
             accepted, jobs = self.store.finish_and_claim_many(
@@ -423,6 +453,11 @@ class Worker:
             for rec, end in zip(recs, ends, strict=True):  # one at a time, until it answers
                 self._finish(rec.job, end.outcome, at=end.at)
             accepted, jobs = [True] * len(recs), []
+        except BaseException:
+            with self._lock:
+                self._freeing -= pool_ends
+                self._claiming -= want
+            raise
         t1 = time.perf_counter()
         self._step_cost += (t1 - t0 - self._step_cost) * 0.1
         if here:
@@ -438,11 +473,18 @@ class Worker:
             else:
                 for rec in recs:
                     observe(rec.job.id, rec.job.attempt)
-            running = self._running
-            with self._lock:
-                for rec in recs:
-                    running.pop(rec.job.id, None)
-                self._busy -= pool_ends
+        # The pool jobs claimed take their slots now (from the claim's count, in one go).
+        pool_jobs = 0
+        for job in jobs:
+            if job.spec.mode is not Mode.INLINE:
+                pool_jobs += 1
+        running = self._running
+        with self._lock:
+            for rec in recs:
+                running.pop(rec.job.id, None)
+            self._busy += pool_jobs - pool_ends
+            self._freeing -= pool_ends
+            self._claiming -= want
         inline = unrun = False
         mine: _Running | None = None
         for job in jobs:  # pool jobs start now; inline ones go to the main loop
@@ -450,10 +492,10 @@ class Worker:
                 self._handoff.append(job)
                 inline = True
             elif here and mine is None:
-                mine = self._dispatch(job, here=True)
+                mine = self._dispatch(job, here=True, counted=True)
                 unrun = mine is None
             else:
-                self._dispatch(job)
+                self._dispatch(job, counted=True)
                 if not here:
                     # a new pool thread gets the time to show whether it runs short jobs
                     # back to back, before the main loop claims for the next free slot
@@ -465,8 +507,9 @@ class Worker:
         return bool(recs or jobs), mine, unrun
 
     def _flush_ends(self) -> None:
-        """Record the ends that wait, claiming nothing (the worker is stopping)."""
-        with self._step_lock:
+        """Record the ends that wait, claiming nothing (the worker is stopping), once no step
+        is out (each records what it took)."""
+        with self._step_lock, self._lane2 or contextlib.nullcontext():
             self._step(claim=False)  # (nothing is claimed, so nothing is kept "here")
 
     def _work(self, rec: _Running) -> None:
@@ -494,16 +537,11 @@ class Worker:
             self._wake.set()
             return None
         mine = None
-        lock = self._step_lock
-        # The main loop's steps are short and leave this thread's claim to it: wait for them.
-        # Another pool thread's step means two threads run short jobs: this one stops.
-        while mine is None and (
-            lock.acquire(blocking=False) or (self._step_holder != 0 and lock.acquire())
-        ):
+        while mine is None and (lane := self._lane()) is not None:
             try:
                 _, mine, again = self._step(here=True, ran=ran)
             finally:
-                self._step_lock.release()
+                lane.release()
             if not (again or self._ended):
                 break
             # step again: ends came in meanwhile, or the job it claimed for itself could not
@@ -513,6 +551,31 @@ class Worker:
         if self._ended:
             self._wake.set()
         return mine
+
+    def _lane(self) -> threading.Lock | None:
+        """The step lock a pool thread whose job ended steps under, acquired; None: it leaves
+        its end to the stepper. The main loop's steps are short and leave this thread's claim
+        to it: wait for them. Another pool thread's step means two threads run short jobs:
+        this one stops — unless round trips dominate and the store lets a second step overlap
+        (``_lane2``) and the ends of half the slots wait: then it goes out beside that step,
+        claiming for the slots whose ends it records and any free slot the other step does not
+        claim for (both count under ``_lock``: together they never claim more than the
+        free slots)."""
+        lock = self._step_lock
+        if lock.acquire(blocking=False):
+            return lock
+        second = self._lane2
+        if (
+            second is not None
+            and self._step_cost >= _DEAR_STEP
+            and not self._inline_seen
+            and len(self._ended) >= self._lane_min
+            and second.acquire(blocking=False)
+        ):
+            return second
+        if self._step_holder != 0 and lock.acquire():
+            return lock
+        return None
 
     def _bell(self, waiter: Waiter) -> None:
         try:
@@ -535,9 +598,10 @@ class Worker:
                     self._tick.set()
 
     # -- dispatch -------------------------------------------------------------------------
-    def _dispatch(self, job: Job, *, here: bool = False) -> _Running | None:
+    def _dispatch(self, job: Job, *, here: bool = False, counted: bool = False) -> _Running | None:
         """Start ``job``: inline on this thread, thread/process on the pool; with ``here`` a
-        pool job is made ready and returned for the calling pool thread to run."""
+        pool job is made ready and returned for the calling pool thread to run. ``counted``:
+        the step that claimed it already counted its slot in ``_busy``."""
         mode = job.spec.mode
         try:
             kind = self.kinds.get(job.spec.kind)
@@ -545,6 +609,9 @@ class Worker:
                 kind.check_mode(mode)  # raises, with the message
         except OpsJobsError as exc:
             self._finish(job, Finish(JobState.FAILED, error=str(exc)))
+            if counted and mode is not Mode.INLINE:
+                with self._lock:
+                    self._busy -= 1
             return None
         timeout = job.spec.timeout
         ctx = JobContext(
@@ -558,7 +625,7 @@ class Worker:
         rec = _Running(job, ctx, kind, time.time() + timeout if timeout else None)
         with self._lock:
             self._running[job.id] = rec
-            if mode is not Mode.INLINE:
+            if mode is not Mode.INLINE and not counted:
                 self._busy += 1
         if rec.deadline is not None:
             self._tick.set()  # the supervisor learns the new deadline

@@ -78,6 +78,7 @@ import hashlib
 import json
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -157,6 +158,10 @@ def channel_for(schema: str) -> str:
 class PostgresStore(SqlJobs, SqlAlerts, SqlNotices, SqlAuth, SqlSchedules, Store):
     """Jobs, workers and metrics in PostgreSQL, through a small connection pool.
 
+    A worker may have two steps (``finish_and_claim_many`` calls) out at once, each on its own
+    pooled connection (``step_lanes``; a pool of one connection: one): the jobs one step
+    claimed run while the next step's ends and claims are at the server.
+
     Parameters
     ----------
     url
@@ -193,6 +198,11 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlNotices, SqlAuth, SqlSchedules, Store
         host: str = "",
     ) -> None:
         self.url = url
+        #: Steps of one worker that may be out at once (read by the worker; other stores: 1).
+        self.step_lanes = 2 if max(max_size, min_size) >= 2 else 1
+        #: Jobs that this process's claims in flight want (see finish_and_claim_many).
+        self._claiming = 0
+        self._claiming_lock = threading.Lock()
         self._q = load_queries("postgres")
         try:
             given = conninfo_to_dict(url)
@@ -490,11 +500,37 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlNotices, SqlAuth, SqlSchedules, Store
     ) -> tuple[list[bool], list[Job]]:
         """The worker's hot path in one statement, one round trip: the ends as one JSON array,
         then up to ``want`` jobs claimed with ``FOR UPDATE SKIP LOCKED``, each
-        with its own lease. Claimed jobs come back best first (priority, then age)."""
+        with its own lease. Claimed jobs come back best first (priority, then age). Calls of
+        one worker that overlap must pass distinct ``now`` values: a retry after a lost reply
+        adopts the jobs this worker started at ``now`` (:meth:`_adopt`)."""
         want = max(want, 0) if queues else 0
         if not ends and not want:
             return [], []
         params = _many_params(ends, worker_id, host, queues, now, lease, want)
+        # Another claim of this process in flight (a worker's second step) holds the entries it
+        # locked until it commits, and SKIP LOCKED passes over them: read as many more heads, or
+        # this claim's candidates could all be that one's and it would take nothing.
+        with self._claiming_lock:
+            others = self._claiming
+            self._claiming += want
+        params["heads"] += others
+        try:
+            return self._claim_many(ends, params, want, worker_id, host, queues, now, lease)
+        finally:
+            with self._claiming_lock:
+                self._claiming -= want
+
+    def _claim_many(
+        self,
+        ends: Sequence[End],
+        params: dict[str, Any],
+        want: int,
+        worker_id: str,
+        host: str,
+        queues: Sequence[str],
+        now: float,
+        lease: float,
+    ) -> tuple[list[bool], list[Job]]:
         lease_until = params["lease_until"]
         jobs: list[Job] = []
         while True:
