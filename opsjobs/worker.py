@@ -187,7 +187,7 @@ class Worker:
         #: whose job ended may record the ends that wait and claim on its own, so the jobs of
         #: one step run while the next step's round trip is out. Only pool threads take it,
         #: never blocking, and only when round trips dominate: see :meth:`_lane`.
-        self._lane2 = threading.Lock() if getattr(store, "step_lanes", 1) >= 2 else None
+        self._lane2 = threading.Lock() if store.step_lanes >= 2 else None
         #: Ends that wait before a second step goes out (fewer: they wait for the first): half
         #: the slots, so that two steps of half the slots each take turns.
         self._lane_min = max(1, threads // 2)

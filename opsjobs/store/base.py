@@ -80,6 +80,10 @@ class Store(AlertStore, NoticeStore, AuthStore, ScheduleStore, abc.ABC):
     #: Does the store live on this host (a file, or this process)? Its reads are then short and
     #: never wait on a network, so the server runs them on its event loop.
     local: bool = False
+    #: How many worker steps (ends plus claims, one round trip) of one process may be out at
+    #: once: 2 where each has its own connection and round trips dominate (PostgreSQL), 1 where
+    #: writes are serialised anyway (an SQLite file, memory).
+    step_lanes: int = 1
 
     def serialize_writes(self) -> None:
         """Prefer the latency of concurrent writers (a server's requests) to the throughput of

@@ -198,7 +198,7 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlNotices, SqlAuth, SqlSchedules, Store
         host: str = "",
     ) -> None:
         self.url = url
-        #: Steps of one worker that may be out at once (read by the worker; other stores: 1).
+        #: See Store.step_lanes: two steps, each on its own pooled connection.
         self.step_lanes = 2 if max(max_size, min_size) >= 2 else 1
         #: Jobs that this process's claims in flight want (see finish_and_claim_many).
         self._claiming = 0
