@@ -85,7 +85,7 @@ def analyze(
         skipped.append("holders")
         holders: dict[int, list[str]] = {}
     else:
-        own = {id(targets), id(census.containers), id(census.sizes), id(namespaces)}
+        own = {id(targets), id(census.containers), id(census.totals), id(namespaces)}
         own.update(map(id, census.containers))
         if deep:
             holders = find_holders(targets, modules, own)
@@ -122,7 +122,7 @@ def analyze(
         bytes=census.total_bytes,
         types=census.type_rows(max(TYPE_ROWS, top_count)),
     )
-    census.sizes.clear()
+    census.totals.clear()
     report = Report(
         pid=process.pid,
         analysed_at=started.isoformat(timespec="seconds"),
