@@ -101,6 +101,10 @@ class Census:
     untracked_found: int = 0
     total_bytes: int = 0
     containers: list[tuple[int, int, object]] = field(default_factory=list)
+    #: Objects the walk may count before it stops (``overrun``): more than the process's
+    #: memory can hold means it is going round something its deduplication cannot see.
+    max_objects: int | None = None
+    overrun: bool = False
 
     @property
     def types(self) -> dict[type, list[int]]:
@@ -258,6 +262,10 @@ def _drain(
             del pending
         if deadline.expired():
             return False
+        limit = census.max_objects
+        if limit is not None and census.tracked_walked + census.untracked_found > limit:
+            census.overrun = True
+            return False
     return True
 
 
@@ -266,6 +274,7 @@ def run_census(
     deadline: Deadline,
     top_count: int,
     strings: StringCounter | None = None,
+    max_objects: int | None = None,
 ) -> Census:
     """Walk ``objs`` (from ``gc.get_objects()``) and everything untracked they reach.
 
@@ -279,8 +288,10 @@ def run_census(
         How many of the largest dicts and lists (by shallow size) to keep.
     strings
         When given, exact ``str`` objects are counted into it (deep mode).
+    max_objects
+        Stop (``overrun``) after counting about this many objects (within one chunk).
     """
-    census = Census(tracked_total=len(objs))
+    census = Census(tracked_total=len(objs), max_objects=max_objects)
     dedupe = Dedupe(untracked_only=True)
     kinds = Kinds()
     n = len(objs)
