@@ -76,7 +76,10 @@ def analyze(
     skipped: list[str] = []
 
     objs = gc.get_objects()
-    census = run_census(objs, deadline, top_count, strings)
+    # resident bytes / 16 (the smallest object) bound the objects a process holds; a census
+    # that counts twice that (swapped-out pages aside) is going round something it cannot
+    # see, and must stop rather than grow without bound
+    census = run_census(objs, deadline, top_count, strings, max(process.rss // 8, 2_000_000))
     namespaces = module_namespaces()
     modules = {id(ns): name for name, ns in namespaces.items()}
     del objs  # drop our extra reference to every object before refcount-based walks
@@ -85,7 +88,7 @@ def analyze(
         skipped.append("holders")
         holders: dict[int, list[str]] = {}
     else:
-        own = {id(targets), id(census.containers), id(census.sizes), id(namespaces)}
+        own = {id(targets), id(census.containers), id(census.totals), id(namespaces)}
         own.update(map(id, census.containers))
         if deep:
             holders = find_holders(targets, modules, own)
@@ -106,6 +109,8 @@ def analyze(
         if not complete:
             skipped.append("globals (partial)")
     del namespaces
+    if census.overrun:
+        skipped.insert(0, "census stopped: it counted more objects than the process holds")
     walked = census.tracked_walked
     coverage = Coverage(
         tracked_total=census.tracked_total,
@@ -114,7 +119,7 @@ def analyze(
         fraction=round(walked / census.tracked_total, 4) if census.tracked_total else 1.0,
         budget_s=time_budget,
         elapsed_s=round(deadline.elapsed(), 3),
-        cut_short=deadline.hit,
+        cut_short=deadline.hit or census.overrun,
         skipped=skipped,
     )
     heap = HeapSummary(
@@ -122,7 +127,7 @@ def analyze(
         bytes=census.total_bytes,
         types=census.type_rows(max(TYPE_ROWS, top_count)),
     )
-    census.sizes.clear()
+    census.totals.clear()
     report = Report(
         pid=process.pid,
         analysed_at=started.isoformat(timespec="seconds"),

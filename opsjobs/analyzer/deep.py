@@ -17,6 +17,7 @@ from itertools import compress, filterfalse, islice, repeat
 from operator import add, and_, not_
 from typing import NamedTuple
 
+from opsjobs.analyzer.kinds import Kinds, group_by_type
 from opsjobs.analyzer.walk import CHUNK, Deadline, Dedupe, safe_sizes
 
 __all__ = ["SAMPLE_ABOVE", "STOP_TYPES", "DeepSize", "StopCache", "aligned_total", "deep_size"]
@@ -48,6 +49,8 @@ LEAVES: frozenset[type] = frozenset({str, int, float, bool, bytes, complex, type
 _is_leaf = LEAVES.__contains__
 #: A container this many bytes large may hold more than :data:`SAMPLE_ABOVE` items.
 _SAMPLE_BYTES = 8 * SAMPLE_ABOVE
+#: A walk step with at most this many new objects is sized object by object, not grouped.
+SMALL_BATCH = 8
 
 
 def aligned_total(sizes: list[int]) -> int:
@@ -86,6 +89,13 @@ class AttrDicts(dict[type, int]):
         n = len(gc.get_referents(obj)) - 1  # its values and its type
         return _DICT_BASE + 8 * (max(n, 0) + _DICT_SLACK)
 
+    def of_type(self, t: type, sample: object) -> int:
+        """Bytes of the would-be dict of an instance of ``t`` (``sample`` is one)."""
+        found = self.get(t)
+        if found is None:
+            found = self[t] = self._measure(t, sample)
+        return found
+
     def total(self, objs: list[object], types_: list[type] | None = None) -> int:
         """Bytes of the would-be dicts of ``objs`` (``types_``: their types, if known)."""
         if types_ is None:
@@ -103,11 +113,16 @@ class DeepDedupe(Dedupe):
     """The dedupe of one deep-size walk, with the walk's settings."""
 
     def __init__(
-        self, exclude: frozenset[int] | set[int], sample_above: int | None, attr_dicts: AttrDicts
+        self,
+        exclude: frozenset[int] | set[int],
+        sample_above: int | None,
+        attr_dicts: AttrDicts,
+        kinds: Kinds,
     ) -> None:
         super().__init__(untracked_only=False, exclude=exclude)
         self.sample_above = sample_above
         self.attr_dicts = attr_dicts
+        self.kinds = kinds
 
 
 class StopCache(dict[type, bool]):
@@ -132,6 +147,10 @@ class DeepSize(NamedTuple):
     estimated: bool = False
 
 
+#: A batch of a walk: objects, and their dicts in lists (None: not known yet).
+_Batch = tuple[list[object], list[list[object]] | None]
+
+
 def _walk(
     stack: list[list[object]],
     dedupe: DeepDedupe,
@@ -142,67 +161,88 @@ def _walk(
 ) -> DeepSize:
     """Sizes of everything reachable from ``stack`` not seen before (``truncated``: cut).
 
-    With ``shared_out``, objects that something else references too are not entered but
+    Each batch is split by type once (:func:`~opsjobs.analyzer.kinds.group_by_type`): stop
+    types dropped, sizes and would-be instance dicts summed a type group at a time, groups of
+    types that reference nothing (atoms) not walked further, dict groups handed on for their
+    keys. With ``shared_out``, objects that something else references too are not entered but
     collected there (a sample's private part is scaled up, its shared part is not).
     """
     total = count = 0
     estimated = False
-    # each entry: objects already counted, and their types (or None: not known yet)
-    todo: list[tuple[list[object], list[type] | None]] = [(chunk, None) for chunk in stack]
+    todo: list[_Batch] = [(chunk, None) for chunk in stack]
     del stack
-    stop_get = stop.__getitem__
+    kinds = dedupe.kinds
+    of_type = dedupe.attr_dicts.of_type
+    above = dedupe.sample_above
     while todo:
-        chunk, chunk_types = todo.pop()
+        chunk, dicts = todo.pop()
         if len(chunk) > CHUNK:
-            todo.append((chunk[CHUNK:], None if chunk_types is None else chunk_types[CHUNK:]))
-            chunk = chunk[:CHUNK]
-            if chunk_types is not None:
-                chunk_types = chunk_types[:CHUNK]
-        fresh, shared = dedupe.expand_split(chunk, chunk_types)
-        del chunk, chunk_types
+            todo.append((chunk[CHUNK:], None))
+            chunk, dicts = chunk[:CHUNK], None
+        fresh, shared = dedupe.expand_split(chunk, dicts=dicts)
+        del chunk, dicts
         if shared_out is None:
             fresh.extend(shared)
         else:
-            shared_out.extend(compress(shared, map(not_, map(stop_get, map(type, shared)))))
+            shared_out.extend(compress(shared, map(not_, map(stop.__getitem__, map(type, shared)))))
         del shared
-        fresh_types = list(map(type, fresh))
-        enter = list(map(not_, map(stop_get, fresh_types)))
-        keep_types: list[type] | None
-        if all(enter):
-            keep, keep_types = fresh, fresh_types
-        else:
-            keep = list(compress(fresh, enter))
-            keep_types = list(compress(fresh_types, enter))
-        del fresh, fresh_types, enter
+        if len(fresh) <= SMALL_BATCH:
+            # a few objects (a chain's step): per object, cheaper than grouping them
+            small = [x for x in fresh if not stop[type(x)]]
+            del fresh
+            if small:
+                sizes = safe_sizes(small)
+                total += aligned_total(sizes) + dedupe.attr_dicts.total(small)
+                count += len(small)
+                if above is not None and max(sizes) > _SAMPLE_BYTES:
+                    bulky = _large(small, sizes, above)
+                    if bulky:
+                        ids = set(map(id, bulky))
+                        small = [x for x in small if id(x) not in ids]
+                        for obj in bulky:
+                            inner = _contents(obj, deadline, budget - count, stop, dedupe)
+                            total += inner.bytes
+                            count += inner.objects
+                            estimated = estimated or inner.estimated
+                            if inner.truncated:
+                                return DeepSize(total, count, True, estimated)
+                    del bulky
+                del sizes
+                small = [x for x in small if type(x) not in LEAVES]
+                if small:
+                    todo.append((small, None))
+            if count >= budget or (count > CHUNK and deadline.expired()):
+                return DeepSize(total, count, bool(todo), estimated)
+            continue
+        keep: list[object] = []  # what may reference further objects (gc types)
+        keep_dicts: list[list[object]] = []
+        big: list[object] = []
+        for t, group in group_by_type(fresh).items():
+            if stop[t]:
+                continue
+            kind = kinds[t]
+            count += len(group)
+            total += kind.aligned_total(group) + of_type(t, group[0]) * len(group)
+            if above is not None and t in SAMPLED_TYPES and max(map(len, group)) > above:  # type: ignore[arg-type]
+                found = [x for x in group if len(x) > above]  # type: ignore[arg-type]
+                big += found
+                ids = set(map(id, found))
+                group = [x for x in group if id(x) not in ids]  # rare: only beside a big one
+            if kind.gc:
+                keep += group
+                if issubclass(t, dict):
+                    keep_dicts.append(group)
+        del fresh
+        for obj in big:
+            inner = _contents(obj, deadline, budget - count, stop, dedupe)
+            total += inner.bytes
+            count += inner.objects
+            estimated = estimated or inner.estimated
+            if inner.truncated:
+                return DeepSize(total, count, True, estimated)
+        del big
         if keep:
-            sizes = safe_sizes(keep)
-            total += aligned_total(sizes) + dedupe.attr_dicts.total(keep, keep_types)
-            count += len(keep)
-            if dedupe.sample_above is not None and max(sizes) > _SAMPLE_BYTES:
-                big = _large(keep, sizes, dedupe.sample_above)
-                if big:
-                    ids = set(map(id, big))
-                    keep = [x for x in keep if id(x) not in ids]  # rare: only beside a big one
-                    keep_types = None
-                    for obj in big:
-                        inner = _contents(obj, deadline, budget - count, stop, dedupe)
-                        total += inner.bytes
-                        count += inner.objects
-                        estimated = estimated or inner.estimated
-                        if inner.truncated:
-                            return DeepSize(total, count, True, estimated)
-            del sizes
-            if keep_types is not None:
-                # atoms (str, int, ...) reference nothing: no step is spent on them
-                leaf = list(map(_is_leaf, keep_types))
-                if any(leaf):
-                    branch = list(map(not_, leaf))
-                    keep = list(compress(keep, branch))
-                    keep_types = list(compress(keep_types, branch))
-                    del branch
-                del leaf
-            if keep:
-                todo.append((keep, keep_types))
+            todo.append((keep, keep_dicts))
         if count >= budget or (count > CHUNK and deadline.expired()):
             return DeepSize(total, count, bool(todo), estimated)
     return DeepSize(total, count, False, estimated)
@@ -320,6 +360,7 @@ def deep_size(
     exclude: frozenset[int] | set[int] = frozenset(),
     sample_above: int | None = SAMPLE_ABOVE,
     attr_dicts: AttrDicts | None = None,
+    kinds: Kinds | None = None,
 ) -> DeepSize:
     """Size of ``root`` and everything it reaches, stopping at program structure.
 
@@ -345,6 +386,9 @@ def deep_size(
     attr_dicts
         Cache of the would-be instance dict sizes (see :class:`AttrDicts`), shared between
         calls for speed.
+    kinds
+        Cache of how each type is sized (see :class:`~opsjobs.analyzer.kinds.Kinds`), shared
+        between calls for speed.
     """
     stop = StopCache() if stop is None else stop
     own = aligned_total(safe_sizes([root]))
@@ -352,7 +396,7 @@ def deep_size(
         return DeepSize(own, 1, False)
     attr_dicts = AttrDicts() if attr_dicts is None else attr_dicts
     own += attr_dicts.total([root])
-    dedupe = DeepDedupe(exclude, sample_above, attr_dicts)
+    dedupe = DeepDedupe(exclude, sample_above, attr_dicts, Kinds() if kinds is None else kinds)
     dedupe.mark([root])
     inside = _contents(root, deadline, max_objects - 1, stop, dedupe)
     return DeepSize(own + inside.bytes, 1 + inside.objects, inside.truncated, inside.estimated)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from opsjobs.analyzer.deep import AttrDicts, DeepSize, StopCache, aligned_total, deep_size
 from opsjobs.analyzer.heap import type_name
+from opsjobs.analyzer.kinds import Kinds
 from opsjobs.analyzer.walk import Deadline, safe_sizes
 
 __all__ = ["GlobalRow", "largest_globals", "module_namespaces"]
@@ -70,6 +71,7 @@ class _Sizer:
     def __init__(self, exclude: frozenset[int], deadline: Deadline, max_objects: int) -> None:
         self.stop = StopCache()
         self.attr_dicts = AttrDicts()
+        self.kinds = Kinds()
         self.exclude = exclude
         self.deadline = deadline
         self.max_objects = max_objects
@@ -82,6 +84,7 @@ class _Sizer:
             self.stop,
             exclude=self.exclude,
             attr_dicts=self.attr_dicts,
+            kinds=self.kinds,
         )
 
     def bound(self, values: list[object]) -> int | None:
@@ -104,6 +107,7 @@ class _Sizer:
             self.stop,
             exclude=self.exclude,
             attr_dicts=self.attr_dicts,
+            kinds=self.kinds,
         )
         if together.truncated or together.estimated:
             return None

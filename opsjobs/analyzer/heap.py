@@ -2,32 +2,30 @@
 
 One pass over ``gc.get_objects()`` in chunks; the objects the gc does not track (strings,
 numbers, atomic-only dicts and tuples) are reached through ``gc.get_referents`` of the
-tracked ones and deduplicated with :class:`~opsjobs.analyzer.walk.Dedupe`.
+tracked ones and deduplicated with :class:`~opsjobs.analyzer.walk.Dedupe`. Each chunk is
+split by type once and counted and sized a type group at a time
+(:mod:`~opsjobs.analyzer.kinds`).
 """
 
 from __future__ import annotations
 
 import heapq
 import sys
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import chain, compress, islice, repeat
-from operator import is_, not_
+from operator import lt
 from types import FrameType, ModuleType
 from typing import cast
 
+from opsjobs.analyzer.kinds import Kinds, group_by_type
 from opsjobs.analyzer.strings import StringCounter
-from opsjobs.analyzer.walk import CHUNK, Deadline, Dedupe, safe_sizes
+from opsjobs.analyzer.walk import CHUNK, Deadline, Dedupe
 
 __all__ = ["Census", "TypeRow", "run_census", "type_name"]
 
 _TYPE_MODULE = type.__dict__["__module__"]
 _TYPE_QUALNAME = type.__dict__["__qualname__"]
-#: ``Counter.update`` over an iterable counts in C (``_count_elements``).
-_count = Counter.update
-#: Exact types counted by :func:`_account_plain`.
-_PLAIN = (str, int)
 #: Exact containers whose referents are their items (and a dict's keys): sliced when large.
 _SLICED = frozenset({list, tuple, dict, set, frozenset})
 #: A container at least this large may hold more than ``CHUNK`` items.
@@ -44,19 +42,40 @@ _UNTRACKED_EXPANDED = frozenset({tuple, dict})
 #: what ``f_frame`` points to (``object.__sizeof__`` is no help: a frame's ``ob_size`` is not
 #: its slot count on 3.11+).
 _LIVE_FRAME_BYTES = FrameType.__basicsize__ + sys.getsizeof([]) - [].__sizeof__()
+#: What :func:`_account` does with a type group (:class:`_Rules`).
+_COUNT, _EXPAND, _LIVE_FRAME = 0, 1, 2
 
 
-class _UntrackedKind(dict[type, int]):
-    """type -> what the census does with an untracked instance: 0 count and size it, 1 also
-    ask for its referents (:data:`_UNTRACKED_EXPANDED`), 2 count it as a live frame."""
+class _Rules(dict[type, int]):
+    """type -> what the census does with a group of that type: :data:`_COUNT` count and size
+    it, :data:`_EXPAND` also ask for its referents, :data:`_LIVE_FRAME` count it as a live
+    frame (never sized by ``__sizeof__`` nor traversed)."""
+
+    def __init__(self, untracked: bool) -> None:
+        super().__init__()
+        self.untracked = untracked
 
     def __missing__(self, key: type) -> int:
-        value = 1 if key in _UNTRACKED_EXPANDED else 2 if issubclass(key, FrameType) else 0
-        self[key] = value
-        return value
+        if self.untracked:
+            rule = (
+                _EXPAND
+                if key in _UNTRACKED_EXPANDED
+                else _LIVE_FRAME
+                if issubclass(key, FrameType)
+                else _COUNT
+            )
+        else:
+            # A module's referents are its namespace, a tracked dict walked anyway; asking for
+            # them hands out freed objects on CPython 3.12.0-3.12.5 (gh-122695: the _asyncio
+            # module's free list), which hung or grew a process to 22 GB.
+            rule = _COUNT if issubclass(key, ModuleType) else _EXPAND
+        self[key] = rule
+        return rule
 
 
-_UNTRACKED_KIND = _UntrackedKind()
+#: Rules for objects the gc tracks (from ``gc.get_objects()``) and for the untracked ones.
+_TRACKED_RULES = _Rules(untracked=False)
+_UNTRACKED_RULES = _Rules(untracked=True)
 
 
 @dataclass(frozen=True)
@@ -72,31 +91,25 @@ class TypeRow:
 class Census:
     """What one census pass found; ``containers`` holds live objects until dropped.
 
-    ``sizes`` counts objects by ``(type, size)`` pair, which C code can do without a Python
-    loop per object; ``plain`` holds ``[count, bytes]`` of exact ``str`` and ``int``, summed
-    per batch; :meth:`types` folds both into per-type totals.
+    ``totals`` holds ``[count, bytes]`` per exact type, summed a type group at a time
+    (:func:`~opsjobs.analyzer.kinds.group_by_type`), never a Python step per object.
     """
 
-    sizes: Counter[tuple[type, int]] = field(default_factory=Counter)
+    totals: dict[type, list[int]] = field(default_factory=dict)
     tracked_total: int = 0
     tracked_walked: int = 0
     untracked_found: int = 0
     total_bytes: int = 0
     containers: list[tuple[int, int, object]] = field(default_factory=list)
-    plain: dict[type, list[int]] = field(default_factory=lambda: {t: [0, 0] for t in _PLAIN})
+    #: Objects the walk may count before it stops (``overrun``): more than the process's
+    #: memory can hold means it is going round something its deduplication cannot see.
+    max_objects: int | None = None
+    overrun: bool = False
 
     @property
     def types(self) -> dict[type, list[int]]:
         """``{type: [count, bytes]}`` of everything counted so far."""
-        out = {t: list(row) for t, row in self.plain.items() if row[0]}
-        for (t, size), n in self.sizes.items():
-            row = out.get(t)
-            if row is None:
-                out[t] = [n, n * size]
-            else:
-                row[0] += n
-                row[1] += n * size
-        return out
+        return {t: list(row) for t, row in self.totals.items() if row[0]}
 
     def type_rows(self, limit: int) -> list[TypeRow]:
         """The ``limit`` types with the most bytes, as plain rows."""
@@ -119,68 +132,71 @@ def type_name(t: type) -> str:
     return f"{module}.{qual}"
 
 
-class _NotPlain(dict[type, bool]):
-    """type -> "not one of :data:`_PLAIN`"."""
-
-    def __missing__(self, key: type) -> bool:
-        self[key] = value = key not in _PLAIN
-        return value
-
-
-_NOT_PLAIN = _NotPlain()
-
-
-def _account_plain(
-    plain: dict[type, list[int]],
-    batch: list[object],
-    types: list[type],
-    strings: StringCounter | None,
-) -> list[object]:
-    """Count the exact ``str`` and ``int`` objects of ``batch``; return the other objects.
-
-    Their sizes come from the type's own ``__sizeof__``, called without the lookup and the
-    bound method ``sys.getsizeof`` pays for; they are not gc objects, so ``getsizeof`` adds
-    nothing to that size. Only their count and total are kept: no (type, size) pair per object.
-    """
-    left = len(batch)
-    for t, row in plain.items():
-        group = list(compress(batch, map(is_, types, repeat(t))))
-        if group:
-            left -= len(group)
-            row[0] += len(group)
-            sizer = cast(Callable[[object], int], t.__sizeof__)
-            if strings is not None and t is str:
-                found = list(map(sizer, group))
-                strings.add(cast(list[str], group), found)
-                row[1] += sum(found)
-            else:
-                row[1] += sum(map(sizer, group))
-    return list(compress(batch, map(_NOT_PLAIN.__getitem__, types))) if left else []
-
-
 def _account(
-    census: Census, batch: list[object], top_count: int, types: list[type] | None = None
-) -> tuple[list[type], list[int]]:
-    """Count ``batch`` (no exact ``str`` or ``int`` in it; ``types``, when given, the type of
-    each) into the census; return the type and the size of each object."""
-    sizes = safe_sizes(batch)
-    if types is None:
-        types = list(map(type, batch))
-    _count(census.sizes, zip(types, sizes, strict=False))
-    box = census.containers
+    census: Census,
+    kinds: Kinds,
+    batch: list[object],
+    top_count: int,
+    strings: StringCounter | None,
+    rules: _Rules,
+) -> tuple[list[object], list[list[object]], list[Iterator[object]]]:
+    """Count ``batch`` into the census a type group at a time.
+
+    Returns the objects to ask for their referents (``rules``: tracked objects but modules;
+    untracked exact tuples and dicts; large exact containers left out), the groups of dicts
+    among them (for their keys), and iterators over the items of the large containers: those
+    are walked a slice at a time, so that no single C call (``gc.get_referents``, ``map``)
+    runs over a million items while the GIL is held.
+    """
+    totals = census.totals
+    expand: list[object] = []
+    dicts: list[list[object]] = []
+    large: list[Iterator[object]] = []
+    for t, group in group_by_type(batch).items():
+        rule = rules[t]
+        row = totals.get(t)
+        if row is None:
+            row = totals[t] = [0, 0]
+        row[0] += len(group)
+        if rule == _LIVE_FRAME:  # never through its __sizeof__ (see _UNTRACKED_EXPANDED)
+            row[1] += _LIVE_FRAME_BYTES * len(group)
+            continue
+        kind = kinds[t]
+        if t in _SLICED or (t is str and strings is not None):
+            sizes = kind.sizes(group)
+            row[1] += sum(sizes)
+            if t is str:
+                strings.add(cast(list[str], group), sizes)  # type: ignore[union-attr]
+                continue
+            if t is dict or t is list:
+                _top_containers(census.containers, group, sizes, top_count)
+            if max(sizes) > _LARGE_BYTES:
+                group = _split_large(group, sizes, large)
+        else:
+            row[1] += kind.total(group)
+        if rule == _EXPAND and kind.gc:
+            if issubclass(t, dict):
+                dicts.append(group)
+            expand.extend(group)
+    return expand, dicts, large
+
+
+def _top_containers(
+    box: list[tuple[int, int, object]], group: list[object], sizes: list[int], top_count: int
+) -> None:
+    """Keep the ``top_count`` largest of ``group`` (exact dicts or lists) in the heap ``box``."""
     floor = box[0][0] if len(box) >= top_count else -1
-    if max(sizes, default=-1) > floor:
-        big = list(map(floor.__lt__, sizes))
-        for obj, s in zip(compress(batch, big), compress(sizes, big), strict=True):
-            t = type(obj)
-            if (t is dict or t is list) and s > floor:
-                item = (s, id(obj), obj)
-                if len(box) < top_count:
-                    heapq.heappush(box, item)
-                else:
-                    heapq.heapreplace(box, item)
-                floor = box[0][0] if len(box) >= top_count else -1
-    return types, sizes
+    if max(sizes) <= floor:
+        return
+    big = list(map(lt, repeat(floor), sizes))
+    for obj, size in zip(compress(group, big), compress(sizes, big), strict=True):
+        if size > floor:
+            item = (size, id(obj), obj)
+            if len(box) < top_count:
+                heapq.heappush(box, item)
+            else:
+                heapq.heapreplace(box, item)
+            floor = box[0][0] if len(box) >= top_count else -1
 
 
 def _items(obj: object) -> Iterator[object]:
@@ -191,24 +207,24 @@ def _items(obj: object) -> Iterator[object]:
 
 
 def _split_large(
-    batch: list[object], types: list[type], sizes: list[int]
-) -> tuple[list[object], list[type], list[Iterator[object]]]:
-    """``batch`` without its large exact containers, their types, and iterators over the
-    items of those containers: they are walked a slice at a time, so that no single C call
-    (``gc.get_referents``, ``map``) runs over a million items while the GIL is held."""
-    bulky = compress(batch, map(_LARGE_BYTES.__lt__, sizes))
-    large = [x for x in bulky if type(x) in _SLICED and len(x) > CHUNK]  # type: ignore[arg-type]
-    if not large:
-        return batch, types, []
-    ids = set(map(id, large))
-    small = [x for x in batch if id(x) not in ids]  # rare: only beside a large container
-    return small, list(map(type, small)), [_items(x) for x in large]
+    group: list[object], sizes: list[int], large: list[Iterator[object]]
+) -> list[object]:
+    """``group`` (one exact container type) without its containers of more than ``CHUNK``
+    items, whose item iterators are appended to ``large``."""
+    bulky = compress(group, map(lt, repeat(_LARGE_BYTES), sizes))
+    found = [x for x in bulky if len(x) > CHUNK]  # type: ignore[arg-type]
+    if not found:
+        return group
+    large.extend(map(_items, found))
+    ids = set(map(id, found))
+    return [x for x in group if id(x) not in ids]  # rare: only beside a large container
 
 
 def _drain(
     census: Census,
     dedupe: Dedupe,
     todo: list[tuple[Iterator[object], bool]],
+    kinds: Kinds,
     deadline: Deadline,
     top_count: int,
     strings: StringCounter | None,
@@ -229,37 +245,26 @@ def _drain(
             pending = dedupe.filter(pending)
         if pending:
             census.untracked_found += len(pending)
-            pending = _account_plain(census.plain, pending, list(map(type, pending)), strings)
-        if pending:
-            types = list(map(type, pending))
-            kinds = list(map(_UNTRACKED_KIND.__getitem__, types))
-            if 2 in kinds:  # live frames: counted, never sized by __sizeof__ nor traversed
-                frames = list(map(is_, kinds, repeat(2)))
-                n_frames = sum(frames)
-                census.sizes[FrameType, _LIVE_FRAME_BYTES] += n_frames
-                keep = list(map(not_, frames))
-                pending = list(compress(pending, keep))
-                types = list(compress(types, keep))
-                kinds = list(compress(kinds, keep))
-                del frames, keep
-        if pending:
-            types, sizes = _account(census, pending, top_count, types)
-            pending, types, large = _split_large(pending, types, sizes)
+            # of these, only untracked exact dicts and tuples are asked for their referents
+            # (see _UNTRACKED_EXPANDED); the others are counted and sized, not traversed
+            expand, dicts, large = _account(
+                census, kinds, pending, top_count, strings, _UNTRACKED_RULES
+            )
+            del pending
             todo.extend((it, True) for it in large)
-            # only untracked exact dicts and tuples are asked for their referents (see
-            # _UNTRACKED_EXPANDED); the others are counted and sized, not traversed
-            if 0 in kinds:
-                expand = list(map(_UNTRACKED_EXPANDED.__contains__, types))
-                pending = list(compress(pending, expand))
-                types = list(compress(types, expand))
-                del expand
-            del kinds
-            more = dedupe.expand(pending, types)
-            if more:
-                todo.append((iter(more), False))
-            del more, types, sizes, large
-        del pending
+            if expand:
+                more = dedupe.expand(expand, dicts=dicts)
+                if more:
+                    todo.append((iter(more), False))
+                del more
+            del expand, dicts, large
+        else:
+            del pending
         if deadline.expired():
+            return False
+        limit = census.max_objects
+        if limit is not None and census.tracked_walked + census.untracked_found > limit:
+            census.overrun = True
             return False
     return True
 
@@ -269,6 +274,7 @@ def run_census(
     deadline: Deadline,
     top_count: int,
     strings: StringCounter | None = None,
+    max_objects: int | None = None,
 ) -> Census:
     """Walk ``objs`` (from ``gc.get_objects()``) and everything untracked they reach.
 
@@ -282,27 +288,24 @@ def run_census(
         How many of the largest dicts and lists (by shallow size) to keep.
     strings
         When given, exact ``str`` objects are counted into it (deep mode).
+    max_objects
+        Stop (``overrun``) after counting about this many objects (within one chunk).
     """
-    census = Census(tracked_total=len(objs))
+    census = Census(tracked_total=len(objs), max_objects=max_objects)
     dedupe = Dedupe(untracked_only=True)
+    kinds = Kinds()
     n = len(objs)
     for start in range(0, n, CHUNK):
         chunk = objs[start : start + CHUNK]
         census.tracked_walked += len(chunk)
-        # str and int are never gc-tracked: only untracked batches go through _account_plain
-        types, sizes = _account(census, chunk, top_count)
-        chunk, types, large = _split_large(chunk, types, sizes)
-        # A module's referents are its namespace, a tracked dict walked anyway; asking for
-        # them hands out freed objects on CPython 3.12.0-3.12.5 (gh-122695: the _asyncio
-        # module's free list), which hung or grew a process to 22 GB.
-        plain = list(map(not_, map(issubclass, types, repeat(ModuleType))))
-        if not all(plain):
-            chunk, types = list(compress(chunk, plain)), list(compress(types, plain))
+        expand, dicts, large = _account(census, kinds, chunk, top_count, strings, _TRACKED_RULES)
+        del chunk
         todo = [(it, True) for it in large]
-        todo.append((iter(dedupe.expand(chunk, types)), False))
-        del chunk, types, sizes, large
-        if not _drain(census, dedupe, todo, deadline, top_count, strings) or deadline.expired():
+        todo.append((iter(dedupe.expand(expand, dicts=dicts)), False))
+        del expand, dicts, large
+        if not _drain(census, dedupe, todo, kinds, deadline, top_count, strings):
             break
-    census.total_bytes = sum(n * size for (_, size), n in census.sizes.items())
-    census.total_bytes += sum(nbytes for _, nbytes in census.plain.values())
+        if deadline.expired():
+            break
+    census.total_bytes = sum(nbytes for _, nbytes in census.totals.values())
     return census

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Iterable
 from itertools import chain, compress, filterfalse, repeat
-from operator import is_, not_
+from operator import is_, lt, not_
 from typing import cast
 
 __all__ = ["CHUNK", "Deadline", "Dedupe", "safe_sizes"]
@@ -122,33 +122,32 @@ class Dedupe:
         chunk: list[object],
         types: list[type] | None = None,
         items: list[object] | None = None,
-    ) -> tuple[list[object], list[bool]]:
+        dicts: list[list[object]] | None = None,
+    ) -> tuple[list[object], list[int]]:
         # Calibration goes through this very function, so the number of references our
         # own temporaries add is measured, not guessed for this Python version.
         if items is not None:  # referents handed in (a slice of a large container's items)
             refs = items
         else:
             refs = _get_referents(*chunk)
-            if types is None:
-                types = list(map(type, chunk))
-            dicts = cast(
-                list[dict[object, object]],
-                list(compress(chunk, map(self._is_dict.__getitem__, types))),
-            )
-            if dicts:
+            if dicts is None:  # else the caller's groups of the dicts of ``chunk``
+                if types is None:
+                    types = list(map(type, chunk))
+                dicts = [list(compress(chunk, map(self._is_dict.__getitem__, types)))]
+            found = cast(list[dict[object, object]], list(chain.from_iterable(dicts)))
+            if found:
                 # A dict whose keys are all exact str does not report its keys to the gc
                 # (str cannot form cycles), so they are added here; keys of other dicts are
                 # reported already and any duplicate is caught by the shared-object path.
-                keys: list[object] = list(chain.from_iterable(map(dict.keys, dicts)))
+                keys: list[object] = list(chain.from_iterable(map(dict.keys, found)))
                 refs.extend(compress(keys, map(is_, map(type, keys), repeat(str))))
                 del keys
-            del dicts
+            del dicts, found
         if self.untracked_only:
             refs = list(filterfalse(_is_tracked, refs))
-        # True where something besides ``chunk`` (or the caller's ``items``) references the
-        # object too
-        base = self.base if items is None else self.base_items
-        return refs, list(map(base.__lt__, map(_getrefcount, refs)))
+        # above the base where something besides ``chunk`` (or the caller's ``items``)
+        # references the object too
+        return refs, list(map(_getrefcount, refs))
 
     def _calibrate(self, items: bool) -> int:
         probe: object = "".join(["opsjobs-", "probe"]) if self.untracked_only else [0]
@@ -160,19 +159,25 @@ class Dedupe:
             # index, not unpack: a name left holding the last ``refs`` would add a reference
             if items:
                 pending = holder[:]  # as a caller's slice of a container's items
-                if not self._refcounts([], None, pending)[1][0]:
+                if self._refcounts([], None, pending)[1][0] <= base:
                     return base
                 del pending
-            elif not self._refcounts([holder])[1][0]:
+            elif self._refcounts([holder])[1][0] <= base:
                 return base
         raise RuntimeError("cannot calibrate reference counts")
 
-    def expand(self, chunk: list[object], types: list[type] | None = None) -> list[object]:
+    def expand(
+        self,
+        chunk: list[object],
+        types: list[type] | None = None,
+        dicts: list[list[object]] | None = None,
+    ) -> list[object]:
         """Return the referents of ``chunk`` not returned before, each once.
 
-        ``types``, when given, is ``type`` of each object of ``chunk`` (saves a pass).
+        ``types``, when given, is ``type`` of each object of ``chunk``; ``dicts``, when given,
+        holds every dict of ``chunk`` (in lists); either saves a pass.
         """
-        fresh, shared = self.expand_split(chunk, types)
+        fresh, shared = self.expand_split(chunk, types, dicts=dicts)
         fresh.extend(shared)
         return fresh
 
@@ -188,12 +193,17 @@ class Dedupe:
         chunk: list[object],
         types: list[type] | None = None,
         items: list[object] | None = None,
+        dicts: list[list[object]] | None = None,
     ) -> tuple[list[object], list[object]]:
         """Like :meth:`expand`, as (objects only ``chunk`` references, newly seen objects
         that have other references too)."""
-        refs, is_shared = self._refcounts(chunk, types, items)
-        if not any(is_shared):
+        refs, counts = self._refcounts(chunk, types, items, dicts)
+        base = self.base if items is None else self.base_items
+        if not refs or max(counts) <= base:
             return refs, []
+        # operator.lt with the base repeated: a bound ``int.__lt__`` costs ~5x more per call
+        is_shared = list(map(lt, repeat(base), counts))
+        del counts
         fresh = list(compress(refs, map(not_, is_shared)))
         shared = list(compress(refs, is_shared))
         del refs, is_shared
@@ -201,6 +211,8 @@ class Dedupe:
         new_ids = by_id.keys() - self.seen
         if self.exclude:
             new_ids -= self.exclude
+        if not new_ids:  # the common case: shared constants met before
+            return fresh, []
         self.seen |= new_ids
         return fresh, list(map(by_id.__getitem__, new_ids))
 

@@ -1,4 +1,4 @@
-"""The analysis never corrupts the interpreter it inspects.
+"""The analysis never corrupts the interpreter it inspects, and its walks stay bounded.
 
 Each case runs in a child process under a memory cap and a timeout, so a regression shows as a
 failed test, not as a machine out of memory.
@@ -6,6 +6,7 @@ failed test, not as a machine out of memory.
 
 from __future__ import annotations
 
+import gc
 import textwrap
 
 import pytest
@@ -89,3 +90,19 @@ def test_a_frame_of_an_ended_threads_greenlet_survives_an_analysis() -> None:
         timeout=120,
     )
     assert res == ["survived", True]
+
+
+def test_census_stops_at_its_object_bound() -> None:
+    # A walk must never grow without bound, whatever the heap: past ``max_objects`` the census
+    # stops and says so (analyze() sets it from the process's resident memory).
+    from opsjobs.analyzer.heap import run_census
+    from opsjobs.analyzer.walk import CHUNK, Deadline
+
+    held = [["".join(["held-", str(i), "-", str(j)]) for j in range(50)] for i in range(400)]
+    census = run_census(gc.get_objects(), Deadline(60), 5, max_objects=10_000)
+    assert census.overrun
+    assert census.tracked_walked + census.untracked_found <= 10_000 + 2 * CHUNK
+    whole = run_census(gc.get_objects(), Deadline(60), 5)
+    assert not whole.overrun
+    assert whole.untracked_found > 20_000  # the strings held above, at least
+    del held
