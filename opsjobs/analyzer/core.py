@@ -14,6 +14,7 @@ from opsjobs.analyzer.heap import Census, run_census, type_name
 from opsjobs.analyzer.holders import find_global_holders, find_holders
 from opsjobs.analyzer.model import ContainerRow, Coverage, HeapSummary, Report
 from opsjobs.analyzer.process import process_memory
+from opsjobs.analyzer.recommend import CENSUS_STOPPED
 from opsjobs.analyzer.strings import StringCounter
 from opsjobs.analyzer.walk import Deadline
 from opsjobs.errors import ValidationError
@@ -110,7 +111,7 @@ def analyze(
             skipped.append("globals (partial)")
     del namespaces
     if census.overrun:
-        skipped.insert(0, "census stopped: it counted more objects than the process holds")
+        skipped.insert(0, f"{CENSUS_STOPPED}: it counted more objects than the process holds")
     walked = census.tracked_walked
     coverage = Coverage(
         tracked_total=census.tracked_total,

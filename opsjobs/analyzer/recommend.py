@@ -159,16 +159,28 @@ def _heap(r: Mapping[str, Any], th: Thresholds) -> list[Recommendation]:
         # rounded down: a walk cut at 99.7 % must not read "covered 100%"
         covered = f"heap walk covered {math.floor(1000 * cov['fraction']) / 10:g}%"
         if cov["cut_short"]:
-            not_done = ", ".join(cov.get("skipped") or ()) or "the rest of the census"
-            covered = (
-                f"time budget of {cov['budget_s']:g} s reached ({covered}); not done: {not_done}"
-            )
+            why, not_done = cut_short(cov)
+            covered = f"{why} ({covered}); not done: {not_done}"
         out.append(
             Recommendation(
                 "info", "partial-walk", covered, "Raise time_budget for a complete picture."
             )
         )
     return out
+
+
+#: How the census says it stopped at its object bound (core.analyze puts it first in skipped).
+CENSUS_STOPPED = "census stopped"
+
+
+def cut_short(coverage: Mapping[str, Any]) -> tuple[str, str]:
+    """Why an analysis was cut short (its time budget, or the census's object bound) and what
+    it did not do, for the report and its recommendation."""
+    skipped = list(coverage.get("skipped") or ())
+    not_done = ", ".join(skipped) or "the rest of the census"
+    if skipped and skipped[0].startswith(CENSUS_STOPPED):
+        return "stopped at the census's object bound", not_done
+    return f"time budget of {coverage['budget_s']:g} s reached", not_done
 
 
 def _top_growth(diff: ReportDiff | None) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 from opsjobs.analyzer.diff import ReportDiff
 from opsjobs.analyzer.leaks import LeakVerdict
 from opsjobs.analyzer.model import Report, as_dict
-from opsjobs.analyzer.recommend import Recommendation, Thresholds, recommend
+from opsjobs.analyzer.recommend import Recommendation, Thresholds, cut_short, recommend
 from opsjobs.errors import ConfigError
 
 __all__ = ["export_csv", "format_text", "report_metrics"]
@@ -167,13 +167,7 @@ def format_text(
     cov = r["coverage"]
     out.append(
         f"Coverage: {100 * cov['fraction']:.1f}% of tracked objects in {cov['elapsed_s']} s"
-        + (
-            f" (time budget of {cov['budget_s']:g} s reached; not done: "
-            + (", ".join(cov["skipped"]) or "the rest of the census")
-            + ")"
-            if cov["cut_short"]
-            else ""
-        )
+        + ((" ({}; not done: {})".format(*cut_short(cov))) if cov["cut_short"] else "")
     )
     out += ["", "=== Process Memory ===", *_process(r)]
     out += ["", "=== GC Statistics ===", *_gc(r)]

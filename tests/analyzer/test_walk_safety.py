@@ -106,3 +106,23 @@ def test_census_stops_at_its_object_bound() -> None:
     assert not whole.overrun
     assert whole.untracked_found > 20_000  # the strings held above, at least
     del held
+
+
+def test_a_census_stopped_by_its_bound_is_not_reported_as_a_budget_cut() -> None:
+    from opsjobs.analyzer import analyze
+    from opsjobs.analyzer.model import as_dict
+    from opsjobs.analyzer.recommend import recommend
+    from opsjobs.analyzer.report import format_text
+
+    report = dict(as_dict(analyze(time_budget=60.0)))
+    report["coverage"] = {
+        **report["coverage"],
+        "cut_short": True,
+        "skipped": ["census stopped: it counted more objects than the process holds", "globals"],
+    }
+    said = [r.message for r in recommend(report) if r.code == "partial-walk"]
+    text = format_text(report)
+    assert len(said) == 1 and "stopped at the census's object bound" in said[0], said
+    assert "not done: census stopped" in said[0]
+    assert "time budget" not in said[0] and "time budget" not in text
+    assert "stopped at the census's object bound; not done: census stopped" in text
