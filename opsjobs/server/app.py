@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import signal
 import ssl
@@ -9,8 +10,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from jupyter_core.utils import ensure_async
 from jupyter_server.serverapp import ServerApp
 from nbformat.sign import MemorySignatureStore
+from tornado import web
 from traitlets.config import Config
 
 from opsjobs.server.identity import COMM_ONLY_MESSAGES, OpsJobsAuthorizer, OpsJobsIdentityProvider
@@ -132,6 +135,25 @@ class OpsJobsServerApp(ServerApp):
         install_template(self.web_app)
         gate_voila(self.web_app)
         gate_lab(self.web_app)  # JupyterLab for admins and the explore role only
+
+    async def cleanup_kernels(self) -> None:
+        """Shut every kernel down, each on its own: a kernel that went meanwhile (a dashboard
+        page closing sends its own shutdown) is done, not an error. jupyter_server's
+        ``shutdown_all`` raised 404 for it, its stop task failed and the server never stopped."""
+        km = getattr(self, "kernel_manager", None)
+        if not km:
+            return
+        ids = list(km.list_kernel_ids())
+        self.log.info("Shutting down %d kernel%s", len(ids), "" if len(ids) == 1 else "s")
+
+        async def shut(kernel_id: str) -> None:
+            try:
+                await ensure_async(km.shutdown_kernel(kernel_id))
+            except (web.HTTPError, KeyError):
+                if kernel_id in km:
+                    raise  # not gone: a real failure
+
+        await asyncio.gather(*(shut(k) for k in ids))
 
     def init_signal(self) -> None:
         if threading.current_thread() is not threading.main_thread():
