@@ -16,7 +16,7 @@ from opsjobs.analyzer.model import ContainerRow, Coverage, HeapSummary, Report
 from opsjobs.analyzer.process import process_memory
 from opsjobs.analyzer.recommend import CENSUS_STOPPED
 from opsjobs.analyzer.strings import StringCounter
-from opsjobs.analyzer.walk import Deadline
+from opsjobs.analyzer.walk import Deadline, prompt_switches
 from opsjobs.errors import ValidationError
 
 __all__ = ["analyze"]
@@ -69,6 +69,17 @@ def analyze(
         raise ValidationError("top_count must be at least 1")
     if not time_budget > 0:
         raise ValidationError("time_budget must be a positive number of seconds")
+    with prompt_switches():  # the service's own threads wait ~1 ms for the GIL, not 5
+        return _analyze(deep, top_count, time_budget, pause_recorder, max_walk_objects)
+
+
+def _analyze(
+    deep: bool,
+    top_count: int,
+    time_budget: float,
+    pause_recorder: GcPauseRecorder | None,
+    max_walk_objects: int,
+) -> Report:
     started = datetime.now().astimezone()
     process = process_memory()
     gcs = gc_stats(pause_recorder)
