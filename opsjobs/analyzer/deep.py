@@ -186,6 +186,7 @@ def _walk(
         else:
             shared_out.extend(compress(shared, map(not_, map(stop.__getitem__, map(type, shared)))))
         del shared
+        big: list[object] = []  # large containers met: sized, their contents sampled below
         if len(fresh) <= SMALL_BATCH:
             # a few objects (a chain's step): per object, cheaper than grouping them
             small = [x for x in fresh if not stop[type(x)]]
@@ -195,44 +196,35 @@ def _walk(
                 total += aligned_total(sizes) + dedupe.attr_dicts.total(small)
                 count += len(small)
                 if above is not None and max(sizes) > _SAMPLE_BYTES:
-                    bulky = _large(small, sizes, above)
-                    if bulky:
-                        ids = set(map(id, bulky))
+                    big = _large(small, sizes, above)
+                    if big:
+                        ids = set(map(id, big))
                         small = [x for x in small if id(x) not in ids]
-                        for obj in bulky:
-                            inner = _contents(obj, deadline, budget - count, stop, dedupe)
-                            total += inner.bytes
-                            count += inner.objects
-                            estimated = estimated or inner.estimated
-                            if inner.truncated:
-                                return DeepSize(total, count, True, estimated)
-                    del bulky
                 del sizes
                 small = [x for x in small if type(x) not in LEAVES]
                 if small:
                     todo.append((small, None))
-            if count >= budget or (count > CHUNK and deadline.expired()):
-                return DeepSize(total, count, bool(todo), estimated)
-            continue
-        keep: list[object] = []  # what may reference further objects (gc types)
-        keep_dicts: list[list[object]] = []
-        big: list[object] = []
-        for t, group in group_by_type(fresh).items():
-            if stop[t]:
-                continue
-            kind = kinds[t]
-            count += len(group)
-            total += kind.aligned_total(group) + of_type(t, group[0]) * len(group)
-            if above is not None and t in SAMPLED_TYPES and max(map(len, group)) > above:  # type: ignore[arg-type]
-                found = [x for x in group if len(x) > above]  # type: ignore[arg-type]
-                big += found
-                ids = set(map(id, found))
-                group = [x for x in group if id(x) not in ids]  # rare: only beside a big one
-            if kind.gc:
-                keep += group
-                if issubclass(t, dict):
-                    keep_dicts.append(group)
-        del fresh
+        else:
+            keep: list[object] = []  # what may reference further objects (gc types)
+            keep_dicts: list[list[object]] = []
+            for t, group in group_by_type(fresh).items():
+                if stop[t]:
+                    continue
+                kind = kinds[t]
+                count += len(group)
+                total += kind.aligned_total(group) + of_type(t, group[0]) * len(group)
+                if above is not None and t in SAMPLED_TYPES and max(map(len, group)) > above:  # type: ignore[arg-type]
+                    found = [x for x in group if len(x) > above]  # type: ignore[arg-type]
+                    big += found
+                    ids = set(map(id, found))
+                    group = [x for x in group if id(x) not in ids]  # rare: only beside a big one
+                if kind.gc:
+                    keep += group
+                    if issubclass(t, dict):
+                        keep_dicts.append(group)
+            del fresh
+            if keep:
+                todo.append((keep, keep_dicts))
         for obj in big:
             inner = _contents(obj, deadline, budget - count, stop, dedupe)
             total += inner.bytes
@@ -241,8 +233,6 @@ def _walk(
             if inner.truncated:
                 return DeepSize(total, count, True, estimated)
         del big
-        if keep:
-            todo.append((keep, keep_dicts))
         if count >= budget or (count > CHUNK and deadline.expired()):
             return DeepSize(total, count, bool(todo), estimated)
     return DeepSize(total, count, False, estimated)
