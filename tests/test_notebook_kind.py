@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -250,6 +251,40 @@ def test_unknown_kernel_fails_clearly(env) -> None:
     done = client.wait(job.id, timeout=30)
     assert done.state is JobState.FAILED
     assert "no Jupyter kernel named 'no-such-kernel'" in (done.error or "")
+
+
+#: A kernel that dies before it answers the first time it starts (as one does when another
+#: process took one of the ports jupyter_client picked for it: "Address already in use").
+DIES_ONCE = """
+import os, sys
+marker, connection = sys.argv[1], sys.argv[2]
+if not os.path.exists(marker):
+    open(marker, "w").close()
+    sys.exit(1)
+os.execv(sys.executable, [sys.executable, "-m", "ipykernel_launcher", "-f", connection])
+"""
+
+
+@pytest.mark.slow
+def test_a_kernel_that_dies_before_answering_is_started_again(
+    env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A CI run: "Kernel died before replying to kernel_info" (ZMQError: Address already in use,
+    # a port race with the other suites' kernels) failed a notebook job that never ran a cell.
+    client, _ = env
+    spec = tmp_path / "jupyter" / "kernels" / "dies-once"
+    spec.mkdir(parents=True)
+    marker = tmp_path / "started-once"
+    argv = [sys.executable, "-c", DIES_ONCE, str(marker), "{connection_file}"]
+    (spec / "kernel.json").write_text(
+        json.dumps({"argv": argv, "display_name": "dies once", "language": "python"})
+    )
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    payload = {"path": str(NOTEBOOKS / "ok.ipynb"), "kernel": "dies-once"}
+    job = client.wait(client.submit("nb", kind="notebook", payload=payload, mode="thread").id, 90)
+    assert marker.exists()  # the first start did die
+    assert job.state is JobState.SUCCEEDED, job.error or job.output
+    assert "the kernel died before it answered; starting it again" in job.output
 
 
 # -- the CLI ----------------------------------------------------------------------------------

@@ -71,6 +71,11 @@ def _first_line(source: str, width: int = 60) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
+#: How often a notebook job starts its kernel when it dies before answering (see
+#: NotebookRun._start_again), and jupyter_client's words for that.
+KERNEL_STARTS = 3
+_DIED_UNANSWERED = "Kernel died before replying to kernel_info"
+
 T = TypeVar("T")
 
 
@@ -142,24 +147,32 @@ class NotebookRun:
         started_at = datetime.now(timezone.utc).isoformat()
         failure: BaseException | None = None
         try:
-            _in_fresh_loop(
-                pm.execute_notebook,
-                str(self.source),
-                str(self.output),
-                parameters=self.parameters,
-                kernel_name=kernel,
-                progress_bar=False,
-                request_save_on_cell_execute=True,
-                stdout_file=self.out,
-                stderr_file=self.out,
-                kernel_manager_class=self._manager_class(),
-                # Every reply and output is in before the kernel goes; killing its process group
-                # also takes down what the cells left running, and saves the graceful wait.
-                shutdown_kernel="immediate",
-                on_notebook_start=self._on_notebook_start,
-                on_cell_start=self._on_cell_start,
-                on_cell_executed=self._on_cell_executed,
-            )
+            for starts in range(1, KERNEL_STARTS + 1):
+                try:
+                    _in_fresh_loop(
+                        pm.execute_notebook,
+                        str(self.source),
+                        str(self.output),
+                        parameters=self.parameters,
+                        kernel_name=kernel,
+                        progress_bar=False,
+                        request_save_on_cell_execute=True,
+                        stdout_file=self.out,
+                        stderr_file=self.out,
+                        kernel_manager_class=self._manager_class(),
+                        # Every reply and output is in before the kernel goes; killing its
+                        # process group also takes down what the cells left running, and
+                        # saves the graceful wait.
+                        shutdown_kernel="immediate",
+                        on_notebook_start=self._on_notebook_start,
+                        on_cell_start=self._on_cell_start,
+                        on_cell_executed=self._on_cell_executed,
+                    )
+                except RuntimeError as exc:
+                    if not self._start_again(exc, starts):
+                        raise
+                    continue
+                break
         except pm.PapermillExecutionError as exc:
             failure = self._cell_failure(exc)
         except DeadKernelError as exc:
@@ -188,6 +201,21 @@ class NotebookRun:
         if failure is not None:
             raise failure
         return summary
+
+    def _start_again(self, exc: RuntimeError, starts: int) -> bool:
+        """Whether to start the kernel again after ``exc``: it died before it answered (no cell
+        ran), as a kernel does when another process took a port jupyter_client picked for it
+        between picking and binding ("Address already in use"); a few times, never once
+        stopped."""
+        if str(exc) != _DIED_UNANSWERED or self._current is not None or starts >= KERNEL_STARTS:
+            return False
+        with self._lock:
+            if self._killed or self.ctx.cancelled:
+                return False
+            self._kernel_pid = None
+        again = f"{starts + 1} of {KERNEL_STARTS}"
+        self._say(f"the kernel died before it answered; starting it again ({again})")
+        return True
 
     def _prepare(self, kernel: str) -> None:
         self.output.parent.mkdir(parents=True, exist_ok=True)
