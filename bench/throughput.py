@@ -106,12 +106,14 @@ def per_s(n: int, seconds: float) -> float:
     return n / seconds if seconds > 0 else float("inf")
 
 
-def wait_until(check: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
+def wait_until(
+    check: Callable[[], bool], what: str, timeout: float = DEADLINE, every: float = 0.02
+) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
             raise RuntimeError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.02)
+        time.sleep(every)
 
 
 def env_for_children(**extra: str) -> dict[str, str]:
@@ -742,23 +744,43 @@ def bench_pg(
     threads: int = 1,
     hosts: int = 1,
     bulk: bool = True,
+    warm: bool = False,
 ) -> Rate:
     """``processes`` worker processes (``hosts`` groups) drain ``n`` no-op jobs of ``mode``,
-    pre-filled 1000 at a time (``bulk``) or one at a time."""
+    pre-filled 1000 at a time (``bulk``) or one at a time. With ``warm`` the workers are
+    started first and the bench waits until every one has registered; then all ``n`` jobs
+    arrive in one ``submit_many`` (one transaction: nothing is visible before its commit, and
+    its one wake-up reaches every worker at once). Pre-filled, the first process up drains
+    alone while the others still import (each start costs about a second of CPU on cores the
+    running workers share), so a row of 4 processes measured mostly their start-up skew."""
     folder = Path(tempfile.mkdtemp(prefix=f"pg-{processes}-", dir=base))
     with pg_schema(url) as store_url:
         settings = opsjobs_settings(folder, store_url)
         client = opsjobs_client(settings)
         try:
-            fill = prefill_many if bulk else prefill
-            first_submit, last_submit = fill(client, n, mode)
-            procs = start_cli_workers(folder, store_url, processes, threads, hosts)
+            procs = []
+            if warm:
+                procs = start_cli_workers(folder, store_url, processes, threads, hosts)
+                wait_until(
+                    lambda: alive(procs, folder) and len(client.store.workers()) == processes,
+                    f"{processes} workers to register",
+                    60,
+                )
+                first_submit, last_submit = prefill_many(client, n, mode, chunk=n)
+            else:
+                fill = prefill_many if bulk else prefill
+                first_submit, last_submit = fill(client, n, mode)
+                procs = start_cli_workers(folder, store_url, processes, threads, hosts)
             try:
+                # Rates come from the jobs' own times, not from this poll: it looks every 0.25 s
+                # (a count over the jobs every 20 ms took CPU from the drain it measured, on
+                # the cores the workers and PostgreSQL share; pgqueuer's drain has no poll)
                 wait_until(
                     lambda: (
                         alive(procs, folder) and client.count(states=["queued", "running"]) == 0
                     ),
                     f"{n} PostgreSQL jobs to drain",
+                    every=0.25,
                 )
             finally:
                 stop_cli_workers(procs)
@@ -771,6 +793,8 @@ def bench_pg(
     where = f" on {hosts} hosts" if hosts > 1 else ""
     how = "inline" if mode == "inline" else f"{mode}, threads={threads}"
     submit = "submit_many by 1000" if bulk else "submit one by one"
+    if warm:
+        submit = f"workers up first, then one submit_many of {n}"
     return Rate(
         "opsjobs",
         f"PostgreSQL, {processes} worker process{'es' if processes > 1 else ''}{where}, {how}"
@@ -827,16 +851,18 @@ def latency_pg(base: Path, url: str, samples: int, idle: float) -> Latency:
     )
 
 
-#: The opsjobs rows on PostgreSQL: (worker processes, mode, threads per worker, hosts). A
+#: The opsjobs rows on PostgreSQL: (worker processes, mode, threads per worker, hosts, warm). A
 #: worker with ``threads`` free slots claims up to that many jobs per round trip, as pgqueuer's
 #: ``batch_size`` does: threads=10 stands beside its batch 10, threads=100 beside batch 100.
+#: The rows that compare worker counts are ``warm`` (see bench_pg), one worker included.
 PG_ROWS = (
-    (1, "inline", 1, 1),
-    (1, "thread", 10, 1),
-    (1, "thread", 100, 1),
-    (2, "thread", 10, 1),
-    (4, "thread", 10, 1),
-    (4, "thread", 10, 2),
+    (1, "inline", 1, 1, False),
+    (1, "thread", 10, 1, False),
+    (1, "thread", 100, 1, False),
+    (1, "thread", 10, 1, True),
+    (2, "thread", 10, 1, True),
+    (4, "thread", 10, 1, True),
+    (4, "thread", 10, 2, True),
 )
 
 
@@ -853,11 +879,12 @@ def pg_rounds(
     runs: list[Rate] = []
     for i in range(1, rounds + 1):
         tag = f" [round {i}/{rounds}]"
-        for procs, mode, threads, hosts in PG_ROWS:
+        for procs, mode, threads, hosts, warm in PG_ROWS:
+            up = ", workers up first" if warm else ""
             step(
-                f"PostgreSQL {procs} worker(s), {mode} x{threads}, {hosts} host(s){tag}",
-                lambda p=procs, m=mode, t=threads, h=hosts: bench_pg(
-                    base, url, n, p, mode=m, threads=t, hosts=h
+                f"PostgreSQL {procs} worker(s), {mode} x{threads}, {hosts} host(s){up}{tag}",
+                lambda p=procs, m=mode, t=threads, h=hosts, w=warm: bench_pg(
+                    base, url, n, p, mode=m, threads=t, hosts=h, warm=w
                 ),
                 runs,
             )
@@ -1070,15 +1097,21 @@ def pg_ratios(rates: list[Rate]) -> list[str]:
     out: list[str] = []
     pgq10, pgq100 = find("pgqueuer", "batch 10 "), find("pgqueuer", "batch 100 ")
     inline = find("opsjobs", "1 worker process, inline")
-    t10 = find("opsjobs", "1 worker process, thread, threads=10 ")
+    t10 = find("opsjobs", "1 worker process, thread, threads=10 (submit_many")
     t100 = find("opsjobs", "1 worker process, thread, threads=100 ")
+    w10 = find("opsjobs", "1 worker process, thread, threads=10 (workers up first")
     ratio("opsjobs 1 worker, 10 thread slots / pgqueuer batch 10, drain", t10, pgq10, 1.0)
     ratio("opsjobs 1 worker, 100 thread slots / pgqueuer batch 100, drain", t100, pgq100, 0.8)
     ratio("opsjobs 1 worker, inline / pgqueuer batch 10, drain", inline, pgq10, None)
     ratio("opsjobs submit_many / pgqueuer batched enqueue", t10, pgq10, 0.5, submit=True)
     for label in ("2 worker processes, thread", "4 worker processes, thread", "on 2 hosts"):
         more = find("opsjobs", label)
-        ratio(f"opsjobs {label.replace(', thread', '')} (10 slots each) / 1 worker", more, t10, 1.0)
+        ratio(
+            f"opsjobs {label.replace(', thread', '')} (10 slots each) / 1 worker, workers up first",
+            more,
+            w10,
+            1.0,
+        )
     return out
 
 
