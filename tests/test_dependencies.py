@@ -136,7 +136,20 @@ def third_party_imports(folder: str) -> dict[str, set[str]]:
 
 @functools.cache
 def _distributions() -> dict[str, list[str]]:
-    return dict(importlib.metadata.packages_distributions())
+    mapping = {k: list(v) for k, v in importlib.metadata.packages_distributions().items()}
+    if sys.version_info < (3, 11):  # pragma: no cover - Python 3.10
+        # 3.10 reads only top_level.txt, which some wheels no longer ship (pyzmq's): infer the
+        # top-level modules from the installed files, as 3.11 does
+        for dist in importlib.metadata.distributions():
+            if dist.read_text("top_level.txt") is not None:
+                continue
+            for module in {
+                f.parts[0] if len(f.parts) > 1 else f.with_suffix("").name
+                for f in dist.files or ()
+                if f.suffix == ".py"
+            }:
+                mapping.setdefault(module, []).append(dist.metadata["Name"])
+    return mapping
 
 
 def providers(module: str) -> set[str]:
