@@ -758,20 +758,18 @@ def bench_pg(
         settings = opsjobs_settings(folder, store_url)
         client = opsjobs_client(settings)
         try:
-            procs = []
-            if warm:
-                procs = start_cli_workers(folder, store_url, processes, threads, hosts)
-                wait_until(
-                    lambda: alive(procs, folder) and len(client.store.workers()) == processes,
-                    f"{processes} workers to register",
-                    60,
-                )
-                first_submit, last_submit = prefill_many(client, n, mode, chunk=n)
-            else:
+            if not warm:
                 fill = prefill_many if bulk else prefill
                 first_submit, last_submit = fill(client, n, mode)
-                procs = start_cli_workers(folder, store_url, processes, threads, hosts)
+            procs = start_cli_workers(folder, store_url, processes, threads, hosts)
             try:
+                if warm:
+                    wait_until(
+                        lambda: alive(procs, folder) and len(client.store.workers()) == processes,
+                        f"{processes} workers to register",
+                        60,
+                    )
+                    first_submit, last_submit = prefill_many(client, n, mode, chunk=n)
                 # Rates come from the jobs' own times, not from this poll: it looks every 0.25 s
                 # (a count over the jobs every 20 ms took CPU from the drain it measured, on
                 # the cores the workers and PostgreSQL share; pgqueuer's drain has no poll)
