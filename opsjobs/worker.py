@@ -332,9 +332,13 @@ class Worker:
             # step, and a busy loop does not pay for the clear.
             if not worked and not self._ended:
                 timeout = self.settings.poll_interval
-                if skipped and self._busy < self.threads:
+                chaining = skipped or time.perf_counter() < self._chain_until
+                if chaining and self._busy < self.threads:
                     # look again once the pool thread could have gone quiet, in case the free
-                    # slots are wanted then (a step that found the queue empty waits for a ring)
+                    # slots are wanted then (a step that found the queue empty waits for a ring).
+                    # Also when this loop's own step left the slots to that thread: its last
+                    # step can land between this loop's look at the chain time and its step,
+                    # and that thread may be in a long job by now (it slept its whole poll).
                     left = self._chain_until - time.perf_counter()
                     timeout = min(timeout, left if left > 0 else _CHAIN_TRUST)
                 else:

@@ -368,6 +368,46 @@ def test_long_thread_jobs_fill_every_pool_slot(tmp_path: Path, short_first: int)
     client.close()
 
 
+def test_free_slots_are_filled_when_a_pool_threads_step_lands_just_before_the_loops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A CI run: "only 1 of 4 jobs ran at once" (the test above, after short jobs). The main loop
+    # saw the pool thread quiet and took the step lock just as that thread let it go after its
+    # last step (a short job's, before it claimed itself a long one), which had set the chain
+    # time anew: the loop's step then left the free slots to that thread and the loop slept its
+    # whole poll. Played here by setting the chain time anew at the loop's first step with a
+    # pool job running, as that thread's step would have.
+    from opsjobs import worker as worker_module
+
+    step = worker_module.Worker._step
+    played = threading.Event()
+
+    def step_after_a_pool_step(self: worker_module.Worker, **kw: object) -> object:
+        on_loop = threading.get_ident() == self._loop_thread
+        if on_loop and not kw.get("here") and self._busy and not played.is_set():
+            played.set()
+            self._chain_until = time.perf_counter() + worker_module._CHAIN_TRUST
+        return step(self, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(worker_module.Worker, "_step", step_after_a_pool_step)
+    settings = settings_for(tmp_path, poll_interval=60.0)
+    client = client_for(settings)
+    pair = [
+        client.submit(
+            f"r{n}",
+            call="jobfuncs:rendezvous",
+            kwargs={"folder": str(tmp_path / "pair"), "parties": 2, "seconds": 15},
+        )
+        for n in range(2)
+    ]
+    with opsjobs.embed(store=client.store, settings=settings, threads=2):
+        for job in pair:
+            done = client.wait(job.id, timeout=30)
+            assert done.state is JobState.SUCCEEDED, done.error
+    assert played.is_set()
+    client.close()
+
+
 def test_a_job_row_that_cannot_be_read_does_not_stop_the_worker(tmp_path: Path) -> None:
     import sqlite3
 
