@@ -23,5 +23,7 @@ def test_every_postgres_statement_fits_psycopgs_parse_cache() -> None:
     finish_and_claim_many, sent with its comments, was, and paid that parse on every step."""
     limit = psycopg_queries.MAX_CACHED_STATEMENT_LENGTH
     assert limit >= 1024
-    long = {n: len(q.encode()) for n, q in load_queries("postgres").items() if len(q.encode()) > limit}
+    long = {
+        n: len(q.encode()) for n, q in load_queries("postgres").items() if len(q.encode()) > limit
+    }
     assert long == {}

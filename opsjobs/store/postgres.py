@@ -78,7 +78,6 @@ import hashlib
 import json
 import os
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -200,9 +199,6 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlNotices, SqlAuth, SqlSchedules, Store
         self.url = url
         #: See Store.step_lanes: two steps, each on its own pooled connection.
         self.step_lanes = 2 if max(max_size, min_size) >= 2 else 1
-        #: Jobs that this process's claims in flight want (see finish_and_claim_many).
-        self._claiming = 0
-        self._claiming_lock = threading.Lock()
         self._q = load_queries("postgres")
         try:
             given = conninfo_to_dict(url)
@@ -507,18 +503,7 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlNotices, SqlAuth, SqlSchedules, Store
         if not ends and not want:
             return [], []
         params = _many_params(ends, worker_id, host, queues, now, lease, want)
-        # Another claim of this process in flight (a worker's second step) holds the entries it
-        # locked until it commits, and SKIP LOCKED passes over them: read as many more heads, or
-        # this claim's candidates could all be that one's and it would take nothing.
-        with self._claiming_lock:
-            others = self._claiming
-            self._claiming += want
-        params["heads"] += others
-        try:
-            return self._claim_many(ends, params, want, worker_id, host, queues, now, lease)
-        finally:
-            with self._claiming_lock:
-                self._claiming -= want
+        return self._claim_many(ends, params, want, worker_id, host, queues, now, lease)
 
     def _claim_many(
         self,
@@ -556,7 +541,7 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlNotices, SqlAuth, SqlSchedules, Store
             left = want - len(jobs)
             if not unreadable or left <= 0 or not claimed:
                 break
-            params.update(want=left, heads=_heads(left))
+            params.update(want=left)
         return (accepted if ends else []), jobs
 
     def _where(self, query: ResultQuery) -> tuple[str, dict[str, Any]]:
@@ -784,12 +769,6 @@ def _submit_params(
     return {"jobs": _json_text(rows), "now": now, "channel": channel}
 
 
-def _heads(want: int) -> int:
-    """Candidates read per queue for a claim of ``want``: room for the rows that concurrent
-    claimers hold (skipped), so that a batch is not cut short by them."""
-    return 2 * want + 16
-
-
 def _many_params(
     ends: Sequence[End],
     worker_id: str,
@@ -825,7 +804,6 @@ def _many_params(
         "now": now,
         "lease_until": now + lease,
         "want": want,
-        "heads": _heads(want),
     }
 
 

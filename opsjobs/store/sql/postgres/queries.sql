@@ -113,13 +113,17 @@ SELECT * FROM jobs WHERE id = %(id)s;
 -- finish, and leaves running_jobs. `j.id = ANY(ARRAY(...))` makes the rows of jobs found by
 -- their key whatever the planner guesses of the JSON (it once chose to scan the whole table).
 --
--- Claim: candidates are the first %(heads)s entries of each of the worker's queues in
--- queued_jobs, each list read in order from queued_jobs_ready (no sort: `queue = ANY(...)`
--- over the whole table made the planner sort every queued job while the statistics were
--- stale), and the best %(heads)s of its retries that are due (queued_jobs_waiting: few). The best candidates nobody else holds are locked (SKIP LOCKED below the LIMIT, so
--- rows another claimer holds do not count) and deleted: a queue entry is deleted once, by the
--- claimer that locked it (FOR UPDATE skips an entry deleted meanwhile), so no job is taken
--- twice; %(heads)s exceeds %(want)s so that concurrent claimers' locked rows leave enough.
+-- Claim: each of the worker's queues gives its best %(want)s ready entries nobody else holds,
+-- read in order from queued_jobs_ready (no sort: `queue = ANY(...)` over the whole table made
+-- the planner sort every queued job while the statistics were stale), and its best %(want)s
+-- retries that are due (queued_jobs_waiting: few), each list locked as it is read (SKIP
+-- LOCKED below its LIMIT: rows another claimer holds do not count); the best %(want)s of
+-- those are deleted. A queue entry is deleted once, by the claimer that locked it (FOR UPDATE
+-- skips an entry deleted meanwhile), so no job is taken twice. Entries locked but not among
+-- the best (several lists gave some) stay queued; other claimers pass over them until this
+-- statement commits. Locking in the lists, rather than reading more heads and locking the
+-- best of them after a join back to queued_jobs, cut the server's CPU per job by a tenth to
+-- a sixth (bench/README.md, issue 21).
 -- `id = ANY(ARRAY(subquery))`, not `id IN (subquery)`: the ARRAY is an init plan run exactly
 -- once, where the planner may turn IN into a join that runs the LIMITed, SKIP LOCKED subquery
 -- again per row. The jobs taken become running (their row updated in place: no index of jobs
@@ -153,22 +157,26 @@ WITH e AS (
   DELETE FROM running_jobs WHERE id IN (SELECT id FROM fin)
 ), picked AS (
   DELETE FROM queued_jobs
-   WHERE id = ANY(ARRAY(SELECT q.id
+   WHERE id = ANY(ARRAY(SELECT c.id
                           FROM unnest(%(queues)s::text[]) AS w(name)
-                          CROSS JOIN LATERAL ((SELECT id FROM queued_jobs
-                                                WHERE queue = w.name AND run_after IS NULL
-                                                ORDER BY priority DESC, submitted_at
-                                                LIMIT %(heads)s)
-                                               UNION ALL
-                                               (SELECT id FROM queued_jobs
-                                                WHERE queue = w.name
-                                                  AND run_after <= %(now)s
-                                                ORDER BY priority DESC, submitted_at
-                                                LIMIT %(heads)s)) AS c
-                          JOIN queued_jobs AS q ON q.id = c.id
-                         ORDER BY q.priority DESC, q.submitted_at
-                         LIMIT %(want)s
-                           FOR UPDATE OF q SKIP LOCKED))
+                          CROSS JOIN LATERAL (SELECT * FROM (SELECT id, priority, submitted_at
+                                                               FROM queued_jobs
+                                                              WHERE queue = w.name
+                                                                AND run_after IS NULL
+                                                              ORDER BY priority DESC, submitted_at
+                                                              LIMIT %(want)s
+                                                                FOR UPDATE SKIP LOCKED) AS ready
+                                              UNION ALL
+                                              SELECT * FROM (SELECT id, priority, submitted_at
+                                                               FROM queued_jobs
+                                                              WHERE queue = w.name
+                                                                AND run_after <= %(now)s
+                                                              ORDER BY priority DESC, submitted_at
+                                                              LIMIT %(want)s
+                                                                FOR UPDATE SKIP LOCKED) AS due
+                                             ) AS c
+                         ORDER BY c.priority DESC, c.submitted_at
+                         LIMIT %(want)s))
   RETURNING id
 ), nxt AS (
   UPDATE jobs
