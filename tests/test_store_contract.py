@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -89,6 +90,20 @@ def test_finish_only_from_owner_and_attempt(store: Store) -> None:
     assert done.output == "hi" and done.result == {"a": 1} and done.exit_code == 0
     assert done.runtime == pytest.approx(2.0)
     assert done.finished_at == T0 + 3
+
+
+@pytest.mark.parametrize(
+    "result", ["released", "", 7, 2.5, True, None, [1, "a"], {"a": {"b": [None]}}]
+)
+def test_every_json_result_reads_back(store: Store, result: object) -> None:
+    # A job may return any JSON value; a plain string once left its row unreadable on
+    # PostgreSQL (jsonb arrived decoded, then was parsed again as JSON text).
+    job = store.submit(spec(), now=T0)
+    assert store.claim("w1", "h1", ["default"], now=T0 + 1, lease=30) is not None
+    outcome = Finish(JobState.SUCCEEDED, result_json=json.dumps(result))
+    assert store.finish(job.id, "w1", 1, outcome, now=T0 + 2)
+    assert store.get(job.id).result == result
+    assert [j.result for j in store.results(ResultQuery().validated())] == [result]
 
 
 def test_cancel_queued_and_running(store: Store) -> None:

@@ -87,6 +87,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import DictRow, dict_row, tuple_row
+from psycopg.types.string import TextLoader
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from opsjobs.config import redact_url
@@ -240,6 +241,7 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlNotices, SqlAuth, SqlSchedules, Store
             open=False,
             check=ConnectionPool.check_connection if check else None,
             kwargs={"autocommit": True, "row_factory": dict_row},
+            configure=_json_as_text,
             name="opsjobs",
             num_workers=2,
         )
@@ -805,6 +807,14 @@ def _many_params(
         "lease_until": now + lease,
         "want": want,
     }
+
+
+def _json_as_text(conn: Conn) -> None:
+    """JSON columns arrive as their text, as SQLite's do, and the row readers parse them
+    (rows.json_value): decoded by psycopg, a job's result that is a JSON string ("done") was
+    taken for JSON text and parsed again, and its row could not be read."""
+    conn.adapters.register_loader("jsonb", TextLoader)
+    conn.adapters.register_loader("json", TextLoader)
 
 
 def _claim_order(row: tuple[Any, ...]) -> tuple[int, float]:

@@ -186,13 +186,14 @@ def json_text(value: Any) -> str:
 
 
 def json_value(value: Any) -> Any:
-    """A JSON column's value (PostgreSQL's jsonb arrives decoded, SQLite's text does not)."""
+    """A JSON column's value, from its text (both stores read JSON columns as text: see
+    postgres._json_as_text); a value already decoded is passed through."""
     return _json(value)
 
 
 def _json(value: Any) -> Any:
     if value is None or not isinstance(value, str | bytes):
-        return value  # PostgreSQL's jsonb arrives decoded (an object, a list, a number...)
+        return value  # already decoded (an object, a list, a number...)
     return json.loads(value)
 
 
