@@ -72,6 +72,11 @@ _DUE_SLACK = 0.005
 #: job started at once on its own thread (a round trip to PostgreSQL: ~0.5-3 ms; a SQLite step:
 #: ~0.05-0.1 ms, where one thread running short jobs back to back stays best).
 _DEAR_STEP = 0.0005
+#: On a store whose steps are batched (or dear), how long (s) the ends of pool jobs that ended
+#: wait for more before a step records them, from the oldest: the step's own cost, within
+#: these bounds. They go out at once when enough wait (``Worker._gather_min``) or no other
+#: pool job is still running.
+_GATHER_WAIT = (0.0005, 0.005)
 
 
 def _peak_self() -> int:
@@ -191,6 +196,15 @@ class Worker:
         #: Ends that wait before a second step goes out (fewer: they wait for the first): half
         #: the slots, so that two steps of half the slots each take turns.
         self._lane_min = max(1, threads // 2)
+        #: On a batched store, the ends a step waits for (see :meth:`_gathering`): all the slots
+        #: of a small pool, whose steps then each carry a full batch (10 slots on PostgreSQL:
+        #: ~11-12k no-op jobs/s against ~9k when each end went out at once, half the CPU per
+        #: job), and half of a large one (two steps of half the slots each take turns, one's
+        #: jobs running while the other is at the server). bench/README.md, issue 21.
+        self._gather_min = min(threads, max(threads // 2, 16))
+        self._batch_steps = store.batch_steps
+        #: The main loop waits out the gathering of ends (pool threads need not wake it).
+        self._gather_armed = False
         #: Under _lock: slots the steps in flight claim for, and pool slots whose ends they
         #: record (still in _busy until recorded); the last ``now`` a step gave the store (each
         #: step's is distinct: a retry after a lost reply adopts the jobs started at its now).
@@ -309,6 +323,14 @@ class Worker:
             # here would only make it miss the step lock and stop. This loop steps for its own
             # ends (inline jobs), when no pool job runs, and once that thread has gone quiet
             # for _CHAIN_TRUST (a long job): then the free slots are filled.
+            gather = self._gathering()
+            if gather > 0 and not self._handoff:
+                # the end that completes the batch is recorded by its own pool thread
+                self._gather_armed = True
+                wake.wait(gather)
+                wake.clear()
+                self._gather_armed = False
+                continue
             mine = bool(self._ended) or self._busy == 0
             worked = skipped = False
             if mine or time.perf_counter() >= self._chain_until:
@@ -345,6 +367,31 @@ class Worker:
                     timeout = self._until_due(timeout)
                 wake.wait(timeout)
                 wake.clear()
+
+    def _dear(self) -> bool:
+        """Do round trips dominate the steps? Then every step claims for all free slots."""
+        return self._batch_steps or self._step_cost >= _DEAR_STEP
+
+    def _gathering(self) -> float:
+        """Seconds the ends that wait should wait for more before a step records them (0:
+        step now). Only where steps are dear and no inline job comes; not once enough ends
+        wait (``_gather_min``), no other pool job is still running, or the oldest end has
+        waited a step's cost (within ``_GATHER_WAIT``)."""
+        if self._inline_seen or not self._dear():
+            return 0.0
+        ended = self._ended
+        n = len(ended)
+        if n == 0 or n >= self._gather_min or self._stopping.is_set():
+            return 0.0
+        if self._busy - self._freeing - n <= 0:
+            return 0.0  # every pool job still counted has ended
+        try:
+            oldest = ended[0].end.at  # type: ignore[union-attr]  # set before it was queued
+        except IndexError:  # a step took them meanwhile
+            return 0.0
+        low, high = _GATHER_WAIT
+        left = oldest + min(max(self._step_cost, low), high) - time.time()
+        return left if left > 0 else 0.0
 
     def _until_due(self, timeout: float) -> float:
         """``timeout``, shortened to wake when the next waiting job (a retry) of this worker's
@@ -421,7 +468,7 @@ class Worker:
                     and time.perf_counter() < self._chain_until
                 ):
                     want = 0  # a pool thread runs short jobs back to back: it takes the next
-            if here and claim and self._step_cost >= _DEAR_STEP and not self._inline_seen:
+            if here and claim and self._dear() and not self._inline_seen:
                 # Round trips dominate: a pool thread fills every free slot at once. The
                 # slots' threads end their jobs while one of them waits for the store, and the
                 # next step records all those ends and claims as many, so steps grow into
@@ -551,8 +598,9 @@ class Worker:
             # step again: ends came in meanwhile, or the job it claimed for itself could not
             # run (marked failed at dispatch) and its slot is free
         # The end of a thread that found the lock taken was queued before it tried, so the
-        # holder sees it here, after releasing: it steps again, or leaves it to the main loop.
-        if self._ended:
+        # holder sees it here, after releasing: it steps again, or leaves it to the main loop
+        # (already awake for it when it waits out the gathering of ends).
+        if self._ended and not self._gather_armed:
             self._wake.set()
         return mine
 
@@ -560,18 +608,21 @@ class Worker:
         """The step lock a pool thread whose job ended steps under, acquired; None: it leaves
         its end to the stepper. The main loop's steps are short and leave this thread's claim
         to it: wait for them. Another pool thread's step means two threads run short jobs:
-        this one stops — unless round trips dominate and the store lets a second step overlap
+        this one stops — as it does while the ends wait for more (:meth:`_gathering`) — unless
+        round trips dominate and the store lets a second step overlap
         (``_lane2``) and the ends of half the slots wait: then it goes out beside that step,
         claiming for the slots whose ends it records and any free slot the other step does not
         claim for (both count under ``_lock``: together they never claim more than the
         free slots)."""
         lock = self._step_lock
+        if self._gathering() > 0:
+            return None  # its end waits for more: the main loop or a later end records it
         if lock.acquire(blocking=False):
             return lock
         second = self._lane2
         if (
             second is not None
-            and self._step_cost >= _DEAR_STEP
+            and self._dear()
             and not self._inline_seen
             and len(self._ended) >= self._lane_min
             and second.acquire(blocking=False)

@@ -160,7 +160,8 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlNotices, SqlAuth, SqlSchedules, Store
 
     A worker may have two steps (``finish_and_claim_many`` calls) out at once, each on its own
     pooled connection (``step_lanes``; a pool of one connection: one): the jobs one step
-    claimed run while the next step's ends and claims are at the server.
+    claimed run while the next step's ends and claims are at the server. Its steps are
+    batched (``batch_steps``).
 
     Parameters
     ----------
@@ -184,6 +185,8 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlNotices, SqlAuth, SqlSchedules, Store
         The host name in this process's ``application_name`` (see :func:`application_name`);
         default: the machine's name.
     """
+
+    batch_steps = True
 
     def __init__(
         self,
