@@ -20,9 +20,9 @@ def load_queries(dialect: str) -> dict[str, str]:
     ``*.sql`` file of its folder (``queries.sql`` for jobs, one file per further domain, such
     as ``schedules.sql``). A name defined twice is an error.
 
-    Lines that are only a comment are left out: psycopg parses the placeholders of a statement
-    longer than 4 KiB anew on every call (its cache takes shorter ones only), and the worker's
-    ``finish_and_claim_many`` with its comments was longer."""
+    Lines that are only a comment are left out: the PostgreSQL driver parses the placeholders
+    of a statement longer than 4 KiB anew on every call (its cache takes shorter ones only),
+    and the worker's ``finish_and_claim_many`` with its comments was longer."""
     folder = resources.files(__package__).joinpath(dialect)
     queries: dict[str, str] = {}
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
