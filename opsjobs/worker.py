@@ -375,16 +375,16 @@ class Worker:
     def _gathering(self) -> float:
         """Seconds the ends that wait should wait for more before a step records them (0:
         step now). Only where steps are dear and no inline job comes; not once enough ends
-        wait (``_gather_min``), no other pool job is still running, or the oldest end has
-        waited a step's cost (within ``_GATHER_WAIT``)."""
+        wait (``_gather_min``), no other pool job is still running or being claimed by a step
+        in flight, or the oldest end has waited a step's cost (within ``_GATHER_WAIT``)."""
         if self._inline_seen or not self._dear():
             return 0.0
         ended = self._ended
         n = len(ended)
         if n == 0 or n >= self._gather_min or self._stopping.is_set():
             return 0.0
-        if self._busy - self._freeing - n <= 0:
-            return 0.0  # every pool job still counted has ended
+        if self._busy - self._freeing + self._claiming - n <= 0:
+            return 0.0  # every pool job has ended, and no step in flight claims more
         try:
             oldest = ended[0].end.at  # type: ignore[union-attr]  # set before it was queued
         except IndexError:  # a step took them meanwhile
@@ -468,13 +468,14 @@ class Worker:
                     and time.perf_counter() < self._chain_until
                 ):
                     want = 0  # a pool thread runs short jobs back to back: it takes the next
-            if here and claim and self._dear() and not self._inline_seen:
-                # Round trips dominate: a pool thread fills every free slot at once. The
-                # slots' threads end their jobs while one of them waits for the store, and the
-                # next step records all those ends and claims as many, so steps grow into
-                # batches; each pool job starts at once on its thread. Not while inline jobs
-                # come (the last step claimed one): those wait for the main loop, claimed but
-                # not started.
+            if claim and self._dear() and not self._inline_seen:
+                # Round trips dominate: a step (a pool thread's, or the main loop's for ends
+                # that waited out the gathering) fills every free slot at once. The slots'
+                # threads end their jobs while one of them waits for the store, and the next
+                # step records all those ends and claims as many, so steps grow into batches;
+                # each pool job starts at once on its thread (the main loop claiming one at a
+                # time split a 100-slot worker's batches). Not while inline jobs come (the last
+                # step claimed one): those wait for the main loop, claimed but not started.
                 want, short = free, False
             if want > free:
                 want = free
