@@ -718,19 +718,25 @@ def pg_job_figures(store_url: str) -> dict[str, Any]:
     }
 
 
-def prefill_many(client: Any, n: int, mode: str, chunk: int = 1000) -> tuple[float, float]:
-    """Submit ``n`` no-op jobs ``chunk`` at a time, the bulk way (specs checked by
-    ``Client.build_specs``, as ``/jobs:batch`` and ``submit --from-file`` do, then
-    ``Client.submit_many``: one transaction and one wake-up on PostgreSQL, as pgqueuer's
+def noop_spec(i: int, mode: str) -> dict[str, Any]:
+    """The no-op job of the bench, number ``i``."""
+    return {"name": "noop", "call": TARGET, "kwargs": {"i": i}, "mode": mode}
+
+
+def prefill_many(
+    client: Any,
+    n: int,
+    mode: str,
+    chunk: int = 1000,
+    spec: Callable[[int, str], dict[str, Any]] = noop_spec,
+) -> tuple[float, float]:
+    """Submit ``n`` jobs (``spec(i, mode)``: no-op by default) ``chunk`` at a time, the bulk way
+    (specs checked by ``Client.build_specs``, as ``/jobs:batch`` and ``submit --from-file`` do,
+    then ``Client.submit_many``: one transaction and one wake-up on PostgreSQL, as pgqueuer's
     batched enqueue); returns (first submit, last one returned)."""
     t0 = time.time()
     for lo in range(0, n, chunk):
-        client.submit_many(
-            client.build_specs(
-                {"name": "noop", "call": TARGET, "kwargs": {"i": i}, "mode": mode}
-                for i in range(lo, min(lo + chunk, n))
-            )
-        )
+        client.submit_many(client.build_specs(spec(i, mode) for i in range(lo, min(lo + chunk, n))))
     return t0, time.time()
 
 
@@ -745,6 +751,8 @@ def bench_pg(
     hosts: int = 1,
     bulk: bool = True,
     warm: bool = False,
+    spec: Callable[[int, str], dict[str, Any]] = noop_spec,
+    shape: str = "",
 ) -> Rate:
     """``processes`` worker processes (``hosts`` groups) drain ``n`` no-op jobs of ``mode``,
     pre-filled 1000 at a time (``bulk``) or one at a time. With ``warm`` the workers are
@@ -759,8 +767,10 @@ def bench_pg(
         client = opsjobs_client(settings)
         try:
             if not warm:
-                fill = prefill_many if bulk else prefill
-                first_submit, last_submit = fill(client, n, mode)
+                if bulk:
+                    first_submit, last_submit = prefill_many(client, n, mode, spec=spec)
+                else:
+                    first_submit, last_submit = prefill(client, n, mode)
             procs = start_cli_workers(folder, store_url, processes, threads, hosts)
             try:
                 if warm:
@@ -769,7 +779,7 @@ def bench_pg(
                         f"{processes} workers to register",
                         60,
                     )
-                    first_submit, last_submit = prefill_many(client, n, mode, chunk=n)
+                    first_submit, last_submit = prefill_many(client, n, mode, chunk=n, spec=spec)
                 # Rates come from the jobs' own times, not from this poll: it looks every 0.25 s
                 # (a count over the jobs every 20 ms took CPU from the drain it measured, on
                 # the cores the workers and PostgreSQL share; pgqueuer's drain has no poll)
@@ -796,7 +806,7 @@ def bench_pg(
     return Rate(
         "opsjobs",
         f"PostgreSQL, {processes} worker process{'es' if processes > 1 else ''}{where}, {how}"
-        f" ({submit})",
+        f" ({submit}){', ' + shape if shape else ''}",
         n,
         per_s(n, last_submit - first_submit),
         per_s(n, fig["last_finish"] - fig["first_start"]),
