@@ -155,7 +155,10 @@ class Notifier:
         self._ends.append((job_id, attempt))
         if self._thread is None:
             self._start()
-        self._event.set()
+        # Set only when clear: the thread clears the event before it takes the ends, so an end
+        # queued after that finds it clear (Event.set takes a lock and notifies every time).
+        if not self._event.is_set():
+            self._event.set()
 
     def _start(self) -> None:
         with self._lock:
