@@ -31,7 +31,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from subprocess import Popen
 
@@ -48,6 +47,7 @@ from opsjobs.runners.capture import OutputSink, ThreadRouter, read_capped
 from opsjobs.runners.inproc import run_in_process
 from opsjobs.runners.kinds import Kind, KindRegistry, default_registry
 from opsjobs.runners.outcome import describe_exception
+from opsjobs.runners.threads import JobThreads
 from opsjobs.store import End, Finish, Store, Waiter
 
 __all__ = ["Worker", "WorkerHandle", "embed"]
@@ -166,7 +166,7 @@ class Worker:
         self.threads = threads
         self.kinds = kinds or default_registry()
         self.lease = settings.lease_seconds
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix=f"opsjobs-{self.id[:8]}")
+        self._pool = JobThreads(threads, f"opsjobs-{self.id[:8]}")
         self._busy = 0  # thread + process jobs in the pool
         self._running: dict[str, _Running] = {}
         self._lock = threading.Lock()
@@ -1055,7 +1055,7 @@ class Worker:
                 self._handoff.popleft(),
                 Finish(JobState.FAILED, error="the worker stopped before it started the job"),
             )
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown()
 
 
 class WorkerHandle:
