@@ -4,6 +4,7 @@ Usage::
 
     python bench/pg_profile.py [--jobs 5000] [--postgres URL] [--top 25]
                                [--want 1,100] [--rounds 1] [--raw-only] [--steps 100]
+                               [--shape noop]
 
 First the store's own ``finish_and_claim_many`` statement runs alone on one connection, ``--want``
 jobs per round trip (the SQL ceiling of one worker), reporting jobs/s, the server process's CPU
@@ -254,10 +255,12 @@ def out_time(calls: Sequence[tuple[float, float, int, int]]) -> tuple[float, flo
     return one, two
 
 
-def steps(url: str, n: int, threads: int) -> None:
-    """An in-process worker with ``threads`` slots drains ``n`` no-op ``thread`` jobs; where
-    its wall time goes (see the module's doc)."""
+def steps(url: str, n: int, threads: int, shape: str = "noop") -> None:
+    """An in-process worker with ``threads`` slots drains ``n`` ``thread`` jobs of ``shape``
+    (bench/pg_shapes.py; no-op by default); where its wall time goes (see the module's doc)."""
     import statistics
+
+    from pg_shapes import SHAPES
 
     from opsjobs import Worker
 
@@ -268,7 +271,7 @@ def steps(url: str, n: int, threads: int) -> None:
         client = opsjobs_client(settings)
         try:
             throughput.RAN.clear()
-            prefill_many(client, n, "thread")
+            prefill_many(client, n, "thread", spec=SHAPES[shape][0])
             store = client.store
             call = store.finish_and_claim_many
 
@@ -300,7 +303,7 @@ def steps(url: str, n: int, threads: int) -> None:
     last = max((i for i, c in enumerate(calls) if c[3]), default=-1)
     empty = sum(1 for c in calls[:last] if not c[3])
     sizes = sorted(c[3] for c in calls if c[3])
-    print(f"== in-process worker, {threads} thread slots: {done} of {n} succeeded in "
+    print(f"== in-process worker, {threads} thread slots, {shape} jobs: {done} of {n} succeeded in "
           f"{wall:.2f} s ({n / wall:,.0f}/s); process CPU {cpu / n * 1e6:.0f} us a job "
           f"({cpu / wall:.0%} of the wall time), its server backends {srv / n * 1e6:.0f} us a "
           f"job (those open at the end)")  # fmt: skip
@@ -340,6 +343,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="SLOTS",
         help="only: where a thread-mode worker with SLOTS slots spends its wall time",
     )
+    p.add_argument(
+        "--shape",
+        default="noop",
+        help="with --steps: the jobs' shape (bench/pg_shapes.py: noop, sleep, cpu, payload...)",
+    )
     args = p.parse_args(argv)
     why = pg_reachable(args.postgres)
     if why is not None:
@@ -347,7 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     if args.steps:
         for _ in range(args.rounds):
-            steps(args.postgres, args.jobs, args.steps)
+            steps(args.postgres, args.jobs, args.steps, args.shape)
         return 0
     for want in args.want:
         for _ in range(args.rounds):

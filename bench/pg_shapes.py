@@ -3,7 +3,7 @@
 Usage::
 
     python bench/pg_shapes.py [--jobs 5000] [--slots 4,10,100] [--postgres URL]
-                              [--shapes noop,sleep,cpu,payload]
+                              [--shapes noop,sleep,cpu,payload,payload_in]
 
 Each shape runs on one ``opsjobs worker`` process (``--threads`` = slots, pre-filled queue,
 ``thread`` jobs) and on one pgqueuer ``QueueManager`` (``batch_size`` = slots, its native
@@ -19,7 +19,8 @@ bench/throughput.py and bench/pgqueuer_side.py). The shapes:
   pgqueuer ``asyncio.sleep``);
 * ``cpu``: a fixed pure-Python loop of ~0.1-0.2 ms holding the GIL (both on a thread);
 * ``payload``: a 4 KiB payload, which opsjobs' job returns as its 4 KiB result (pgqueuer keeps
-  no results: its job only reads the payload).
+  no results: its job only reads the payload);
+* ``payload_in``: the same payload, and no result (the same work on both sides).
 """
 
 from __future__ import annotations
@@ -66,6 +67,12 @@ def echo(i: int, blob: str) -> str:
     return blob
 
 
+def take(i: int, blob: str) -> None:
+    """The ``payload_in`` job: reads its 4 KiB argument, returns nothing."""
+    RAN.append(i)
+    len(blob)
+
+
 async def _sleep(payload: bytes) -> None:
     await asyncio.sleep(0.001)
 
@@ -92,6 +99,11 @@ SHAPES: dict[str, tuple[Callable[[int, str], dict[str, Any]], Any, Any]] = {
     "cpu": (_job("cpu", "pg_shapes:spin", {}), _spin, None),
     "payload": (
         _job("payload", "pg_shapes:echo", {"blob": BLOB}),
+        _read,
+        lambda i: f"{i} {BLOB}".encode(),
+    ),
+    "payload_in": (
+        _job("payload_in", "pg_shapes:take", {"blob": BLOB}),
         _read,
         lambda i: f"{i} {BLOB}".encode(),
     ),
