@@ -46,6 +46,7 @@ LOCAL = {
     "throughput",
     "heap_shapes",
     "pgqueuer_side",
+    "pg_shapes",
     "receivers",
 }
 # Standard modules of the newer supported Pythons, imported behind a version check.
