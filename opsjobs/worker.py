@@ -391,7 +391,7 @@ class Worker:
             return 0.0
         low, high = _GATHER_WAIT
         left = oldest + min(max(self._step_cost, low), high) - time.time()
-        return left if left > 0 else 0.0
+        return min(left, high) if left > 0 else 0.0  # (a clock set back waits no longer)
 
     def _until_due(self, timeout: float) -> float:
         """``timeout``, shortened to wake when the next waiting job (a retry) of this worker's

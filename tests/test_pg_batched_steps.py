@@ -131,3 +131,26 @@ def test_short_jobs_beside_a_long_one_end_while_it_runs(tmp_path: Path) -> None:
                 handle.stop(timeout=60)
         finally:
             client.close()
+
+
+def test_ends_never_wait_longer_than_the_gathering_bound(tmp_path: Path) -> None:
+    # The wait is counted from the oldest end's wall-clock time: a clock set back an hour
+    # must not hold the ends (and their slots) for an hour.
+    from types import SimpleNamespace
+
+    from opsjobs.model import JobState
+    from opsjobs.store import End, Finish
+
+    client = client_for(settings_for(tmp_path))
+    try:
+        worker = opsjobs.Worker(client.store, client.settings, threads=SLOTS)
+        worker._batch_steps = True  # as on PostgreSQL
+        end = End("j", 1, Finish(JobState.SUCCEEDED), time.time() + 3600)
+        worker._ended.append(SimpleNamespace(end=end))  # type: ignore[arg-type]
+        worker._busy = 2  # one more pool job still running
+        wait = worker._gathering()
+        assert 0 < wait <= 0.005
+        worker._busy = 1  # none: the end goes out now
+        assert worker._gathering() == 0
+    finally:
+        client.close()
