@@ -754,8 +754,9 @@ def bench_pg(
     spec: Callable[[int, str], dict[str, Any]] = noop_spec,
     shape: str = "",
 ) -> Rate:
-    """``processes`` worker processes (``hosts`` groups) drain ``n`` no-op jobs of ``mode``,
-    pre-filled 1000 at a time (``bulk``) or one at a time. With ``warm`` the workers are
+    """``processes`` worker processes (``hosts`` groups) drain ``n`` jobs of ``mode`` (``spec``:
+    no-op by default; ``shape`` names it in the row), pre-filled 1000 at a time (``bulk``) or
+    one no-op at a time. With ``warm`` the workers are
     started first and the bench waits until every one has registered; then all ``n`` jobs
     arrive in one ``submit_many`` (one transaction: nothing is visible before its commit, and
     its one wake-up reaches every worker at once). Pre-filled, the first process up drains
