@@ -508,19 +508,6 @@ class PostgresStore(SqlJobs, SqlAlerts, SqlNotices, SqlAuth, SqlSchedules, Store
         if not ends and not want:
             return [], []
         params = _many_params(ends, worker_id, host, queues, now, lease, want)
-        return self._claim_many(ends, params, want, worker_id, host, queues, now, lease)
-
-    def _claim_many(
-        self,
-        ends: Sequence[End],
-        params: dict[str, Any],
-        want: int,
-        worker_id: str,
-        host: str,
-        queues: Sequence[str],
-        now: float,
-        lease: float,
-    ) -> tuple[list[bool], list[Job]]:
         lease_until = params["lease_until"]
         jobs: list[Job] = []
         while True:
